@@ -30,6 +30,9 @@ static GLOBAL_ALLOCATOR: WdkAllocator = WdkAllocator;
 
 mod nt;
 
+#[cfg(test)]
+mod layout_tests;
+
 use core::ptr::null_mut;
 
 use nt::{
