@@ -1,0 +1,370 @@
+#Requires -Version 5.1
+<#
+.SYNOPSIS
+    Creates and starts the TestDrv kernel service for TestDriver.sys, then checks that C:\Temp stays empty.
+
+.DESCRIPTION
+    The seed's two steps, made repeatable:
+
+        sc.exe create TestDrv type= kernel binPath= <full path of TestDriver.sys>
+        sc.exe start TestDrv
+
+    Each case is handled with its own message:
+      - no TestDrv service yet            -> sc.exe create
+      - TestDrv exists, same binPath      -> nothing to create
+      - TestDrv exists, other binPath     -> sc.exe config binPath= <new> if it is stopped;
+                                             refused if it is running (reboot first)
+      - TestDrv exists, not a kernel driver -> refused (another program owns that name)
+      - TestDrv already running           -> not started again: the deadlock is already there
+      - sc.exe start fails                -> the Win32 error is explained (577: signature,
+                                             2: file not found, 1275: driver blocked, ...)
+
+    After a successful start it waits -WaitSeconds (5) and counts the files in
+    C:\Temp. The driver's FileCreationThread takes the FAST_MUTEX and then tries to
+    take it again, so it never reaches the loop that writes C:\Temp\file_N.txt:
+    C:\Temp must stay empty. The script says which of the two it saw.
+
+    The driver's threads are stuck for good once it starts. Do not "sc stop" it:
+    see scripts\Remove-TestDriver.ps1 for why, and reboot instead.
+
+    Assumptions (not verified here, no Windows was available when this was written):
+      - sc.exe sets its exit code to the Win32 error of the failed call (e.g. 1060
+        when the service does not exist), as it does on current Windows.
+      - With test signing on, Windows loads the test-signed TestDriver.sys that
+        "cargo make" produces. If it still refuses (error 577), import the package's
+        .cer into LocalMachine\Root and LocalMachine\TrustedPublisher (-ImportCertificate),
+        as the windows-drivers-rs sample instructions do.
+
+.PARAMETER DriverPath
+    Path of TestDriver.sys. Default: the first that exists of
+    target\release\TestDriver_package\TestDriver.sys, target\release\package\TestDriver.sys
+    (older windows-drivers-rs), their target\x86_64-pc-windows-msvc\release\ variants, and
+    out\TestDriver.sys (the Linux build), relative to the repository root.
+
+.PARAMETER ServiceName
+    Service name. Default: TestDrv (as in the seed).
+
+.PARAMETER WaitSeconds
+    Seconds to wait after the start before looking into C:\Temp. Default: 5.
+
+.PARAMETER WatchFolder
+    Folder the driver would write to. Default: C:\Temp.
+
+.PARAMETER NoStart
+    Create or fix the service, do not start it.
+
+.PARAMETER ImportCertificate
+    Import the .cer found next to the driver into LocalMachine\Root and LocalMachine\TrustedPublisher first.
+
+.PARAMETER Force
+    Continue even when test signing is not active (the start will then fail with error 577).
+
+.EXAMPLE
+    PS C:\> .\scripts\Install-TestDriver.ps1 -WhatIf
+    Shows the sc.exe commands it would run.
+
+.EXAMPLE
+    PS C:\> .\scripts\Install-TestDriver.ps1
+    Creates TestDrv for the driver built by "cargo make", starts it, checks C:\Temp.
+
+.EXAMPLE
+    PS C:\> .\scripts\Install-TestDriver.ps1 -DriverPath C:\Users\Admin\TestDriver\TestDriver.sys -WaitSeconds 10
+#>
+[CmdletBinding(SupportsShouldProcess)]
+param(
+    [string]$DriverPath,
+
+    [ValidatePattern('^[A-Za-z0-9_]+$')]
+    [string]$ServiceName = 'TestDrv',
+
+    [ValidateRange(0, 600)]
+    [int]$WaitSeconds = 5,
+
+    [string]$WatchFolder = 'C:\Temp',
+
+    [switch]$NoStart,
+
+    [switch]$ImportCertificate,
+
+    [switch]$Force
+)
+
+$ErrorActionPreference = 'Stop'
+Set-StrictMode -Version 2.0
+
+$SERVICE_KERNEL_DRIVER = 1
+$SERVICE_RUNNING = 4
+$SERVICE_STOPPED = 1
+
+function Assert-Administrator {
+    $identity = [Security.Principal.WindowsIdentity]::GetCurrent()
+    $principal = New-Object -TypeName Security.Principal.WindowsPrincipal -ArgumentList $identity
+    if (-not $principal.IsInRole([Security.Principal.WindowsBuiltInRole]::Administrator)) {
+        throw 'This script must run elevated: open PowerShell with "Run as administrator" and run it again.'
+    }
+}
+
+function Invoke-NativeCommand {
+    param(
+        [Parameter(Mandatory)][string]$FilePath,
+        [string[]]$ArgumentList = @()
+    )
+    if (-not (Get-Command -Name $FilePath -ErrorAction SilentlyContinue)) {
+        throw "$FilePath was not found on PATH."
+    }
+    $previous = $ErrorActionPreference
+    $ErrorActionPreference = 'Continue'
+    try {
+        $lines = & $FilePath @ArgumentList 2>&1 | ForEach-Object { "$_" }
+        $code = $LASTEXITCODE
+    }
+    finally {
+        $ErrorActionPreference = $previous
+    }
+    [pscustomobject]@{
+        ExitCode = $code
+        Output   = @($lines)
+    }
+}
+
+function Write-NativeOutput {
+    param($Result)
+    foreach ($line in $Result.Output) {
+        if ($line.Trim().Length -gt 0) {
+            Write-Host "    $line"
+        }
+    }
+}
+
+function Resolve-DriverPath {
+    param([string]$Path)
+    if ($Path) {
+        if (-not (Test-Path -LiteralPath $Path -PathType Leaf)) {
+            throw "Driver not found: $Path"
+        }
+        return (Resolve-Path -LiteralPath $Path).ProviderPath
+    }
+    $root = Split-Path -Parent $PSScriptRoot
+    $candidates = @(
+        'target\release\TestDriver_package\TestDriver.sys',
+        'target\x86_64-pc-windows-msvc\release\TestDriver_package\TestDriver.sys',
+        'target\release\package\TestDriver.sys',
+        'target\x86_64-pc-windows-msvc\release\package\TestDriver.sys',
+        'out\TestDriver.sys'
+    )
+    foreach ($relative in $candidates) {
+        $full = Join-Path -Path $root -ChildPath $relative
+        if (Test-Path -LiteralPath $full -PathType Leaf) {
+            return (Resolve-Path -LiteralPath $full).ProviderPath
+        }
+    }
+    throw ("TestDriver.sys not found under $root. Build it first (cargo make in the repository root), " +
+        'or pass -DriverPath.')
+}
+
+# The registry's ImagePath of a kernel service -> a plain full path.
+# sc.exe stores "C:\x\TestDriver.sys" as "\??\C:\x\TestDriver.sys"; drivers installed
+# by Windows use "\SystemRoot\..." or "System32\drivers\...".
+function ConvertFrom-ImagePath {
+    param([string]$ImagePath)
+    $p = $ImagePath.Trim().Trim('"')
+    if ($p.StartsWith('\??\')) {
+        $p = $p.Substring(4)
+    }
+    if ($p -match '^\\SystemRoot\\(.*)$') {
+        $p = Join-Path -Path $env:SystemRoot -ChildPath $Matches[1]
+    }
+    elseif ($p -match '^(?i)system32\\') {
+        $p = Join-Path -Path $env:SystemRoot -ChildPath $p
+    }
+    return $p
+}
+
+function Get-ServiceInfo {
+    param([string]$Name)
+    $key = "HKLM:\SYSTEM\CurrentControlSet\Services\$Name"
+    $query = Invoke-NativeCommand -FilePath 'sc.exe' -ArgumentList @('query', $Name)
+    if ($query.ExitCode -eq 1060) {
+        return $null
+    }
+    if ($query.ExitCode -ne 0) {
+        Write-NativeOutput $query
+        throw "sc.exe query $Name failed with exit code $($query.ExitCode)."
+    }
+    $state = 0
+    foreach ($line in $query.Output) {
+        if ($line -match 'STATE\s+:\s+(\d+)') {
+            $state = [int]$Matches[1]
+        }
+    }
+    $type = $null
+    $imagePath = ''
+    if (Test-Path -LiteralPath $key) {
+        $props = Get-ItemProperty -LiteralPath $key
+        if ($props.PSObject.Properties.Name -contains 'Type') {
+            $type = [int]$props.Type
+        }
+        if ($props.PSObject.Properties.Name -contains 'ImagePath') {
+            $imagePath = [string]$props.ImagePath
+        }
+    }
+    [pscustomobject]@{
+        Name      = $Name
+        State     = $state
+        Type      = $type
+        ImagePath = $imagePath
+        Path      = $(if ($imagePath) { ConvertFrom-ImagePath $imagePath } else { '' })
+    }
+}
+
+function Get-StartErrorText {
+    param([int]$Code)
+    switch ($Code) {
+        2 { return 'ERROR_FILE_NOT_FOUND: binPath points to a file that does not exist.' }
+        5 { return 'ERROR_ACCESS_DENIED: run elevated.' }
+        577 { return ('ERROR_INVALID_IMAGE_HASH: Windows cannot verify the driver signature. Is test signing ' +
+                'active (reboot after bcdedit)? Is the .sys the signed one from the package folder? Try -ImportCertificate.') }
+        1056 { return 'ERROR_SERVICE_ALREADY_RUNNING: the driver is already loaded.' }
+        1058 { return 'ERROR_SERVICE_DISABLED: the service start type is disabled (sc.exe config TestDrv start= demand).' }
+        1275 { return 'ERROR_DRIVER_BLOCKED: a policy blocks this driver (HVCI / vulnerable driver blocklist / WDAC).' }
+        default { return "Win32 error $Code (see: net helpmsg $Code)." }
+    }
+}
+
+Assert-Administrator
+
+$driver = Resolve-DriverPath -Path $DriverPath
+Write-Host "Driver: $driver"
+
+$signature = Get-AuthenticodeSignature -LiteralPath $driver
+if ($signature.Status -eq 'NotSigned') {
+    Write-Warning ('The driver has no signature: Windows will not load it even in test mode. ' +
+        'Use the TestDriver.sys from the package folder that "cargo make" signs.')
+}
+else {
+    $signer = '(none)'
+    if ($signature.SignerCertificate) {
+        $signer = $signature.SignerCertificate.Subject
+    }
+    Write-Host "Signature: $($signature.Status), signer $signer (a test certificate is expected to be untrusted)."
+}
+
+$startOptions = (Get-ItemProperty -Path 'HKLM:\SYSTEM\CurrentControlSet\Control' -Name SystemStartOptions).SystemStartOptions
+if ($startOptions -notmatch 'TESTSIGNING') {
+    $message = 'Test signing is not active in this boot. Run scripts\Initialize-TestVM.ps1 and reboot.'
+    if ($Force) {
+        Write-Warning $message
+    }
+    else {
+        throw "$message (Use -Force to try anyway.)"
+    }
+}
+
+if ($ImportCertificate) {
+    $cer = Get-ChildItem -LiteralPath (Split-Path -Parent $driver) -Filter '*.cer' | Select-Object -First 1
+    if (-not $cer) {
+        throw "No .cer file next to $driver."
+    }
+    foreach ($store in @('Cert:\LocalMachine\Root', 'Cert:\LocalMachine\TrustedPublisher')) {
+        if ($PSCmdlet.ShouldProcess($store, "Import-Certificate $($cer.FullName)")) {
+            Import-Certificate -FilePath $cer.FullName -CertStoreLocation $store | Out-Null
+            Write-Host "Certificate $($cer.Name) imported into $store."
+        }
+    }
+}
+
+# Create, or check, the service
+$service = Get-ServiceInfo -Name $ServiceName
+if ($null -eq $service) {
+    if ($PSCmdlet.ShouldProcess($ServiceName, "sc.exe create $ServiceName type= kernel binPath= $driver")) {
+        $result = Invoke-NativeCommand -FilePath 'sc.exe' -ArgumentList @('create', $ServiceName, 'type=', 'kernel', 'binPath=', $driver)
+        Write-NativeOutput $result
+        if ($result.ExitCode -ne 0) {
+            throw "sc.exe create failed with exit code $($result.ExitCode): $(Get-StartErrorText $result.ExitCode)"
+        }
+        $service = Get-ServiceInfo -Name $ServiceName
+    }
+}
+else {
+    Write-Host "Service ${ServiceName}: exists, state $($service.State), ImagePath $($service.ImagePath)"
+    if ($service.Type -ne $SERVICE_KERNEL_DRIVER) {
+        throw ("A service named $ServiceName exists but is not a kernel driver (type $($service.Type)). " +
+            'It belongs to something else: choose another -ServiceName.')
+    }
+    if ($service.Path -ieq $driver) {
+        Write-Host "Service ${ServiceName}: binPath already points to this driver."
+    }
+    elseif ($service.State -ne $SERVICE_STOPPED) {
+        throw ("$ServiceName is loaded from $($service.Path), not from $driver. A loaded TestDriver cannot be " +
+            'replaced while its threads are stuck: reboot (the service is demand-start, it stays stopped), then run this again.')
+    }
+    elseif ($PSCmdlet.ShouldProcess($ServiceName, "sc.exe config $ServiceName binPath= $driver")) {
+        Write-Host "Service ${ServiceName}: binPath points to $($service.Path), changing it to $driver."
+        $result = Invoke-NativeCommand -FilePath 'sc.exe' -ArgumentList @('config', $ServiceName, 'binPath=', $driver)
+        Write-NativeOutput $result
+        if ($result.ExitCode -ne 0) {
+            throw "sc.exe config failed with exit code $($result.ExitCode)."
+        }
+        $service = Get-ServiceInfo -Name $ServiceName
+    }
+}
+
+if ($NoStart) {
+    Write-Host 'Not starting (-NoStart). Start it with: sc.exe start TestDrv'
+    return
+}
+if ($null -eq $service) {
+    # -WhatIf on a machine without the service
+    Write-Host "What if: sc.exe start $ServiceName, then look into $WatchFolder after $WaitSeconds s."
+    return
+}
+
+# Start
+if ($service.State -eq $SERVICE_RUNNING) {
+    Write-Host ("Service ${ServiceName}: already RUNNING. Not starting it again: its two threads are already " +
+        'blocked on the fast mutex. Checking the folder only.')
+}
+elseif ($PSCmdlet.ShouldProcess($ServiceName, "sc.exe start $ServiceName")) {
+    $result = Invoke-NativeCommand -FilePath 'sc.exe' -ArgumentList @('start', $ServiceName)
+    Write-NativeOutput $result
+    if ($result.ExitCode -ne 0) {
+        throw "sc.exe start $ServiceName failed with exit code $($result.ExitCode): $(Get-StartErrorText $result.ExitCode)"
+    }
+    $running = $false
+    foreach ($line in $result.Output) {
+        if ($line -match 'STATE\s+:\s+4\b') {
+            $running = $true
+        }
+    }
+    if (-not $running) {
+        Write-Warning 'sc.exe start did not report STATE 4 RUNNING; check the output above.'
+    }
+}
+else {
+    return
+}
+
+# C:\Temp must stay empty
+if (-not (Test-Path -LiteralPath $WatchFolder -PathType Container)) {
+    Write-Warning "$WatchFolder does not exist: the driver could not have written there anyway. Run scripts\Initialize-TestVM.ps1."
+    return
+}
+Write-Host "Waiting $WaitSeconds s, then counting the files in $WatchFolder ..."
+Start-Sleep -Seconds $WaitSeconds
+$files = @(Get-ChildItem -LiteralPath $WatchFolder -File -Force)
+if ($files.Count -eq 0) {
+    Write-Host ("$WatchFolder is empty after $WaitSeconds s, as expected: FileCreationThread is blocked in its " +
+        'second ExAcquireFastMutex and never reaches the loop that creates file_N.txt. ' +
+        'FileMoveThread waits behind it. Next: scripts\New-LiveKernelDump.ps1.')
+}
+else {
+    Write-Warning ("$WatchFolder holds $($files.Count) file(s) after $WaitSeconds s, e.g. $($files[0].Name). " +
+        'That is not the deadlock the demo expects: did the folder hold files before, or does this build not acquire the mutex twice?')
+}
+[pscustomobject]@{
+    Service       = $ServiceName
+    Driver        = $driver
+    WatchFolder   = $WatchFolder
+    FilesAfterRun = $files.Count
+    Deadlocked    = ($files.Count -eq 0)
+}

@@ -1,0 +1,157 @@
+#Requires -Version 5.1
+<#
+.SYNOPSIS
+    Writes a live kernel memory dump of the running VM (no crash, no reboot), or finds the one Task Manager wrote.
+
+.DESCRIPTION
+    The seed takes its dump with Task Manager (Windows 11): Details > right-click
+    "System" > "Create live kernel memory dump file" > "Full live kernel memory dump".
+    Task Manager writes it to %LOCALAPPDATA%\Microsoft\Windows\TaskManager\LiveKernelDumps
+    and the dump reports bug check 0x161 (LIVE_SYSTEM_DUMP). That menu exists from
+    Windows 11 22H2 build 22621.1992 on, per Microsoft's "Task Manager live memory dump" page.
+
+    This script does the same from the command line with the Storage module, as
+    Microsoft's "Kernel Live Dump Code Reference" page describes:
+
+        Get-StorageSubSystem
+        Get-StorageDiagnosticInfo -StorageSubSystemFriendlyName "<name>" -IncludeLiveDump -DestinationPath <folder>
+
+    The dump lands under <folder>\localhost\ (LiveDump.dmp in Microsoft's example).
+    This works on Windows 10 as well. By default the script passes
+    -ExcludeOperationalLog and -ExcludeDiagnosticLog so that only the dump is
+    collected; -IncludeLogs keeps the storage event logs too.
+
+    With -FromTaskManager it changes nothing: it returns the newest .dmp in Task
+    Manager's LiveKernelDumps folder, for piping into Invoke-DumpAnalysis.ps1.
+
+    The dump is as large as the kernel memory in use (hundreds of MB to GB): the
+    destination needs the room. A live dump may miss pages (Microsoft calls it a
+    "partial" live dump when memory is short); the threads and the fast mutex this
+    demo needs are in non-paged memory and kernel stacks, which it keeps first.
+
+    Assumption (not verified here, no Windows was available when this was written):
+    the subsystem to use is the local one whose FriendlyName starts with
+    "Windows Storage" (Microsoft's example shows "Windows Storage on <computer>").
+
+.PARAMETER DestinationPath
+    Folder for the dump. Default: C:\Dumps\TestDriver-<yyyyMMdd-HHmmss>. Must not exist yet or be empty.
+
+.PARAMETER StorageSubSystemFriendlyName
+    Storage subsystem to ask. Default: the local "Windows Storage on ..." subsystem.
+
+.PARAMETER IncludeLogs
+    Also collect the storage operational and diagnostic logs.
+
+.PARAMETER FromTaskManager
+    Do not create a dump: return the newest dump Task Manager wrote.
+
+.EXAMPLE
+    PS C:\> .\scripts\New-LiveKernelDump.ps1
+    Writes C:\Dumps\TestDriver-20231125-043101\localhost\LiveDump.dmp (for example) and returns its path.
+
+.EXAMPLE
+    PS C:\> .\scripts\New-LiveKernelDump.ps1 | .\scripts\Invoke-DumpAnalysis.ps1
+
+.EXAMPLE
+    PS C:\> .\scripts\New-LiveKernelDump.ps1 -FromTaskManager | .\scripts\Invoke-DumpAnalysis.ps1
+    Analyses the dump made in Task Manager, as in the seed.
+#>
+[CmdletBinding(SupportsShouldProcess, DefaultParameterSetName = 'Storage')]
+[OutputType([string])]
+param(
+    [Parameter(ParameterSetName = 'Storage')]
+    [string]$DestinationPath = (Join-Path -Path 'C:\Dumps' -ChildPath ('TestDriver-' + (Get-Date -Format 'yyyyMMdd-HHmmss'))),
+
+    [Parameter(ParameterSetName = 'Storage')]
+    [string]$StorageSubSystemFriendlyName,
+
+    [Parameter(ParameterSetName = 'Storage')]
+    [switch]$IncludeLogs,
+
+    [Parameter(ParameterSetName = 'TaskManager', Mandatory)]
+    [switch]$FromTaskManager
+)
+
+$ErrorActionPreference = 'Stop'
+Set-StrictMode -Version 2.0
+
+function Assert-Administrator {
+    $identity = [Security.Principal.WindowsIdentity]::GetCurrent()
+    $principal = New-Object -TypeName Security.Principal.WindowsPrincipal -ArgumentList $identity
+    if (-not $principal.IsInRole([Security.Principal.WindowsBuiltInRole]::Administrator)) {
+        throw 'This script must run elevated: open PowerShell with "Run as administrator" and run it again.'
+    }
+}
+
+function Write-DumpFound {
+    param([IO.FileInfo]$File)
+    $mb = [math]::Round($File.Length / 1048576, 1)
+    Write-Host "Dump: $($File.FullName) ($mb MB, written $($File.LastWriteTime))"
+    Write-Host "Next: .\scripts\Invoke-DumpAnalysis.ps1 -DumpPath '$($File.FullName)'"
+}
+
+Assert-Administrator
+
+if ($FromTaskManager) {
+    $folder = Join-Path -Path $env:LOCALAPPDATA -ChildPath 'Microsoft\Windows\TaskManager\LiveKernelDumps'
+    if (-not (Test-Path -LiteralPath $folder -PathType Container)) {
+        throw ("$folder does not exist: no live kernel dump was made with Task Manager by this user. " +
+            'Task Manager > Details > right-click System > Create live kernel memory dump file > Full live kernel memory dump.')
+    }
+    $newest = Get-ChildItem -LiteralPath $folder -Filter '*.dmp' -File -Recurse |
+        Sort-Object -Property LastWriteTime -Descending | Select-Object -First 1
+    if (-not $newest) {
+        throw "No .dmp file in $folder."
+    }
+    Write-DumpFound -File $newest
+    return $newest.FullName
+}
+
+if (-not (Get-Command -Name Get-StorageDiagnosticInfo -ErrorAction SilentlyContinue)) {
+    throw ('Get-StorageDiagnosticInfo (Storage module) is not available on this Windows. ' +
+        'Use Task Manager instead and then -FromTaskManager.')
+}
+
+if (-not $StorageSubSystemFriendlyName) {
+    $subsystem = Get-StorageSubSystem | Where-Object { $_.FriendlyName -like 'Windows Storage*' } | Select-Object -First 1
+    if (-not $subsystem) {
+        $names = (Get-StorageSubSystem | ForEach-Object { $_.FriendlyName }) -join ', '
+        throw "No 'Windows Storage ...' subsystem found (have: $names). Pass -StorageSubSystemFriendlyName."
+    }
+    $StorageSubSystemFriendlyName = $subsystem.FriendlyName
+}
+Write-Host "Storage subsystem: $StorageSubSystemFriendlyName"
+
+if (Test-Path -LiteralPath $DestinationPath) {
+    if (@(Get-ChildItem -LiteralPath $DestinationPath -Force).Count -gt 0) {
+        throw "$DestinationPath exists and is not empty: choose a new -DestinationPath."
+    }
+}
+
+$arguments = @{
+    StorageSubSystemFriendlyName = $StorageSubSystemFriendlyName
+    IncludeLiveDump              = $true
+    DestinationPath              = $DestinationPath
+}
+if (-not $IncludeLogs) {
+    $arguments['ExcludeOperationalLog'] = $true
+    $arguments['ExcludeDiagnosticLog'] = $true
+}
+
+if (-not $PSCmdlet.ShouldProcess($DestinationPath, 'Get-StorageDiagnosticInfo -IncludeLiveDump (live kernel memory dump)')) {
+    return
+}
+if (-not (Test-Path -LiteralPath $DestinationPath)) {
+    New-Item -ItemType Directory -Path $DestinationPath | Out-Null
+}
+Write-Host 'Writing the live kernel dump; this takes a while and needs free memory ...'
+Get-StorageDiagnosticInfo @arguments | Out-Null
+
+$dump = Get-ChildItem -LiteralPath $DestinationPath -Filter '*.dmp' -File -Recurse |
+    Sort-Object -Property LastWriteTime -Descending | Select-Object -First 1
+if (-not $dump) {
+    throw ("Get-StorageDiagnosticInfo finished but wrote no .dmp under $DestinationPath. " +
+        'Live dumps are throttled and need free memory: wait a few minutes and retry, or use Task Manager.')
+}
+Write-DumpFound -File $dump
+return $dump.FullName

@@ -1,0 +1,203 @@
+#Requires -Version 5.1
+<#
+.SYNOPSIS
+    Cleans up after the TestDriver demo: deletes the TestDrv service, optionally resets Driver Verifier and turns test signing off.
+
+.DESCRIPTION
+    Why there is no "sc stop TestDrv" here. Once started, TestDriver's two system
+    threads are blocked for good inside ExAcquireFastMutex: FileCreationThread on
+    its own second acquire, FileMoveThread behind it. Stopping the service calls
+    the driver's unload routine (unload_driver, UnloadDriver in the seed), which
+    deletes the device object; the FAST_MUTEX the threads wait on lives in that
+    device's extension, so its memory is freed while two threads still wait on
+    the event inside it. Then the I/O manager unloads TestDriver.sys, although both
+    threads will return into its code (the caller of ExAcquireFastMutex is
+    TestDriver+0x...). Anything that later touches that pool memory, or wakes a
+    thread into the unmapped code, crashes the machine. Nothing can release a fast
+    mutex on behalf of its owner, so the only clean way out is a reboot: the
+    service is demand-start and stays stopped after it.
+
+    What this script does, each step only if needed and each one -WhatIf-able:
+      1. sc.exe delete TestDrv. On a loaded driver this marks the service for
+         deletion; Windows removes it when the driver is gone, that is at the reboot.
+      2. -ResetVerifier: verifier /reset (all Driver Verifier settings off after reboot).
+      3. -DisableTestSigning: bcdedit /set testsigning off (after reboot).
+      4. -RemoveTestFolders: deletes C:\Temp and C:\Temp2 if they are empty
+         (the demo leaves them empty; a non-empty folder is kept with a warning).
+      5. -Restart: reboots.
+
+    Assumption (not verified here, no Windows was available when this was written):
+    verifier.exe /reset exits with 0 or 2 on success (2 read as "reboot required").
+
+.PARAMETER ServiceName
+    Service name. Default: TestDrv.
+
+.PARAMETER ResetVerifier
+    Run "verifier /reset".
+
+.PARAMETER DisableTestSigning
+    Run "bcdedit /set testsigning off".
+
+.PARAMETER RemoveTestFolders
+    Remove C:\Temp and C:\Temp2 when they are empty.
+
+.PARAMETER TestFolder
+    Folders for -RemoveTestFolders. Default: C:\Temp, C:\Temp2.
+
+.PARAMETER Restart
+    Restart the computer at the end.
+
+.EXAMPLE
+    PS C:\> .\scripts\Remove-TestDriver.ps1 -WhatIf -ResetVerifier -DisableTestSigning
+    Shows every change, makes none.
+
+.EXAMPLE
+    PS C:\> .\scripts\Remove-TestDriver.ps1 -ResetVerifier -DisableTestSigning -RemoveTestFolders -Restart
+    Undoes Initialize-TestVM.ps1 and Install-TestDriver.ps1 and reboots.
+#>
+[CmdletBinding(SupportsShouldProcess)]
+param(
+    [ValidatePattern('^[A-Za-z0-9_]+$')]
+    [string]$ServiceName = 'TestDrv',
+
+    [switch]$ResetVerifier,
+
+    [switch]$DisableTestSigning,
+
+    [switch]$RemoveTestFolders,
+
+    [string[]]$TestFolder = @('C:\Temp', 'C:\Temp2'),
+
+    [switch]$Restart
+)
+
+$ErrorActionPreference = 'Stop'
+Set-StrictMode -Version 2.0
+
+$SERVICE_STOPPED = 1
+
+function Assert-Administrator {
+    $identity = [Security.Principal.WindowsIdentity]::GetCurrent()
+    $principal = New-Object -TypeName Security.Principal.WindowsPrincipal -ArgumentList $identity
+    if (-not $principal.IsInRole([Security.Principal.WindowsBuiltInRole]::Administrator)) {
+        throw 'This script must run elevated: open PowerShell with "Run as administrator" and run it again.'
+    }
+}
+
+function Invoke-NativeCommand {
+    param(
+        [Parameter(Mandatory)][string]$FilePath,
+        [string[]]$ArgumentList = @()
+    )
+    if (-not (Get-Command -Name $FilePath -ErrorAction SilentlyContinue)) {
+        throw "$FilePath was not found on PATH."
+    }
+    $previous = $ErrorActionPreference
+    $ErrorActionPreference = 'Continue'
+    try {
+        $lines = & $FilePath @ArgumentList 2>&1 | ForEach-Object { "$_" }
+        $code = $LASTEXITCODE
+    }
+    finally {
+        $ErrorActionPreference = $previous
+    }
+    [pscustomobject]@{
+        ExitCode = $code
+        Output   = @($lines)
+    }
+}
+
+function Write-NativeOutput {
+    param($Result)
+    foreach ($line in $Result.Output) {
+        if ($line.Trim().Length -gt 0) {
+            Write-Host "    $line"
+        }
+    }
+}
+
+Assert-Administrator
+$rebootNeeded = $false
+
+# 1. The service
+$query = Invoke-NativeCommand -FilePath 'sc.exe' -ArgumentList @('query', $ServiceName)
+if ($query.ExitCode -eq 1060) {
+    Write-Host "Service ${ServiceName}: not installed, nothing to delete."
+}
+elseif ($query.ExitCode -ne 0) {
+    Write-NativeOutput $query
+    throw "sc.exe query $ServiceName failed with exit code $($query.ExitCode)."
+}
+else {
+    $state = 0
+    foreach ($line in $query.Output) {
+        if ($line -match 'STATE\s+:\s+(\d+)') {
+            $state = [int]$Matches[1]
+        }
+    }
+    if ($state -ne $SERVICE_STOPPED) {
+        Write-Warning ("$ServiceName is loaded (state $state). It is NOT stopped here: its threads are stuck on the " +
+            'fast mutex in its device extension, and unloading would free that memory and unmap code they ' +
+            'still return into. The service is deleted at the next reboot.')
+        $rebootNeeded = $true
+    }
+    if ($PSCmdlet.ShouldProcess($ServiceName, "sc.exe delete $ServiceName")) {
+        $result = Invoke-NativeCommand -FilePath 'sc.exe' -ArgumentList @('delete', $ServiceName)
+        Write-NativeOutput $result
+        if ($result.ExitCode -ne 0) {
+            throw "sc.exe delete $ServiceName failed with exit code $($result.ExitCode)."
+        }
+    }
+}
+
+# 2. Driver Verifier
+if ($ResetVerifier) {
+    if ($PSCmdlet.ShouldProcess('Driver Verifier', 'verifier /reset')) {
+        $result = Invoke-NativeCommand -FilePath 'verifier.exe' -ArgumentList @('/reset')
+        Write-NativeOutput $result
+        if (@(0, 2) -notcontains $result.ExitCode) {
+            throw "verifier /reset failed with exit code $($result.ExitCode)."
+        }
+        $rebootNeeded = $true
+    }
+}
+
+# 3. Test signing
+if ($DisableTestSigning) {
+    if ($PSCmdlet.ShouldProcess('boot configuration {current}', 'bcdedit /set testsigning off')) {
+        $result = Invoke-NativeCommand -FilePath 'bcdedit.exe' -ArgumentList @('/set', 'testsigning', 'off')
+        Write-NativeOutput $result
+        if ($result.ExitCode -ne 0) {
+            throw "bcdedit /set testsigning off failed with exit code $($result.ExitCode)."
+        }
+        $rebootNeeded = $true
+    }
+}
+
+# 4. Folders
+if ($RemoveTestFolders) {
+    foreach ($folder in $TestFolder) {
+        if (-not (Test-Path -LiteralPath $folder -PathType Container)) {
+            continue
+        }
+        $items = @(Get-ChildItem -LiteralPath $folder -Force)
+        if ($items.Count -gt 0) {
+            Write-Warning "$folder is not empty ($($items.Count) item(s)): kept."
+        }
+        elseif ($PSCmdlet.ShouldProcess($folder, 'Remove empty folder')) {
+            Remove-Item -LiteralPath $folder
+            Write-Host "Folder ${folder}: removed."
+        }
+    }
+}
+
+if ($rebootNeeded) {
+    if ($Restart) {
+        if ($PSCmdlet.ShouldProcess($env:COMPUTERNAME, 'Restart-Computer')) {
+            Restart-Computer -Force
+        }
+    }
+    else {
+        Write-Host 'REBOOT NEEDED to finish the cleanup: Restart-Computer.'
+    }
+}
