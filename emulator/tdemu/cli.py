@@ -1,0 +1,169 @@
+"""Command line: python -m tdemu run PATH/TestDriver.sys [options]   (see emulator/README.md)"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from . import ntstatus as st
+
+EXIT_COMPLETED = 0
+EXIT_INTERNAL = 1
+EXIT_BAD_INPUT = 2
+EXIT_DEADLOCK = 3
+EXIT_FAULT = 4
+EXIT_ENTRY_FAILED = 5
+EXIT_STRICT = 6
+EXIT_CODES = {"completed": EXIT_COMPLETED, "deadlock": EXIT_DEADLOCK, "fault": EXIT_FAULT,
+              "driver_entry_failed": EXIT_ENTRY_FAILED}
+
+
+class UsageError(Exception):
+    pass
+
+
+def parse_faults(specs: list[str]):
+    from .machine import Faults
+
+    f = Faults()
+    for spec in specs or []:
+        key, _, val = spec.partition("=")
+        key = key.strip().lower()
+        try:
+            if key in ("no-temp", "missing-temp"):
+                f.missing_dirs.append("C:\\Temp")
+            elif key in ("no-temp2", "missing-temp2"):
+                f.missing_dirs.append("C:\\Temp2")
+            elif key == "missing-dir":
+                if not val:
+                    raise ValueError("missing-dir needs a path, e.g. missing-dir=C:\\Temp")
+                f.missing_dirs.append(val)
+            elif key == "create-every":
+                n, _, status = val.partition(":")
+                f.create_fail_every = int(n)
+                if f.create_fail_every <= 0:
+                    raise ValueError("create-every needs N >= 1")
+                if status:
+                    f.create_fail_status = st.parse(status)
+            elif key == "iocreatedevice":
+                f.iocreatedevice_status = st.parse(val or "insufficient_resources")
+            elif key == "thread":
+                n, _, status = val.partition(":")
+                f.thread_fail_nth = int(n)
+                if f.thread_fail_nth <= 0:
+                    raise ValueError("thread needs N >= 1")
+                if status:
+                    f.thread_fail_status = st.parse(status)
+            else:
+                raise ValueError(f"unknown fault '{key}'")
+        except ValueError as e:
+            raise UsageError(f"--fault {spec}: {e}") from e
+    return f
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m tdemu",
+                                description="Run a Windows kernel driver (.sys) in an emulated kernel and report "
+                                            "threads, waits, fast mutexes, files and Verifier-style findings.")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run", help="load the driver, run DriverEntry, its system threads and DriverUnload")
+    r.add_argument("path", help="the driver, e.g. out/TestDriver.sys (its .map next to it is used for symbols)")
+    r.add_argument("--order", choices=["creation", "reverse", "move"], default="creation",
+                   help="first-run order of the system threads: creation order (default) or reverse "
+                        "('move': FileMoveThread first)")
+    r.add_argument("--allow-recursive-acquire", action="store_true",
+                   help="test switch: ignore a recursive ExAcquireFastMutex by the owner instead of blocking "
+                        "(lets the seed's loops run; recorded as a finding)")
+    r.add_argument("--unload", choices=["end", "early", "never"], default="end",
+                   help="when to call DriverUnload: when no thread can run any more (default), right after "
+                        "DriverEntry before the threads run, or never")
+    r.add_argument("--fault", action="append", default=[], metavar="SPEC",
+                   help="fault injection, repeatable: no-temp | no-temp2 | missing-dir=C:\\X | "
+                        "create-every=N[:STATUS] | iocreatedevice=STATUS | thread=N[:STATUS] "
+                        "(STATUS: access_denied, insufficient_resources, 0xC0000022, ...)")
+    r.add_argument("--report-dir", default="report", help="where report.json, report.txt and waitgraph.svg go "
+                                                           "(default: ./report)")
+    r.add_argument("--no-report", action="store_true", help="write no report files")
+    r.add_argument("--json", action="store_true", help="print the JSON report instead of the text")
+    r.add_argument("--quiet", action="store_true", help="print nothing (exit code and report files only)")
+    r.add_argument("--map", default=None, help="linker .map file (default: PATH with .map)")
+    r.add_argument("--max-seconds", type=float, default=60.0, help="wall-time limit of the emulation (default 60)")
+    r.add_argument("--expect", choices=["deadlock", "completed", "fault", "driver_entry_failed"],
+                   help="exit 0 if the outcome is this one, 1 otherwise")
+    r.add_argument("--strict", action="store_true",
+                   help=f"exit {EXIT_STRICT} if the run completed but has Verifier-style findings")
+    return p
+
+
+def run(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from .pecheck import BadInput, load_driver_image
+
+    try:
+        faults = parse_faults(args.fault)
+    except UsageError as e:
+        print(f"tdemu: error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    t0 = time.perf_counter()
+    try:
+        image = load_driver_image(args.path)
+    except BadInput as e:
+        print(f"tdemu: error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if args.map is not None:
+        import os
+
+        if not os.path.isfile(args.map):
+            print(f"tdemu: error: {args.map}: no such map file", file=sys.stderr)
+            return EXIT_BAD_INPUT
+
+    from . import report as R
+    from .machine import Machine, Options
+
+    order = "reverse" if args.order in ("reverse", "move") else "creation"
+    opts = Options(order=order, allow_recursive_acquire=args.allow_recursive_acquire, unload=args.unload,
+                   faults=faults, map_path=args.map, max_seconds=args.max_seconds)
+    try:
+        m = Machine(image, opts)
+        m.run()
+    except Exception as e:  # noqa: BLE001
+        import traceback
+
+        traceback.print_exc()
+        print(f"tdemu: internal error: {e}", file=sys.stderr)
+        return EXIT_INTERNAL
+    if m.fatal:
+        outcome = "fault"
+    elif m.deadlock:
+        outcome = "deadlock"
+    elif m.driver_entry_status is not None and not st.is_success(m.driver_entry_status):
+        outcome = "driver_entry_failed"
+    else:
+        outcome = "completed"
+    run_info = {"wall": time.perf_counter() - t0,
+                "options": {"order": args.order, "allow_recursive_acquire": args.allow_recursive_acquire,
+                            "unload": args.unload, "faults": faults.describe(), "fault_specs": args.fault}}
+    rep = R.build(m, outcome, run_info)
+    text = R.render_text(rep)
+    if not args.no_report:
+        paths = R.write_all(rep, text, args.report_dir)
+        text += f"Report: {paths['json']}, {paths['text']}, {paths['svg']}\n"
+    if not args.quiet:
+        if args.json:
+            print(json.dumps(rep, indent=2))
+        else:
+            sys.stdout.write(text)
+    if args.expect:
+        return 0 if outcome == args.expect else 1
+    code = EXIT_CODES[outcome]
+    if code == 0 and args.strict and (rep["verifier"] or rep["irql_violations"] or rep["handles"]["leaked"]
+                                      or rep["use_after_free"] or rep["references_not_released"]):
+        return EXIT_STRICT
+    return code
+
+
+def main() -> None:
+    sys.exit(run())

@@ -1,0 +1,46 @@
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+EMU = os.path.dirname(HERE)
+REPO = os.path.dirname(EMU)
+DRIVER = os.environ.get("TDEMU_DRIVER", os.path.join(REPO, "out", "TestDriver.sys"))
+FIXED = os.environ.get("TDEMU_FIXED_DRIVER", os.path.join(REPO, "out", "fixed", "TestDriver.sys"))
+
+
+@pytest.fixture(scope="session")
+def driver():
+    if not os.path.isfile(DRIVER):
+        pytest.skip(f"{DRIVER} not built (run: bash linux/build.sh)")
+    return DRIVER
+
+
+@pytest.fixture(scope="session")
+def fixed_driver():
+    if not os.path.isfile(FIXED):
+        pytest.skip(f"{FIXED} not built (run the fixed build)")
+    return FIXED
+
+
+def run_cli(args, report_dir):
+    """Run the CLI in-process; returns (exit code, report dict or None)."""
+    from tdemu.cli import run
+
+    code = run(["run", *args, "--report-dir", str(report_dir), "--quiet"])
+    path = os.path.join(str(report_dir), "report.json")
+    rep = json.load(open(path)) if os.path.exists(path) else None
+    return code, rep
+
+
+def run_subprocess(args, cwd=None):
+    env = dict(os.environ, PYTHONPATH=EMU)
+    return subprocess.run([sys.executable, "-m", "tdemu", *args], capture_output=True, text=True, cwd=cwd, env=env,
+                          timeout=120)
+
+
+def norm(name):
+    return (name or "").replace("_", "").replace("::", "!").lower()
