@@ -35,7 +35,9 @@ ensure_debian_packages() {
 
 # Debian's rustc/cargo 1.96 (rustc-web) come with the library sources that
 # -Zbuild-std needs; rustup's toolchain earlier on PATH has neither the Windows
-# target nor rust-src, so the Debian tools are named explicitly.
+# target nor rust-src, so the Debian tools come first (cargo clippy finds
+# Debian's cargo-clippy and clippy-driver on PATH).
+export PATH=/usr/bin:$PATH
 export RUSTC=/usr/bin/rustc
 export RUSTDOC=/usr/bin/rustdoc
 export CARGO=/usr/bin/cargo

@@ -1,7 +1,7 @@
-//! TestDriver: a Rust port of a WDM teaching driver that shows a thread
-//! deadlocking on a FAST_MUTEX it already holds.
+//! `TestDriver`: a Rust port of a WDM teaching driver that shows a thread
+//! deadlocking on a `FAST_MUTEX` it already holds.
 //!
-//! `DriverEntry` creates an unnamed device whose extension holds a FAST_MUTEX,
+//! `DriverEntry` creates an unnamed device whose extension holds a `FAST_MUTEX`,
 //! then starts two system threads. `FileCreationThread` acquires the mutex
 //! twice: fast mutexes cannot be acquired recursively, so it waits forever for
 //! itself. `FileMoveThread` then waits forever behind it. Nothing is ever
@@ -9,8 +9,12 @@
 //!
 //! The routines below follow the C driver routine by routine, in its order,
 //! with the same calls, flags, paths, counts and bytes. Where this port departs
-//! from the C, a comment names what the C did. The `fixed` feature builds the
-//! same demo without the C's defects.
+//! from the C, a comment names what the C did.
+//!
+//! The `fixed` feature builds the same demo without the C's defects: one
+//! acquire, the file I/O at `PASSIVE_LEVEL` (a critical region and
+//! `ExAcquireFastMutexUnsafe`), an unload that waits for both threads, and
+//! every failure logged with its `NTSTATUS` through `DbgPrint`.
 
 #![no_std]
 #![allow(
@@ -72,8 +76,6 @@ use wdk_sys::{
     UNICODE_STRING,
     WCHAR,
     ntddk::{
-        ExAcquireFastMutex,
-        ExReleaseFastMutex,
         IoCreateDevice,
         IoDeleteDevice,
         PsCreateSystemThread,
@@ -85,6 +87,29 @@ use wdk_sys::{
         ZwWriteFile,
     },
 };
+#[cfg(not(feature = "fixed"))]
+use wdk_sys::ntddk::{ExAcquireFastMutex, ExReleaseFastMutex};
+#[cfg(feature = "fixed")]
+use wdk_sys::{
+    _KWAIT_REASON::Executive,
+    _MODE::KernelMode,
+    KPROCESSOR_MODE,
+    SYNCHRONIZE,
+    ntddk::{
+        ExAcquireFastMutexUnsafe,
+        ExReleaseFastMutexUnsafe,
+        KeEnterCriticalRegion,
+        KeLeaveCriticalRegion,
+        KeWaitForSingleObject,
+        ObReferenceObjectByHandle,
+        ObfDereferenceObject,
+    },
+};
+
+/// `KernelMode` as the `KPROCESSOR_MODE` the wait and reference routines take.
+#[cfg(feature = "fixed")]
+#[allow(clippy::cast_possible_truncation, reason = "MODE values are 0 and 1")]
+const KERNEL_MODE: KPROCESSOR_MODE = KernelMode as KPROCESSOR_MODE;
 
 /// `L"\\DosDevices\\C:\\Temp\\file_"`: the files `FileCreationThread` writes.
 pub const TEMP_FILE_PREFIX: [WCHAR; 25] = ascii_utf16(r"\DosDevices\C:\Temp\file_");
@@ -102,36 +127,93 @@ pub const DATA_TO_WRITE: [u8; 16] = *b"Hello, World!\r\n\0";
 /// `SYNC_RESOURCES`: the device extension, shared by both threads.
 #[repr(C)]
 pub struct SyncResources {
-    /// FAST_MUTEX object for synchronized access to the files.
+    /// `FAST_MUTEX` object for synchronized access to the files.
     pub file_mutex: FAST_MUTEX,
+    /// The two threads, referenced, so that unload can wait for them.
+    #[cfg(feature = "fixed")]
+    pub threads: [PVOID; 2],
 }
 
-/// Takes the FAST_MUTEX: `ExAcquireFastMutex`, which raises the IRQL to
+/// Takes the `FAST_MUTEX`: `ExAcquireFastMutex`, which raises the IRQL to
 /// `APC_LEVEL` until the release.
 ///
 /// # Safety
 ///
-/// `mutex` points to an initialised FAST_MUTEX; IRQL <= `APC_LEVEL`.
+/// `mutex` points to an initialised `FAST_MUTEX`; IRQL <= `APC_LEVEL`.
+#[cfg(not(feature = "fixed"))]
 unsafe fn acquire(mutex: PFAST_MUTEX) {
     // SAFETY: guaranteed by the caller.
     unsafe { ExAcquireFastMutex(mutex) };
 }
 
-/// Gives the FAST_MUTEX back: `ExReleaseFastMutex`.
+/// Gives the `FAST_MUTEX` back: `ExReleaseFastMutex`.
 ///
 /// # Safety
 ///
 /// The current thread holds `mutex`, acquired with [`acquire`].
+#[cfg(not(feature = "fixed"))]
 unsafe fn release(mutex: PFAST_MUTEX) {
     // SAFETY: guaranteed by the caller.
     unsafe { ExReleaseFastMutex(mutex) };
 }
 
-/// `FileCreationThread`: takes the FAST_MUTEX twice, then would write 1000
+/// Takes the `FAST_MUTEX` and stays at `PASSIVE_LEVEL`.
+///
+/// The C's `ExAcquireFastMutex` raises the IRQL to `APC_LEVEL`, and the thread
+/// then calls `ZwCreateFile` and the other Zw file routines, which must be
+/// called at `PASSIVE_LEVEL` with special kernel APCs enabled (I/O completion
+/// is delivered by one). `KeEnterCriticalRegion` disables only normal kernel
+/// APCs, so the thread cannot be suspended while it holds the mutex, which is
+/// what `ExAcquireFastMutexUnsafe` requires, and the IRQL stays `PASSIVE_LEVEL`.
+/// An `ERESOURCE` would do as well, but the `FAST_MUTEX` stays the object the
+/// demo is about (`dt nt!_FAST_MUTEX` reads the same structure).
+///
+/// # Safety
+///
+/// `mutex` points to an initialised `FAST_MUTEX`; IRQL `PASSIVE_LEVEL`.
+#[cfg(feature = "fixed")]
+unsafe fn acquire(mutex: PFAST_MUTEX) {
+    // SAFETY: no precondition beyond IRQL <= APC_LEVEL, which the caller
+    // guarantees.
+    unsafe { KeEnterCriticalRegion() };
+    // SAFETY: normal kernel APCs are disabled (critical region) and `mutex`
+    // is initialised, as ExAcquireFastMutexUnsafe requires.
+    unsafe { ExAcquireFastMutexUnsafe(mutex) };
+}
+
+/// Gives the `FAST_MUTEX` back and leaves the critical region [`acquire`]
+/// entered.
+///
+/// # Safety
+///
+/// The current thread holds `mutex`, acquired with [`acquire`].
+#[cfg(feature = "fixed")]
+unsafe fn release(mutex: PFAST_MUTEX) {
+    // SAFETY: the caller holds `mutex` from ExAcquireFastMutexUnsafe, still
+    // inside the critical region.
+    unsafe { ExReleaseFastMutexUnsafe(mutex) };
+    // SAFETY: pairs with the KeEnterCriticalRegion of `acquire`.
+    unsafe { KeLeaveCriticalRegion() };
+}
+
+/// Logs a failure and its `NTSTATUS` with `DbgPrint` in the `fixed` build; the
+/// C logs nothing, so the default build neither. The format is a C string
+/// literal whose conversions match the arguments.
+macro_rules! log_failure {
+    ($format:literal $(, $argument:expr)* $(,)?) => {
+        #[cfg(feature = "fixed")]
+        // SAFETY: a NUL-terminated format whose conversions (%ws: a
+        // NUL-terminated wide string, %08x: a 32-bit value) match the
+        // arguments; DbgPrint is callable at any IRQL.
+        let _ = unsafe { wdk_sys::ntddk::DbgPrint($format.as_ptr(), $($argument),*) };
+    };
+}
+
+/// `FileCreationThread`: takes the `FAST_MUTEX` twice, then would write 1000
 /// files of 100 lines each into `C:\Temp`. The second acquire never returns.
 ///
 /// The C declares it `NTSTATUS FileCreationThread(PVOID)` and passes it as a
-/// `KSTART_ROUTINE`, which returns VOID; here it has the KSTART_ROUTINE
+/// `KSTART_ROUTINE`, which returns `VOID`; here it has the `KSTART_ROUTINE`
 /// signature.
 ///
 /// # Safety
@@ -154,9 +236,13 @@ unsafe extern "C" fn file_creation_thread(context: PVOID) {
     unsafe { acquire(mutex) };
 
     // Attempt to acquire the FAST_MUTEX recursively: this is the seed's
-    // deadlock, reproduced on purpose.
+    // deadlock, reproduced on purpose. (The fixed build acquires once: a fast
+    // mutex cannot be acquired recursively.)
+    #[cfg(not(feature = "fixed"))]
     // SAFETY: as above; the call blocks forever, which is the demonstration.
-    unsafe { acquire(mutex) };
+    unsafe {
+        acquire(mutex);
+    }
 
     for i in 0..FILE_COUNT {
         // The C ignores RtlStringCchPrintfW's status; the buffer always fits.
@@ -195,7 +281,7 @@ unsafe extern "C" fn file_creation_thread(context: PVOID) {
                 // The C ignores ZwWriteFile's status.
                 // SAFETY: `h_file` is open for writing; the buffer holds at
                 // least the 15 bytes written and outlives the synchronous call.
-                let _ = unsafe {
+                let status = unsafe {
                     ZwWriteFile(
                         h_file,
                         null_mut(),
@@ -208,9 +294,24 @@ unsafe extern "C" fn file_creation_thread(context: PVOID) {
                         null_mut(),
                     )
                 };
+                if !NT_SUCCESS(status) {
+                    log_failure!(
+                        c"TestDriver: ZwWriteFile(%ws) failed: %08x\n",
+                        file_path_buffer.as_ptr(),
+                        status,
+                    );
+                    #[cfg(feature = "fixed")]
+                    break;
+                }
             }
             // SAFETY: `h_file` is a kernel handle this thread opened.
             let _ = unsafe { ZwClose(h_file) };
+        } else {
+            log_failure!(
+                c"TestDriver: ZwCreateFile(%ws) failed: %08x\n",
+                file_path_buffer.as_ptr(),
+                status,
+            );
         }
     }
 
@@ -223,7 +324,7 @@ unsafe extern "C" fn file_creation_thread(context: PVOID) {
 #[allow(clippy::cast_possible_truncation, reason = "15 bytes")]
 const DATA_LENGTH: ULONG = (DATA_TO_WRITE.len() - 1) as ULONG;
 
-/// `FileMoveThread`: takes the FAST_MUTEX, then moves each
+/// `FileMoveThread`: takes the `FAST_MUTEX`, then moves each
 /// `C:\Temp\file_<i>.txt` to `C:\Temp2\NewFile_<i>.txt`. Blocks forever
 /// behind `FileCreationThread`.
 ///
@@ -284,7 +385,7 @@ unsafe extern "C" fn file_move_thread(context: PVOID) {
             // The C ignores ZwSetInformationFile's status.
             // SAFETY: `h_file` is open; the buffer holds `length` bytes of a
             // FILE_RENAME_INFORMATION and its name.
-            let _ = unsafe {
+            let status = unsafe {
                 ZwSetInformationFile(
                     h_file,
                     &raw mut io_status_block,
@@ -293,8 +394,21 @@ unsafe extern "C" fn file_move_thread(context: PVOID) {
                     FileRenameInformation,
                 )
             };
+            if !NT_SUCCESS(status) {
+                log_failure!(
+                    c"TestDriver: renaming %ws failed: %08x\n",
+                    old_file_path_buffer.as_ptr(),
+                    status,
+                );
+            }
             // SAFETY: `h_file` is a kernel handle this thread opened.
             let _ = unsafe { ZwClose(h_file) };
+        } else {
+            log_failure!(
+                c"TestDriver: ZwOpenFile(%ws) failed: %08x\n",
+                old_file_path_buffer.as_ptr(),
+                status,
+            );
         }
     }
 
@@ -313,11 +427,98 @@ unsafe extern "C" fn unload_driver(driver_object: PDRIVER_OBJECT) {
     // SAFETY: the I/O manager passes a valid driver object; its DeviceObject
     // is the device driver_entry created.
     let device_object = unsafe { (*driver_object).DeviceObject };
+
+    // The C deletes the device while its threads may still run and use the
+    // extension (and their code, once the driver is unmapped): the fixed build
+    // first waits for both threads to end and releases its references.
+    #[cfg(feature = "fixed")]
+    {
+        // SAFETY: the device is not deleted yet; its extension is the
+        // SyncResources driver_entry initialised.
+        let sync_res = unsafe { (*device_object).DeviceExtension }.cast::<SyncResources>();
+        // SAFETY: as above; only unload touches `threads` after driver_entry.
+        let threads = unsafe { &mut (*sync_res).threads };
+        for thread in threads.iter_mut().filter(|thread| !thread.is_null()) {
+            // SAFETY: a referenced thread object (a dispatcher object, signalled
+            // when the thread ends); unload runs at PASSIVE_LEVEL, no timeout.
+            let status = unsafe {
+                KeWaitForSingleObject(*thread, Executive, KERNEL_MODE, 0, null_mut())
+            };
+            if !NT_SUCCESS(status) {
+                log_failure!(c"TestDriver: waiting for a thread failed: %08x\n", status);
+            }
+            // SAFETY: releases the reference driver_entry took; not used after.
+            let _ = unsafe { ObfDereferenceObject(*thread) };
+            *thread = null_mut();
+        }
+    }
+
     // SAFETY: `device_object` was created by IoCreateDevice and not deleted.
     unsafe { IoDeleteDevice(device_object) };
 }
 
-/// `DriverEntry`: creates the device holding the FAST_MUTEX and starts the
+/// Starts one of the two threads on the device extension: `PsCreateSystemThread`
+/// then `ZwClose` of the handle, as the C does. The fixed build first takes a
+/// reference to the thread object, kept in the extension for unload to wait on.
+///
+/// # Safety
+///
+/// `sync_res` is the initialised device extension; IRQL `PASSIVE_LEVEL`.
+unsafe fn start_thread(
+    sync_res: *mut SyncResources,
+    start_routine: unsafe extern "C" fn(PVOID),
+    #[cfg_attr(not(feature = "fixed"), allow(unused_variables))] slot: usize,
+) {
+    let mut thread_handle: HANDLE = null_mut();
+    // SAFETY: the routine has the KSTART_ROUTINE signature and its context,
+    // the device extension, lives until unload.
+    let status = unsafe {
+        PsCreateSystemThread(
+            &raw mut thread_handle,
+            0,
+            null_mut(),
+            null_mut(),
+            null_mut(),
+            Some(start_routine),
+            sync_res.cast(),
+        )
+    };
+    if !NT_SUCCESS(status) {
+        log_failure!(c"TestDriver: PsCreateSystemThread failed: %08x\n", status);
+        return;
+    }
+
+    #[cfg(feature = "fixed")]
+    {
+        let mut thread: PVOID = null_mut();
+        // ObjectType NULL: wdk-sys cannot link the data export *PsThreadType
+        // (windows-drivers-rs issue 338), and this kernel handle was just
+        // returned by PsCreateSystemThread, so its type is known.
+        // SAFETY: a valid kernel handle; `thread` is a live local.
+        let status = unsafe {
+            ObReferenceObjectByHandle(
+                thread_handle,
+                SYNCHRONIZE,
+                null_mut(),
+                KERNEL_MODE,
+                &raw mut thread,
+                null_mut(),
+            )
+        };
+        if NT_SUCCESS(status) {
+            // SAFETY: the extension is live; unload reads `threads` only after
+            // driver_entry returned.
+            unsafe { (*sync_res).threads[slot] = thread };
+        } else {
+            log_failure!(c"TestDriver: ObReferenceObjectByHandle failed: %08x\n", status);
+        }
+    }
+
+    // SAFETY: a kernel handle PsCreateSystemThread just returned.
+    let _ = unsafe { ZwClose(thread_handle) };
+}
+
+/// `DriverEntry`: creates the device holding the `FAST_MUTEX` and starts the
 /// two threads.
 ///
 /// # Safety
@@ -350,6 +551,7 @@ pub unsafe extern "system" fn driver_entry(
     };
 
     if !NT_SUCCESS(status) {
+        log_failure!(c"TestDriver: IoCreateDevice failed: %08x\n", status);
         return status;
     }
 
@@ -357,47 +559,24 @@ pub unsafe extern "system" fn driver_entry(
     // extension is `extension_size` bytes of non-paged memory.
     let sync_res = unsafe { (*device_object).DeviceExtension }.cast::<SyncResources>();
 
+    // SAFETY: the extension is `extension_size` bytes; taking a field's
+    // address reads nothing.
+    let file_mutex = unsafe { &raw mut (*sync_res).file_mutex };
     // Initialize the FAST_MUTEX
     // SAFETY: the extension is fresh, writable and used by nobody yet.
-    unsafe { ex_initialize_fast_mutex(&raw mut (*sync_res).file_mutex) };
-
-    let mut thread_handle1: HANDLE = null_mut();
-    let mut thread_handle2: HANDLE = null_mut();
-
-    // SAFETY: the routine has the KSTART_ROUTINE signature and its context,
-    // the device extension, lives until unload.
-    let status = unsafe {
-        PsCreateSystemThread(
-            &raw mut thread_handle1,
-            0,
-            null_mut(),
-            null_mut(),
-            null_mut(),
-            Some(file_creation_thread),
-            sync_res.cast(),
-        )
-    };
-    if NT_SUCCESS(status) {
-        // SAFETY: a kernel handle PsCreateSystemThread just returned.
-        let _ = unsafe { ZwClose(thread_handle1) };
+    unsafe { ex_initialize_fast_mutex(file_mutex) };
+    #[cfg(feature = "fixed")]
+    // SAFETY: as above.
+    unsafe {
+        (*sync_res).threads = [null_mut(); 2];
     }
 
-    // SAFETY: as for the first thread.
-    let status = unsafe {
-        PsCreateSystemThread(
-            &raw mut thread_handle2,
-            0,
-            null_mut(),
-            null_mut(),
-            null_mut(),
-            Some(file_move_thread),
-            sync_res.cast(),
-        )
-    };
-    if NT_SUCCESS(status) {
-        // SAFETY: a kernel handle PsCreateSystemThread just returned.
-        let _ = unsafe { ZwClose(thread_handle2) };
-    }
+    // The C spells out PsCreateSystemThread and ZwClose for each thread;
+    // start_thread does the same, once.
+    // SAFETY: the extension is initialised; DriverEntry runs at PASSIVE_LEVEL.
+    unsafe { start_thread(sync_res, file_creation_thread, 0) };
+    // SAFETY: as above.
+    unsafe { start_thread(sync_res, file_move_thread, 1) };
 
     STATUS_SUCCESS
 }

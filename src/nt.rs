@@ -9,7 +9,7 @@ use core::{mem::offset_of, ptr::null_mut};
 
 use wdk_sys::{
     _EVENT_TYPE::SynchronizationEvent,
-    FALSE,
+    BOOLEAN,
     FILE_RENAME_INFORMATION,
     FM_LOCK_BIT,
     HANDLE,
@@ -22,13 +22,12 @@ use wdk_sys::{
     STATUS_BUFFER_OVERFLOW,
     STATUS_INVALID_PARAMETER,
     STATUS_SUCCESS,
-    TRUE,
     ULONG,
     WCHAR,
     ntddk::KeInitializeEvent,
 };
 
-/// Capacity, in WCHARs, of the seed's path buffers (`WCHAR filePathBuffer[150]`).
+/// Capacity, in `WCHARs`, of the seed's path buffers (`WCHAR filePathBuffer[150]`).
 pub const PATH_CCH: usize = 150;
 
 /// A path buffer as the seed declares it on the thread's stack.
@@ -72,14 +71,14 @@ pub unsafe fn ex_initialize_fast_mutex(fast_mutex: PFAST_MUTEX) {
     fm.Contention = 0;
     // SAFETY: `fm.Event` is a KEVENT inside the caller's writable FAST_MUTEX;
     // the caller guarantees IRQL <= DISPATCH_LEVEL.
-    unsafe { KeInitializeEvent(&raw mut fm.Event, SynchronizationEvent, FALSE as u8) };
+    unsafe { KeInitializeEvent(&raw mut fm.Event, SynchronizationEvent, BOOLEAN::from(false)) };
 }
 
 /// `InitializeObjectAttributes` of ntdef.h (a macro in C): the attributes for
 /// `object_name` with `attributes` flags, no root directory unless given, the
 /// default security descriptor, and no security quality of service.
 #[must_use]
-pub fn initialize_object_attributes(
+pub const fn initialize_object_attributes(
     object_name: PUNICODE_STRING,
     attributes: ULONG,
     root_directory: HANDLE,
@@ -145,7 +144,7 @@ pub fn rtl_string_cch_printf_w(
     }
 }
 
-/// Length, in WCHARs, of the NUL-terminated string at the start of `buffer`
+/// Length, in `WCHARs`, of the NUL-terminated string at the start of `buffer`
 /// (`wcslen`), or the whole buffer if it holds no NUL.
 #[must_use]
 pub fn wcslen(buffer: &[WCHAR]) -> usize {
@@ -155,7 +154,7 @@ pub fn wcslen(buffer: &[WCHAR]) -> usize {
 /// A `FILE_RENAME_INFORMATION` followed by room for a whole path.
 ///
 /// The seed declares a bare `FILE_RENAME_INFORMATION` on the stack and copies
-/// the new name into its one-WCHAR `FileName`, writing past the structure;
+/// the new name into its one-`WCHAR` `FileName`, writing past the structure;
 /// here the name has room for a full [`PathBuffer`].
 #[repr(C)]
 pub struct RenameBuffer {
@@ -176,7 +175,7 @@ impl RenameBuffer {
     /// `RootDirectory = NULL`, `FileNameLength` = the name's length in bytes,
     /// the name copied to `FileName` (without its NUL), the rest zeroed.
     /// `new_name` is cut at its first NUL, like the seed's `wcslen`, and at
-    /// [`PATH_CCH`] WCHARs.
+    /// [`PATH_CCH`] `WCHARs`.
     ///
     /// Returns the length to pass to `ZwSetInformationFile`, computed as the
     /// seed does: `sizeof(FILE_RENAME_INFORMATION) + FileNameLength`.
@@ -185,10 +184,14 @@ impl RenameBuffer {
         let name = new_name.get(..wcslen(new_name)).unwrap_or_default();
         let name = name.get(..PATH_CCH).unwrap_or(name);
         #[allow(clippy::cast_possible_truncation, reason = "at most 300 bytes")]
-        let file_name_length = (name.len() * size_of::<WCHAR>()) as ULONG;
-        self.info.__bindgen_anon_1.ReplaceIfExists = TRUE as u8;
+        let file_name_length = size_of_val(name) as ULONG;
+        self.info.__bindgen_anon_1.ReplaceIfExists = BOOLEAN::from(true);
         self.info.RootDirectory = null_mut();
         self.info.FileNameLength = file_name_length;
+        #[allow(
+            clippy::cast_ptr_alignment,
+            reason = "FileName is at offset 20 of an 8-aligned repr(C) structure"
+        )]
         let file_name = (&raw mut *self)
             .cast::<u8>()
             .wrapping_add(offset_of!(FILE_RENAME_INFORMATION, FileName))
@@ -204,7 +207,7 @@ impl RenameBuffer {
     }
 
     /// The buffer to pass to `ZwSetInformationFile`.
-    pub fn as_mut_ptr(&mut self) -> PVOID {
+    pub const fn as_mut_ptr(&mut self) -> PVOID {
         (&raw mut *self).cast()
     }
 }
