@@ -128,8 +128,6 @@ fn builder(input: &Path, include: &Path, clang_include: &Path) -> bindgen::Build
         .blocklist_item("ExAllocatePool")
         .opaque_type("_KGDTENTRY64")
         .opaque_type("_KIDTENTRY64")
-        // Macros cexpr cannot read, such as `((NTSTATUS)0xC0000001L)`.
-        .clang_macro_fallback()
         .must_use_type("NTSTATUS")
         .default_enum_style(bindgen::EnumVariation::ModuleConsts)
         .parse_callbacks(Box::new(bindgen::CargoCallbacks::new()))
@@ -215,21 +213,32 @@ fn main() -> Result<(), wdk_build::ConfigError> {
     );
 
     let clang_include = clang_resource_include();
-    generate(
-        builder(&input, &include, &clang_include).with_codegen_config(CodegenConfig::TYPES),
-        &out_dir.join("types.rs"),
-    );
-    generate(
-        builder(&input, &include, &clang_include).with_codegen_config(CodegenConfig::VARS),
-        &out_dir.join("constants.rs"),
-    );
     let names = Arc::new(Mutex::new(Vec::new()));
-    generate(
-        builder(&input, &include, &clang_include)
-            .with_codegen_config((CodegenConfig::TYPES | CodegenConfig::VARS).complement())
-            .parse_callbacks(Box::new(FunctionNames(Arc::clone(&names)))),
-        &out_dir.join("ntddk.rs"),
-    );
+    // The three runs are independent: bindgen loads libclang in each thread.
+    std::thread::scope(|scope| {
+        let base = || builder(&input, &include, &clang_include);
+        let out_dir = &out_dir;
+        scope.spawn(move || {
+            generate(base().with_codegen_config(CodegenConfig::TYPES), &out_dir.join("types.rs"));
+        });
+        scope.spawn(move || {
+            generate(
+                base()
+                    .with_codegen_config(CodegenConfig::VARS)
+                    // Macros cexpr cannot read, such as `((NTSTATUS)0xC0000001L)`:
+                    // clang evaluates them, in OUT_DIR.
+                    .clang_macro_fallback()
+                    .clang_macro_fallback_build_dir(&out_dir),
+                &out_dir.join("constants.rs"),
+            );
+        });
+        generate(
+            base()
+                .with_codegen_config((CodegenConfig::TYPES | CodegenConfig::VARS).complement())
+                .parse_callbacks(Box::new(FunctionNames(Arc::clone(&names)))),
+            &out_dir.join("ntddk.rs"),
+        );
+    });
     let functions = std::mem::take(&mut *names.lock().expect("the bindgen threads have ended"));
     write_import_library(&out_dir, functions);
     Ok(())
