@@ -1,26 +1,405 @@
-"""The fixed build (issue 4), when out/fixed/TestDriver.sys exists."""
-from conftest import run_cli
+"""The fixed build (issue 4), when out/fixed/TestDriver.sys exists, and the same checks on the default build.
+
+Every scenario runs once (module-scoped cache). Fixed-build runs go through the CLI (exit code, report.json)
+with a Machine subclass that also keeps the emulated machine (file contents) and a trace of the calls that
+matter for the proofs: IRQL and critical region at each Zw call, the handle kind at each ZwClose, and the
+order of unload's KeWaitForSingleObject / ObfDereferenceObject / IoDeleteDevice relative to thread ends.
+"""
+import struct
+from collections import Counter
+
+import pytest
+from conftest import norm, run_cli
+from unicorn.x86_const import UC_X86_REG_R8, UC_X86_REG_R9, UC_X86_REG_RCX
+
+import tdemu.machine as M
+
+CONTENT = b"Hello, World!\r\n" * 100
+N = 1000
+CREATE_LOG = "TestDriver: ZwCreateFile(\\DosDevices\\C:\\Temp\\file_{}.txt) failed: {:08x}\n"
+OPEN_LOG = "TestDriver: ZwOpenFile(\\DosDevices\\C:\\Temp\\file_{}.txt) failed: {:08x}\n"
+RENAME_LOG = "TestDriver: renaming \\DosDevices\\C:\\Temp\\file_{}.txt failed: {:08x}\n"
+THREAD_LOG = "TestDriver: PsCreateSystemThread failed: {:08x}\n"
+FILE_IO = ("ZwCreateFile", "ZwOpenFile", "ZwWriteFile", "ZwSetInformationFile", "ZwClose")
+NOT_FOUND, PATH_NOT_FOUND, ACCESS_DENIED = 0xC0000034, 0xC000003A, 0xC0000022
+INSUFFICIENT_RESOURCES, TOO_MANY_THREADS, NAME_COLLISION = 0xC000009A, 0xC0000129, 0xC0000035
+
+# name -> (CLI arguments after the driver path, expected exit code)
+FIXED = {
+    "creation": (["--order", "creation"], 0),
+    "move": (["--order", "move"], 0),
+    "early": (["--unload", "early"], 0),
+    "early_move": (["--unload", "early", "--order", "move"], 0),
+    "recursion_switch": (["--allow-recursive-acquire"], 0),
+    "no_temp": (["--fault", "no-temp"], 0),
+    "no_temp2": (["--fault", "no-temp2"], 0),
+    "create_every_7": (["--fault", "create-every=7"], 0),
+    "iocreatedevice": (["--fault", f"iocreatedevice={NAME_COLLISION:#x}"], 5),
+    "thread2": (["--fault", "thread=2"], 0),
+    "thread2_early": (["--fault", f"thread=2:{TOO_MANY_THREADS:#x}", "--unload", "early"], 0),
+    "thread1": (["--fault", "thread=1"], 0),
+}
+COMPLETED = [k for k, (_a, code) in FIXED.items() if code == 0]
+TRACED = ("ZwCreateFile", "ZwOpenFile", "ZwSetInformationFile", "ZwClose", "PsCreateSystemThread",
+          "ObReferenceObjectByHandle", "ObfDereferenceObject", "KeWaitForSingleObject", "IoDeleteDevice",
+          "ExAcquireFastMutexUnsafe", "ExReleaseFastMutexUnsafe", "KeEnterCriticalRegion", "KeLeaveCriticalRegion")
 
 
-def test_fixed_completes_clean(fixed_driver, tmp_path):
-    code, rep = run_cli([fixed_driver, "--strict"], tmp_path)
-    assert code == 0, (rep["verifier"], rep["irql_violations"])
-    assert rep["outcome"] == "completed"
-    assert rep["irql_violations"] == [] and rep["verifier"] == []
-    assert len(rep["files"]["C:\\Temp2"]) == 1000
-    assert rep["handles"]["leaked"] == [] and rep["references_not_released"] == []
-    assert rep["unload"]["returned"] is True and rep["use_after_free"] == []
+class Run:
+    def __init__(self, code, rep, m):
+        self.code, self.rep, self.m = code, rep, m
+
+    def calls(self, api):
+        return self.rep["api_calls"].get(api, 0)
+
+    def trace(self, *apis, kind=None):
+        return [c for c in self.m.trace if (not apis or c["api"] in apis) and (kind is None or c["kind"] == kind)]
+
+    def data(self, d):
+        return {f.path.rsplit("\\", 1)[-1]: bytes(f.data) for f in self.m.vfs.listdir(d)}
+
+    def ethread(self, needle):
+        return next(t.ethread for t in self.m.threads if t.kind == "driver" and needle in norm(t.name))
 
 
-def test_fixed_unload_early_waits_for_threads(fixed_driver, tmp_path):
-    code, rep = run_cli([fixed_driver, "--unload", "early"], tmp_path)
-    assert code == 0
+def _wrap(m, api):
+    orig = m.handlers[api]
+    uc = m.uc
+
+    def traced():
+        t = m.current
+        rcx = uc.reg_read(UC_X86_REG_RCX)
+        target = m.by_ethread.get(rcx)
+        h = m.handles.get(rcx)
+        rec = {"api": api, "thread": t.name, "kind": t.kind, "irql": t.irql, "apc_disable": t.apc_disable,
+               "arg": rcx, "target": target.name if target else None,
+               "target_ended": target.state == "Terminated" if target else None,
+               "handle_kind": h.kind if h else None,
+               "driver_threads": {x.name: x.state for x in m.threads if x.kind == "driver"}}
+        if m.devices:
+            ext = next(iter(m.devices.values()))["extension"]
+            rec["mutex_owner_is_self"] = m.u64(ext + 8) == t.ethread
+        if api == "ZwSetInformationFile":
+            info, length = uc.reg_read(UC_X86_REG_R8), uc.reg_read(UC_X86_REG_R9) & 0xFFFFFFFF
+            nlen = struct.unpack("<I", m.mem(info + 0x10, 4))[0]
+            rec.update(length=length, name_length=nlen, name=m.wstr(info + 0x14, nlen))
+        rv = orig()
+        rec["blocked"] = rv is M.BLOCK
+        rec["rv"] = rv if isinstance(rv, int) else None
+        m.trace.append(rec)
+        return rv
+
+    m.handlers[api] = traced
+
+
+def traced_run(args, report_dir) -> Run:
+    """tdemu.cli.run (exit code, report.json) on a Machine that also keeps a trace and stays reachable."""
+    base = M.Machine
+    box = {}
+
+    class TracedMachine(base):
+        def __init__(self, image, opts):
+            super().__init__(image, opts)
+            self.trace = []
+            self.opened = Counter()  # handles created, by kind
+            for api in TRACED:
+                if api in self.handlers:
+                    _wrap(self, api)
+            box["m"] = self
+
+        def new_handle(self, kind, *a, **kw):
+            self.opened[kind] += 1
+            return super().new_handle(kind, *a, **kw)
+
+    M.Machine = TracedMachine
+    try:
+        code, rep = run_cli(args, report_dir)
+    finally:
+        M.Machine = base
+    return Run(code, rep, box["m"])
+
+
+@pytest.fixture(scope="module")
+def fixed(fixed_driver, tmp_path_factory):
+    cache = {}
+
+    def get(name):
+        if name not in cache:
+            args, _code = FIXED[name]
+            cache[name] = traced_run([fixed_driver, *args, "--strict"], tmp_path_factory.mktemp(name))
+        return cache[name]
+    return get
+
+
+@pytest.fixture(scope="module")
+def default(driver, tmp_path_factory):
+    cache = {}
+
+    def get(*args):
+        if args not in cache:
+            cache[args] = run_cli([driver, *args], tmp_path_factory.mktemp("default"))
+        return cache[args]
+    return get
+
+
+def _clean(rep):
+    """No Verifier-style finding of any kind."""
+    assert rep["fatal"] is None
+    assert rep["irql_violations"] == [], rep["irql_violations"]
+    assert rep["verifier"] == [], rep["verifier"]
     assert rep["use_after_free"] == []
-    assert len(rep["files"]["C:\\Temp2"]) == 1000
+    assert rep["handles"] == {"leaked": [], "invalid_closes": []}
+    assert rep["references_not_released"] == [] and rep["pool_leaks"] == []
 
 
-def test_fixed_reports_failures(fixed_driver, tmp_path):
-    code, rep = run_cli([fixed_driver, "--fault", "create-every=100:access_denied"], tmp_path)
+# ------------------------------------------------------------------ both orders
+
+def test_fixed_completes_clean(fixed):
+    r = fixed("creation")
+    assert r.code == 0 and r.rep["outcome"] == "completed" and r.rep["deadlock"] is None
+    _clean(r.rep)
+    assert r.rep["unload"]["called"] is True and r.rep["unload"]["returned"] is True
+    assert [t["state"] for t in r.rep["threads"]] == ["Terminated"] * 4  # DriverEntry, 2 threads, DriverUnload
+    assert r.rep["dbgprint"] == []
+
+
+def test_creation_first_moves_every_file_with_exact_bytes(fixed):
+    r = fixed("creation")
+    moved = r.data("C:\\Temp2")
+    assert sorted(moved) == sorted(f"NewFile_{i}.txt" for i in range(N))
+    assert all(data == CONTENT for data in moved.values())
+    assert len(CONTENT) == 1500
+    assert r.data("C:\\Temp") == {} and r.rep["files"]["C:\\Temp"] == []
+    assert [f["size"] for f in r.rep["files"]["C:\\Temp2"]] == [1500] * N
+    assert r.m.vfs.renames == [(f"C:\\Temp\\file_{i}.txt", f"C:\\Temp2\\NewFile_{i}.txt") for i in range(N)]
+    assert {a: r.calls(a) for a in FILE_IO} == {"ZwCreateFile": N, "ZwOpenFile": N, "ZwWriteFile": 100 * N,
+                                                  "ZwSetInformationFile": N, "ZwClose": 2 * N + 2}
+
+
+def test_move_first_finds_nothing_then_creation_writes(fixed):
+    r = fixed("move")
+    assert r.code == 0 and r.rep["outcome"] == "completed" and r.rep["deadlock"] is None
+    _clean(r.rep)
+    # FileMoveThread wins the lock: every ZwOpenFile fails and is logged, then it releases and ends
+    assert [(p["thread"], p["text"]) for p in r.rep["dbgprint"]] == [
+        ("TestDriver::file_move_thread", OPEN_LOG.format(i, NOT_FOUND)) for i in range(N)]
+    opens = r.trace("ZwOpenFile")
+    assert len(opens) == N and all(c["rv"] == NOT_FOUND for c in opens)
+    first_create = r.m.trace.index(r.trace("ZwCreateFile")[0])
+    assert r.m.trace.index(opens[-1]) < first_create
+    assert r.m.trace[first_create]["driver_threads"]["TestDriver::file_move_thread"] == "Terminated"
+    # then FileCreationThread writes the 1000 files, which stay in C:\Temp
+    created = r.data("C:\\Temp")
+    assert sorted(created) == sorted(f"file_{i}.txt" for i in range(N))
+    assert all(data == CONTENT for data in created.values())
+    assert r.data("C:\\Temp2") == {} and r.rep["renames"] == 0
+    assert {a: r.calls(a) for a in FILE_IO} == {"ZwCreateFile": N, "ZwOpenFile": N, "ZwWriteFile": 100 * N,
+                                                  "ZwSetInformationFile": 0, "ZwClose": N + 2}
+
+
+@pytest.mark.parametrize("scenario", ["creation", "move"])
+def test_one_acquire_per_thread(fixed, scenario):
+    """Defect 1: no recursive acquire; the Unsafe pair replaces ExAcquire/ReleaseFastMutex."""
+    r = fixed(scenario)
+    imports = r.rep["driver"]["imports"]
+    assert "ExAcquireFastMutexUnsafe" in imports and "ExAcquireFastMutex" not in imports
+    for api in ("ExAcquireFastMutexUnsafe", "ExReleaseFastMutexUnsafe", "KeEnterCriticalRegion",
+                "KeLeaveCriticalRegion"):
+        assert Counter(c["thread"] for c in r.trace(api)) == {
+            "TestDriver::file_creation_thread": 1, "TestDriver::file_move_thread": 1}, api
+    assert [len(t["acquires"]) for t in r.rep["threads"] if t["kind"] == "driver"] == [1, 1]
+    [fm] = r.rep["fast_mutexes"]
+    assert (fm["Count"], fm["Owner"], fm["Contention"]) == (1, "0x0", 0)  # released, never contended
+
+
+@pytest.mark.parametrize("scenario", ["creation", "move"])
+def test_file_io_at_passive_level_in_critical_region(fixed, scenario):
+    """Defect 2: every Zw file call at PASSIVE_LEVEL, normal kernel APCs disabled, the mutex held."""
+    r = fixed(scenario)
+    io = r.trace("ZwCreateFile", "ZwOpenFile", "ZwSetInformationFile", "ZwClose", kind="driver")
+    assert len(io) == {"creation": 5 * N, "move": 3 * N}[scenario]
+    assert {(c["irql"], c["apc_disable"], c["mutex_owner_is_self"]) for c in io} == {(0, 1, True)}
+    assert r.rep["irql_violations"] == []
+    assert all(t["irql"] == 0 and t["kernel_apc_disable"] == 0 for t in r.rep["threads"])
+
+
+def test_fixed_build_same_switch_zero_violations(fixed):
+    r = fixed("recursion_switch")
+    assert r.code == 0
+    _clean(r.rep)  # no recursive_acquire_ignored finding: nothing was acquired twice
+    assert r.rep["options"]["allow_recursive_acquire"] is True
+    assert len(r.data("C:\\Temp2")) == N and r.calls("ZwWriteFile") == 100 * N
+
+
+def test_rename_buffer_holds_the_whole_name(fixed):
+    """Defect 3: FileNameLength is the full name, and the buffer passed is that long."""
+    r = fixed("creation")
+    sets = r.trace("ZwSetInformationFile")
+    assert len(sets) == N
+    for i, c in enumerate(sets):
+        name = f"\\DosDevices\\C:\\Temp2\\NewFile_{i}.txt"
+        assert (c["name"], c["name_length"], c["length"], c["rv"]) == (name, 2 * len(name), 24 + 2 * len(name), 0)
+
+
+# ------------------------------------------------------------------ handles and unload
+
+@pytest.mark.parametrize("scenario", COMPLETED)
+def test_every_handle_closed(fixed, scenario):
+    r = fixed(scenario)
+    _clean(r.rep)
+    closes = r.trace("ZwClose")
+    assert all(c["handle_kind"] is not None and c["rv"] == 0 for c in closes)  # no close of a bad handle
+    assert Counter(c["handle_kind"] for c in closes) == r.m.opened
+    ok_opens = sum(1 for c in r.trace("ZwCreateFile", "ZwOpenFile") if c["rv"] == 0)
+    ok_threads = sum(1 for c in r.trace("PsCreateSystemThread") if c["rv"] == 0)
+    assert r.calls("ZwClose") == ok_opens + ok_threads
+    assert r.m.opened == Counter({k: v for k, v in (("file", ok_opens), ("thread", ok_threads)) if v})
+    assert r.calls("ObReferenceObjectByHandle") == r.calls("ObfDereferenceObject") == ok_threads
+    assert {o: v["count"] for o, v in r.m.refs.items()} == {t.ethread: 0 for t in r.m.threads if t.kind == "driver"}
+
+
+@pytest.mark.parametrize("scenario", ["creation", "move", "early", "early_move"])
+def test_unload_waits_for_both_threads_before_iodeletedevice(fixed, scenario):
+    r = fixed(scenario)
+    creation, move = r.ethread("filecreationthread"), r.ethread("filemovethread")
+    seq = [(c["api"], c["arg"]) for c in r.trace(kind="unload")]
+    dev = r.m.devices and next(iter(r.m.devices))
+    assert seq == [("KeWaitForSingleObject", creation), ("ObfDereferenceObject", creation),
+                   ("KeWaitForSingleObject", move), ("ObfDereferenceObject", move), ("IoDeleteDevice", dev)]
+    [delete] = r.trace("IoDeleteDevice")
+    assert set(delete["driver_threads"].values()) == {"Terminated"}
+    assert r.rep["use_after_free"] == [] and r.rep["verifier"] == []
+    assert r.rep["unload"]["returned"] is True and r.rep["devices"][0]["deleted"] is True
+
+
+@pytest.mark.parametrize("scenario", ["early", "early_move"])
+def test_fixed_unload_early_waits_for_threads(fixed, scenario):
+    """--unload early: DriverUnload starts before the threads; it blocks until both ended, then frees."""
+    r = fixed(scenario)
+    assert r.code == 0 and r.rep["outcome"] == "completed"
+    _clean(r.rep)
+    first_wait = r.trace("KeWaitForSingleObject")[0]
+    assert first_wait["kind"] == "unload" and first_wait["blocked"] is True
+    assert first_wait["target"] == "TestDriver::file_creation_thread" and first_wait["target_ended"] is False
+    assert set(first_wait["driver_threads"].values()) == {"Ready"}  # neither thread has run yet
+    unload = next(t for t in r.m.threads if t.kind == "unload")
+    assert unload.cswitches == 2 and unload.state == "Terminated"
+    where = "C:\\Temp2" if scenario == "early" else "C:\\Temp"
+    assert len(r.data(where)) == N and all(d == CONTENT for d in r.data(where).values())
+
+
+# ------------------------------------------------------------------ faults
+
+@pytest.mark.parametrize("scenario", list(FIXED))
+def test_no_fault_crashes_the_emulator(fixed, scenario):
+    r = fixed(scenario)
+    expected = FIXED[scenario][1]
+    assert r.code == expected, (r.rep["outcome"], r.rep["fatal"], r.rep["verifier"])
+    assert r.rep["outcome"] == {0: "completed", 5: "driver_entry_failed"}[expected]
+    assert r.rep["fatal"] is None and r.rep["deadlock"] is None
+    assert [t["state"] for t in r.rep["threads"]] == ["Terminated"] * len(r.rep["threads"])
+
+
+def test_fault_no_temp(fixed):
+    r = fixed("no_temp")
+    _clean(r.rep)
+    assert "C:\\Temp" not in r.rep["files"] and r.data("C:\\Temp2") == {}
+    assert [p["text"] for p in r.rep["dbgprint"]] == (
+        [CREATE_LOG.format(i, PATH_NOT_FOUND) for i in range(N)] + [OPEN_LOG.format(i, PATH_NOT_FOUND) for i in range(N)])
+    assert {a: r.calls(a) for a in FILE_IO} == {"ZwCreateFile": N, "ZwOpenFile": N, "ZwWriteFile": 0,
+                                                  "ZwSetInformationFile": 0, "ZwClose": 2}
+
+
+def test_fault_no_temp2(fixed):
+    r = fixed("no_temp2")
+    _clean(r.rep)
+    assert "C:\\Temp2" not in r.rep["files"] and r.rep["renames"] == 0
+    left = r.data("C:\\Temp")
+    assert sorted(left) == sorted(f"file_{i}.txt" for i in range(N)) and all(d == CONTENT for d in left.values())
+    assert [(p["thread"], p["text"]) for p in r.rep["dbgprint"]] == [
+        ("TestDriver::file_move_thread", RENAME_LOG.format(i, PATH_NOT_FOUND)) for i in range(N)]
+    assert [c["rv"] for c in r.trace("ZwSetInformationFile")] == [PATH_NOT_FOUND] * N
+    assert r.calls("ZwClose") == 2 * N + 2
+
+
+def test_fixed_reports_failures(fixed):
+    """create-every=7: ZwCreateFile #7, #14, ... #994 fail: 142 files are never written, 858 are moved."""
+    r = fixed("create_every_7")
+    _clean(r.rep)
+    failed = [i for i in range(N) if (i + 1) % 7 == 0]
+    assert len(failed) == 142
+    assert [p["text"] for p in r.rep["dbgprint"]] == (
+        [CREATE_LOG.format(i, ACCESS_DENIED) for i in failed] + [OPEN_LOG.format(i, NOT_FOUND) for i in failed])
+    moved = r.data("C:\\Temp2")
+    assert sorted(moved) == sorted(f"NewFile_{i}.txt" for i in range(N) if i not in failed)
+    assert len(moved) == 858 and all(d == CONTENT for d in moved.values())
+    assert r.data("C:\\Temp") == {}
+    assert {a: r.calls(a) for a in FILE_IO} == {"ZwCreateFile": N, "ZwOpenFile": N, "ZwWriteFile": 85800,
+                                                  "ZwSetInformationFile": 858, "ZwClose": 858 * 2 + 2}
+
+
+def test_fault_iocreatedevice(fixed):
+    r = fixed("iocreatedevice")
+    assert r.code == 5 and r.rep["outcome"] == "driver_entry_failed"
+    assert r.rep["driver_entry_status"] == f"{NAME_COLLISION:#010x}"
+    assert [(p["thread"], p["text"], p["call_site"].split("+")[0]) for p in r.rep["dbgprint"]] == [
+        ("DriverEntry (System worker, IopLoadDriver)", f"TestDriver: IoCreateDevice failed: {NAME_COLLISION:08x}\n",
+         "TestDriver!DriverEntry")]
+    assert r.rep["api_calls"] == {"IoCreateDevice": 1, "DbgPrint": 1}  # no PsCreateSystemThread, no ZwClose
+    assert [t for t in r.rep["threads"] if t["kind"] != "loader"] == []
+    assert r.rep["unload"]["called"] is False and r.rep["devices"] == []
+    _clean(r.rep)
+
+
+@pytest.mark.parametrize("scenario,status", [("thread2", INSUFFICIENT_RESOURCES), ("thread2_early", TOO_MANY_THREADS)],
+                         ids=["thread2", "thread2_early"])
+def test_fault_second_thread_creation(fixed, scenario, status):
+    r = fixed(scenario)
+    assert r.code == 0 and r.rep["driver_entry_status"] == "0x00000000"
+    _clean(r.rep)
+    assert [(c["rv"] == 0) for c in r.trace("PsCreateSystemThread")] == [True, False]
+    assert [t["name"] for t in r.rep["threads"] if t["kind"] == "driver"] == ["TestDriver::file_creation_thread"]
+    thread_closes = [c for c in r.trace("ZwClose") if c["handle_kind"] == "thread"]
+    assert len(thread_closes) == 1 and thread_closes[0]["kind"] == "loader"
+    assert r.rep["handles"]["invalid_closes"] == [] and r.calls("ZwClose") == N + 1
+    assert [p["text"] for p in r.rep["dbgprint"]] == [THREAD_LOG.format(status)]
+    creation = r.ethread("filecreationthread")
+    waits = r.trace("KeWaitForSingleObject")
+    assert [(c["kind"], c["arg"], c["blocked"]) for c in waits] == [("unload", creation, scenario == "thread2_early")]
+    assert [(c["api"], c["arg"]) for c in r.trace(kind="unload")][1:] == [
+        ("ObfDereferenceObject", creation), ("IoDeleteDevice", next(iter(r.m.devices)))]
+    assert r.calls("ObReferenceObjectByHandle") == r.calls("ObfDereferenceObject") == 1
+    assert r.rep["use_after_free"] == [] and r.rep["unload"]["returned"] is True
+    # FileMoveThread never ran: the files stay where FileCreationThread wrote them
+    assert len(r.data("C:\\Temp")) == N and r.data("C:\\Temp2") == {}
+
+
+# ------------------------------------------------------------------ the default build, same checks
+
+@pytest.mark.parametrize("args", [(), ("--order", "move"), ("--unload", "early"), ("--fault", "no-temp"),
+                                  ("--fault", "create-every=7"), ("--fault", "thread=2")],
+                         ids=["creation", "move", "early", "no_temp", "create_every_7", "thread2"])
+def test_default_build_deadlocks(default, args):
+    code, rep = default(*args)
+    assert code == 3 and rep["outcome"] == "deadlock"
+    assert rep["api_calls"].get("ZwCreateFile", 0) == 0 and rep["files"].get("C:\\Temp", []) == []
+    rules = {v["rule"] for v in rep["verifier"]}
+    assert "recursive_fast_mutex_acquire" in rules
+    creation = next(t for t in rep["deadlock"]["threads"] if "filecreationthread" in norm(t["name"]))
+    assert creation["state"] == "Waiting" and creation["owner_ethread"] == creation["ethread"]
+    if "early" in args:  # the seed's unload frees the extension under its threads
+        assert rep["use_after_free"] and "device_deleted_threads_running" in rules
+
+
+def test_default_build_irql_violations_with_recursion_switch(default):
+    code, rep = default("--allow-recursive-acquire")
     assert code == 0
-    assert any("c0000022" in p["text"].lower() for p in rep["dbgprint"])
-    assert len(rep["files"]["C:\\Temp2"]) == 990
+    got = Counter()
+    for v in rep["irql_violations"]:
+        assert (v["irql_name"], v["max_irql_name"]) == ("APC_LEVEL", "PASSIVE_LEVEL")
+        fn = v["call_site"].rsplit("+", 1)[0]
+        got[(v["api"], fn)] += v["count"]
+    c, mv = "TestDriver!TestDriver::file_creation_thread", "TestDriver!TestDriver::file_move_thread"
+    assert got == {("ZwCreateFile", c): N, ("ZwWriteFile", c): 100 * N, ("ZwClose", c): N,
+                   ("ZwOpenFile", mv): N, ("ZwSetInformationFile", mv): N, ("ZwClose", mv): N}
+    assert [v["rule"] for v in rep["verifier"]] == ["recursive_acquire_ignored"]

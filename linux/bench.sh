@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Benchmarks (numbers, not tests): the Linux build of TestDriver.sys, cold (an
+# empty target directory; crates already downloaded) and warm (src/lib.rs
+# touched), the size of both .sys images, then the emulated runs
+# (emulator/bench.py: wall time, peak RSS and API calls per second).
+#   linux/bench.sh [--skip-build]
+set -euo pipefail
+source "$(dirname "$0")/env.sh"
+cd "$REPO_ROOT"
+
+skip_build=false
+for arg in "$@"; do
+  case $arg in
+    --skip-build) skip_build=true ;;
+    *) echo "bench.sh: unknown argument '$arg' (expected --skip-build)" >&2; exit 2 ;;
+  esac
+done
+
+ensure_debian_packages
+seconds() { local start=$EPOCHREALTIME; "$@" >/dev/null 2>&1; echo "$EPOCHREALTIME - $start" | awk '{printf "%.1f", $1 - $3}'; }
+
+if ! $skip_build; then
+  bench_dir=target/bench
+  rm -rf "$bench_dir"
+  "$CARGO" fetch "${LINUX_CARGO_ARGS[@]}" >/dev/null 2>&1
+  build=("$CARGO" build "${LINUX_CARGO_ARGS[@]}" "${DRIVER_CARGO_ARGS[@]}" --release --target-dir "$bench_dir")
+  cold=$(seconds "${build[@]}")
+  touch src/lib.rs
+  warm=$(seconds "${build[@]}")
+  echo "build: cold $cold s, warm $warm s (release, $(nproc) cores)"
+  rm -rf "$bench_dir"
+fi
+
+bash linux/build.sh >/dev/null 2>&1
+bash linux/build.sh --fixed >/dev/null 2>&1
+echo "size: TestDriver.sys $(stat -c %s out/TestDriver.sys) bytes (default)," \
+  "$(stat -c %s out/fixed/TestDriver.sys) bytes (fixed)"
+
+python=$(bash emulator/setup.sh | tail -n 1)
+"$python" emulator/bench.py out/TestDriver.sys
