@@ -7,10 +7,13 @@
 #   linux/demo.sh                   the faithful build: the deadlock
 #   linux/demo.sh --order move      FileMoveThread takes the lock first
 #   linux/demo.sh --fixed           the fixed build: no deadlock, 1000 files moved
+#   linux/demo.sh --allow-recursive-acquire
+#                                   the harness ignores the recursive acquire:
+#                                   the loops run, at APC_LEVEL
 #
 # Other arguments go to `tdemu run` (see emulator/README.md). Exits 0 when the
-# run shows what the build is expected to show: the deadlock for the default
-# build, completion for the fixed one.
+# run shows what it is expected to show: the deadlock for the default build,
+# completion for the fixed one or with the recursion switch.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$REPO_ROOT"
@@ -19,7 +22,8 @@ build_args=() driver=out/TestDriver.sys expect=deadlock tdemu_args=()
 for arg in "$@"; do
   case $arg in
     --fixed) build_args=(--fixed); driver=out/fixed/TestDriver.sys; expect=completed ;;
-    -h|--help) sed -n '2,14s/^# \{0,1\}//p' "$0"; exit 0 ;;
+    --allow-recursive-acquire) tdemu_args+=("$arg"); expect=completed ;;
+    -h|--help) sed -n '2,17s/^# \{0,1\}//p' "$0"; exit 0 ;;
     *) tdemu_args+=("$arg") ;;
   esac
 done
