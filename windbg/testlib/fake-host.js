@@ -10,7 +10,7 @@
 //     host.diagnostics.debugLog(...), host.namespace.Debugger.Utility.Control.ExecuteCommand(cmd),
 //     new host.apiVersionSupport(major, minor), new host.functionAlias(fn, name).
 // It is a model of the documentation, not of WinDbg: what it cannot show is
-// listed in docs/windows.md.
+// listed in README.md (Windows, "Testing from Linux").
 
 class FakeInt64 {
     // hex: 1..16 hex digits; style: "0x" (default) or "bare" for toString(16)
