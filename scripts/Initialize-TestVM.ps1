@@ -74,39 +74,7 @@ param(
 $ErrorActionPreference = 'Stop'
 Set-StrictMode -Version 2.0
 
-function Assert-Administrator {
-    $identity = [Security.Principal.WindowsIdentity]::GetCurrent()
-    $principal = New-Object -TypeName Security.Principal.WindowsPrincipal -ArgumentList $identity
-    if (-not $principal.IsInRole([Security.Principal.WindowsBuiltInRole]::Administrator)) {
-        throw 'This script must run elevated: open PowerShell with "Run as administrator" and run it again.'
-    }
-}
-
-# Runs a native program, returns its exit code and output lines. Native programs
-# write errors to stderr; with $ErrorActionPreference = 'Stop', Windows PowerShell 5.1
-# would turn every stderr line into a terminating error, so it is relaxed here.
-function Invoke-NativeCommand {
-    param(
-        [Parameter(Mandatory)][string]$FilePath,
-        [string[]]$ArgumentList = @()
-    )
-    if (-not (Get-Command -Name $FilePath -ErrorAction SilentlyContinue)) {
-        throw "$FilePath was not found on PATH."
-    }
-    $previous = $ErrorActionPreference
-    $ErrorActionPreference = 'Continue'
-    try {
-        $lines = & $FilePath @ArgumentList 2>&1 | ForEach-Object { "$_" }
-        $code = $LASTEXITCODE
-    }
-    finally {
-        $ErrorActionPreference = $previous
-    }
-    [pscustomobject]@{
-        ExitCode = $code
-        Output   = @($lines)
-    }
-}
+Import-Module -Name (Join-Path $PSScriptRoot 'TestDriver.Common.psm1') -Force
 
 function Test-SecureBootOn {
     try {
@@ -208,15 +176,8 @@ if ($EnableDriverVerifier) {
 }
 
 if ($rebootNeeded) {
-    if ($Restart) {
-        if ($PSCmdlet.ShouldProcess($env:COMPUTERNAME, 'Restart-Computer')) {
-            Restart-Computer -Force
-        }
-    }
-    else {
-        Write-Host ''
-        Write-Host 'REBOOT NEEDED: run Restart-Computer, then continue with scripts\Install-TestDriver.ps1.'
-    }
+    Restart-ComputerIfRequested -Cmdlet $PSCmdlet -Restart:$Restart -Message @('',
+        'REBOOT NEEDED: run Restart-Computer, then continue with scripts\Install-TestDriver.ps1.')
 }
 else {
     Write-Host ''

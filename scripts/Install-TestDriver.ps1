@@ -92,57 +92,16 @@ param(
 $ErrorActionPreference = 'Stop'
 Set-StrictMode -Version 2.0
 
+Import-Module -Name (Join-Path $PSScriptRoot 'TestDriver.Common.psm1') -Force
+
 $SERVICE_KERNEL_DRIVER = 1
 $SERVICE_RUNNING = 4
 $SERVICE_STOPPED = 1
 
-function Assert-Administrator {
-    $identity = [Security.Principal.WindowsIdentity]::GetCurrent()
-    $principal = New-Object -TypeName Security.Principal.WindowsPrincipal -ArgumentList $identity
-    if (-not $principal.IsInRole([Security.Principal.WindowsBuiltInRole]::Administrator)) {
-        throw 'This script must run elevated: open PowerShell with "Run as administrator" and run it again.'
-    }
-}
-
-function Invoke-NativeCommand {
-    param(
-        [Parameter(Mandatory)][string]$FilePath,
-        [string[]]$ArgumentList = @()
-    )
-    if (-not (Get-Command -Name $FilePath -ErrorAction SilentlyContinue)) {
-        throw "$FilePath was not found on PATH."
-    }
-    $previous = $ErrorActionPreference
-    $ErrorActionPreference = 'Continue'
-    try {
-        $lines = & $FilePath @ArgumentList 2>&1 | ForEach-Object { "$_" }
-        $code = $LASTEXITCODE
-    }
-    finally {
-        $ErrorActionPreference = $previous
-    }
-    [pscustomobject]@{
-        ExitCode = $code
-        Output   = @($lines)
-    }
-}
-
-function Write-NativeOutput {
-    param($Result)
-    foreach ($line in $Result.Output) {
-        if ($line.Trim().Length -gt 0) {
-            Write-Host "    $line"
-        }
-    }
-}
-
 function Resolve-DriverPath {
     param([string]$Path)
     if ($Path) {
-        if (-not (Test-Path -LiteralPath $Path -PathType Leaf)) {
-            throw "Driver not found: $Path"
-        }
-        return (Resolve-Path -LiteralPath $Path).ProviderPath
+        return Resolve-ExistingFile -Path $Path -Description 'Driver'
     }
     $root = Split-Path -Parent $PSScriptRoot
     $candidates = @(

@@ -93,22 +93,15 @@ param(
 $ErrorActionPreference = 'Stop'
 Set-StrictMode -Version 2.0
 
+Import-Module -Name (Join-Path $PSScriptRoot 'TestDriver.Common.psm1') -Force
+
 $repoRoot = Split-Path -Parent $PSScriptRoot
 $windbgDir = Join-Path -Path $repoRoot -ChildPath 'windbg'
-
-function Test-Administrator {
-    $identity = [Security.Principal.WindowsIdentity]::GetCurrent()
-    $principal = New-Object -TypeName Security.Principal.WindowsPrincipal -ArgumentList $identity
-    return $principal.IsInRole([Security.Principal.WindowsBuiltInRole]::Administrator)
-}
 
 function Find-Debugger {
     param([string]$Path)
     if ($Path) {
-        if (-not (Test-Path -LiteralPath $Path -PathType Leaf)) {
-            throw "Debugger not found: $Path"
-        }
-        return (Resolve-Path -LiteralPath $Path).ProviderPath
+        return Resolve-ExistingFile -Path $Path -Description 'Debugger'
     }
     $folders = @()
     if (${env:ProgramFiles(x86)}) {
@@ -134,10 +127,7 @@ function Find-Debugger {
 function Find-Mex {
     param([string]$Path, [string]$DebuggerFolder)
     if ($Path) {
-        if (-not (Test-Path -LiteralPath $Path -PathType Leaf)) {
-            throw "mex.dll not found: $Path"
-        }
-        return (Resolve-Path -LiteralPath $Path).ProviderPath
+        return Resolve-ExistingFile -Path $Path -Description 'mex.dll'
     }
     foreach ($candidate in @((Join-Path -Path $DebuggerFolder -ChildPath 'winext\mex.dll'), (Join-Path -Path $DebuggerFolder -ChildPath 'mex.dll'))) {
         if (Test-Path -LiteralPath $candidate -PathType Leaf) {

@@ -75,13 +75,7 @@ param(
 $ErrorActionPreference = 'Stop'
 Set-StrictMode -Version 2.0
 
-function Assert-Administrator {
-    $identity = [Security.Principal.WindowsIdentity]::GetCurrent()
-    $principal = New-Object -TypeName Security.Principal.WindowsPrincipal -ArgumentList $identity
-    if (-not $principal.IsInRole([Security.Principal.WindowsBuiltInRole]::Administrator)) {
-        throw 'This script must run elevated: open PowerShell with "Run as administrator" and run it again.'
-    }
-}
+Import-Module -Name (Join-Path $PSScriptRoot 'TestDriver.Common.psm1') -Force
 
 function Write-DumpFound {
     param([IO.FileInfo]$File)

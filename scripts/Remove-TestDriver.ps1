@@ -74,47 +74,9 @@ param(
 $ErrorActionPreference = 'Stop'
 Set-StrictMode -Version 2.0
 
+Import-Module -Name (Join-Path $PSScriptRoot 'TestDriver.Common.psm1') -Force
+
 $SERVICE_STOPPED = 1
-
-function Assert-Administrator {
-    $identity = [Security.Principal.WindowsIdentity]::GetCurrent()
-    $principal = New-Object -TypeName Security.Principal.WindowsPrincipal -ArgumentList $identity
-    if (-not $principal.IsInRole([Security.Principal.WindowsBuiltInRole]::Administrator)) {
-        throw 'This script must run elevated: open PowerShell with "Run as administrator" and run it again.'
-    }
-}
-
-function Invoke-NativeCommand {
-    param(
-        [Parameter(Mandatory)][string]$FilePath,
-        [string[]]$ArgumentList = @()
-    )
-    if (-not (Get-Command -Name $FilePath -ErrorAction SilentlyContinue)) {
-        throw "$FilePath was not found on PATH."
-    }
-    $previous = $ErrorActionPreference
-    $ErrorActionPreference = 'Continue'
-    try {
-        $lines = & $FilePath @ArgumentList 2>&1 | ForEach-Object { "$_" }
-        $code = $LASTEXITCODE
-    }
-    finally {
-        $ErrorActionPreference = $previous
-    }
-    [pscustomobject]@{
-        ExitCode = $code
-        Output   = @($lines)
-    }
-}
-
-function Write-NativeOutput {
-    param($Result)
-    foreach ($line in $Result.Output) {
-        if ($line.Trim().Length -gt 0) {
-            Write-Host "    $line"
-        }
-    }
-}
 
 Assert-Administrator
 $rebootNeeded = $false
@@ -192,12 +154,5 @@ if ($RemoveTestFolders) {
 }
 
 if ($rebootNeeded) {
-    if ($Restart) {
-        if ($PSCmdlet.ShouldProcess($env:COMPUTERNAME, 'Restart-Computer')) {
-            Restart-Computer -Force
-        }
-    }
-    else {
-        Write-Host 'REBOOT NEEDED to finish the cleanup: Restart-Computer.'
-    }
+    Restart-ComputerIfRequested -Cmdlet $PSCmdlet -Restart:$Restart -Message 'REBOOT NEEDED to finish the cleanup: Restart-Computer.'
 }

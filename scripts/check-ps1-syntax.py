@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Syntax check for the repository's PowerShell scripts, runnable on Linux.
+"""Syntax check for the repository's PowerShell scripts and modules, runnable on Linux.
 
 There is no PowerShell here (pwsh cannot be installed from the registries this
 project may use), so the scripts are parsed with the tree-sitter PowerShell
@@ -30,6 +30,7 @@ except ImportError as exc:  # pragma: no cover - reported to the user
         "(windbg/test.sh does this in windbg/.venv)\n" % exc)
     sys.exit(2)
 
+EXTENSIONS = (".ps1", ".psm1")  # scripts and script modules, picked from folders
 EXPANDABLE = ("expandable_string_literal", "expandable_here_string_literal")
 
 
@@ -43,7 +44,7 @@ def collect_files(args):
     for arg in args:
         if os.path.isdir(arg):
             for name in sorted(os.listdir(arg)):
-                if name.lower().endswith(".ps1"):
+                if name.lower().endswith(EXTENSIONS):
                     files.append(os.path.join(arg, name))
         elif os.path.isfile(arg):
             files.append(arg)
@@ -99,7 +100,7 @@ def main(argv):
     targets = argv[1:] or [os.path.dirname(os.path.abspath(__file__))]
     files = collect_files(targets)
     if not files:
-        sys.stderr.write("check-ps1-syntax: no .ps1 file in %s\n" % " ".join(targets))
+        sys.stderr.write("check-ps1-syntax: no .ps1 or .psm1 file in %s\n" % " ".join(targets))
         return 2
     ps_parser = parser()
     total = 0

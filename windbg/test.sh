@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Tests of the Windows workflow that can run on Linux:
-#   1. the PowerShell syntax check of scripts/*.ps1 (tree-sitter PowerShell grammar,
+#   1. the PowerShell syntax check of scripts/*.ps1 and *.psm1 (tree-sitter PowerShell grammar,
 #      pinned in scripts/requirements-ps1-check.txt, installed into windbg/.venv),
 #   2. node's test runner over windbg/test/: the WinDbg JavaScript extension
 #      windbg/WrFastMutex.js against a fake data model of the seed's dump, its
@@ -70,7 +70,7 @@ then
 fi
 
 # --- 1. PowerShell syntax --------------------------------------------------------
-say "PowerShell syntax check of scripts/*.ps1"
+say "PowerShell syntax check of scripts/*.ps1 and *.psm1"
 "$VENV/bin/python" "$REPO/scripts/check-ps1-syntax.py" "$REPO/scripts"
 
 # --- 2. node tests (last: the output ends with node's summary) -------------------

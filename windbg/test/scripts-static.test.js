@@ -10,6 +10,20 @@ const REPO = path.join(__dirname, "..", "..");
 const SCRIPTS = path.join(REPO, "scripts");
 const WINDBG = path.join(REPO, "windbg");
 const ps1Files = fs.readdirSync(SCRIPTS).filter((f) => f.endsWith(".ps1")).sort();
+// The helpers every script shares live once in this module; each script imports it.
+const MODULE = "TestDriver.Common.psm1";
+const MODULE_PATH = path.join(SCRIPTS, MODULE);
+const IMPORT_LINE = "Import-Module -Name (Join-Path $PSScriptRoot '" + MODULE + "') -Force";
+const SHARED = ["Test-Administrator", "Assert-Administrator", "Invoke-NativeCommand", "Write-NativeOutput",
+    "Resolve-ExistingFile", "Restart-ComputerIfRequested"];
+// The elevation check each script runs itself: Invoke-DumpAnalysis.ps1 only warns, the others stop.
+const ELEVATION = {
+    "Initialize-TestVM.ps1": "Assert-Administrator",
+    "Install-TestDriver.ps1": "Assert-Administrator",
+    "Invoke-DumpAnalysis.ps1": "Test-Administrator",
+    "New-LiveKernelDump.ps1": "Assert-Administrator",
+    "Remove-TestDriver.ps1": "Assert-Administrator"
+};
 
 function read(file) {
     return fs.readFileSync(file, "utf8");
@@ -22,6 +36,34 @@ function codeOnly(text) {
     code = code.replace(/"(?:`.|[^"`\n])*"/g, "\"\"");
     code = code.replace(/#.*$/gm, "");
     return code;
+}
+
+// The text from the "(" at index open to its matching ")", both included.
+function balanced(text, open) {
+    let depth = 0;
+    for (let i = open; i < text.length; i++) {
+        if (text[i] === "(") {
+            depth++;
+        } else if (text[i] === ")") {
+            depth--;
+            if (depth === 0) {
+                return text.substring(open, i + 1);
+            }
+        }
+    }
+    assert.fail("unbalanced parentheses after index " + open);
+}
+
+// The top-level functions of a script or module: name -> body (from "function" to the closing "}").
+function functionsOf(text) {
+    const result = new Map();
+    const re = /^function ([A-Za-z-]+) \{\n([\s\S]*?)^\}$/gm;
+    let m;
+    while ((m = re.exec(text)) !== null) {
+        assert.ok(!result.has(m[1]), m[1] + " is defined once");
+        result.set(m[1], m[2]);
+    }
+    return result;
 }
 
 // Names declared in the top-level param( ... ) block.
@@ -40,9 +82,76 @@ function parameterNames(text) {
     return names;
 }
 
-test("the five workflow scripts are there", () => {
+test("the five workflow scripts and their shared module are there", () => {
     assert.deepEqual(ps1Files, ["Initialize-TestVM.ps1", "Install-TestDriver.ps1", "Invoke-DumpAnalysis.ps1",
         "New-LiveKernelDump.ps1", "Remove-TestDriver.ps1"]);
+    assert.deepEqual(Object.keys(ELEVATION).sort(), ps1Files);
+    assert.ok(fs.existsSync(MODULE_PATH), MODULE);
+    assert.deepEqual(fs.readdirSync(SCRIPTS).filter((f) => f.endsWith(".psm1")), [MODULE]);
+});
+
+test(MODULE + ": PowerShell 5.1, Stop on errors, each shared helper defined once and exported", () => {
+    const text = read(MODULE_PATH);
+    assert.ok(text.startsWith("#Requires -Version 5.1\n"), "first line #Requires -Version 5.1");
+    assert.match(text, /^\$ErrorActionPreference = 'Stop'$/m);
+    assert.match(text, /^Set-StrictMode -Version 2\.0$/m);
+    const functions = functionsOf(text);
+    assert.deepEqual([...functions.keys()].sort(), [...SHARED].sort(), "functions of the module");
+    for (const name of SHARED) {
+        assert.equal((text.match(new RegExp("^function " + name + " \\{$", "gm")) || []).length, 1, name + " defined once");
+    }
+    const exportAt = text.search(/^Export-ModuleMember -Function @\($/m);
+    assert.ok(exportAt >= 0, "Export-ModuleMember -Function @(...)");
+    const exported = (balanced(text, text.indexOf("(", exportAt)).match(/'[A-Za-z-]+'/g) || [])
+        .map((s) => s.slice(1, -1)).sort();
+    assert.deepEqual(exported, [...SHARED].sort(), "exported functions");
+});
+
+test(MODULE + ": comment-based help for every exported function and parameter", () => {
+    const functions = functionsOf(read(MODULE_PATH));
+    for (const [name, body] of functions) {
+        const help = body.match(/^\s*<#\n([\s\S]*?)#>/);
+        assert.ok(help, name + ": comment-based help at the top of the function");
+        for (const section of [".SYNOPSIS", ".EXAMPLE"]) {
+            assert.match(help[1], new RegExp("^\\s*\\" + section + "$", "m"), name + ": " + section);
+        }
+        const documented = [];
+        const re = /^\s*\.PARAMETER (\w+)$/gm;
+        let m;
+        while ((m = re.exec(help[1])) !== null) {
+            documented.push(m[1]);
+        }
+        const paramAt = body.search(/^\s*param\(/m);
+        assert.ok(paramAt >= 0, name + ": param( block");
+        const block = balanced(body, body.indexOf("(", paramAt));
+        const declared = [];
+        const declRe = /(?:^|[\](,(])\s*\$([A-Za-z]+)\b(?!\.)/g;
+        while ((m = declRe.exec(block.slice(1, -1))) !== null) {
+            declared.push(m[1]);
+        }
+        assert.deepEqual(declared.filter((n) => !documented.includes(n)), [], name + ": undocumented parameters");
+        assert.deepEqual(documented.filter((n) => !declared.includes(n)), [], name + ": documented but not declared");
+    }
+});
+
+test(MODULE + ": elevation via WindowsPrincipal, native calls with relaxed error preference", () => {
+    const text = read(MODULE_PATH);
+    const functions = functionsOf(text);
+    const testAdmin = functions.get("Test-Administrator");
+    assert.match(testAdmin, /New-Object -TypeName Security\.Principal\.WindowsPrincipal/);
+    assert.match(testAdmin, /IsInRole\(\[Security\.Principal\.WindowsBuiltInRole\]::Administrator\)/);
+    assert.match(functions.get("Assert-Administrator"),
+        /if \(-not \(Test-Administrator\)\) \{\n\s*throw 'This script must run elevated: open PowerShell with "Run as administrator" and run it again\.'/);
+    const invoke = functions.get("Invoke-NativeCommand");
+    assert.match(invoke, /\$ErrorActionPreference = 'Continue'/);
+    assert.match(invoke, /finally \{\n\s*\$ErrorActionPreference = \$previous/);
+    assert.match(invoke, /\$code = \$LASTEXITCODE/);
+    assert.match(invoke, /ExitCode = \$code/);
+    assert.match(functions.get("Restart-ComputerIfRequested"), /\$Cmdlet\.ShouldProcess\(\$env:COMPUTERNAME, 'Restart-Computer'\)/);
+    const code = codeOnly(text);
+    assert.doesNotMatch(code, /(^|[\s;&|(])(sc|bcdedit|verifier)(\.exe)?\s+[\/a-z]/im, "no native tool is called directly");
+    assert.doesNotMatch(code, /&&|\|\||\?\?|\?\.|\$IsWindows|ForEach-Object -Parallel|Join-String/,
+        "no syntax newer than Windows PowerShell 5.1");
 });
 
 for (const file of ps1Files) {
@@ -72,9 +181,40 @@ for (const file of ps1Files) {
         assert.deepEqual([...documented].filter((n) => !declared.includes(n)), [], "documented but not declared");
     });
 
-    test(file + ": elevation is checked with WindowsPrincipal", () => {
-        assert.match(text, /New-Object -TypeName Security\.Principal\.WindowsPrincipal/);
-        assert.match(text, /IsInRole\(\[Security\.Principal\.WindowsBuiltInRole\]::Administrator\)/);
+    test(file + ": imports the shared module and does not redefine its helpers", () => {
+        const lines = text.split("\n");
+        const importAt = lines.indexOf(IMPORT_LINE);
+        assert.ok(importAt >= 0, "imports " + MODULE + " with: " + IMPORT_LINE);
+        assert.equal(lines.filter((l) => l === IMPORT_LINE).length, 1, "imported once");
+        const strictAt = lines.indexOf("Set-StrictMode -Version 2.0");
+        assert.ok(strictAt >= 0 && strictAt < importAt, "imported after param() and the preferences");
+        const firstFunction = lines.findIndex((l) => /^function /.test(l));
+        assert.ok(firstFunction < 0 || importAt < firstFunction, "imported before the script's own functions");
+        for (const name of SHARED) {
+            assert.doesNotMatch(text, new RegExp("^\\s*function " + name + "\\b", "mi"), name + " comes from " + MODULE);
+            const use = lines.findIndex((l, i) => i !== importAt && new RegExp("\\b" + name + "\\b").test(l) &&
+                !/^\s*#/.test(l));
+            assert.ok(use < 0 || use > importAt, name + " is used only after the import");
+        }
+        assert.doesNotMatch(text, /Security\.Principal\.WindowsPrincipal/, "the elevation check lives in " + MODULE);
+    });
+
+    test(file + ": runs its own elevation check at the top level before doing anything", () => {
+        const check = ELEVATION[file];
+        // top level only: the script's own function definitions are left out
+        const lines = text.replace(/^function [A-Za-z-]+ \{\n[\s\S]*?^\}$/gm, "").split("\n");
+        const at = check === "Assert-Administrator" ?
+            lines.indexOf("Assert-Administrator") :
+            lines.indexOf("if (-not (Test-Administrator)) {");
+        assert.ok(at >= 0, "calls " + check + " on a top-level line");
+        for (const body of functionsOf(text).values()) {
+            assert.ok(!body.includes(check), check + " is called by the script itself, not from a function");
+        }
+        const firstAction = lines.findIndex((l) => /Invoke-NativeCommand -FilePath|\$PSCmdlet\.ShouldProcess\(|Restart-ComputerIfRequested -Cmdlet/.test(l));
+        assert.ok(firstAction < 0 || at < firstAction, check + " before the first native call or change");
+        if (check === "Test-Administrator") {
+            assert.match(lines[at + 1], /^\s*Write-Warning 'Not elevated:/);
+        }
     });
 
     test(file + ": native tools run through Invoke-NativeCommand, exit codes checked, no sc stop", () => {
