@@ -24,6 +24,15 @@ class UsageError(Exception):
     pass
 
 
+def _count_and_status(key: str, val: str) -> tuple[int, int | None]:
+    """Parses a fault's `N[:STATUS]`: N >= 1, and the status if one is given."""
+    n, _, status = val.partition(":")
+    count = int(n)
+    if count <= 0:
+        raise ValueError(f"{key} needs N >= 1")
+    return count, (st.parse(status) if status else None)
+
+
 def parse_faults(specs: list[str]):
     from .machine import Faults
 
@@ -41,21 +50,15 @@ def parse_faults(specs: list[str]):
                     raise ValueError("missing-dir needs a path, e.g. missing-dir=C:\\Temp")
                 f.missing_dirs.append(val)
             elif key == "create-every":
-                n, _, status = val.partition(":")
-                f.create_fail_every = int(n)
-                if f.create_fail_every <= 0:
-                    raise ValueError("create-every needs N >= 1")
-                if status:
-                    f.create_fail_status = st.parse(status)
+                f.create_fail_every, status = _count_and_status(key, val)
+                if status is not None:
+                    f.create_fail_status = status
             elif key == "iocreatedevice":
                 f.iocreatedevice_status = st.parse(val or "insufficient_resources")
             elif key == "thread":
-                n, _, status = val.partition(":")
-                f.thread_fail_nth = int(n)
-                if f.thread_fail_nth <= 0:
-                    raise ValueError("thread needs N >= 1")
-                if status:
-                    f.thread_fail_status = st.parse(status)
+                f.thread_fail_nth, status = _count_and_status(key, val)
+                if status is not None:
+                    f.thread_fail_status = status
             else:
                 raise ValueError(f"unknown fault '{key}'")
         except ValueError as e:
