@@ -90,4 +90,20 @@ function cleanDump() {
     };
 }
 
-module.exports = { OWNER, SECOND, EVENT, MUTEX, OWNER_FRAMES, SECOND_FRAMES, seedDump, cleanDump };
+// The seed's walk-through on this dump, as the extension should plan and run
+// it: the owner with !mex.t (MEX) or !thread (built-in), its ExAcquireFastMutex
+// frame, the fast mutex, then the second waiter, then back to the current thread.
+function walkthroughCommands(threadCommand) {
+    return [
+        threadCommand + " ffff9709ac20e040",
+        ".thread /r /p ffff9709ac20e040",
+        ".frame /r 0n5",
+        "dt nt!_FAST_MUTEX ffff9709ac3d4f20",
+        threadCommand + " ffff9709ab278040",
+        ".thread"
+    ];
+}
+
+module.exports = {
+    OWNER, SECOND, EVENT, MUTEX, OWNER_FRAMES, SECOND_FRAMES, seedDump, cleanDump, walkthroughCommands
+};
