@@ -27,7 +27,7 @@ class UsageError(Exception):
 def _count_and_status(key: str, val: str) -> tuple[int, int | None]:
     """Parses a fault's `N[:STATUS]`: N >= 1, and the status if one is given."""
     n, _, status = val.partition(":")
-    count = int(n)
+    count = int(n) if n.isdigit() else 0
     if count <= 0:
         raise ValueError(f"{key} needs N >= 1")
     return count, (st.parse(status) if status else None)
