@@ -5,8 +5,9 @@
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 TARGET=x86_64-pc-windows-msvc
 
-# Debian packages the build needs, and one file each that proves it installed.
-declare -A DEBIAN_PACKAGES=(
+# Debian packages, by group, each with one file that proves it is installed.
+# `build`: what linux/build.sh needs to make TestDriver.sys.
+declare -A DEBIAN_PACKAGES_build=(
   [rustc-web]=/usr/bin/rustc
   [cargo-web]=/usr/bin/cargo
   [rust-web-src]=/usr/lib/rustlib/src/rust/library/core/Cargo.toml
@@ -17,20 +18,37 @@ declare -A DEBIAN_PACKAGES=(
   [libclang-19-dev]=/usr/lib/llvm-19/lib/libclang.so
   [mingw-w64-common]=/usr/share/mingw-w64/include/ddk/ntifs.h
 )
+# `test`: what linux/test.sh needs beyond `build` (the emulator's venv, the
+# WinDbg extension's node tests).
+declare -A DEBIAN_PACKAGES_test=(
+  [python3-venv]=/usr/lib/python3.11/ensurepip/__init__.py
+  [nodejs]=/usr/bin/node
+  [npm]=/usr/bin/npm
+)
+# `wine`: Debian's Wine, which loads TestDriver.sys in winedevice.exe.
+declare -A DEBIAN_PACKAGES_wine=(
+  [wine64]=/usr/lib/wine/wine64
+  [wine]=/usr/lib/wine/wineserver
+)
 
-# Installs whatever of DEBIAN_PACKAGES is missing (apt-get, as root or through
-# sudo). Prints nothing when everything is there.
+# Installs whatever is missing of the named groups (default: build), with
+# apt-get, as root or through sudo. Prints nothing when everything is there.
 ensure_debian_packages() {
-  local missing=() package
-  for package in "${!DEBIAN_PACKAGES[@]}"; do
-    [[ -e ${DEBIAN_PACKAGES[$package]} ]] || missing+=("$package")
+  local groups=("${@:-build}") missing=() group package
+  for group in "${groups[@]}"; do
+    local -n packages="DEBIAN_PACKAGES_$group"
+    for package in "${!packages[@]}"; do
+      [[ -e ${packages[$package]} ]] || missing+=("$package")
+    done
+    unset -n packages
   done
   ((${#missing[@]})) || return 0
   echo "Installing Debian packages: ${missing[*]}" >&2
   local sudo=()
   ((EUID == 0)) || sudo=(sudo)
   "${sudo[@]}" apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends \
+    "${missing[@]}" >/dev/null
 }
 
 # Debian's rustc/cargo 1.96 (rustc-web) come with the library sources that
