@@ -1,27 +1,63 @@
 #!/usr/bin/env bash
 # Create the Python environment the emulator needs (idempotent; quick when already done).
 #   bash emulator/setup.sh [VENV_DIR]      default VENV_DIR: <repo>/.venv
-# Prints the venv's python path on its last line.
+# Needs Python >= 3.10 with venv/ensurepip (PYTHON=... to choose one); on Debian it
+# installs python3-venv itself (env.sh's `python` group). Prints only the venv's
+# python path on stdout; everything else goes to stderr. On failure it says why
+# and exits non-zero.
 set -euo pipefail
+exec 3>&1 1>&2
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+(($# <= 1)) || { echo "setup.sh: usage: bash emulator/setup.sh [VENV_DIR]"; exit 2; }
 venv="${1:-$(dirname "$here")/.venv}"
 req="$here/requirements.txt"
+
+# Debian's python3 lacks venv/ensurepip until python3-venv is installed.
+if [ -z "${PYTHON:-}" ] && [ -e /etc/debian_version ]; then
+  # shellcheck source=../linux/env.sh
+  source "$here/../linux/env.sh"
+  ensure_debian_packages python
+fi
+
+py_ok() { "$1" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)' 2>/dev/null; }
 py="${PYTHON:-}"
-if [ -z "$py" ]; then
+if [ -n "$py" ]; then
+  command -v "$py" >/dev/null || { echo "setup.sh: PYTHON=$py: no such command"; exit 1; }
+  py_ok "$py" || { echo "setup.sh: PYTHON=$py is $("$py" -V 2>&1); the emulator needs Python >= 3.10"; exit 1; }
+else
   for cand in python3.11 python3 python; do
-    if command -v "$cand" >/dev/null 2>&1 && "$cand" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)' 2>/dev/null; then
+    if command -v "$cand" >/dev/null 2>&1 && py_ok "$cand"; then
       py="$cand"; break
     fi
   done
+  if [ -z "$py" ]; then
+    found="$( (python3 -V || python -V) 2>&1 | head -n 1)"
+    echo "setup.sh: the emulator needs Python >= 3.10 (found: ${found:-no python3})." \
+      "On Debian 12: apt-get install python3 python3-venv (3.11); elsewhere set PYTHON=/path/to/python3.10+"
+    exit 1
+  fi
 fi
-[ -n "$py" ] || { echo "setup.sh: need Python >= 3.10" >&2; exit 1; }
+
+# A venv left without pip (made while ensurepip was missing) is made again.
+if [ -x "$venv/bin/python" ] && ! "$venv/bin/python" -m pip --version >/dev/null 2>&1; then
+  echo "setup.sh: $venv has no pip; making it again"
+  rm -rf "$venv"
+fi
 if [ ! -x "$venv/bin/python" ]; then
-  "$py" -m venv "$venv"
+  if ! "$py" -m venv "$venv"; then
+    rm -rf "$venv"
+    echo "setup.sh: '$py -m venv $venv' failed (above); it needs the venv and ensurepip modules" \
+      "(Debian: apt-get install python3-venv)"
+    exit 1
+  fi
 fi
 stamp="$venv/.tdemu-requirements.sha256"
 want="$(sha256sum "$req" | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-  "$venv/bin/python" -m pip install --disable-pip-version-check -q -r "$req"
+  if ! "$venv/bin/python" -m pip install --disable-pip-version-check -q -r "$req"; then
+    echo "setup.sh: pip could not install emulator/requirements.txt into $venv (above)"
+    exit 1
+  fi
   echo "$want" > "$stamp"
 fi
-echo "$venv/bin/python"
+echo "$venv/bin/python" >&3
