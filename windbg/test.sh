@@ -7,55 +7,53 @@
 #      ECMAScript 2015 check (acorn, pinned in windbg/package-lock.json), static
 #      checks of the PowerShell scripts and debugger command files, and the
 #      syntax checker itself on deliberately broken scripts.
-# Needs node >= 20 and npm; installs the rest itself (Python venv via apt-get if
-# it is missing and we are root). Exits non-zero on any failure. The output ends
-# with node's test summary.
+# Installs what it needs (Debian's nodejs and npm, python3-venv: linux/env.sh's
+# `python` and `test` groups; acorn and the PowerShell parser, pinned) and works
+# with Debian 12's node 18 or newer. Exits non-zero on any failure, with its
+# cause. The output ends with node's test summary.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/.." && pwd)"
 ACORN_VERSION="8.19.0"
+NODE_MIN_MAJOR=18
 VENV="$HERE/.venv"
 REQUIREMENTS="$REPO/scripts/requirements-ps1-check.txt"
 
 say() { printf '==> %s\n' "$*"; }
+die() { echo "windbg/test.sh: $*" >&2; exit 1; }
 
-apt_install() {
-    if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
-        echo "windbg/test.sh: need the Debian packages: $* (run as root or install them)" >&2
-        exit 1
-    fi
-    say "apt-get install -y $*"
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
-}
+# shellcheck source=../linux/env.sh
+source "$REPO/linux/env.sh"
+ensure_debian_packages python test
+python3 -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)' \
+    || die "Python >= 3.10 is required, found $(python3 -V 2>&1) (Debian 12: apt-get install python3 python3-venv)"
 
 # --- node and the pinned npm package ------------------------------------------
-if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
-    echo "windbg/test.sh: node (>= 20) and npm are required" >&2
-    exit 1
-fi
+command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 \
+    || die "node (>= $NODE_MIN_MAJOR) and npm are required (Debian: apt-get install nodejs npm)"
 NODE_MAJOR="$(node -p 'process.versions.node.split(".")[0]')"
-if [ "$NODE_MAJOR" -lt 20 ]; then
-    echo "windbg/test.sh: node >= 20 is required, found $(node --version)" >&2
-    exit 1
+if [ "$NODE_MAJOR" -lt "$NODE_MIN_MAJOR" ]; then
+    die "node >= $NODE_MIN_MAJOR is required (its built-in test runner), found $(node --version) at" \
+        "$(command -v node); Debian 12's nodejs is 18.19 or newer"
 fi
 installed_acorn="$(cd "$HERE" && node -p 'try { require("acorn/package.json").version } catch (e) { "" }')"
 if [ "$installed_acorn" != "$ACORN_VERSION" ]; then
     say "npm ci in windbg/ (acorn $ACORN_VERSION)"
-    (cd "$HERE" && npm ci --no-audit --no-fund --loglevel=error)
+    (cd "$HERE" && npm ci --no-audit --no-fund --loglevel=error) \
+        || die "npm ci in windbg/ failed (above): the npm registry must be reachable"
 fi
 
 # --- Python venv with the pinned PowerShell parser ------------------------------
-if ! command -v python3 >/dev/null 2>&1; then
-    apt_install python3 python3-venv
+if [ -x "$VENV/bin/python" ] && ! "$VENV/bin/python" -m pip --version >/dev/null 2>&1; then
+    say "windbg/.venv has no pip: making it again"
+    rm -rf "$VENV"
 fi
 if [ ! -x "$VENV/bin/python" ]; then
     say "python3 -m venv windbg/.venv"
-    if ! python3 -m venv "$VENV" >/dev/null 2>&1; then
+    if ! python3 -m venv "$VENV"; then
         rm -rf "$VENV"
-        apt_install python3-venv
-        python3 -m venv "$VENV"
+        die "python3 -m venv failed (above); it needs Python >= 3.10 with venv and ensurepip"
     fi
 fi
 if ! "$VENV/bin/python" - "$REQUIREMENTS" <<'PY' >/dev/null 2>&1
@@ -66,7 +64,8 @@ sys.exit(0 if all(version(name) == v for name, v in wanted.items()) else 1)
 PY
 then
     say "pip install -r scripts/requirements-ps1-check.txt (binary wheels only)"
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --only-binary=:all: -r "$REQUIREMENTS"
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --only-binary=:all: -r "$REQUIREMENTS" \
+        || die "pip could not install scripts/requirements-ps1-check.txt (above)"
 fi
 
 # --- 1. PowerShell syntax --------------------------------------------------------
