@@ -12,8 +12,9 @@
 //   .scriptload C:\path\to\repo\windbg\WrFastMutex.js
 //   !WrFastMutexJs                        table of waiters + one summary per mutex
 //   dx @$scriptContents.WrFastMutexJs()   the same rows as data-model objects
-//   !WrFastMutexWalk                      the seed's walk-through with built-in commands
-//                                         (!thread, .thread /r /p, .frame /r, dt nt!_FAST_MUTEX)
+//   !WrFastMutexWalk                      the same table, then the seed's walk-through with
+//                                         built-in commands (!thread, .thread /r /p,
+//                                         .frame /r, dt nt!_FAST_MUTEX), from one walk
 //   !WrFastMutexWalk 1                    the same, but with MEX's !mex.t (MEX loaded)
 //
 // How the fast mutex is found. A thread that blocks in ExAcquireFastMutex waits,
@@ -22,6 +23,20 @@
 // WrFastMutex (34 = 0x22 in _KWAIT_REASON on Windows 10 1607 .. Windows 11),
 // _KTHREAD.WaitBlockList->Object is the address of FAST_MUTEX.Event, and the
 // FAST_MUTEX starts Event's offset (0x18 on x64) before it.
+//
+// What a dump does to the reader. A dump is rarely complete: a partial or
+// "kernel stacks only" live dump leaves pages out, and without nt symbols no
+// _ETHREAD can be read at all. The data model reports both by throwing, and it
+// throws late: host.createTypedObject only records a location, the read (and
+// the "Unable to read memory" error) happens when a field is touched; the
+// Processes, Threads and Stack.Frames collections are lazy iterators whose
+// next() can throw part-way; host.getModuleType can return null for a type the
+// symbols lack (Microsoft's WinDbg-Samples ImageInfo/ImageInfo.js checks
+// `privateType === undefined || privateType == null`, and guards its memory
+// reads, "unreadable on a -z"). So every read and every iteration below is
+// guarded, what could not be read is counted, and when nothing was found the
+// report says "Cannot tell ..." with those counts instead of "No thread is
+// waiting": an empty answer from an unreadable dump is not a "no deadlock".
 //
 // Structure. Everything that only computes (hex arithmetic on 64-bit addresses,
 // filtering, the Count decoding, the report text, the list of commands for the
@@ -48,6 +63,11 @@ var FM_LOCK_BIT = 0x1;                   // Count bit 0: 1 = free, 0 = held
 var FM_LOCK_WAITER_WOKEN = 0x2;          // Count bit 1: a waiter has been woken
 var FM_LOCK_WAITER_INC = 0x4;            // each waiter adds 4 to Count
 var MAX_FRAMES = 24;
+var SYSTEM_PID = 4;                      // the System process: PsCreateSystemThread's threads run in it
+// Byte offsets of the nt!_FAST_MUTEX fields on x64, as dt nt!_FAST_MUTEX prints them in
+// the seed (+0x000 Count, +0x008 Owner, +0x010 Contention, +0x018 Event, +0x030 OldIrql);
+// used only when the symbols lack the type.
+var FAST_MUTEX_RAW = { count: 0x0, owner: 0x8, contention: 0x10, oldIrql: 0x30 };
 
 // ---------------------------------------------------------------------------
 // Pure logic: 64-bit addresses as hex strings
@@ -194,12 +214,25 @@ function findCallerFrame(frames, waitIndex) {
 // Pure logic: from thread records to rows
 // ---------------------------------------------------------------------------
 
+// The text of anything thrown (the data model throws Error objects; be ready for others).
+function errorText(e) {
+    if (e === null || e === undefined) {
+        return "unknown error";
+    }
+    if (typeof e.message === "string" && e.message.length > 0) {
+        return e.message;
+    }
+    return String(e);
+}
+
 // threads: array of records
 //   { processName, pid, thread, tid, state, waitReason, waitObject, frames }
 //   (thread and waitObject: any hex spelling; waitObject null if unknown)
-// readFastMutex(mutexHex16) -> { count, owner, contention, oldIrql }
+// readFastMutex(mutexHex16) -> { count, owner, contention, oldIrql }; it may throw
+//   (the mutex's page is not in the dump): the waiters are still reported, with
+//   mutexReadError set and owner/count/contention/oldIrql null.
 // options: { eventOffset }  (default 0x18)
-// Returns rows sorted as the records came, one per waiting thread.
+// Returns rows in the order the records came, one per waiting thread.
 function findFastMutexWaiters(threads, readFastMutex, options) {
     var eventOffset = (options && options.eventOffset !== undefined) ? options.eventOffset : FAST_MUTEX_EVENT_OFFSET;
     var cache = {};
@@ -215,13 +248,18 @@ function findFastMutexWaiters(threads, readFastMutex, options) {
         var event = normalizeHex(t.waitObject);
         var mutex = hexSub(event, eventOffset);
         if (!cache.hasOwnProperty(mutex)) {
-            var m = readFastMutex(mutex);
-            cache[mutex] = {
-                count: Number(m.count),
-                owner: normalizeHex(m.owner),
-                contention: Number(m.contention),
-                oldIrql: Number(m.oldIrql)
-            };
+            try {
+                var m = readFastMutex(mutex);
+                cache[mutex] = {
+                    count: Number(m.count),
+                    owner: normalizeHex(m.owner),
+                    contention: Number(m.contention),
+                    oldIrql: Number(m.oldIrql),
+                    readError: null
+                };
+            } catch (e) {
+                cache[mutex] = { count: null, owner: null, contention: null, oldIrql: null, readError: errorText(e) };
+            }
         }
         var fm = cache[mutex];
         var frames = (t.frames || []).map(normalizeFrame);
@@ -240,7 +278,8 @@ function findFastMutexWaiters(threads, readFastMutex, options) {
             count: fm.count,
             contention: fm.contention,
             oldIrql: fm.oldIrql,
-            ownsMutex: fm.owner === threadHex,
+            mutexReadError: fm.readError,
+            ownsMutex: fm.owner !== null && fm.owner === threadHex,
             waitFrameIndex: waitIndex,
             waitFunction: waitIndex >= 0 ? frames[waitIndex] : "",
             caller: waitIndex >= 0 ? findCallerFrame(frames, waitIndex) : ""
@@ -261,9 +300,10 @@ function summarizeMutexes(rows) {
                 event: r.event,
                 owner: r.owner,
                 count: r.count,
-                decoded: decodeFastMutexCount(r.count),
+                decoded: r.mutexReadError === null ? decodeFastMutexCount(r.count) : null,
                 contention: r.contention,
                 oldIrql: r.oldIrql,
+                readError: r.mutexReadError,
                 waiters: [],
                 ownerIsWaiting: false
             };
@@ -278,8 +318,17 @@ function summarizeMutexes(rows) {
     return order.map(function (k) { return byMutex[k]; });
 }
 
+var FULL_DUMP_ADVICE = "take a Full live kernel memory dump (Task Manager: \"Full live kernel memory dump\"), " +
+    "not a partial or kernel-stacks-only one";
+var SYMBOL_ADVICE = "check the nt symbols (.symfix+ C:\\Symbols, .reload /f nt, then lm m nt must say \"pdb symbols\")";
+
 function verdictFor(summary) {
     var others = summary.waiters.length - (summary.ownerIsWaiting ? 1 : 0);
+    if (summary.readError !== null) {
+        return "cannot read the fast mutex " + formatPointer(summary.mutex) + " (" + summary.readError + "): " +
+            summary.waiters.length + " thread(s) wait on it, but its owner, Count and Contention are unknown. " +
+            "Its page is missing from the dump: " + FULL_DUMP_ADVICE + ".";
+    }
     if (isNullHex(summary.owner)) {
         return "no owner recorded: the mutex may be in the middle of a hand-over; look again at Count and the waiters' stacks.";
     }
@@ -290,6 +339,38 @@ function verdictFor(summary) {
     }
     return "the owner " + formatPointer(summary.owner) + " is not waiting on this mutex; run !thread " +
         formatPlain(summary.owner) + " to see what it is doing. " + others + " thread(s) wait behind it.";
+}
+
+// What the walk over the data model could and could not read.
+// coverage: { processesSeen, processListError (string or null), systemFound,
+//             threadsRead, threadsUnreadable, threadListsCut: [text], waitBlocksUnreadable }
+// -> { complete, problems: [text] }. Anything left unread makes an empty result
+// meaningless, so it is never reported as "nobody waits".
+function describeCoverage(coverage) {
+    if (!coverage) {
+        throw new Error("describeCoverage: no coverage given");
+    }
+    var problems = [];
+    if (coverage.processListError !== null && coverage.processListError !== undefined) {
+        problems.push("the process list stopped after " + coverage.processesSeen + " process(es) (" +
+            coverage.processListError + ")");
+    }
+    if (!coverage.systemFound) {
+        problems.push("the System process (PID 4), where the driver's threads run, was not found");
+    }
+    for (var i = 0; i < coverage.threadListsCut.length; i++) {
+        problems.push("the thread list of " + coverage.threadListsCut[i]);
+    }
+    if (coverage.threadsUnreadable > 0) {
+        problems.push("cannot read " + coverage.threadsUnreadable + " thread(s)");
+    }
+    if (coverage.waitBlocksUnreadable > 0) {
+        problems.push("cannot read the wait block of " + coverage.waitBlocksUnreadable + " WrFastMutex waiter(s)");
+    }
+    if (coverage.threadsRead === 0) {
+        problems.push("no thread could be read at all");
+    }
+    return { complete: problems.length === 0, problems: problems };
 }
 
 var TABLE_COLUMNS = [
@@ -316,10 +397,24 @@ function formatTableLine(cells) {
     return parts.join(" ").replace(/\s+$/, "");
 }
 
-function formatReport(rows) {
+// rows: from findFastMutexWaiters; coverage: what the walk could read (see
+// describeCoverage). Lines of the report. Three endings, and only the first
+// says that nobody waits:
+//   "No thread is waiting with reason WrFastMutex (34)."    everything was read, no waiter
+//   "Cannot tell whether any thread waits ...: <why>. ..."  no waiter found, but not everything was read
+//   "Incomplete: <why> ..."                                 waiters found, others may be missing
+// scripts/Invoke-DumpAnalysis.ps1 picks these lines, and the Verdict lines, out of the log.
+function formatReport(rows, coverage) {
+    var covered = describeCoverage(coverage);
     var lines = [];
+    var advice = SYMBOL_ADVICE + ", or " + FULL_DUMP_ADVICE + ".";
     if (rows.length === 0) {
-        lines.push("No thread is waiting with reason WrFastMutex (" + WAIT_REASON_WR_FAST_MUTEX + ").");
+        if (covered.complete) {
+            lines.push("No thread is waiting with reason WrFastMutex (" + WAIT_REASON_WR_FAST_MUTEX + ").");
+        } else {
+            lines.push("Cannot tell whether any thread waits on a fast mutex: " + covered.problems.join("; ") +
+                ". This is not a \"no deadlock\" answer: " + advice);
+        }
         return lines;
     }
     lines.push(formatTableLine(TABLE_COLUMNS.map(function (c) { return c.title; })));
@@ -329,7 +424,8 @@ function formatReport(rows) {
     for (var i = 0; i < rows.length; i++) {
         var r = rows[i];
         lines.push(formatTableLine([r.processName, r.pid.toString(16), formatPlain(r.thread), r.tid.toString(16),
-            r.state, r.waitReason, formatPlain(r.mutex), formatPlain(r.owner), r.waitFunction, r.caller]));
+            r.state, r.waitReason, formatPlain(r.mutex), r.owner === null ? "?" : formatPlain(r.owner),
+            r.waitFunction, r.caller]));
     }
     lines.push("Count: " + rows.length);
     var summaries = summarizeMutexes(rows);
@@ -339,15 +435,25 @@ function formatReport(rows) {
         lines.push("");
         lines.push("Fast mutex " + formatPointer(s.mutex) + " (waited-on event " + formatPointer(s.event) +
             " = mutex + 0x" + hexDistance(s.mutex, s.event) + ")");
-        lines.push("   Count      : 0n" + s.count + "  (" + (d.held ? "held: lock bit 0 clear" : "free: lock bit 0 set") +
-            ", " + d.waiters + " waiter(s) = Count >> 2" + (d.waiterWoken ? ", a waiter was woken" : "") + ")");
-        lines.push("   Owner      : " + formatPointer(s.owner));
-        lines.push("   Contention : " + s.contention);
-        lines.push("   OldIrql    : " + s.oldIrql);
+        if (d === null) {
+            lines.push("   Count      : ? (unreadable)");
+            lines.push("   Owner      : ? (unreadable)");
+        } else {
+            lines.push("   Count      : 0n" + s.count + "  (" + (d.held ? "held: lock bit 0 clear" : "free: lock bit 0 set") +
+                ", " + d.waiters + " waiter(s) = Count >> 2" + (d.waiterWoken ? ", a waiter was woken" : "") + ")");
+            lines.push("   Owner      : " + formatPointer(s.owner));
+            lines.push("   Contention : " + s.contention);
+            lines.push("   OldIrql    : " + s.oldIrql);
+        }
         lines.push("   Waiters    : " + s.waiters.map(function (w) {
             return formatPlain(w.thread) + " (Id " + w.tid.toString(16) + ")";
         }).join(", "));
         lines.push("Verdict: " + verdictFor(s));
+    }
+    if (!covered.complete) {
+        lines.push("");
+        lines.push("Incomplete: " + covered.problems.join("; ") +
+            ". Waiters among what could not be read are missing above: " + advice);
     }
     return lines;
 }
@@ -377,7 +483,7 @@ function planWalkthrough(rows, useMex) {
         }
         var first = ownerRow ? ownerRow : rows.filter(function (r) { return r.mutex === s.mutex; })[0];
         var threadCmd = useMex ? "!mex.t " : "!thread ";
-        commands.push(threadCmd + formatPlain(ownerRow ? s.owner : first.thread));
+        commands.push(threadCmd + formatPlain(first.thread));
         commands.push(".thread /r /p " + formatPlain(first.thread));
         if (first.waitFrameIndex >= 0) {
             commands.push(".frame /r 0n" + first.waitFrameIndex);
@@ -388,7 +494,7 @@ function planWalkthrough(rows, useMex) {
                 commands.push(threadCmd + formatPlain(s.waiters[w].thread));
             }
         }
-        if (!ownerRow && !isNullHex(s.owner)) {
+        if (!ownerRow && s.owner !== null && !isNullHex(s.owner)) {
             commands.push(threadCmd + formatPlain(s.owner));
         }
     }
@@ -401,6 +507,14 @@ function planWalkthrough(rows, useMex) {
 // ---------------------------------------------------------------------------
 // WinDbg adapter: the only code that touches `host`
 // ---------------------------------------------------------------------------
+//
+// The data model as Microsoft documents it ("Native Debugger Objects in
+// JavaScript Extensions - Debugger Object Details"): 64-bit values are library
+// Int64 objects; a pointer has .address (its value), .isNull and .dereference();
+// anything the data model can iterate has [Symbol.iterator]; an object indexable
+// by ordinals in one dimension is indexed with object[index], others get
+// getValueAt(...); host.memory.readMemoryValues(location, count, size, isSigned)
+// reads raw values and "may throw an exception if the memory could not be read".
 
 // A 64-bit value from the data model (host.Int64, a JavaScript number, a
 // pointer object, or a location object) -> 16 hex digits.
@@ -427,90 +541,230 @@ function typedObjectAddress(obj) {
     return hostValueToHex(obj.targetLocation);
 }
 
+// Calls visit(item) for each item of a data-model collection and never lets the
+// collection's own errors escape: reading the collection, asking for its
+// iterator and each next() are guarded (the real iterators are lazy and read
+// target memory on every step). visit returning false stops early (the
+// iterator's return() is called, as for-of's break would). Errors thrown by
+// visit itself are not caught here.
+// -> { count: items visited, error: text or null }
+function forEachGuarded(getCollection, visit) {
+    var iterator;
+    try {
+        var collection = getCollection();
+        iterator = collection[Symbol.iterator]();
+    } catch (e) {
+        return { count: 0, error: errorText(e) };
+    }
+    var count = 0;
+    for (;;) {
+        var step;
+        try {
+            step = iterator.next();
+        } catch (e) {
+            return { count: count, error: errorText(e) };
+        }
+        if (step.done) {
+            return { count: count, error: null };
+        }
+        count++;
+        if (visit(step.value) === false) {
+            try {
+                if (typeof iterator.return === "function") {
+                    iterator.return();
+                }
+            } catch (e) {
+                // nothing to clean up on our side
+            }
+            return { count: count, error: null };
+        }
+    }
+}
+
 function eventOffsetFromSymbols() {
     try {
         var t = host.getModuleType("nt", "_FAST_MUTEX");
-        var off = t.fields.Event.offset;
-        if (off !== undefined && off !== null) {
-            return Number(off);
+        // null (or undefined) when the symbols lack the type: see the header
+        if (t !== null && t !== undefined && t.fields && t.fields.Event) {
+            var off = t.fields.Event.offset;
+            if (off !== undefined && off !== null) {
+                return Number(off);
+            }
         }
     } catch (e) {
-        // older debuggers or no type information: fall back to the x64 layout
+        // no type information: fall back to the x64 layout
     }
     return FAST_MUTEX_EVENT_OFFSET;
 }
 
-// Walk every thread of every process in `session` (host.currentSession in
-// WinDbg) and return plain records for the pure logic. Threads whose kernel
-// object cannot be read (paged out, partial live dump) are counted, not fatal.
-function collectThreadRecords(session) {
-    var records = [];
-    var unreadable = 0;
-    for (var process of session.Processes) {
-        var processName = "";
-        var pid = 0;
-        try {
-            processName = String(process.Name);
-            pid = Number(process.Id);
-        } catch (e) {
-            processName = "?";
+// The System process (PID 4) looked up by its index, when the collection allows it.
+function lookupProcess(processes, pid) {
+    var p;
+    try {
+        if (typeof processes.getValueAt === "function") {
+            p = processes.getValueAt(pid);
+        } else {
+            p = processes[pid];
         }
-        var threads;
-        try {
-            threads = process.Threads;
-        } catch (e) {
-            unreadable++;
-            continue;
+        if (p === null || p === undefined || Number(p.Id) !== pid) {
+            return null;
         }
-        for (var thread of threads) {
-            try {
-                var ko = thread.KernelObject;
-                var tcb = ko.Tcb;
-                var state = Number(tcb.State);
-                var reason = Number(tcb.WaitReason);
-                var record = {
-                    processName: processName,
-                    pid: pid,
-                    thread: typedObjectAddress(ko),
-                    tid: Number(thread.Id),
-                    state: state,
-                    waitReason: reason,
-                    waitObject: null,
-                    frames: []
-                };
-                if (state === KTHREAD_STATE_WAITING && reason === WAIT_REASON_WR_FAST_MUTEX) {
-                    var wbl = tcb.WaitBlockList;
-                    if (!wbl.isNull) {
-                        record.waitObject = hostValueToHex(wbl.dereference().Object);
-                    }
-                    try {
-                        var n = 0;
-                        for (var frame of thread.Stack.Frames) {
-                            if (n++ >= MAX_FRAMES) {
-                                break;
-                            }
-                            record.frames.push(String(frame.toString()));
-                        }
-                    } catch (e) {
-                        record.frames = [];
-                    }
-                }
-                records.push(record);
-            } catch (e) {
-                unreadable++;
-            }
-        }
+        return p;
+    } catch (e) {
+        return null;
     }
-    return { records: records, unreadable: unreadable };
 }
 
-function readFastMutexFromTarget(mutexHex) {
-    var m = host.createTypedObject(host.parseInt64(normalizeHex(mutexHex), 16), "nt", "_FAST_MUTEX");
+function newCoverage() {
     return {
-        count: Number(m.Count),
-        owner: hostValueToHex(m.Owner),
-        contention: Number(m.Contention),
-        oldIrql: Number(m.OldIrql)
+        processesSeen: 0,
+        processListError: null,
+        systemFound: false,
+        threadsRead: 0,
+        threadsUnreadable: 0,
+        threadListsCut: [],
+        waitBlocksUnreadable: 0
+    };
+}
+
+// One thread -> a plain record for the pure logic. Throws when the thread's
+// kernel object cannot be read (no nt symbols, page not in the dump).
+function readThreadRecord(thread, processName, pid, coverage) {
+    var ko = thread.KernelObject;
+    var tcb = ko.Tcb;
+    var state = Number(tcb.State);
+    var reason = Number(tcb.WaitReason);
+    var record = {
+        processName: processName,
+        pid: pid,
+        thread: typedObjectAddress(ko),
+        tid: Number(thread.Id),
+        state: state,
+        waitReason: reason,
+        waitObject: null,
+        frames: [],
+        framesError: null
+    };
+    if (state === KTHREAD_STATE_WAITING && reason === WAIT_REASON_WR_FAST_MUTEX) {
+        try {
+            var wbl = tcb.WaitBlockList;
+            if (!wbl.isNull) {
+                record.waitObject = hostValueToHex(wbl.dereference().Object);
+            }
+        } catch (e) {
+            coverage.waitBlocksUnreadable++;
+        }
+        // the frames read before a failing step are kept: the wait function is near the top
+        var walked = forEachGuarded(function () { return thread.Stack.Frames; }, function (frame) {
+            if (record.frames.length >= MAX_FRAMES) {
+                return false;
+            }
+            record.frames.push(String(frame.toString()));
+            return true;
+        });
+        record.framesError = walked.error;
+    }
+    return record;
+}
+
+function collectProcessThreads(process, records, coverage) {
+    var processName = "?";
+    var pid = -1;
+    try {
+        processName = String(process.Name);
+    } catch (e) {
+        // keep "?"
+    }
+    try {
+        pid = Number(process.Id);
+    } catch (e) {
+        // keep -1
+    }
+    if (pid === SYSTEM_PID) {
+        coverage.systemFound = true;
+    }
+    var walked = forEachGuarded(function () { return process.Threads; }, function (thread) {
+        try {
+            records.push(readThreadRecord(thread, processName, pid, coverage));
+            coverage.threadsRead++;
+        } catch (e) {
+            coverage.threadsUnreadable++;
+        }
+        return true;
+    });
+    if (walked.error !== null) {
+        coverage.threadListsCut.push(processName + " (PID " + pid + ") stopped after " + walked.count +
+            " thread(s) (" + walked.error + ")");
+    }
+}
+
+// Walk every thread of every process in `session` (host.currentSession in
+// WinDbg) once, the System process first (it runs the driver's threads, so a
+// process list that breaks later still has them), and return plain records
+// for the pure logic plus what could not be read.
+function collectThreadRecords(session) {
+    var records = [];
+    var coverage = newCoverage();
+    var system = null;
+    try {
+        system = lookupProcess(session.Processes, SYSTEM_PID);
+    } catch (e) {
+        system = null;
+    }
+    if (system !== null) {
+        collectProcessThreads(system, records, coverage);
+    }
+    var walked = forEachGuarded(function () { return session.Processes; }, function (process) {
+        var pid = -1;
+        try {
+            pid = Number(process.Id);
+        } catch (e) {
+            pid = -1;
+        }
+        if (system === null || pid !== SYSTEM_PID) {
+            collectProcessThreads(process, records, coverage);
+        }
+        return true;
+    });
+    coverage.processesSeen = walked.count;
+    coverage.processListError = walked.error;
+    return { records: records, coverage: coverage };
+}
+
+// The fields of the nt!_FAST_MUTEX at mutexHex. Through the symbols' type when
+// it is there; when it is not (getModuleType gives null, createTypedObject
+// throws), by raw reads at the x64 offsets dt nt!_FAST_MUTEX shows in the seed.
+// Throws when the memory itself cannot be read.
+function readFastMutexFromTarget(mutexHex) {
+    var typedError;
+    try {
+        var m = host.createTypedObject(host.parseInt64(normalizeHex(mutexHex), 16), "nt", "_FAST_MUTEX");
+        // createTypedObject reads nothing yet: these field reads are what can fail
+        return {
+            count: Number(m.Count),
+            owner: hostValueToHex(m.Owner),
+            contention: Number(m.Contention),
+            oldIrql: Number(m.OldIrql)
+        };
+    } catch (e) {
+        typedError = errorText(e);
+    }
+    try {
+        return readFastMutexRaw(mutexHex);
+    } catch (e) {
+        throw new Error(typedError + "; raw read: " + errorText(e));
+    }
+}
+
+function readFastMutexRaw(mutexHex) {
+    function at(offset) {
+        return host.parseInt64(hexAdd(mutexHex, offset), 16);
+    }
+    return {
+        count: Number(host.memory.readMemoryValues(at(FAST_MUTEX_RAW.count), 1, 4, true)[0]),
+        owner: hostValueToHex(host.memory.readMemoryValues(at(FAST_MUTEX_RAW.owner), 1, 8, false)[0]),
+        contention: Number(host.memory.readMemoryValues(at(FAST_MUTEX_RAW.contention), 1, 4, false)[0]),
+        oldIrql: Number(host.memory.readMemoryValues(at(FAST_MUTEX_RAW.oldIrql), 1, 4, false)[0])
     };
 }
 
@@ -528,51 +782,60 @@ function WaiterRow(row) {
 
 WaiterRow.prototype.toString = function () {
     return formatPlain(this.thread) + " waits on fast mutex " + formatPlain(this.mutex) +
-        " owned by " + formatPlain(this.owner);
+        " owned by " + (this.owner === null ? "?" : formatPlain(this.owner));
 };
 
-function gatherRows() {
-    var collected = collectThreadRecords(host.currentSession);
+// One walk over the data model -> rows, coverage and the printed report.
+function gatherAndReport() {
+    var collected;
+    try {
+        collected = collectThreadRecords(host.currentSession);
+    } catch (e) {
+        collected = { records: [], coverage: newCoverage() };
+        collected.coverage.processListError = errorText(e);
+    }
     var rows = findFastMutexWaiters(collected.records, readFastMutexFromTarget,
         { eventOffset: eventOffsetFromSymbols() });
-    return { rows: rows, unreadable: collected.unreadable };
+    var lines = formatReport(rows, collected.coverage);
+    for (var i = 0; i < lines.length; i++) {
+        log(lines[i]);
+    }
+    return rows;
 }
 
 // !WrFastMutexJs / dx @$scriptContents.WrFastMutexJs()
 function WrFastMutexJs() {
-    var g = gatherRows();
-    var lines = formatReport(g.rows);
-    for (var i = 0; i < lines.length; i++) {
-        log(lines[i]);
-    }
-    if (g.unreadable > 0) {
-        log("(" + g.unreadable + " thread(s) could not be read and were skipped)");
-    }
-    return g.rows.map(function (r) { return new WaiterRow(r); });
+    return gatherAndReport().map(function (r) { return new WaiterRow(r); });
 }
 
 // !WrFastMutexWalk [useMex] / dx @$scriptContents.WrFastMutexWalk(1)
+// The table of !WrFastMutexJs, then the walk-through, from the same single walk.
 function WrFastMutexWalk(useMex) {
-    var g = gatherRows();
-    var commands = planWalkthrough(g.rows, Boolean(useMex && Number(useMex) !== 0));
+    var rows = gatherAndReport();
+    var commands = planWalkthrough(rows, Boolean(useMex && Number(useMex) !== 0));
     if (commands.length === 0) {
-        log("No thread is waiting with reason WrFastMutex (" + WAIT_REASON_WR_FAST_MUTEX + "): nothing to walk through.");
-        return;
+        log("Nothing to walk through.");
+        return [];
     }
     var control = host.namespace.Debugger.Utility.Control;
     for (var i = 0; i < commands.length; i++) {
         log("");
         log("kd> " + commands[i]);
-        var output = control.ExecuteCommand(commands[i]);
-        for (var line of output) {
+        var shown = forEachGuarded(function () { return control.ExecuteCommand(commands[i]); }, function (line) {
             log(String(line));
+            return true;
+        });
+        if (shown.error !== null) {
+            log("(" + commands[i] + " failed after " + shown.count + " line(s): " + shown.error + ")");
         }
     }
+    return rows.map(function (r) { return new WaiterRow(r); });
 }
 
 function initializeScript() {
+    // 1.2, as Microsoft's samples (CodeFlow.js, SynTypes.js) claim: nothing here needs a later API.
     return [
-        new host.apiVersionSupport(1, 7),
+        new host.apiVersionSupport(1, 2),
         new host.functionAlias(WrFastMutexJs, "WrFastMutexJs"),
         new host.functionAlias(WrFastMutexWalk, "WrFastMutexWalk")
     ];
@@ -584,6 +847,8 @@ if (typeof module !== "undefined" && module.exports) {
         KTHREAD_STATE_WAITING: KTHREAD_STATE_WAITING,
         WAIT_REASON_WR_FAST_MUTEX: WAIT_REASON_WR_FAST_MUTEX,
         FAST_MUTEX_EVENT_OFFSET: FAST_MUTEX_EVENT_OFFSET,
+        FAST_MUTEX_RAW: FAST_MUTEX_RAW,
+        SYSTEM_PID: SYSTEM_PID,
         normalizeHex: normalizeHex,
         hexAdd: hexAdd,
         hexSub: hexSub,
@@ -596,9 +861,12 @@ if (typeof module !== "undefined" && module.exports) {
         findCallerFrame: findCallerFrame,
         findFastMutexWaiters: findFastMutexWaiters,
         summarizeMutexes: summarizeMutexes,
+        describeCoverage: describeCoverage,
         formatReport: formatReport,
         planWalkthrough: planWalkthrough,
         hostValueToHex: hostValueToHex,
+        forEachGuarded: forEachGuarded,
+        eventOffsetFromSymbols: eventOffsetFromSymbols,
         collectThreadRecords: collectThreadRecords,
         readFastMutexFromTarget: readFastMutexFromTarget,
         WrFastMutexJs: WrFastMutexJs,

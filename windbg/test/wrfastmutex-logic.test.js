@@ -24,6 +24,12 @@ function seedRecords(dump) {
     return out;
 }
 
+// What a walk that read everything reports (see describeCoverage).
+function complete(threadsRead) {
+    return { processesSeen: 2, processListError: null, systemFound: true, threadsRead: threadsRead || 9,
+        threadsUnreadable: 0, threadListsCut: [], waitBlocksUnreadable: 0 };
+}
+
 function reader(dump, reads) {
     return (hex) => {
         if (reads) {
@@ -131,7 +137,7 @@ test("the event offset is a parameter (symbols may give another layout)", () => 
 
 test("report for the seed dump: the !WrFastMutex answer, exact text", () => {
     const dump = seed.seedDump();
-    const lines = m.formatReport(m.findFastMutexWaiters(seedRecords(dump), reader(dump)));
+    const lines = m.formatReport(m.findFastMutexWaiters(seedRecords(dump), reader(dump)), complete());
     assert.deepEqual(lines, [
         "Process PID Thread            Id State   Reason      Fast Mutex       Owning Thread    Wait Function               Caller",
         "======= === ================ === ======= =========== ================ ================ =========================== ======",
@@ -154,7 +160,7 @@ test("no waiters: empty result and a clear message", () => {
     const dump = seed.cleanDump();
     const rows = m.findFastMutexWaiters(seedRecords(dump), reader(dump));
     assert.deepEqual(rows, []);
-    assert.deepEqual(m.formatReport(rows), ["No thread is waiting with reason WrFastMutex (34)."]);
+    assert.deepEqual(m.formatReport(rows, complete(7)), ["No thread is waiting with reason WrFastMutex (34)."]);
     assert.deepEqual(m.planWalkthrough(rows, false), []);
 });
 
@@ -182,7 +188,7 @@ test("a mutex whose owner is not waiting: ordinary contention, not a self-deadlo
     });
     assert.equal(rows.length, 1);
     assert.equal(rows[0].ownsMutex, false);
-    const report = m.formatReport(rows);
+    const report = m.formatReport(rows, complete(2));
     assert.equal(report[report.length - 1],
         "Verdict: the owner ffff9709`b0002080 is not waiting on this mutex; run !thread ffff9709b0002080 " +
         "to see what it is doing. 1 thread(s) wait behind it.");
@@ -195,4 +201,69 @@ test("a mutex whose owner is not waiting: ordinary contention, not a self-deadlo
         "!thread ffff9709b0002080",
         ".thread"
     ]);
+});
+
+test("formatReport needs to know what was read: no coverage is an error, not a 'no waiter'", () => {
+    assert.throws(() => m.formatReport([]), /no coverage given/);
+    assert.throws(() => m.describeCoverage(undefined), /no coverage given/);
+});
+
+test("describeCoverage: complete only when every list was walked to its end and every thread read", () => {
+    assert.deepEqual(m.describeCoverage(complete()), { complete: true, problems: [] });
+    const cases = [
+        [{ processListError: "boom", processesSeen: 3 }, "the process list stopped after 3 process(es) (boom)"],
+        [{ systemFound: false }, "the System process (PID 4), where the driver's threads run, was not found"],
+        [{ threadListsCut: ["System (PID 4) stopped after 1 thread(s) (x)"] },
+            "the thread list of System (PID 4) stopped after 1 thread(s) (x)"],
+        [{ threadsUnreadable: 5 }, "cannot read 5 thread(s)"],
+        [{ waitBlocksUnreadable: 1 }, "cannot read the wait block of 1 WrFastMutex waiter(s)"],
+        [{ threadsRead: 0 }, "no thread could be read at all"]
+    ];
+    for (const [change, problem] of cases) {
+        const c = Object.assign(complete(), change);
+        assert.deepEqual(m.describeCoverage(c), { complete: false, problems: [problem] }, problem);
+        const report = m.formatReport([], c);
+        assert.equal(report.length, 1);
+        assert.ok(report[0].startsWith("Cannot tell whether any thread waits on a fast mutex: " + problem + ". "),
+            report[0]);
+        assert.ok(!report[0].includes("No thread is waiting"));
+    }
+});
+
+test("waiters found but something unread: the table, then an Incomplete line", () => {
+    const dump = seed.seedDump();
+    const rows = m.findFastMutexWaiters(seedRecords(dump), reader(dump));
+    const lines = m.formatReport(rows, Object.assign(complete(), { threadsUnreadable: 3 }));
+    assert.equal(lines[0].slice(0, 7), "Process");
+    assert.equal(lines[lines.length - 2], "");
+    assert.match(lines[lines.length - 1], /^Incomplete: cannot read 3 thread\(s\)\. Waiters among what could not be read are missing above: check the nt symbols/);
+});
+
+test("a reader that throws: the waiters stay, the mutex is marked unreadable, the mutex is tried once", () => {
+    const dump = seed.seedDump();
+    let calls = 0;
+    const rows = m.findFastMutexWaiters(seedRecords(dump), (hex) => {
+        calls++;
+        throw new Error("Unable to read memory at Address 0x" + hex);
+    });
+    assert.equal(calls, 1);
+    assert.equal(rows.length, 2);
+    for (const r of rows) {
+        assert.equal(r.owner, null);
+        assert.equal(r.count, null);
+        assert.equal(r.ownsMutex, false);
+        assert.equal(r.mutexReadError, "Unable to read memory at Address 0xffff9709ac3d4f20");
+    }
+    const lines = m.formatReport(rows, complete());
+    assert.ok(lines.includes("   Count      : ? (unreadable)"));
+    assert.equal(lines.filter((l) => l.startsWith("Verdict: ")).length, 1);
+    assert.match(lines[lines.length - 1], /^Verdict: cannot read the fast mutex ffff9709`ac3d4f20 \(Unable to read memory at Address 0xffff9709ac3d4f20\): 2 thread\(s\) wait on it/);
+    // the walk starts at the first waiter, since the owner is unknown
+    assert.deepEqual(m.planWalkthrough(rows, false), [
+        "!thread ffff9709ac20e040", ".thread /r /p ffff9709ac20e040", ".frame /r 0n5",
+        "dt nt!_FAST_MUTEX ffff9709ac3d4f20", "!thread ffff9709ab278040", ".thread"
+    ]);
+    // something that is not an Error
+    const odd = m.findFastMutexWaiters(seedRecords(dump), () => { throw "E_FAIL"; });
+    assert.equal(odd[0].mutexReadError, "E_FAIL");
 });

@@ -45,10 +45,20 @@ function unrelatedSystemThreads() {
         // Waiting, WrGuardedMutex (35): the neighbour of WrFastMutex, must not count
         { address: "ffff9709a5b99080", id: 0x34, state: 5, waitReason: 35, waitObject: "ffff9709a6001018" },
         // Waiting, WrFastMutex, but no wait block list (torn read): must not count
-        { address: "ffff9709a5bbb080", id: 0x38, state: 5, waitReason: 34, waitObject: null },
-        // a thread whose KTHREAD is not in the dump
-        { address: "ffff9709a5ccc080", id: 0x3c, state: 5, waitReason: 34, waitObject: EVENT, unreadable: true }
+        { address: "ffff9709a5bbb080", id: 0x38, state: 5, waitReason: 34, waitObject: null }
     ];
+}
+
+// A System thread whose KTHREAD page is not in the dump (a partial live dump):
+// reading any of its fields throws.
+const UNREADABLE_THREAD = { address: "ffff9709a5ccc080", id: 0x3c, state: 5, waitReason: 34, waitObject: EVENT,
+    unreadable: true };
+
+// dump with `extra` thread specs appended to the System process.
+function withSystemThreads(dump, extra) {
+    const system = dump.processes.find((p) => p.id === 4);
+    system.threads = system.threads.concat(extra);
+    return dump;
 }
 
 function explorer() {
@@ -105,5 +115,6 @@ function walkthroughCommands(threadCommand) {
 }
 
 module.exports = {
-    OWNER, SECOND, EVENT, MUTEX, OWNER_FRAMES, SECOND_FRAMES, seedDump, cleanDump, walkthroughCommands
+    OWNER, SECOND, EVENT, MUTEX, OWNER_FRAMES, SECOND_FRAMES, UNREADABLE_THREAD, seedDump, cleanDump,
+    withSystemThreads, walkthroughCommands
 };
