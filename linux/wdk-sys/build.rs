@@ -1,18 +1,19 @@
 //! Generates the bindings of the Linux stand-in for wdk-sys and the import
 //! library of ntoskrnl.exe.
 //!
-//! Like the real wdk-sys (wdk-build's `bindgen.rs`), three bindgen runs over the
+//! Like the real wdk-sys (wdk-build's `bindgen.rs`), bindgen runs over the
 //! same input write `types.rs`, `constants.rs` and `ntddk.rs` (functions) into
-//! `OUT_DIR`, with `use_core`, `derive_default`, module-constant enums and the
+//! `OUT_DIR` (and `status.rs`, the `STATUS_*` constants the real crate writes
+//! by hand), with `use_core`, `derive_default`, module-constant enums and the
 //! same clang flags. The input is `wdk-sys.h`: mingw-w64's DDK headers plus the
 //! declarations where the WDK differs. C's `long` is 32 bits on Windows, so the
 //! C types come from this crate's `ctypes` module (LLP64) rather than
 //! `core::ffi`, which keeps the layouts right when the bindings are compiled for
 //! the Linux host (unit tests).
 //!
-//! Every function the headers declare is written to `ntoskrnl.def`, which
-//! `llvm-dlltool` turns into `ntoskrnl.lib`; the linker only imports the
-//! functions a driver calls.
+//! Every function the headers declare, and every variable as a `DATA` export,
+//! is written to `ntoskrnl.def`, which `llvm-dlltool` turns into `ntoskrnl.lib`;
+//! the linker only imports what a driver uses.
 
 use std::{
     env,
@@ -172,12 +173,32 @@ fn clang_resource_include() -> PathBuf {
     PathBuf::from(dir.trim()).join("include")
 }
 
-fn write_import_library(out_dir: &Path, mut functions: Vec<String>) {
+/// The variables the headers declare (`extern POBJECT_TYPE *PsThreadType;`),
+/// from the generated bindings' `pub static` items, formatted or not.
+fn extern_statics(bindings: &str) -> Vec<String> {
+    bindings
+        .split("pub static ")
+        .skip(1)
+        .filter_map(|rest| {
+            let rest = rest.trim_start().strip_prefix("mut ").unwrap_or(rest).trim_start();
+            let end = rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))?;
+            (end > 0).then(|| rest[..end].to_owned())
+        })
+        .collect()
+}
+
+/// Writes `ntoskrnl.def` (every function, and every variable as a `DATA`
+/// export, whose only symbol is `__imp_<name>`, as in the WDK's
+/// ntoskrnl.lib) and turns it into `ntoskrnl.lib`.
+fn write_import_library(out_dir: &Path, mut functions: Vec<String>, variables: &[String]) {
     functions.sort();
     functions.dedup();
     let mut def = String::from("LIBRARY ntoskrnl.exe\nEXPORTS\n");
     for name in &functions {
         writeln!(def, "    {name}").expect("writing to a String cannot fail");
+    }
+    for name in variables {
+        writeln!(def, "    {name} DATA").expect("writing to a String cannot fail");
     }
     let def_path = out_dir.join("ntoskrnl.def");
     std::fs::write(&def_path, def).expect("OUT_DIR is writable");
@@ -214,22 +235,35 @@ fn main() -> Result<(), wdk_build::ConfigError> {
 
     let clang_include = clang_resource_include();
     let names = Arc::new(Mutex::new(Vec::new()));
-    // The three runs are independent: bindgen loads libclang in each thread.
+    // The four runs are independent: bindgen loads libclang in each thread.
     std::thread::scope(|scope| {
         let base = || builder(&input, &include, &clang_include);
         let out_dir = &out_dir;
         scope.spawn(move || {
             generate(base().with_codegen_config(CodegenConfig::TYPES), &out_dir.join("types.rs"));
         });
+        // Constants and variables as the real wdk-sys generates them: what
+        // cexpr reads from the macros, with no clang macro fallback, so a
+        // constant the real crate lacks (a macro with a cast, say) is missing
+        // here too.
+        scope.spawn(move || {
+            generate(
+                base().with_codegen_config(CodegenConfig::VARS).blocklist_var("STATUS_.*"),
+                &out_dir.join("constants.rs"),
+            );
+        });
+        // The real crate's STATUS_* constants are written by hand from
+        // windows-sys (its src/constants.rs), since cexpr cannot read
+        // `((NTSTATUS)0xC0000001L)`: here clang evaluates those macros, and
+        // only those.
         scope.spawn(move || {
             generate(
                 base()
                     .with_codegen_config(CodegenConfig::VARS)
-                    // Macros cexpr cannot read, such as `((NTSTATUS)0xC0000001L)`:
-                    // clang evaluates them, in OUT_DIR.
+                    .allowlist_var("STATUS_.*")
                     .clang_macro_fallback()
-                    .clang_macro_fallback_build_dir(&out_dir),
-                &out_dir.join("constants.rs"),
+                    .clang_macro_fallback_build_dir(out_dir),
+                &out_dir.join("status.rs"),
             );
         });
         generate(
@@ -240,6 +274,8 @@ fn main() -> Result<(), wdk_build::ConfigError> {
         );
     });
     let functions = std::mem::take(&mut *names.lock().expect("the bindgen threads have ended"));
-    write_import_library(&out_dir, functions);
+    let constants = std::fs::read_to_string(out_dir.join("constants.rs"))
+        .expect("the constants pass wrote constants.rs");
+    write_import_library(&out_dir, functions, &extern_statics(&constants));
     Ok(())
 }

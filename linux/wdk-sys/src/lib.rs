@@ -61,6 +61,7 @@ mod constants {
     use crate::types::*;
 
     include!(concat!(env!("OUT_DIR"), "/constants.rs"));
+    include!(concat!(env!("OUT_DIR"), "/status.rs"));
 }
 
 /// Functions declared by the DDK headers (the real crate's `ntddk` module).
