@@ -47,11 +47,31 @@ fn fast_mutex_matches_the_wdk() {
     assert_eq!(offset_of!(wdk_sys::FAST_MUTEX, Event), 0x18);
     assert_eq!(offset_of!(wdk_sys::FAST_MUTEX, OldIrql), 0x30);
     same_layout!(wdk_sys::KEVENT, wdk_foundation::KEVENT, Header => Header);
-    // SYNC_RESOURCES starts with the FAST_MUTEX (the seed's extension is just
-    // that; the fixed build adds the thread references after it).
-    assert_eq!(offset_of!(crate::SyncResources, file_mutex), 0);
-    #[cfg(not(feature = "fixed"))]
-    same_layout!(crate::SyncResources, wdk_foundation::FAST_MUTEX);
+}
+
+/// The seed's `SYNC_RESOURCES` is just the `FAST_MUTEX`: the mutex the seed's
+/// `dt nt!_FAST_MUTEX` reads is the device extension itself.
+#[cfg(not(feature = "fixed"))]
+#[test]
+fn seed_extension_is_the_fast_mutex() {
+    assert_eq!(offset_of!(crate::seed::SyncResources, file_mutex), 0);
+    same_layout!(crate::seed::SyncResources, wdk_foundation::FAST_MUTEX);
+}
+
+/// The fixed driver's extension starts with the same `FAST_MUTEX`, then the
+/// `files_created` event and the two thread references.
+#[cfg(feature = "fixed")]
+#[test]
+fn fixed_extension_keeps_the_fast_mutex_first() {
+    use crate::fixed::SyncResources;
+    assert_eq!(offset_of!(SyncResources, file_mutex), 0);
+    assert_eq!(offset_of!(SyncResources, files_created), size_of::<wdk_foundation::FAST_MUTEX>());
+    assert_eq!(offset_of!(SyncResources, files_created) % align_of::<wdk_foundation::KEVENT>(), 0);
+    assert_eq!(
+        offset_of!(SyncResources, threads),
+        offset_of!(SyncResources, files_created) + size_of::<wdk_foundation::KEVENT>()
+    );
+    assert_eq!(size_of::<SyncResources>(), 0x38 + 0x18 + 2 * 8);
 }
 
 #[test]
@@ -93,6 +113,8 @@ fn constants_match_the_wdk() {
 
     assert_eq!(FileRenameInformation, wdk_fs::FileRenameInformation);
     assert_eq!(SynchronizationEvent, win_kernel::SynchronizationEvent);
+    assert_eq!(wdk_sys::_EVENT_TYPE::NotificationEvent, win_kernel::NotificationEvent);
+    assert_eq!(wdk_sys::IO_NO_INCREMENT, 0, "wdm.h: #define IO_NO_INCREMENT 0");
     assert_eq!(wdk_sys::FM_LOCK_BIT, wdk_services::FM_LOCK_BIT);
     assert_eq!(wdk_sys::FILE_DEVICE_UNKNOWN, win_ioctl::FILE_DEVICE_UNKNOWN);
     assert_eq!(wdk_sys::FILE_DEVICE_SECURE_OPEN, wdk_services::FILE_DEVICE_SECURE_OPEN);

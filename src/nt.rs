@@ -1,6 +1,8 @@
-//! The header inlines of the seed that wdk-sys cannot bind (bindgen sees no
-//! symbol for a `FORCEINLINE` function or a macro), written once as small Rust
-//! functions, and the fixed-size buffers the threads format their paths into.
+//! What the seed driver and the fixed driver share, written once: the
+//! header inlines of the seed that wdk-sys cannot bind (bindgen sees no symbol
+//! for a `FORCEINLINE` function or a macro) as small Rust functions, the
+//! fixed-size buffers the threads format their paths into, and the seed's
+//! paths, counts and bytes.
 //!
 //! Nothing here allocates or can panic: the threads call these at every
 //! iteration.
@@ -26,6 +28,23 @@ use wdk_sys::{
     WCHAR,
     ntddk::KeInitializeEvent,
 };
+
+/// `L"\\DosDevices\\C:\\Temp\\file_"`: the files `FileCreationThread` writes.
+pub const TEMP_FILE_PREFIX: [WCHAR; 25] = ascii_utf16(r"\DosDevices\C:\Temp\file_");
+/// `L"\\DosDevices\\C:\\Temp2\\NewFile_"`: where `FileMoveThread` moves them.
+pub const MOVED_FILE_PREFIX: [WCHAR; 29] = ascii_utf16(r"\DosDevices\C:\Temp2\NewFile_");
+/// `L".txt"`.
+pub const TXT_SUFFIX: [WCHAR; 4] = ascii_utf16(".txt");
+/// Number of files each thread handles (`for (int i = 0; i < 1000; i++)`).
+pub const FILE_COUNT: u32 = 1000;
+/// Number of writes per file (`for (int j = 0; j < 100; j++)`).
+pub const WRITES_PER_FILE: u32 = 100;
+/// `char dataToWrite[] = "Hello, World!\r\n";` with its NUL.
+pub const DATA_TO_WRITE: [u8; 16] = *b"Hello, World!\r\n\0";
+/// `sizeof(dataToWrite) - 1`: the 15 bytes of `Hello, World!\r\n` written
+/// each time.
+#[allow(clippy::cast_possible_truncation, reason = "15 bytes")]
+pub const DATA_LENGTH: ULONG = (DATA_TO_WRITE.len() - 1) as ULONG;
 
 /// Capacity, in `WCHARs`, of the seed's path buffers (`WCHAR filePathBuffer[150]`).
 pub const PATH_CCH: usize = 150;
@@ -219,7 +238,6 @@ mod tests {
     use std::{string::String, vec::Vec};
 
     use super::*;
-    use crate::{MOVED_FILE_PREFIX, TEMP_FILE_PREFIX, TXT_SUFFIX};
 
     fn path(prefix: &[WCHAR], number: u32) -> (NTSTATUS, PathBuffer) {
         let mut buffer = [0xAAAA; PATH_CCH];

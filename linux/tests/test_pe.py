@@ -27,11 +27,13 @@ SEED_IMPORTS = {
     "ZwCreateFile", "ZwWriteFile", "ZwOpenFile", "ZwSetInformationFile",
 }
 # What the fixed build calls instead of ExAcquireFastMutex/ExReleaseFastMutex,
-# and for the unload that waits for the threads and for its logging.
+# for the event that orders the threads, for the unload that waits for the
+# threads (PsThreadType is a data import: the thread object type), and for its
+# logging.
 FIXED_IMPORTS = (SEED_IMPORTS - {"ExAcquireFastMutex", "ExReleaseFastMutex"}) | {
     "KeEnterCriticalRegion", "ExAcquireFastMutexUnsafe", "ExReleaseFastMutexUnsafe",
-    "KeLeaveCriticalRegion", "ObReferenceObjectByHandle", "KeWaitForSingleObject",
-    "ObfDereferenceObject", "DbgPrint",
+    "KeLeaveCriticalRegion", "KeSetEvent", "ObReferenceObjectByHandle", "PsThreadType",
+    "KeWaitForSingleObject", "ObfDereferenceObject", "DbgPrint",
 }
 # Compiler helpers ntoskrnl.exe exports, which the port's code may call.
 RUNTIME_IMPORTS = {"memcpy", "memset", "memmove", "memcmp"}
@@ -88,12 +90,16 @@ def test_imports_are_the_nt_routines_of_the_seed_from_ntoskrnl_only(path, expect
     assert names - expected <= RUNTIME_IMPORTS, f"unexpected: {sorted(names - expected - RUNTIME_IMPORTS)}"
 
 
-@pytest.mark.parametrize("path", [DEFAULT, FIXED], ids=["default", "fixed"])
-def test_no_panic_formatting_or_pool_allocation_is_linked(path):
+@pytest.mark.parametrize(
+    ("path", "module", "other"),
+    [(DEFAULT, "seed", "fixed"), (FIXED, "fixed", "seed")],
+    ids=["default", "fixed"],
+)
+def test_one_driver_per_image_and_no_panic_formatting_or_pool_allocation(path, module, other):
     procedures = pdb_procedures(path)
-    assert "TestDriver::file_creation_thread" in procedures
-    assert "TestDriver::file_move_thread" in procedures
-    assert "TestDriver::driver_entry" in procedures
+    for routine in ("file_creation_thread", "file_move_thread", "unload_driver", "driver_entry"):
+        assert f"TestDriver::{module}::{routine}" in procedures
+    assert not [p for p in procedures if p.startswith(f"TestDriver::{other}::")]
     forbidden = [p for p in procedures if p.startswith(("core::panicking", "core::fmt", "alloc::"))]
     assert forbidden == []
     assert "ExAllocatePool2" not in imports(load(path))["ntoskrnl.exe"]
@@ -102,3 +108,22 @@ def test_no_panic_formatting_or_pool_allocation_is_linked(path):
 def test_the_fixed_build_never_takes_the_raising_fast_mutex():
     names = imports(load(FIXED))["ntoskrnl.exe"]
     assert {"ExAcquireFastMutex", "ExReleaseFastMutex"}.isdisjoint(names)
+
+
+def test_ps_thread_type_is_imported_as_data_through_the_iat():
+    """The fixed driver reads *PsThreadType through its import address table
+    entry (`__imp_PsThreadType`), as MSVC links a dllimport variable: the code
+    loads the IAT slot, never calls it."""
+    pe = load(FIXED)
+    entry = next(e for e in pe.DIRECTORY_ENTRY_IMPORT if e.dll.decode().lower() == "ntoskrnl.exe")
+    slot = next(imp.address for imp in entry.imports if imp.name == b"PsThreadType")
+    text = next(s for s in pe.sections if s.Name.rstrip(b"\0") == b".text")
+    code = text.get_data()
+    base = pe.OPTIONAL_HEADER.ImageBase + text.VirtualAddress
+    # mov reg, qword ptr [rip + disp32]: REX.W 8B /r with ModRM mod=00 rm=101.
+    loads = [
+        i for i in range(len(code) - 7)
+        if code[i] in (0x48, 0x4C) and code[i + 1] == 0x8B and code[i + 2] & 0xC7 == 0x05
+        and base + i + 7 + int.from_bytes(code[i + 3:i + 7], "little", signed=True) == slot
+    ]
+    assert loads, f"no RIP-relative load of the PsThreadType IAT slot {slot:#x}"

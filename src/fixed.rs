@@ -1,0 +1,592 @@
+//! The fixed driver: the seed's demo without the seed's defects.
+//!
+//! 1000 files of 100 lines are written to `C:\Temp`, then moved to
+//! `C:\Temp2`. Same routines, in the same order, with the same names as
+//! `src/seed.rs`, so that `diff src/seed.rs src/fixed.rs` lists the fixes;
+//! each fix carries a comment saying what the seed did.
+//!
+//! The `FAST_MUTEX` gives the two threads mutual exclusion; the
+//! `files_created` event gives them their order, whichever thread the
+//! scheduler runs first.
+
+use core::ptr::null_mut;
+
+use wdk::nt_success;
+use wdk_sys::{
+    _EVENT_TYPE::NotificationEvent,
+    _FILE_INFORMATION_CLASS::FileRenameInformation,
+    _KWAIT_REASON::Executive,
+    _MODE::KernelMode,
+    BOOLEAN,
+    FAST_MUTEX,
+    FILE_ALL_ACCESS,
+    FILE_ATTRIBUTE_NORMAL,
+    FILE_DEVICE_SECURE_OPEN,
+    FILE_DEVICE_UNKNOWN,
+    FILE_OVERWRITE_IF,
+    FILE_SHARE_READ,
+    FILE_SHARE_WRITE,
+    FILE_SYNCHRONOUS_IO_NONALERT,
+    GENERIC_WRITE,
+    HANDLE,
+    IO_NO_INCREMENT,
+    IO_STATUS_BLOCK,
+    KEVENT,
+    KPRIORITY,
+    KPROCESSOR_MODE,
+    NTSTATUS,
+    OBJ_CASE_INSENSITIVE,
+    OBJ_KERNEL_HANDLE,
+    PCUNICODE_STRING,
+    PDEVICE_OBJECT,
+    PDRIVER_OBJECT,
+    PFAST_MUTEX,
+    POBJECT_TYPE,
+    PVOID,
+    STATUS_SUCCESS,
+    SYNCHRONIZE,
+    ULONG,
+    UNICODE_STRING,
+    ntddk::{
+        DbgPrint,
+        ExAcquireFastMutexUnsafe,
+        ExReleaseFastMutexUnsafe,
+        IoCreateDevice,
+        IoDeleteDevice,
+        KeEnterCriticalRegion,
+        KeInitializeEvent,
+        KeLeaveCriticalRegion,
+        KeSetEvent,
+        KeWaitForSingleObject,
+        ObReferenceObjectByHandle,
+        ObfDereferenceObject,
+        PsCreateSystemThread,
+        RtlInitUnicodeString,
+        ZwClose,
+        ZwCreateFile,
+        ZwOpenFile,
+        ZwSetInformationFile,
+        ZwWriteFile,
+    },
+};
+
+use crate::nt::{
+    DATA_LENGTH,
+    DATA_TO_WRITE,
+    FILE_COUNT,
+    MOVED_FILE_PREFIX,
+    PATH_CCH,
+    PathBuffer,
+    RenameBuffer,
+    TEMP_FILE_PREFIX,
+    TXT_SUFFIX,
+    WRITES_PER_FILE,
+    ex_initialize_fast_mutex,
+    initialize_object_attributes,
+    rtl_string_cch_printf_w,
+};
+
+// The kernel's thread object type, a data export of ntoskrnl.exe. wdk-sys
+// declares it in a block without `#[link]`, so a reference to it does not
+// become the import `__imp_PsThreadType` and cannot link; declared here with
+// the import library, it does (MSVC's linker imports data only that way).
+#[cfg_attr(not(test), link(name = "ntoskrnl"))]
+unsafe extern "C" {
+    /// `PsThreadType`: points to the object type of thread objects.
+    static PsThreadType: *mut POBJECT_TYPE;
+}
+
+/// `KernelMode` as the `KPROCESSOR_MODE` the wait and reference routines take.
+#[allow(clippy::cast_possible_truncation, reason = "MODE values are 0 and 1")]
+const KERNEL_MODE: KPROCESSOR_MODE = KernelMode as KPROCESSOR_MODE;
+
+/// `SYNC_RESOURCES`: the device extension, shared by both threads.
+#[repr(C)]
+pub struct SyncResources {
+    /// `FAST_MUTEX` object for synchronized access to the files.
+    pub file_mutex: FAST_MUTEX,
+    /// Notification event set by `FileCreationThread` when its loop has
+    /// ended: `FileMoveThread` waits for it before it moves anything.
+    pub files_created: KEVENT,
+    /// The two threads, referenced, so that unload can wait for them.
+    pub threads: [PVOID; 2],
+}
+
+/// Takes the `FAST_MUTEX` and stays at `PASSIVE_LEVEL`.
+///
+/// The seed's `ExAcquireFastMutex` raises the IRQL to `APC_LEVEL`, and the
+/// thread then calls `ZwCreateFile` and the other Zw file routines, which must
+/// be called at `PASSIVE_LEVEL` with special kernel APCs enabled (I/O
+/// completion is delivered by one). `KeEnterCriticalRegion` disables only
+/// normal kernel APCs, so the thread cannot be suspended while it holds the
+/// mutex, which is what `ExAcquireFastMutexUnsafe` requires, and the IRQL stays
+/// `PASSIVE_LEVEL`. An `ERESOURCE` would do as well, but the `FAST_MUTEX` stays
+/// the object the demo is about (`dt nt!_FAST_MUTEX` reads the same structure).
+///
+/// # Safety
+///
+/// `mutex` points to an initialised `FAST_MUTEX`; IRQL `PASSIVE_LEVEL`.
+unsafe fn acquire(mutex: PFAST_MUTEX) {
+    // SAFETY: no precondition beyond IRQL <= APC_LEVEL, which the caller
+    // guarantees.
+    unsafe { KeEnterCriticalRegion() };
+    // SAFETY: normal kernel APCs are disabled (critical region) and `mutex`
+    // is initialised, as ExAcquireFastMutexUnsafe requires.
+    unsafe { ExAcquireFastMutexUnsafe(mutex) };
+}
+
+/// Gives the `FAST_MUTEX` back and leaves the critical region [`acquire`]
+/// entered.
+///
+/// # Safety
+///
+/// The current thread holds `mutex`, acquired with [`acquire`].
+unsafe fn release(mutex: PFAST_MUTEX) {
+    // SAFETY: the caller holds `mutex` from ExAcquireFastMutexUnsafe, still
+    // inside the critical region.
+    unsafe { ExReleaseFastMutexUnsafe(mutex) };
+    // SAFETY: pairs with the KeEnterCriticalRegion of `acquire`.
+    unsafe { KeLeaveCriticalRegion() };
+}
+
+/// Logs a failure and its `NTSTATUS` with `DbgPrint` (the seed ignores every
+/// status and logs nothing). The format is a C string literal whose
+/// conversions match the arguments.
+macro_rules! log_failure {
+    ($format:literal $(, $argument:expr)* $(,)?) => {
+        // SAFETY: a NUL-terminated format whose conversions (%ws: a
+        // NUL-terminated wide string, %08x: a 32-bit value) match the
+        // arguments. DbgPrint formats %ws only at PASSIVE_LEVEL, where every
+        // caller in this driver runs.
+        let _ = unsafe { DbgPrint($format.as_ptr(), $($argument),*) };
+    };
+}
+
+/// `FileCreationThread`: takes the `FAST_MUTEX` once, writes 1000 files of 100
+/// lines each into `C:\Temp`, gives the mutex back, and sets `files_created`.
+///
+/// # Safety
+///
+/// `context` is the device extension ([`SyncResources`]) set up by
+/// [`driver_entry`]; called by the kernel at `PASSIVE_LEVEL`.
+unsafe extern "C" fn file_creation_thread(context: PVOID) {
+    let sync_res = context.cast::<SyncResources>();
+    // SAFETY: `context` is the live device extension; taking a field's
+    // address reads nothing.
+    let file_mutex = unsafe { &raw mut (*sync_res).file_mutex };
+    // SAFETY: as above.
+    let files_created = unsafe { &raw mut (*sync_res).files_created };
+    let mut uni_file_path = UNICODE_STRING::default();
+    let mut file_path_buffer: PathBuffer = [0; PATH_CCH];
+    let mut data_to_write = DATA_TO_WRITE;
+    let mut io_status_block = IO_STATUS_BLOCK::default();
+
+    // Acquire the FAST_MUTEX, once: the seed acquires it a second time here and
+    // waits for itself forever (fast mutexes cannot be acquired recursively).
+    // SAFETY: `context` is the live device extension (unload waits for this
+    // thread), whose mutex driver_entry initialised; PASSIVE_LEVEL.
+    unsafe { acquire(file_mutex) };
+
+    for i in 0..FILE_COUNT {
+        // RtlStringCchPrintfW's status is not checked: the buffer always fits.
+        let _ = rtl_string_cch_printf_w(&mut file_path_buffer, &TEMP_FILE_PREFIX, i, &TXT_SUFFIX);
+        // SAFETY: `file_path_buffer` is NUL-terminated by the call above and
+        // outlives every use of `uni_file_path` in this iteration.
+        unsafe { RtlInitUnicodeString(&raw mut uni_file_path, file_path_buffer.as_ptr()) };
+
+        let mut obj_attributes = initialize_object_attributes(
+            &raw mut uni_file_path,
+            OBJ_CASE_INSENSITIVE | OBJ_KERNEL_HANDLE,
+            null_mut(),
+            null_mut(),
+        );
+
+        let mut h_file: HANDLE = null_mut();
+        // SAFETY: every pointer refers to a live local of this frame.
+        let status = unsafe {
+            ZwCreateFile(
+                &raw mut h_file,
+                GENERIC_WRITE,
+                &raw mut obj_attributes,
+                &raw mut io_status_block,
+                null_mut(),
+                FILE_ATTRIBUTE_NORMAL,
+                0,
+                FILE_OVERWRITE_IF,
+                FILE_SYNCHRONOUS_IO_NONALERT,
+                null_mut(),
+                0,
+            )
+        };
+
+        if nt_success(status) {
+            for _ in 0..WRITES_PER_FILE {
+                // SAFETY: `h_file` is open for writing; the buffer holds at
+                // least the 15 bytes written and outlives the synchronous call.
+                let status = unsafe {
+                    ZwWriteFile(
+                        h_file,
+                        null_mut(),
+                        None,
+                        null_mut(),
+                        &raw mut io_status_block,
+                        data_to_write.as_mut_ptr().cast(),
+                        DATA_LENGTH,
+                        null_mut(),
+                        null_mut(),
+                    )
+                };
+                // The seed ignores a failed write and tries the next 99.
+                if !nt_success(status) {
+                    log_failure!(
+                        c"TestDriver: ZwWriteFile(%ws) failed: %08x\n",
+                        file_path_buffer.as_ptr(),
+                        status,
+                    );
+                    break;
+                }
+            }
+            // SAFETY: `h_file` is a kernel handle this thread opened.
+            let _ = unsafe { ZwClose(h_file) };
+        } else {
+            log_failure!(
+                c"TestDriver: ZwCreateFile(%ws) failed: %08x\n",
+                file_path_buffer.as_ptr(),
+                status,
+            );
+        }
+    }
+
+    // Release the FAST_MUTEX
+    // SAFETY: this thread holds the mutex, taken by `acquire`.
+    unsafe { release(file_mutex) };
+
+    // The seed gives the two threads no order: when FileMoveThread runs first,
+    // it finds no file and the files stay in C:\Temp.
+    #[allow(clippy::cast_possible_wrap, reason = "IO_NO_INCREMENT is 0")]
+    // SAFETY: `files_created` was initialised by driver_entry and lives until
+    // unload, which waits for this thread; PASSIVE_LEVEL, Wait FALSE.
+    let _ = unsafe {
+        KeSetEvent(
+            files_created,
+            IO_NO_INCREMENT as KPRIORITY,
+            BOOLEAN::from(false),
+        )
+    };
+}
+
+/// `FileMoveThread`: waits until `FileCreationThread` has written the files,
+/// takes the `FAST_MUTEX`, then moves each `C:\Temp\file_<i>.txt` to
+/// `C:\Temp2\NewFile_<i>.txt`.
+///
+/// # Safety
+///
+/// As [`file_creation_thread`].
+unsafe extern "C" fn file_move_thread(context: PVOID) {
+    let sync_res = context.cast::<SyncResources>();
+    // SAFETY: `context` is the live device extension; taking a field's
+    // address reads nothing.
+    let file_mutex = unsafe { &raw mut (*sync_res).file_mutex };
+    // SAFETY: as above.
+    let files_created = unsafe { &raw mut (*sync_res).files_created };
+    let mut io_status_block = IO_STATUS_BLOCK::default();
+    let mut old_file_path_buffer: PathBuffer = [0; PATH_CCH];
+    let mut new_file_path_buffer: PathBuffer = [0; PATH_CCH];
+
+    // The seed takes the mutex at once, whether the files exist or not.
+    // SAFETY: `files_created` is an initialised notification event in the live
+    // extension; PASSIVE_LEVEL, no mutex held, no timeout.
+    let status = unsafe {
+        KeWaitForSingleObject(
+            files_created.cast(),
+            Executive,
+            KERNEL_MODE,
+            BOOLEAN::from(false),
+            null_mut(),
+        )
+    };
+    if !nt_success(status) {
+        log_failure!(c"TestDriver: waiting for the files failed: %08x\n", status);
+    }
+
+    // Acquire the FAST_MUTEX
+    // SAFETY: `context` is the live device extension (unload waits for this
+    // thread), whose mutex driver_entry initialised; PASSIVE_LEVEL.
+    unsafe { acquire(file_mutex) };
+
+    for i in 0..FILE_COUNT {
+        let _ =
+            rtl_string_cch_printf_w(&mut old_file_path_buffer, &TEMP_FILE_PREFIX, i, &TXT_SUFFIX);
+        let _ =
+            rtl_string_cch_printf_w(&mut new_file_path_buffer, &MOVED_FILE_PREFIX, i, &TXT_SUFFIX);
+
+        let mut old_file_path = UNICODE_STRING::default();
+        let mut new_file_path = UNICODE_STRING::default();
+        // SAFETY: both buffers are NUL-terminated and outlive the strings.
+        unsafe { RtlInitUnicodeString(&raw mut old_file_path, old_file_path_buffer.as_ptr()) };
+        // SAFETY: as above. Like the seed, this string is initialised and not
+        // used: the rename takes the buffer.
+        unsafe { RtlInitUnicodeString(&raw mut new_file_path, new_file_path_buffer.as_ptr()) };
+
+        let mut obj_attributes = initialize_object_attributes(
+            &raw mut old_file_path,
+            OBJ_CASE_INSENSITIVE | OBJ_KERNEL_HANDLE,
+            null_mut(),
+            null_mut(),
+        );
+
+        let mut h_file: HANDLE = null_mut();
+        // SAFETY: every pointer refers to a live local of this frame.
+        let status = unsafe {
+            ZwOpenFile(
+                &raw mut h_file,
+                FILE_ALL_ACCESS,
+                &raw mut obj_attributes,
+                &raw mut io_status_block,
+                FILE_SHARE_READ | FILE_SHARE_WRITE,
+                FILE_SYNCHRONOUS_IO_NONALERT,
+            )
+        };
+
+        if nt_success(status) {
+            // The seed copies the name into a one-WCHAR FILE_RENAME_INFORMATION
+            // on its stack (a buffer overflow); RenameBuffer has room for it.
+            let mut rename_info = RenameBuffer::new();
+            let length = rename_info.fill(&new_file_path_buffer);
+
+            // SAFETY: `h_file` is open; the buffer holds `length` bytes of a
+            // FILE_RENAME_INFORMATION and its name.
+            let status = unsafe {
+                ZwSetInformationFile(
+                    h_file,
+                    &raw mut io_status_block,
+                    rename_info.as_mut_ptr(),
+                    length,
+                    FileRenameInformation,
+                )
+            };
+            if !nt_success(status) {
+                log_failure!(
+                    c"TestDriver: renaming %ws failed: %08x\n",
+                    old_file_path_buffer.as_ptr(),
+                    status,
+                );
+            }
+            // SAFETY: `h_file` is a kernel handle this thread opened.
+            let _ = unsafe { ZwClose(h_file) };
+        } else {
+            log_failure!(
+                c"TestDriver: ZwOpenFile(%ws) failed: %08x\n",
+                old_file_path_buffer.as_ptr(),
+                status,
+            );
+        }
+    }
+
+    // Release the FAST_MUTEX
+    // SAFETY: this thread holds the mutex, taken by `acquire`.
+    unsafe { release(file_mutex) };
+}
+
+/// `UnloadDriver`: waits for both threads to end, releases its references to
+/// them, then deletes the device.
+///
+/// # Safety
+///
+/// Called by the I/O manager with the driver object whose device
+/// [`driver_entry`] created.
+unsafe extern "C" fn unload_driver(driver_object: PDRIVER_OBJECT) {
+    // SAFETY: the I/O manager passes a valid driver object; its DeviceObject
+    // is the device driver_entry created, not deleted yet.
+    let device_object = unsafe { (*driver_object).DeviceObject };
+
+    // The seed deletes the device while its threads still use the extension
+    // (and their code, once the driver is unmapped).
+    // SAFETY: the device is not deleted yet; its extension is the
+    // SyncResources driver_entry initialised.
+    let sync_res = unsafe { (*device_object).DeviceExtension }.cast::<SyncResources>();
+    // SAFETY: as above; only unload touches `threads` after driver_entry.
+    let threads = unsafe { &mut (*sync_res).threads };
+    for thread in threads.iter_mut().filter(|thread| !thread.is_null()) {
+        // SAFETY: a referenced thread object (a dispatcher object, signalled
+        // when the thread ends); unload runs at PASSIVE_LEVEL, no timeout.
+        let status = unsafe {
+            KeWaitForSingleObject(*thread, Executive, KERNEL_MODE, BOOLEAN::from(false), null_mut())
+        };
+        if !nt_success(status) {
+            log_failure!(c"TestDriver: waiting for a thread failed: %08x\n", status);
+        }
+        // SAFETY: releases the reference driver_entry took; not used after.
+        let _ = unsafe { ObfDereferenceObject(*thread) };
+        *thread = null_mut();
+    }
+
+    // SAFETY: `device_object` was created by IoCreateDevice and not deleted;
+    // no thread uses its extension any more.
+    unsafe { IoDeleteDevice(device_object) };
+}
+
+/// A referenced pointer to the thread object behind `thread_handle`, for
+/// unload to wait on, or NULL (logged) if it cannot be referenced.
+///
+/// # Safety
+///
+/// `thread_handle` is a kernel handle `PsCreateSystemThread` just returned;
+/// IRQL `PASSIVE_LEVEL`.
+unsafe fn reference_thread(thread_handle: HANDLE) -> PVOID {
+    let mut thread: PVOID = null_mut();
+    // SAFETY: reads the kernel's PsThreadType variable, initialised at boot
+    // and never written afterwards.
+    let thread_type = unsafe { *PsThreadType };
+    // SAFETY: a valid kernel handle to a thread, of that type; `thread` is a
+    // live local.
+    let status = unsafe {
+        ObReferenceObjectByHandle(
+            thread_handle,
+            SYNCHRONIZE,
+            thread_type,
+            KERNEL_MODE,
+            &raw mut thread,
+            null_mut(),
+        )
+    };
+    if !nt_success(status) {
+        log_failure!(c"TestDriver: ObReferenceObjectByHandle failed: %08x\n", status);
+        return null_mut();
+    }
+    thread
+}
+
+/// `DriverEntry`: creates the device holding the `FAST_MUTEX` and the
+/// `files_created` event, and starts the two threads.
+///
+/// # Safety
+///
+/// Called once by the I/O manager at `PASSIVE_LEVEL` with a valid driver
+/// object.
+// Host unit tests do not export it: the dev-dependency's wdk-sys test-stubs
+// define `DriverEntry`, and an export would pull the kernel routines into the
+// test binary.
+#[cfg_attr(not(test), unsafe(export_name = "DriverEntry"))]
+pub unsafe extern "system" fn driver_entry(
+    driver_object: PDRIVER_OBJECT,
+    _registry_path: PCUNICODE_STRING,
+) -> NTSTATUS {
+    // SAFETY: the I/O manager passes a valid, writable driver object.
+    unsafe { (*driver_object).DriverUnload = Some(unload_driver) };
+
+    let mut device_object: PDEVICE_OBJECT = null_mut();
+    #[allow(clippy::cast_possible_truncation, reason = "96 bytes")]
+    let extension_size = size_of::<SyncResources>() as ULONG;
+    // SAFETY: valid driver object, no device name (an unnamed device), and
+    // `device_object` is a live local.
+    let mut status = unsafe {
+        IoCreateDevice(
+            driver_object,
+            extension_size,
+            null_mut(),
+            FILE_DEVICE_UNKNOWN,
+            FILE_DEVICE_SECURE_OPEN,
+            0,
+            &raw mut device_object,
+        )
+    };
+
+    if !nt_success(status) {
+        log_failure!(c"TestDriver: IoCreateDevice failed: %08x\n", status);
+        return status;
+    }
+
+    // SAFETY: IoCreateDevice succeeded, so `device_object` is valid and its
+    // extension is `extension_size` bytes of non-paged memory.
+    let sync_res = unsafe { (*device_object).DeviceExtension }.cast::<SyncResources>();
+    // SAFETY: the extension is `extension_size` bytes; taking a field's
+    // address reads nothing.
+    let file_mutex = unsafe { &raw mut (*sync_res).file_mutex };
+    // SAFETY: as above.
+    let files_created = unsafe { &raw mut (*sync_res).files_created };
+    // SAFETY: as above.
+    let threads = unsafe { &raw mut (*sync_res).threads };
+
+    // Initialize the FAST_MUTEX
+    // SAFETY: the extension is fresh, writable and used by nobody yet.
+    unsafe { ex_initialize_fast_mutex(file_mutex) };
+    // SAFETY: as above; a notification event, not signalled.
+    unsafe {
+        KeInitializeEvent(
+            files_created,
+            NotificationEvent,
+            BOOLEAN::from(false),
+        );
+    };
+    // SAFETY: as above.
+    unsafe { threads.write([null_mut(); 2]) };
+
+    let mut thread_handle1: HANDLE = null_mut();
+    let mut thread_handle2: HANDLE = null_mut();
+
+    // SAFETY: the routine's context, the device extension, is initialised and
+    // lives until unload; DriverEntry runs at PASSIVE_LEVEL.
+    status = unsafe {
+        PsCreateSystemThread(
+            &raw mut thread_handle1,
+            0,
+            null_mut(),
+            null_mut(),
+            null_mut(),
+            Some(file_creation_thread),
+            sync_res.cast(),
+        )
+    };
+    // The seed keeps no reference to its threads, so its unload cannot wait.
+    if nt_success(status) {
+        // SAFETY: a kernel handle PsCreateSystemThread just returned.
+        let thread = unsafe { reference_thread(thread_handle1) };
+        // SAFETY: the extension is live; unload reads `threads` only after
+        // DriverEntry has returned.
+        unsafe { (*threads)[0] = thread };
+        // SAFETY: a kernel handle PsCreateSystemThread just returned.
+        let _ = unsafe { ZwClose(thread_handle1) };
+    } else {
+        log_failure!(c"TestDriver: PsCreateSystemThread failed: %08x\n", status);
+        // No FileCreationThread will set the event: set it, so that
+        // FileMoveThread does not wait forever.
+        #[allow(clippy::cast_possible_wrap, reason = "IO_NO_INCREMENT is 0")]
+        // SAFETY: the event is initialised; PASSIVE_LEVEL, Wait FALSE.
+        let _ = unsafe {
+            KeSetEvent(
+                files_created,
+                IO_NO_INCREMENT as KPRIORITY,
+                BOOLEAN::from(false),
+            )
+        };
+    }
+
+    // SAFETY: as above.
+    status = unsafe {
+        PsCreateSystemThread(
+            &raw mut thread_handle2,
+            0,
+            null_mut(),
+            null_mut(),
+            null_mut(),
+            Some(file_move_thread),
+            sync_res.cast(),
+        )
+    };
+    if nt_success(status) {
+        // SAFETY: a kernel handle PsCreateSystemThread just returned.
+        let thread = unsafe { reference_thread(thread_handle2) };
+        // SAFETY: the extension is live; unload reads `threads` only after
+        // DriverEntry has returned.
+        unsafe { (*threads)[1] = thread };
+        // SAFETY: a kernel handle PsCreateSystemThread just returned.
+        let _ = unsafe { ZwClose(thread_handle2) };
+    } else {
+        log_failure!(c"TestDriver: PsCreateSystemThread failed: %08x\n", status);
+    }
+
+    // DriverEntry succeeds even if a thread could not be started: the other
+    // already runs in the driver's code, and unload waits for it.
+    STATUS_SUCCESS
+}
