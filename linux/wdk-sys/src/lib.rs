@@ -85,6 +85,30 @@ pub mod ntddk {
     unsafe extern "C" {}
 }
 
+/// What the real crate's `test-stubs` feature provides for a WDM driver's
+/// host unit tests: a `DriverEntry` that does nothing, so a test binary links
+/// without the driver's own (which must then not be exported under `test`).
+#[cfg(all(feature = "test-stubs", driver_model__driver_type = "WDM"))]
+pub mod test_stubs {
+    use crate::{NTSTATUS, PCUNICODE_STRING, PDRIVER_OBJECT};
+
+    /// Stands in for `DriverEntry` in test binaries; never called.
+    ///
+    /// # Safety
+    ///
+    /// None: it does nothing.
+    // SAFETY: the real wdk-sys exports this name from its test stubs as well; a
+    // driver that also exports `DriverEntry` in its tests fails to link, as it
+    // would on Windows.
+    #[unsafe(export_name = "DriverEntry")]
+    pub const unsafe extern "system" fn driver_entry_stub(
+        _driver: PDRIVER_OBJECT,
+        _registry_path: PCUNICODE_STRING,
+    ) -> NTSTATUS {
+        0
+    }
+}
+
 // LLVM references `_fltused` when it sees floating point types, even with soft
 // floats; the real wdk-sys defines it the same way.
 #[allow(missing_docs)]
