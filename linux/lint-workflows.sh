@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Lints the GitHub Actions workflows, which no machine of the project can run
+# (.github/workflows/windows.yml needs a GitHub-hosted Windows runner):
+# actionlint with shellcheck for bash steps, the inputs of the pinned actions,
+# commit-SHA pins, and a PowerShell parse of the pwsh steps
+# (linux/lint-workflows.py says what each check does).
+#   bash linux/lint-workflows.sh [WORKFLOW.yml ...]
+#   (default: every .yml and .yaml file in .github/workflows)
+# Installs its tools, pinned in linux/requirements-lint-workflows.txt, as wheels
+# into a venv in target/ (ignored by git), and Debian's python3-venv if missing.
+# Exit: 0 no finding, 1 findings (file:line:column: message), 2 bad usage,
+# 3 the tools could not be installed or run.
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=linux/env.sh
+source "$here/env.sh"
+
+files=()
+if (($#)); then
+  for arg in "$@"; do
+    [[ -f $arg ]] || { echo "lint-workflows: no such file: $arg" >&2; exit 2; }
+    files+=("$arg")
+  done
+else
+  shopt -s nullglob
+  files=("$REPO_ROOT"/.github/workflows/*.yml "$REPO_ROOT"/.github/workflows/*.yaml)
+  shopt -u nullglob
+  if ((${#files[@]} == 0)); then
+    echo "lint-workflows: no workflow in $REPO_ROOT/.github/workflows" >&2
+    exit 2
+  fi
+fi
+
+venv=$REPO_ROOT/target/venv-lint-workflows
+requirements=$here/requirements-lint-workflows.txt
+stamp=$venv/requirements.sha256
+wanted=$(sha256sum "$requirements" | cut -d ' ' -f 1)
+if [[ ! -x $venv/bin/python || $(cat "$stamp" 2>/dev/null) != "$wanted" ]]; then
+  ensure_debian_packages python
+  echo "lint-workflows: installing $requirements into $venv" >&2
+  rm -rf "$venv"
+  if ! python3 -m venv "$venv" ||
+    ! "$venv/bin/pip" install --quiet --disable-pip-version-check --only-binary=:all: \
+      -r "$requirements" >&2; then
+    echo "lint-workflows: could not install the tools of $requirements (above)" >&2
+    exit 3
+  fi
+  echo "$wanted" >"$stamp"
+fi
+
+exec "$venv/bin/python" "$here/lint-workflows.py" "${files[@]}"
