@@ -34,7 +34,7 @@ def _count_and_status(key: str, val: str) -> tuple[int, int | None]:
 
 
 def parse_faults(specs: list[str]):
-    from .machine import Faults
+    from .nt.kernel import Faults
 
     f = Faults()
     for spec in specs or []:
@@ -124,13 +124,13 @@ def run(argv: list[str] | None = None) -> int:
             return EXIT_BAD_INPUT
 
     from . import report as R
-    from .machine import Machine, Options
+    from .nt.kernel import Kernel, Options
 
     order = "reverse" if args.order in ("reverse", "move") else "creation"
     opts = Options(order=order, allow_recursive_acquire=args.allow_recursive_acquire, unload=args.unload,
                    faults=faults, map_path=args.map, max_seconds=args.max_seconds)
     try:
-        m = Machine(image, opts)
+        m = Kernel(image, opts)
         m.run()
     except Exception as e:  # noqa: BLE001
         import traceback

@@ -1,7 +1,7 @@
 """The fixed build (issue 4), when out/fixed/TestDriver.sys exists, and the same checks on the default build.
 
 Every scenario runs once (module-scoped cache). Fixed-build runs go through the CLI (exit code, report.json)
-with a Machine subclass that also keeps the emulated machine (file contents) and a trace of the calls that
+with a Kernel subclass that also keeps the emulated kernel (file contents) and a trace of the calls that
 matter for the proofs: IRQL and critical region at each Zw call, the handle kind at each ZwClose, and the
 order of unload's KeWaitForSingleObject / ObfDereferenceObject / IoDeleteDevice relative to thread ends.
 """
@@ -12,7 +12,8 @@ import pytest
 from conftest import norm, run_cli
 from unicorn.x86_const import UC_X86_REG_R8, UC_X86_REG_R9, UC_X86_REG_RCX
 
-import tdemu.machine as M
+import tdemu.nt.kernel as K
+from tdemu.machine import BLOCK
 
 CONTENT = b"Hello, World!\r\n" * 100
 N = 1000
@@ -84,7 +85,7 @@ def _wrap(m, api):
             nlen = struct.unpack("<I", m.mem(info + 0x10, 4))[0]
             rec.update(length=length, name_length=nlen, name=m.wstr(info + 0x14, nlen))
         rv = orig()
-        rec["blocked"] = rv is M.BLOCK
+        rec["blocked"] = rv is BLOCK
         rec["rv"] = rv if isinstance(rv, int) else None
         m.trace.append(rec)
         return rv
@@ -93,11 +94,11 @@ def _wrap(m, api):
 
 
 def traced_run(args, report_dir) -> Run:
-    """tdemu.cli.run (exit code, report.json) on a Machine that also keeps a trace and stays reachable."""
-    base = M.Machine
+    """tdemu.cli.run (exit code, report.json) on a Kernel that also keeps a trace and stays reachable."""
+    base = K.Kernel
     box = {}
 
-    class TracedMachine(base):
+    class TracedKernel(base):
         def __init__(self, image, opts):
             super().__init__(image, opts)
             self.trace = []
@@ -111,11 +112,11 @@ def traced_run(args, report_dir) -> Run:
             self.opened[kind] += 1
             return super().new_handle(kind, *a, **kw)
 
-    M.Machine = TracedMachine
+    K.Kernel = TracedKernel
     try:
         code, rep = run_cli(args, report_dir)
     finally:
-        M.Machine = base
+        K.Kernel = base
     return Run(code, rep, box["m"])
 
 

@@ -2,7 +2,7 @@
 import pytest
 from conftest import run_cli
 
-from tdemu.machine import Machine, Options
+from tdemu.nt.kernel import Kernel, Options
 from tdemu.pecheck import load_driver_image
 
 
@@ -45,7 +45,7 @@ def test_irql_violations_recorded(loop_run):
 
 
 def test_file_contents(driver):
-    m = Machine(load_driver_image(driver), Options(allow_recursive_acquire=True, order="reverse"))
+    m = Kernel(load_driver_image(driver), Options(allow_recursive_acquire=True, order="reverse"))
     m.run()
     # FileMoveThread ran first and found nothing; the files stay in C:\Temp
     files = m.vfs.listdir("C:\\Temp")

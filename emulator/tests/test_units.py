@@ -2,7 +2,7 @@
 import pytest
 
 from tdemu import ntstatus as st
-from tdemu import vfs as V
+from tdemu.nt import fs as V
 from tdemu.cli import UsageError, parse_faults
 from tdemu.printf import format_printf
 from tdemu.symbols import demangle

@@ -1,4 +1,5 @@
-"""A small virtual file system: directories, files with contents, share modes and renames.
+"""fs: the file system behind the Zw* file routines (the I/O manager, `io`, hands it the requests):
+a small virtual file system of directories and files with contents, share modes and renames.
 
 Paths are NT paths as a driver passes them (\\DosDevices\\C:\\Temp\\x, \\??\\C:\\Temp\\x);
 they are normalized to DOS form (C:\\Temp\\x) and compared case-insensitively.
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from . import ntstatus as st
+from .. import ntstatus as st
 
 # Access rights
 FILE_READ_DATA = 0x1

@@ -1,0 +1,56 @@
+"""How a component of the kernel model exports its routines.
+
+Each component module (`ke`, `ex`, `io`, `ob`, `ps`, `rtl`, `hal`) creates one `Component` and
+registers each routine it models as a small named function:
+
+    ke = Component("ke")
+
+    @ke.export(max_irql=DISPATCH_LEVEL, footprint=arg0_object)
+    def KeSetEvent(k): ...
+
+A handler takes the kernel `k`, reads its arguments from the CPU (x64: rcx, rdx, r8, r9, then the
+stack), acts on the model and returns RAX: None for VOID, BLOCK when the calling thread blocked.
+`max_irql` is the documented maximum IRQL (checked before every call); `footprint(k)` names the
+kernel objects the call touches, for schedule exploration (None: the call touches nothing another
+thread can see).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+NTOSKRNL = "ntoskrnl.exe"
+HAL = "hal.dll"
+
+
+@dataclass(frozen=True)
+class Export:
+    name: str
+    dll: str
+    component: str
+    handler: object  # handler(k) -> int | None | BLOCK
+    max_irql: int | None
+    footprint: object  # footprint(k) -> frozenset | None, or None: touches nothing shared
+
+
+class Component:
+    def __init__(self, name: str, dll: str = NTOSKRNL):
+        self.name = name
+        self.dll = dll
+        self.exports: dict[str, Export] = {}
+
+    def export(self, name: str | None = None, max_irql: int | None = None, footprint=None, aliases: dict | None = None):
+        """Register the decorated handler under its own name (or `name`), and under each alias
+        (alias name -> its maximum IRQL, as each export has its own documented maximum)."""
+
+        def deco(fn):
+            self._add(name or fn.__name__, fn, max_irql, footprint)
+            for alias, alias_irql in (aliases or {}).items():
+                self._add(alias, fn, alias_irql, footprint)
+            return fn
+        return deco
+
+    def _add(self, name, fn, max_irql, footprint) -> None:
+        if name in self.exports:
+            raise ValueError(f"{self.name}: {name} registered twice")
+        self.exports[name] = Export(name, self.dll, self.name, fn, max_irql, footprint)

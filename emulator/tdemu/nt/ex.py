@@ -1,0 +1,230 @@
+"""ex: the executive (ReactOS ntoskrnl/ex, and ntoskrnl/mm/ARM3/expool.c for pool): fast mutexes
+modelled on the driver's own memory, and pool blocks."""
+
+from __future__ import annotations
+
+import struct
+
+from .api import Component
+from .defs import APC_LEVEL, DISPATCH_LEVEL, irql_name
+from .ke import KThread, block, set_irql
+
+ex = Component("ex")
+
+# FAST_MUTEX (x64): Count LONG +0x0, Owner +0x8, Contention ULONG +0x10, Event KEVENT +0x18, OldIrql +0x30
+FM_LOCK_BIT, FM_LOCK_WAITER_WOKEN, FM_LOCK_WAITER_INC = 1, 2, 4
+FAST_MUTEX_SIZE = 0x38
+POOL_BASE, POOL_SIZE = 0xFFFF9709AD000000, 0x200000
+
+
+def init(k) -> None:
+    k.pool: dict[int, tuple[int, str, str]] = {}  # addr -> size, tag, allocation site
+    k._pool_next = POOL_BASE
+    k.cpu.map(POOL_BASE, POOL_SIZE, "tdemu.pool")
+    k.fm_retry = make_retry(k)
+
+
+# ---------------------------------------------------------------- fast mutex (ex/fmutex.c)
+
+def _count(k, fm: int) -> int:
+    return struct.unpack("<i", k.mem(fm, 4))[0]
+
+
+def acquire(k, fm: int, unsafe: bool, fn: str):
+    t = k.sched.current
+    site = k.ret_site()
+    if k.freed:
+        k.check_freed(fm, FAST_MUTEX_SIZE, fn)
+    if unsafe and t.irql < APC_LEVEL and t.apc_disable == 0:
+        k.violation("fast_mutex_unsafe_apcs_enabled",
+                    f"{fn} called with normal kernel APCs enabled (needs KeEnterCriticalRegion or APC_LEVEL)", site, t)
+    old_irql = t.irql
+    count = _count(k, fm)
+    if count & 1:
+        k.w32(fm, count & ~1)
+        k.w64(fm + 8, t.ethread)
+        if not unsafe:
+            k.w32(fm + 0x30, old_irql)
+            if t.irql < APC_LEVEL:
+                set_irql(k, t, APC_LEVEL)
+        t.acquires.append((fm, site))
+        t.held.append(fm)
+        return None
+    owner = k.u64(fm + 8)
+    if owner == t.ethread:
+        if k.opts.allow_recursive_acquire:
+            k.violation("recursive_acquire_ignored",
+                        f"{fn}: recursive acquire of FAST_MUTEX {fm:#x} ignored (--allow-recursive-acquire)", site, t)
+            return None
+        k.violation("recursive_fast_mutex_acquire",
+                    f"{fn}: thread acquires FAST_MUTEX {fm:#x} it already owns (fast mutexes are not "
+                    "recursive: the thread waits for itself forever)", site, t)
+        k.event(f"{t.name} calls {fn} on FAST_MUTEX {fm:#x} that it already owns: self-deadlock "
+                f"at {k.fmt_sym(site)}", t)
+    if count < 0 or count > 0x10000:
+        k.violation("fast_mutex_not_initialized", f"{fn} on FAST_MUTEX {fm:#x} with Count={count}", site, t)
+    # contended: the waiter is counted in Count and Contention, and waits at APC_LEVEL
+    if not unsafe and t.irql < APC_LEVEL:
+        set_irql(k, t, APC_LEVEL)
+    k.w32(fm, count + FM_LOCK_WAITER_INC)
+    k.w32(fm + 0x10, k.u32(fm + 0x10) + 1)
+    k.mutex_waiters.setdefault(fm, []).append(t)
+    k.event(f"{t.name} waits for FAST_MUTEX {fm:#x} (owner {owner:#x}) at {k.fmt_sym(site)}", t)
+    return block(k, t, "mutex", "WrFastMutex", fm, "nt!" + fn, old_irql=old_irql, unsafe=unsafe)
+
+
+def make_retry(k):
+    def retry(t: KThread) -> bool:
+        """A woken waiter tries again (it runs before the thread continues)."""
+        w = t.last_wait
+        fm = w.obj
+        count = _count(k, fm)
+        if count & 1:
+            count &= ~1
+            count &= ~FM_LOCK_WAITER_WOKEN
+            k.w32(fm, count)
+            k.w64(fm + 8, t.ethread)
+            if not w.unsafe:
+                k.w32(fm + 0x30, w.old_irql)
+            t.acquires.append((fm, w.ret_addr))
+            t.held.append(fm)
+            return True
+        # lost the race: wait again
+        k.w32(fm, (count & ~FM_LOCK_WAITER_WOKEN) + FM_LOCK_WAITER_INC)
+        k.mutex_waiters.setdefault(fm, []).append(t)
+        t.wait, t.state = w, "Waiting"
+        return False
+    return retry
+
+
+def release(k, fm: int, unsafe: bool, fn: str):
+    t = k.sched.current
+    site = k.ret_site()
+    if k.freed:
+        k.check_freed(fm, FAST_MUTEX_SIZE, fn)
+    owner = k.u64(fm + 8)
+    count = _count(k, fm)
+    if count & 1:
+        k.violation("fast_mutex_release_not_acquired", f"{fn} on FAST_MUTEX {fm:#x} that is not acquired", site, t)
+    elif owner != t.ethread:
+        k.violation("fast_mutex_release_not_owner",
+                    f"{fn} on FAST_MUTEX {fm:#x} owned by {owner:#x}, not by the caller", site, t)
+    if not unsafe and t.irql != APC_LEVEL:
+        k.violation("fast_mutex_release_irql", f"{fn} at {irql_name(t.irql)}: must be called at APC_LEVEL", site, t)
+    old_irql = k.u32(fm + 0x30)
+    k.w64(fm + 8, 0)
+    count = count | 1
+    waiters = k.mutex_waiters.get(fm)
+    if waiters and not count & FM_LOCK_WAITER_WOKEN and count >= FM_LOCK_WAITER_INC:
+        count = count - FM_LOCK_WAITER_INC + FM_LOCK_WAITER_WOKEN
+        w = waiters.pop(0)
+        k.sched.wake(w, 0, k.fm_retry)
+        k.event(f"{t.name} releases FAST_MUTEX {fm:#x}, wakes {w.name}", t)
+    k.w32(fm, count)
+    if fm in t.held:
+        t.held.remove(fm)
+    if not unsafe:
+        set_irql(k, t, old_irql)
+    return None
+
+
+@ex.export(max_irql=APC_LEVEL)
+def ExAcquireFastMutex(k):
+    return acquire(k, k.cpu.arg0(), False, "ExAcquireFastMutex")
+
+
+@ex.export(max_irql=APC_LEVEL)
+def ExReleaseFastMutex(k):
+    return release(k, k.cpu.arg0(), False, "ExReleaseFastMutex")
+
+
+@ex.export(max_irql=APC_LEVEL)
+def ExAcquireFastMutexUnsafe(k):
+    return acquire(k, k.cpu.arg0(), True, "ExAcquireFastMutexUnsafe")
+
+
+@ex.export(max_irql=APC_LEVEL)
+def ExReleaseFastMutexUnsafe(k):
+    return release(k, k.cpu.arg0(), True, "ExReleaseFastMutexUnsafe")
+
+
+@ex.export(max_irql=APC_LEVEL)
+def ExTryToAcquireFastMutex(k):
+    fm = k.cpu.arg0()
+    t = k.sched.current
+    count = _count(k, fm)
+    if count & 1:
+        k.w32(fm, count & ~1)
+        k.w64(fm + 8, t.ethread)
+        k.w32(fm + 0x30, t.irql)
+        if t.irql < APC_LEVEL:
+            set_irql(k, t, APC_LEVEL)
+        t.acquires.append((fm, k.ret_site()))
+        t.held.append(fm)
+        return 1
+    return 0
+
+
+def fast_mutex_info(k, m: int) -> dict:
+    count, _pad, owner, contention, _pad2 = struct.unpack("<iIQII", k.mem(m, 0x18))
+    ev_type, _, ev_size, _, ev_signal = struct.unpack("<BBBBi", k.mem(m + 0x18, 8))
+    old_irql = k.u32(m + 0x30)
+    return {"address": m, "Count": count, "Owner": owner, "Contention": contention,
+            "Event": {"Type": ev_type, "Size": ev_size, "SignalState": ev_signal}, "OldIrql": old_irql,
+            "owner_thread": k.by_ethread[owner].name if owner in k.by_ethread else None,
+            "waiters": [t.name for t in k.mutex_waiters.get(m, [])]}
+
+
+# ---------------------------------------------------------------- pool (mm/ARM3/expool.c)
+
+def _alloc(k, size: int, tag: int, zero: bool):
+    site = k.ret_site()
+    size = max(size, 1)
+    addr = (k._pool_next + 15) & ~15
+    if addr + size > POOL_BASE + POOL_SIZE:
+        return 0
+    k._pool_next = addr + size + 16
+    if zero:
+        k.mem_write(addr, b"\0" * size)
+    tag_s = struct.pack("<I", tag & 0xFFFFFFFF).decode("latin-1")
+    k.pool[addr] = (size, tag_s, k.fmt_sym(site))
+    return addr
+
+
+@ex.export(max_irql=DISPATCH_LEVEL)
+def ExAllocatePool2(k):
+    flags, size, tag = k.args(3)
+    return _alloc(k, size, tag, not flags & 0x2)  # POOL_FLAG_UNINITIALIZED
+
+
+@ex.export(max_irql=DISPATCH_LEVEL)
+def ExAllocatePoolWithTag(k):
+    _ptype, size, tag = k.args(3)
+    return _alloc(k, size, tag, False)
+
+
+@ex.export(max_irql=DISPATCH_LEVEL)
+def ExAllocatePool(k):
+    _ptype, size = k.args(2)
+    return _alloc(k, size, 0x656E6F4E, False)
+
+
+def _free(k, p: int):
+    t = k.sched.current
+    site = k.ret_site()
+    e = k.pool.pop(p, None)
+    if e is None:
+        k.violation("bad_pool_free", f"free of {p:#x}: not an allocated pool block (double free?)", site, t)
+        return None
+    k.free_memory(p, p + e[0], f"pool block '{e[1]}'")
+    return None
+
+
+@ex.export(max_irql=DISPATCH_LEVEL)
+def ExFreePoolWithTag(k):
+    return _free(k, k.cpu.arg0())
+
+
+@ex.export(max_irql=DISPATCH_LEVEL)
+def ExFreePool(k):
+    return _free(k, k.cpu.arg0())

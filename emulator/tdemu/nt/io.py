@@ -1,0 +1,287 @@
+"""io: the I/O manager (ReactOS ntoskrnl/io/iomgr): loading and unloading the driver (DriverEntry,
+DriverUnload), device objects, and the file routines (NtCreateFile, NtWriteFile, ...) that hand
+their requests to the file system (`fs`)."""
+
+from __future__ import annotations
+
+import struct
+
+from .. import ntstatus as st
+from . import fs as V
+from .api import Component
+from .defs import OBJ_KERNEL_HANDLE, PASSIVE_LEVEL, SYSTEM_PROCESS
+
+io = Component("io")
+
+ENTRY_RETURN = 0xFEEDF001  # DriverEntry returns here: nt!IopLoadDriver
+UNLOAD_RETURN = 0xFEEDF002  # DriverUnload returns here: nt!IopUnloadDriver
+LOADER_ETHREAD, LOADER_TID = 0xFFFF9709A5581040, 0x1F4
+UNLOAD_ETHREAD, UNLOAD_TID = 0xFFFF9709A55A4040, 0x218
+DEVICE_PAGE = 0xFFFF9709AC3D4000
+DEVICE_OFFSET = 0xDD0  # DEVICE_OBJECT here, extension at +0x150 -> FAST_MUTEX at ...4f20 like the seed
+DEVICE_OBJECT_SIZE = 0x150
+
+FileRenameInformation, FileRenameInformationEx = 10, 65
+FILE_WRITE_TO_END_OF_FILE, FILE_USE_FILE_POINTER_POSITION = 0xFFFFFFFF, 0xFFFFFFFE
+
+
+def init(k) -> None:
+    k.devices: dict[int, dict] = {}
+    k.driver_entry_status: int | None = None
+    k.unload_started = False
+    k.unload_done = False
+    k.unload_routine = None
+    k.not_run = []
+    k.vfs = V.VFS()
+    for d in k.opts.faults.missing_dirs:
+        k.vfs.rmdir(d)
+    k._create_count = 0
+
+
+# ---------------------------------------------------------------- driver load and unload (io/iomgr/driver.c)
+
+def start_driver_entry(k):
+    """IopLoadDriver: DriverEntry(DriverObject, RegistryPath) on a system worker thread."""
+    from .ke import create_thread
+
+    loader = create_thread(k, "DriverEntry (System worker, IopLoadDriver)", k.base + k.image.entry_rva, 0, "loader",
+                           ENTRY_RETURN, [k.driver_object, k.registry_path], LOADER_ETHREAD, LOADER_TID)
+    k.sched.make_ready(loader)
+    return loader
+
+
+def after_driver_entry(k) -> None:
+    s = k.driver_entry_status
+    k.event(f"DriverEntry returned {st.name(s)}")
+    if not st.is_success(s):
+        if k.pending_driver_threads:
+            k.violation("driver_entry_failed_with_threads",
+                        f"DriverEntry failed ({st.name(s)}) after starting {len(k.pending_driver_threads)} system "
+                        "thread(s): the image is unloaded while they run", 0)
+        # Windows unloads the image and never calls DriverUnload; the threads are not run.
+        k.not_run = list(k.pending_driver_threads)
+        return
+    order = list(k.pending_driver_threads)
+    if k.opts.order == "reverse":
+        order.reverse()
+    if k.opts.unload == "early":
+        start_unload(k)
+    for t in order:
+        k.sched.make_ready(t)
+    k.pending_driver_threads = []
+
+
+def start_unload(k) -> None:
+    """IopUnloadDriver: DriverUnload(DriverObject) on a system worker thread, if the driver set one."""
+    from .ke import create_thread
+
+    k.unload_started = True
+    unload = k.u64(k.driver_object + 0x68)  # DRIVER_OBJECT.DriverUnload
+    if not unload:
+        k.event("DriverUnload is NULL: driver cannot be unloaded")
+        k.unload_routine = None
+        return
+    k.unload_routine = unload
+    t = create_thread(k, "DriverUnload (System worker, IopUnloadDriver)", unload, 0, "unload", UNLOAD_RETURN,
+                      [k.driver_object], UNLOAD_ETHREAD, UNLOAD_TID)
+    k.event(f"calling DriverUnload {k.fmt_sym(unload)}")
+    k.sched.make_ready(t)
+
+
+# ---------------------------------------------------------------- devices (io/iomgr/device.c)
+
+@io.export(max_irql=PASSIVE_LEVEL)
+def IoCreateDevice(k):
+    drv, ext_size, name_ptr, dtype, chars, _exclusive, out = k.args(7)
+    ext_size &= 0xFFFFFFFF
+    site = k.ret_site()
+    faults = k.opts.faults
+    if faults.iocreatedevice_status is not None:
+        if out:
+            k.w64(out, 0)
+        k.event(f"fault injected: IoCreateDevice fails with {st.name(faults.iocreatedevice_status)}", k.sched.current)
+        return faults.iocreatedevice_status
+    n = len(k.devices)
+    page = DEVICE_PAGE + n * 0x100000
+    dev = page + DEVICE_OFFSET
+    total = DEVICE_OFFSET + DEVICE_OBJECT_SIZE + ext_size
+    k.cpu.map(page, (total + 0xFFF) & ~0xFFF, f"tdemu.device{n}")
+    ext = dev + DEVICE_OBJECT_SIZE if ext_size else 0
+    old_first = k.u64(drv + 8)
+    hdr = struct.pack("<HHIQQQQQIIQQIB", 3, (DEVICE_OBJECT_SIZE + ext_size) & 0xFFFF, 1, drv, old_first, 0, 0, 0,
+                      0x80, chars & 0xFFFFFFFF, 0, ext, dtype & 0xFFFFFFFF, 1)
+    k.mem_write(dev, hdr)
+    k.w64(drv + 8, dev)  # DRIVER_OBJECT.DeviceObject: new devices go first
+    name = k.unicode_string(name_ptr) if name_ptr else ""
+    k.devices[dev] = {"address": dev, "extension": ext, "extension_size": ext_size, "name": name or None,
+                      "created_at": k.fmt_sym(site), "deleted": False, "deleted_at": None}
+    if out:
+        k.w64(out, dev)
+    k.event(f"IoCreateDevice -> DEVICE_OBJECT {dev:#x}, extension {ext:#x} ({ext_size:#x} bytes)", k.sched.current)
+    return 0
+
+
+@io.export(max_irql=PASSIVE_LEVEL)
+def IoDeleteDevice(k):
+    dev = k.cpu.arg0()
+    t = k.sched.current
+    site = k.ret_site()
+    d = k.devices.get(dev)
+    if d is None or d["deleted"]:
+        k.violation("delete_unknown_device", f"IoDeleteDevice({dev:#x}) on a device that "
+                    f"{'was already deleted' if d else 'does not exist'}", site, t)
+        return None
+    drv = k.u64(dev + 8)
+    nxt = k.u64(dev + 0x10)
+    if k.u64(drv + 8) == dev:
+        k.w64(drv + 8, nxt)
+    else:
+        p = k.u64(drv + 8)
+        while p:
+            if k.u64(p + 0x10) == dev:
+                k.w64(p + 0x10, nxt)
+                break
+            p = k.u64(p + 0x10)
+    d["deleted"] = True
+    d["deleted_at"] = k.fmt_sym(site)
+    start, end = dev, dev + DEVICE_OBJECT_SIZE + d["extension_size"]
+    d["snapshot"] = k.mem(start, end - start)
+    what = "DEVICE_OBJECT" + (" and its extension" if d["extension_size"] else "")
+    # threads still waiting on, or owning, a FAST_MUTEX inside the freed memory
+    for fm, waiters in k.mutex_waiters.items():
+        if start <= fm < end and waiters:
+            k.violation("freed_while_waited_on",
+                        f"IoDeleteDevice frees FAST_MUTEX {fm:#x} in the device extension while "
+                        f"{len(waiters)} thread(s) wait on it: " + ", ".join(w.name for w in waiters), site, t)
+    for th in k.sched.threads:
+        if th.state not in ("Terminated",) and th.kind == "driver":
+            for fm in th.held:
+                if start <= fm < end:
+                    k.violation("freed_while_owned", f"IoDeleteDevice frees FAST_MUTEX {fm:#x} still owned "
+                                f"by {th.name}", site, t)
+    live = [th.name for th in k.sched.threads if th.kind == "driver" and th.state != "Terminated"]
+    if live:
+        k.violation("device_deleted_threads_running",
+                    f"IoDeleteDevice while the driver's system thread(s) still exist: {', '.join(live)} "
+                    "(they use the device extension)", site, t)
+    k.free_memory(start, end, what)
+    k.event(f"IoDeleteDevice({dev:#x}) at {k.fmt_sym(site)}", t)
+    return None
+
+
+@io.export()
+def IoGetCurrentProcess(k):
+    return SYSTEM_PROCESS
+
+
+# ---------------------------------------------------------------- files (io/iomgr/file.c, iofunc.c)
+
+def _iosb(k, addr: int, status: int, info: int) -> None:
+    if addr:
+        k.mem_write(addr, struct.pack("<QQ", status & 0xFFFFFFFF, info))
+
+
+def _object_name(k, oa: int) -> str:
+    if not oa:
+        return ""
+    root, name_ptr = struct.unpack("<QQ", k.mem(oa + 8, 16))
+    name = k.unicode_string(name_ptr)
+    if root:
+        h = k.handles.get(root)
+        if h is not None and h.path:
+            name = h.path.rstrip("\\") + "\\" + name
+    return name
+
+
+def _attributes(k, oa: int) -> int:
+    return k.u32(oa + 0x18) if oa else 0
+
+
+def _create(k, name: str, fh: int, access: int, oa: int, iosb_p: int, share: int, disp: int, opts: int, api: str):
+    t = k.sched.current
+    site = k.ret_site()
+    faults = k.opts.faults
+    if api == "ZwCreateFile":
+        k._create_count += 1
+        if faults.create_fail_every and k._create_count % faults.create_fail_every == 0:
+            _iosb(k, iosb_p, faults.create_fail_status, 0)
+            k.event(f"fault injected: ZwCreateFile #{k._create_count} ({name}) fails with "
+                    f"{st.name(faults.create_fail_status)}", t)
+            return faults.create_fail_status
+    status, info, of = k.vfs.create(name, access, share, disp, opts)
+    _iosb(k, iosb_p, status, info)
+    if status == 0:
+        if not _attributes(k, oa) & OBJ_KERNEL_HANDLE:
+            k.violation("handle_not_kernel", f"{api} without OBJ_KERNEL_HANDLE: the handle is usable from the "
+                        "current process", site, t)
+        h = k.new_handle("file", of, api, site, V.map_generic(access), of.file.path)
+        k.w64(fh, h)
+    return status
+
+
+@io.export(max_irql=PASSIVE_LEVEL, aliases={"NtCreateFile": None})
+def ZwCreateFile(k):
+    fh, access, oa, iosb_p, _alloc, _attrs, share, disp, opts, _ea, _ealen = k.args(11)
+    return _create(k, _object_name(k, oa), fh, access & 0xFFFFFFFF, oa, iosb_p, share & 0xFFFFFFFF,
+                   disp & 0xFFFFFFFF, opts & 0xFFFFFFFF, "ZwCreateFile")
+
+
+@io.export(max_irql=PASSIVE_LEVEL, aliases={"NtOpenFile": None})
+def ZwOpenFile(k):
+    fh, access, oa, iosb_p, share, opts = k.args(6)
+    return _create(k, _object_name(k, oa), fh, access & 0xFFFFFFFF, oa, iosb_p, share & 0xFFFFFFFF, V.FILE_OPEN,
+                   opts & 0xFFFFFFFF, "ZwOpenFile")
+
+
+def _file(k, h: int, api: str):
+    e = k.handles.get(h)
+    if e is None or e.kind != "file":
+        k.violation("invalid_handle", f"{api} on invalid file handle {h:#x}", k.ret_site(), k.sched.current)
+        return None
+    return e.obj
+
+
+@io.export(max_irql=PASSIVE_LEVEL, aliases={"NtWriteFile": None})
+def ZwWriteFile(k):
+    rsp = k.cpu.rsp()
+    h = k.cpu.arg0()
+    iosb_p, buf, length, off_p, _key = struct.unpack("<5Q", k.mem(rsp + 0x28, 40))
+    of = _file(k, h, "ZwWriteFile")
+    if of is None:
+        return st.STATUS_INVALID_HANDLE
+    length &= 0xFFFFFFFF
+    data = k.mem(buf, length) if length else b""
+    offset = None
+    if off_p:
+        lo, hi = struct.unpack("<II", k.mem(off_p, 8))
+        if hi == 0xFFFFFFFF and lo == FILE_WRITE_TO_END_OF_FILE:
+            offset = len(of.file.data)
+        elif not (hi == 0xFFFFFFFF and lo == FILE_USE_FILE_POINTER_POSITION):
+            offset = lo | (hi << 32)
+    status, n = k.vfs.write(of, data, offset)
+    _iosb(k, iosb_p, status, n)
+    return status
+
+
+@io.export(max_irql=PASSIVE_LEVEL, aliases={"NtSetInformationFile": None})
+def ZwSetInformationFile(k):
+    h, iosb_p, info, length, klass = k.args(5)
+    klass &= 0xFFFFFFFF
+    length &= 0xFFFFFFFF
+    of = _file(k, h, "ZwSetInformationFile")
+    if of is None:
+        return st.STATUS_INVALID_HANDLE
+    if klass in (FileRenameInformation, FileRenameInformationEx):
+        if length < 0x18:
+            _iosb(k, iosb_p, st.STATUS_INFO_LENGTH_MISMATCH, 0)
+            return st.STATUS_INFO_LENGTH_MISMATCH
+        flags, _pad, _root, nlen = struct.unpack("<IIQI", k.mem(info, 0x14))
+        replace = bool(flags & 0xFF) if klass == FileRenameInformation else bool(flags & 1)
+        if 0x14 + nlen > length:
+            _iosb(k, iosb_p, st.STATUS_INVALID_PARAMETER, 0)
+            return st.STATUS_INVALID_PARAMETER
+        status = k.vfs.rename(of, k.wstr(info + 0x14, nlen), replace)
+        _iosb(k, iosb_p, status, 0)
+        return status
+    k.event(f"ZwSetInformationFile class {klass} not modelled -> STATUS_INVALID_INFO_CLASS", k.sched.current)
+    return st.STATUS_INVALID_INFO_CLASS

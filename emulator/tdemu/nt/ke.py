@@ -1,0 +1,302 @@
+"""ke: the kernel core (ReactOS ntoskrnl/ke): threads as the dispatcher sees them (KTHREAD), IRQL,
+critical regions, dispatcher objects (events, thread objects) and waits on them, the clock."""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+
+from .. import ntstatus as st
+from ..machine import BLOCK, Thread, Wait
+from .api import Component
+from .defs import (APC_LEVEL, DISPATCH_LEVEL, HIGH_LEVEL, NOTIFICATION_EVENT, SYNCHRONIZATION_EVENT,
+                   THREAD_OBJECT, WAIT_REASONS)
+
+ke = Component("ke")
+
+KPCR_BASE = 0xFFFFF8032A5F4000
+# Kernel-looking addresses (the first two ETHREADs and thread ids echo the seed's dump).
+ETHREAD_ADDRS = [0xFFFF9709AC20E040, 0xFFFF9709AB278040, 0xFFFF9709AC3F1040, 0xFFFF9709AB5C2040]
+THREAD_IDS = [0xDD8, 0xC80, 0xE24, 0xA6C]
+STACK_REGION = 0xFFFFBB0CB2752000  # stacks: 0x6000 bytes each, 64 KiB apart, guard pages unmapped
+KERNEL_STACK_SIZE = 0x6000
+
+
+@dataclass(eq=False)
+class KThread(Thread):
+    """A thread as the kernel model sees it: its ETHREAD, id, APC disable count and the locks it holds."""
+    ethread: int = 0
+    tid: int = 0
+    apc_disable: int = 0
+    exit_status: int | None = None
+    exit_how: str = ""
+    created_by_site: int = 0
+    acquires: list = field(default_factory=list)  # (mutex, call_site)
+    held: list = field(default_factory=list)  # mutex addrs
+
+
+def init(k) -> None:
+    k.virtual_time = 0  # 100 ns units
+    k.by_ethread: dict[int, KThread] = {}
+    k.mutex_waiters: dict[int, list[KThread]] = {}
+    k.event_waiters: dict[int, list[KThread]] = {}
+    k.thread_waiters: dict[int, list[KThread]] = {}
+    k.cpu.map(KPCR_BASE, 0x2000, "tdemu.kpcr")
+    k.cpu.set_gs_base(KPCR_BASE)
+
+    def switch_in(t: KThread) -> None:
+        k.w64(KPCR_BASE + 0x188, t.ethread)  # KPRCB.CurrentThread (gs:[188h])
+        k.w64(KPCR_BASE + 0x18, KPCR_BASE)  # KPCR.Self
+    k.sched.on_switch_in = switch_in
+
+
+def create_thread(k, name: str, start: int, arg: int, kind: str, ret: int, args: list[int],
+                  ethread: int | None = None, tid: int | None = None) -> KThread:
+    """A new thread (KeInitializeThread): its stack, its ETHREAD (a thread dispatcher object, not signalled)."""
+    idx = len(k.sched.threads)
+    if ethread is None:
+        n = sum(1 for t in k.sched.threads if t.kind == "driver")
+        if n < len(ETHREAD_ADDRS):
+            ethread, tid = ETHREAD_ADDRS[n], THREAD_IDS[n]
+        else:
+            ethread = 0xFFFF9709AC600040 + 0x1000 * n
+            tid = 0x1000 + 4 * n
+    stack_lo = STACK_REGION + 0x8000 + idx * 0x10000
+    k.cpu.map(stack_lo, KERNEL_STACK_SIZE, f"tdemu.stack.{name}")
+    k.cpu.map(ethread & ~0xFFF, 0x1000, f"tdemu.ethread.{name}")
+    # DISPATCHER_HEADER: Type=ThreadObject, Size (in ULONGs), SignalState=0
+    k.mem_write(ethread, struct.pack("<BBBBi", THREAD_OBJECT, 0, 0x1A, 0, 0))
+    t = KThread(name=name, start=start, arg=arg, kind=kind, stack_top=stack_lo + KERNEL_STACK_SIZE, ret=ret,
+                args=args, ethread=ethread, tid=tid)
+    k.sched.add(t)
+    k.by_ethread[ethread] = t
+    return t
+
+
+def set_irql(k, t: KThread, irql: int) -> None:
+    t.irql = irql
+    k.cpu.set_cr8(irql)
+
+
+def block(k, t: KThread, kind: str, reason: str, obj: int, function: str, **kw):
+    """The calling thread waits: its call site and non-volatile registers are kept for the stack walk."""
+    rsp = k.cpu.rsp()
+    regs = k.cpu.nonvolatile()
+    regs["rsp"] = rsp + 8
+    wait = Wait(kind=kind, reason=reason, obj=obj, function=function, ret_addr=k.u64(rsp), rsp=rsp, regs=regs,
+                call_no=k.total_calls, **kw)
+    return k.sched.block(t, wait)
+
+
+def remove_waiter(k, t: KThread) -> None:
+    w = t.wait
+    for table in (k.mutex_waiters, k.event_waiters, k.thread_waiters):
+        lst = table.get(w.obj)
+        if lst and t in lst:
+            lst.remove(t)
+
+
+def fire_timers(k) -> bool:
+    """Advance the virtual clock to the earliest timed wait and end it. False if there is none."""
+    timed = [t for t in k.sched.threads if t.state == "Waiting" and t.wait and t.wait.timeout_at is not None]
+    if not timed:
+        return False
+    t = min(timed, key=lambda x: x.wait.timeout_at)
+    k.virtual_time = max(k.virtual_time, t.wait.timeout_at)
+    remove_waiter(k, t)
+    k.sched.wake(t, st.STATUS_TIMEOUT if t.wait.kind != "delay" else st.STATUS_SUCCESS)
+    return True
+
+
+def thread_ended(k, t: KThread) -> None:
+    """The thread object is signalled: every thread waiting for it is woken."""
+    k.mem_write(t.ethread + 4, struct.pack("<i", 1))
+    for w in k.thread_waiters.pop(t.ethread, []):
+        k.sched.wake(w, st.STATUS_SUCCESS)
+
+
+# ---------------------------------------------------------------- IRQL (ke/amd64/irql.c)
+
+def on_cr8_read(k) -> int:
+    k.calls["(inline) KeGetCurrentIrql"] += 1
+    return k.sched.current.irql
+
+
+def on_cr8_write(k, new: int) -> None:
+    k.calls["(inline) KeRaiseIrql/KeLowerIrql"] += 1
+    k.sched.current.irql = new
+
+
+@ke.export()
+def KeGetCurrentIrql(k):
+    return k.sched.current.irql
+
+
+@ke.export()
+def KfRaiseIrql(k):
+    t = k.sched.current
+    new = k.cpu.arg0() & 0xFF
+    old = t.irql
+    if new < old:
+        k.violation("raise_irql_lower", f"KfRaiseIrql({new}) below current IRQL {old}", k.ret_site(), t)
+    set_irql(k, t, new)
+    return old
+
+
+@ke.export()
+def KeLowerIrql(k):
+    t = k.sched.current
+    new = k.cpu.arg0() & 0xFF
+    if new > t.irql:
+        k.violation("lower_irql_higher", f"KeLowerIrql({new}) above current IRQL {t.irql}", k.ret_site(), t)
+    set_irql(k, t, new)
+
+
+@ke.export()
+def KeRaiseIrqlToDpcLevel(k):
+    t = k.sched.current
+    old = t.irql
+    set_irql(k, t, DISPATCH_LEVEL)
+    return old
+
+
+# ---------------------------------------------------------------- critical regions (ke/apc.c)
+
+@ke.export(max_irql=APC_LEVEL)
+def KeEnterCriticalRegion(k):
+    k.sched.current.apc_disable += 1
+
+
+@ke.export(max_irql=APC_LEVEL)
+def KeLeaveCriticalRegion(k):
+    t = k.sched.current
+    if t.apc_disable <= 0:
+        k.violation("critical_region_underflow", "KeLeaveCriticalRegion without KeEnterCriticalRegion",
+                    k.ret_site(), t)
+        return None
+    t.apc_disable -= 1
+
+
+# ---------------------------------------------------------------- threads (ke/thrdobj.c)
+
+@ke.export()
+def KeGetCurrentThread(k):
+    return k.sched.current.ethread
+
+
+# ---------------------------------------------------------------- events (ke/eventobj.c)
+
+def signal_state(k, obj: int) -> int:
+    return struct.unpack("<i", k.mem(obj + 4, 4))[0]
+
+
+@ke.export(max_irql=HIGH_LEVEL)
+def KeInitializeEvent(k):
+    ev, typ, state = k.args(3)
+    if k.freed:
+        k.check_freed(ev, 0x18, "KeInitializeEvent")
+    typ &= 0xFF
+    k.mem_write(ev, struct.pack("<BBBBiQQ", typ, 0, 6, 0, 1 if state & 0xFF else 0, ev + 8, ev + 8))
+
+
+@ke.export(max_irql=DISPATCH_LEVEL)
+def KeSetEvent(k):
+    ev, _inc, _wait = k.args(3)
+    if k.freed:
+        k.check_freed(ev, 0x18, "KeSetEvent")
+    prev = signal_state(k, ev)
+    typ = k.mem(ev, 1)[0]
+    waiters = k.event_waiters.get(ev, [])
+    if waiters:
+        if typ == SYNCHRONIZATION_EVENT:
+            k.sched.wake(waiters.pop(0), 0)
+            k.mem_write(ev + 4, struct.pack("<i", 0))
+            return prev
+        while waiters:
+            k.sched.wake(waiters.pop(0), 0)
+    k.mem_write(ev + 4, struct.pack("<i", 1))
+    return prev
+
+
+@ke.export(max_irql=DISPATCH_LEVEL)
+def KeResetEvent(k):
+    ev = k.cpu.arg0()
+    prev = signal_state(k, ev)
+    k.mem_write(ev + 4, struct.pack("<i", 0))
+    return prev
+
+
+@ke.export(max_irql=DISPATCH_LEVEL)
+def KeClearEvent(k):
+    k.mem_write(k.cpu.arg0() + 4, struct.pack("<i", 0))
+
+
+@ke.export(max_irql=DISPATCH_LEVEL)
+def KeReadStateEvent(k):
+    return signal_state(k, k.cpu.arg0())
+
+
+# ---------------------------------------------------------------- waits (ke/wait.c)
+
+def timeout_at(k, ptr: int):
+    """A wait's end on the virtual clock: None (no time-out), relative (negative) or absolute."""
+    if not ptr:
+        return None
+    v = struct.unpack("<q", k.mem(ptr, 8))[0]
+    return k.virtual_time + (-v) if v <= 0 else max(v, k.virtual_time)
+
+
+@ke.export(max_irql=DISPATCH_LEVEL)
+def KeWaitForSingleObject(k):
+    obj, reason, _mode, _alertable, tptr = k.args(5)
+    t = k.sched.current
+    site = k.ret_site()
+    if k.freed:
+        k.check_freed(obj, 0x18, "KeWaitForSingleObject")
+    at = timeout_at(k, tptr)
+    if t.irql >= DISPATCH_LEVEL and at != k.virtual_time:
+        k.violation("wait_at_dispatch", "KeWaitForSingleObject at DISPATCH_LEVEL with a non-zero timeout", site, t)
+    typ = k.mem(obj, 1)[0]
+    rname = WAIT_REASONS.get(reason & 0xFFFFFFFF, f"WaitReason{reason}")
+    if typ == THREAD_OBJECT:
+        target = k.by_ethread.get(obj)
+        signalled = (target.state == "Terminated") if target else signal_state(k, obj) > 0
+        if signalled:
+            return 0
+        if target is t:
+            k.violation("wait_for_self", "thread waits for its own thread object", site, t)
+        if at == k.virtual_time:
+            return st.STATUS_TIMEOUT
+        k.thread_waiters.setdefault(obj, []).append(t)
+        k.event(f"{t.name} waits for thread {target.name if target else hex(obj)} to end at {k.fmt_sym(site)}", t)
+        return block(k, t, "thread", rname, obj, "nt!KeWaitForSingleObject", timeout_at=at)
+    if typ in (NOTIFICATION_EVENT, SYNCHRONIZATION_EVENT):
+        if signal_state(k, obj) > 0:
+            if typ == SYNCHRONIZATION_EVENT:
+                k.mem_write(obj + 4, struct.pack("<i", 0))
+            return 0
+        if at == k.virtual_time:
+            return st.STATUS_TIMEOUT
+        k.event_waiters.setdefault(obj, []).append(t)
+        return block(k, t, "event", rname, obj, "nt!KeWaitForSingleObject", timeout_at=at)
+    k.crash("unsupported_object", f"KeWaitForSingleObject on dispatcher object type {typ} at {obj:#x}", site)
+    return BLOCK
+
+
+@ke.export(max_irql=APC_LEVEL)
+def KeDelayExecutionThread(k):
+    _mode, _alertable, iptr = k.args(3)
+    t = k.sched.current
+    at = timeout_at(k, iptr)
+    if at is None or at <= k.virtual_time:
+        t.pending_rax = 0
+        k.sched.stop(("yield",))
+        return BLOCK
+    return block(k, t, "delay", "DelayExecution", 0, "nt!KeDelayExecutionThread", timeout_at=at)
+
+
+# ---------------------------------------------------------------- clock (ke/clock.c)
+
+@ke.export(aliases={"KeQuerySystemTime": None})
+def KeQuerySystemTimePrecise(k):
+    k.w64(k.cpu.arg0(), 133450000000000000 + k.virtual_time)

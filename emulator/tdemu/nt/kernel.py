@@ -1,0 +1,377 @@
+"""The kernel model: the NT components (`ke`, `ex`, `io`, `ob`, `ps`, `rtl`, the file system `fs`)
+over the machine (CPU, memory, scheduler). It binds each import of the driver to the handler its
+component registered, checks every call against the API's maximum IRQL, runs the driver's life
+(DriverEntry, its system threads, DriverUnload) and records what Driver Verifier would.
+
+Every driver call into ntoskrnl lands on a sentinel page (the IAT entries speakeasy writes point
+there); the CPU reports it to `Kernel.on_call`, which dispatches it to the handler.
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from functools import partial
+
+from unicorn import UcError
+from unicorn.x86_const import UC_X86_REG_RAX, UC_X86_REG_RSP
+
+from .. import ntstatus as st
+from ..machine import BLOCK, Cpu, CpuEvents, Scheduler, phys
+from ..machine.cpu import STUB_BASE, STUB_SIZE
+from ..pecheck import DriverImage
+from ..symbols import Symbolizer, Unwinder, find_map_file
+from . import ex, io, ke, ob, ps, rtl, verifier
+from .defs import APC_LEVEL, DISPATCH_LEVEL, PASSIVE_LEVEL
+from .ex import ex as EX
+from .io import ENTRY_RETURN, UNLOAD_RETURN
+from .io import io as IO
+from .ke import KERNEL_STACK_SIZE, KThread
+from .ke import ke as KE
+from .ob import ob as OB
+from .ps import THREAD_RETURN
+from .ps import ps as PS
+from .rtl import rtl as RTL
+
+COMPONENTS = (KE, EX, IO, OB, PS, RTL)
+STUB_NAMES = {THREAD_RETURN: "nt!PspSystemThreadStartup", ENTRY_RETURN: "nt!IopLoadDriver",
+              UNLOAD_RETURN: "nt!IopUnloadDriver"}
+
+# Maximum IRQL of APIs that no component models (they run on speakeasy's handlers).
+FALLBACK_MAX_IRQL = {"ZwReadFile": PASSIVE_LEVEL, "ZwQueryInformationFile": PASSIVE_LEVEL,
+                     "KeEnterGuardedRegion": APC_LEVEL, "KeLeaveGuardedRegion": APC_LEVEL}
+
+
+@dataclass
+class Faults:
+    missing_dirs: list = field(default_factory=list)
+    create_fail_every: int = 0
+    create_fail_status: int = st.STATUS_ACCESS_DENIED
+    iocreatedevice_status: int | None = None
+    thread_fail_nth: int = 0
+    thread_fail_status: int = st.STATUS_INSUFFICIENT_RESOURCES
+
+    def describe(self) -> list[str]:
+        out = [f"directory {d} missing" for d in self.missing_dirs]
+        if self.create_fail_every:
+            out.append(f"every {self.create_fail_every}th ZwCreateFile fails with {st.name(self.create_fail_status)}")
+        if self.iocreatedevice_status is not None:
+            out.append(f"IoCreateDevice fails with {st.name(self.iocreatedevice_status)}")
+        if self.thread_fail_nth:
+            out.append(f"PsCreateSystemThread call #{self.thread_fail_nth} fails with {st.name(self.thread_fail_status)}")
+        return out
+
+
+@dataclass
+class Options:
+    order: str = "creation"  # creation | reverse
+    allow_recursive_acquire: bool = False
+    unload: str = "end"  # end | early | never
+    faults: Faults = field(default_factory=Faults)
+    map_path: str | None = None
+    max_seconds: float = 60.0
+    keep_file_data: bool = True
+
+
+def all_exports() -> dict:
+    """(name -> Export) of every routine the components model."""
+    out = {}
+    for comp in COMPONENTS:
+        for name, e in comp.exports.items():
+            if name in out:
+                raise ValueError(f"{name} exported by both {out[name].component} and {comp.name}")
+            out[name] = e
+    return out
+
+
+class Kernel(CpuEvents):
+    def __init__(self, image: DriverImage, opts: Options):
+        self.image = image
+        self.opts = opts
+        self.t_start = time.perf_counter()
+        self.calls: Counter = Counter()
+        self.total_calls = 0
+        self.events: list[dict] = []
+        self.fatal: dict | None = None
+        self.freed: list[dict] = []
+        self.uaf: list[dict] = []
+        self._uaf_seen: set = set()
+        self.unsupported: Counter = Counter()
+        self.speakeasy_calls: Counter = Counter()
+        cpu = Cpu(image.path, image.size_of_image, image.sections, self)
+        self.cpu = cpu
+        self.uc = cpu.uc
+        self.base = cpu.base
+        self.size = image.size_of_image
+        self.mem, self.mem_write, self.u32, self.u64 = cpu.mem, cpu.mem_write, cpu.u32, cpu.u64
+        self.w32, self.w64, self.wstr, self.cwstr, self.cstr = cpu.w32, cpu.w64, cpu.wstr, cpu.cwstr, cpu.cstr
+        self.unicode_string, self.args = cpu.unicode_string, cpu.args
+        self.driver_object, self.registry_path = cpu.speakeasy_driver_object()
+        map_path = opts.map_path or find_map_file(image.path)
+        self.sym = Symbolizer(image.name, self.base, self.size, map_path, image.image_base)
+        self.unwinder = Unwinder(self.mem, self.base, image.runtime_functions)
+        self.sched = Scheduler(cpu, opts.max_seconds, self.t_start)
+        for comp in (verifier, ke, ex, ob, ps, io, rtl):
+            comp.init(self)
+        self._bind_imports()
+        ob.setup_object_types(self)
+
+    def _bind_imports(self) -> None:
+        """speakeasy's import table maps each IAT sentinel to (dll, name); each name gets its handler."""
+        self.stub_names: dict[int, str] = {}
+        for addr, (_dll, name) in self.cpu.emu.import_table.items():
+            if STUB_BASE <= addr < STUB_BASE + STUB_SIZE:
+                self.stub_names[addr] = name
+        exports = all_exports()
+        self.handlers = {name: partial(e.handler, self) for name, e in exports.items()}
+        self.max_irql = {name: e.max_irql for name, e in exports.items() if e.max_irql is not None}
+        self.max_irql.update(FALLBACK_MAX_IRQL)
+
+    # ------------------------------------------------------------------ views other modules use
+    @property
+    def current(self) -> KThread | None:
+        return self.sched.current
+
+    @property
+    def threads(self) -> list[KThread]:
+        return self.sched.threads
+
+    def fmt_sym(self, addr: int) -> str:
+        if addr in STUB_NAMES:
+            return STUB_NAMES[addr]
+        if addr in self.stub_names:
+            return "nt!" + self.stub_names[addr]
+        return self.sym.fmt(addr)
+
+    def ret_site(self) -> int:
+        return self.u64(self.uc.reg_read(UC_X86_REG_RSP))
+
+    def new_handle(self, kind: str, obj, api: str, site: int, access: int = 0, path: str = "") -> int:
+        return ob.new_handle(self, kind, obj, api, site, access, path)
+
+    def event(self, text: str, t: KThread | None = None) -> None:
+        self.events.append({"call": self.total_calls, "thread": t.name if t else None, "text": text})
+
+    def violation(self, rule: str, text: str, site: int, t: KThread | None = None) -> None:
+        verifier.violation(self, rule, text, site, t)
+
+    def crash(self, kind: str, text: str, pc: int) -> None:
+        """A fault that ends the run (the machine would bugcheck or hang)."""
+        if self.fatal:
+            return
+        t = self.sched.current
+        self.fatal = {"kind": kind, "text": text, "pc": pc, "where": self.fmt_sym(pc) if pc else None,
+                      "thread": t.name if t else None}
+        self.sched.stop(("fatal",))
+
+    def fast_mutex_info(self, m: int) -> dict:
+        return ex.fast_mutex_info(self, m)
+
+    # ------------------------------------------------------------------ freed memory
+    def free_memory(self, start: int, end: int, what: str) -> None:
+        """[start, end) is freed: any later guest access, or API call on an object in it, is a use-after-free."""
+        self.freed.append({"start": start, "end": end, "what": what})
+        self.cpu.watch(start, end)
+
+    def on_watched_access(self, write: bool, address: int, pc: int) -> None:
+        for fr in self.freed:
+            if phys(fr["start"]) <= address < phys(fr["end"]):
+                t = self.sched.current
+                key = (pc, fr["start"])
+                if key in self._uaf_seen:
+                    return
+                self._uaf_seen.add(key)
+                rw = "write" if write else "read"
+                address = fr["start"] + (address - phys(fr["start"]))
+                self.uaf.append({"what": fr["what"], "access": rw, "address": address,
+                                 "offset": address - fr["start"], "pc": pc, "where": self.fmt_sym(pc),
+                                 "thread": t.name if t else None, "call": self.total_calls})
+                self.violation("use_after_free", f"{rw} of freed {fr['what']} at {address:#x} "
+                               f"(+{address - fr['start']:#x})", pc, t)
+                return
+
+    def check_freed(self, addr: int, size: int, api: str) -> None:
+        """An API given a pointer into freed memory uses it on the driver's behalf: a use-after-free too."""
+        for fr in self.freed:
+            if fr["start"] < addr + size and addr < fr["end"]:
+                t = self.sched.current
+                site = self.ret_site()
+                key = (site, fr["start"], api)
+                if key in self._uaf_seen:
+                    return
+                self._uaf_seen.add(key)
+                self.uaf.append({"what": fr["what"], "access": f"{api} on it", "address": addr,
+                                 "offset": addr - fr["start"], "pc": site, "where": self.fmt_sym(site),
+                                 "thread": t.name if t else None, "call": self.total_calls})
+                self.violation("use_after_free", f"{api}({addr:#x}): the object lies in freed {fr['what']} "
+                               f"(+{addr - fr['start']:#x})", site, t)
+                return
+
+    # ------------------------------------------------------------------ CPU events
+    def on_call(self, addr: int) -> None:
+        sched = self.sched
+        t = sched.current
+        if addr == THREAD_RETURN:
+            sched.stop(("exit", self.uc.reg_read(UC_X86_REG_RAX) & 0xFFFFFFFF, "start routine returned"))
+            return
+        if addr == ENTRY_RETURN:
+            self.driver_entry_status = self.uc.reg_read(UC_X86_REG_RAX) & 0xFFFFFFFF
+            sched.stop(("exit", self.driver_entry_status, "DriverEntry returned"))
+            return
+        if addr == UNLOAD_RETURN:
+            self.unload_done = True
+            sched.stop(("exit", 0, "DriverUnload returned"))
+            return
+        name = self.stub_names.get(addr)
+        if name is None:
+            self.crash("bad_call", f"call to unknown stub address {addr:#x}", addr)
+            return
+        self.total_calls += 1
+        self.calls[name] += 1
+        t.calls += 1
+        h = self.handlers.get(name)
+        maxirql = self.max_irql.get(name)
+        if maxirql is not None and t.irql > maxirql:
+            verifier.irql_too_high(self, name, t, maxirql)
+        rv = self._speakeasy_fallback(name) if h is None else h()
+        if rv is not None and rv is not BLOCK:
+            self.uc.reg_write(UC_X86_REG_RAX, rv)
+
+    def _speakeasy_fallback(self, name: str):
+        """APIs the model does not implement run on speakeasy's own ntoskrnl handlers."""
+        api = self.cpu.emu.api
+        mod, func_attrs = api.get_export_func_handler("ntoskrnl", name)
+        if not func_attrs:
+            self.unsupported[name] += 1
+            self.crash("unsupported_api", f"driver called ntoskrnl!{name}, which neither this model nor "
+                       "speakeasy implements", self.ret_site())
+            return None
+        _hname, func, argc, conv, _ordinal = func_attrs
+        argv = self.cpu.emu.get_func_argv(conv, argc if argc >= 0 else 4)
+        self.speakeasy_calls[name] += 1
+        try:
+            rv = api.call_api_func(mod, func, argv, ctx={"func_name": f"ntoskrnl.{name}"})
+        except Exception as e:  # noqa: BLE001 - report any handler failure as an emulation fault
+            self.crash("api_handler_error", f"speakeasy handler for {name} failed: {e}", self.ret_site())
+            return None
+        return rv if isinstance(rv, int) else None
+
+    def on_cr8_read(self) -> int:
+        return ke.on_cr8_read(self)
+
+    def on_cr8_write(self, value: int) -> None:
+        ke.on_cr8_write(self, value)
+
+    def on_spin(self, pc: int) -> None:
+        self.crash("spin", "thread spins forever on `jmp $` (a panic handler?)", pc)
+
+    def on_interrupt(self, intno: int, pc: int) -> None:
+        if intno == 0x29:
+            code = self.cpu.arg0()
+            self.crash("fastfail", f"__fastfail({code}) -> bugcheck KERNEL_SECURITY_CHECK_FAILURE (0x139)", pc)
+        elif intno == 3:
+            self.crash("breakpoint", "int 3 (DbgBreakPoint) with no debugger attached", pc)
+        elif intno == 0x2C:
+            self.crash("assertion", "int 2c (NT_ASSERT) failed", pc)
+        else:
+            self.crash("interrupt", f"unexpected interrupt {intno:#x}", pc)
+
+    def on_bad_access(self, kind: str, address: int, size: int, pc: int) -> None:
+        t = self.sched.current
+        if t is not None and t.stack_top - KERNEL_STACK_SIZE - 0x1000 <= address < t.stack_top - KERNEL_STACK_SIZE:
+            self.crash("stack_overflow", f"kernel stack overflow ({kind} at {address:#x})", pc)
+        else:
+            self.crash("page_fault", f"invalid {kind} of {size} bytes at {address:#x} (PAGE_FAULT_IN_NONPAGED_AREA)",
+                       pc)
+
+    # ------------------------------------------------------------------ run
+    def run(self) -> None:
+        sched = self.sched
+        loader = io.start_driver_entry(self)
+        entry_done = False
+        while not self.fatal:
+            t = sched.next_ready()
+            if t is not None:
+                if t.resume_check is not None:
+                    chk, t.resume_check = t.resume_check, None
+                    if not chk(t):
+                        continue  # waits again
+                self._run_slice(t)
+                if t is loader and t.state == "Terminated" and not entry_done:
+                    entry_done = True
+                    io.after_driver_entry(self)
+                continue
+            if ke.fire_timers(self):
+                continue
+            waiting = [t for t in sched.threads if t.state == "Waiting"]
+            if waiting and self.deadlock is None:
+                self.deadlock = verifier.analyse_deadlock(self, waiting)
+            if (entry_done and not self.unload_started and self.opts.unload == "end"
+                    and self.driver_entry_status is not None and st.is_success(self.driver_entry_status)):
+                io.start_unload(self)
+                continue
+            if waiting and self.deadlock is not None and self.unload_started:
+                # the state after unload (e.g. unload itself blocked) is recorded too
+                self.deadlock["after_unload"] = verifier.analyse_deadlock(self, waiting, brief=True)
+            break
+        self.wall = time.perf_counter() - self.t_start
+
+    def _run_slice(self, t: KThread) -> None:
+        stop = self.sched.run_slice(t)
+        kind = stop[0]
+        if kind == "timeout":
+            if stop[2]:
+                self.crash("timeout", f"thread {t.name} still running after --max-seconds={self.opts.max_seconds}"
+                           " (runaway loop?)", stop[1])
+            else:
+                self.crash("timeout", f"run exceeded --max-seconds={self.opts.max_seconds}", stop[1])
+        elif kind == "cpu_exception":
+            self.crash("cpu_exception", stop[1], stop[2])
+        elif kind == "exit":
+            ps.exit_thread(self, t, stop[1], stop[2])
+
+    # ------------------------------------------------------------------ what a debugger shows
+    def stack_of(self, t: KThread) -> list[dict]:
+        """Call stack of a waiting thread, unwound with the driver's .pdata."""
+        w = t.wait
+        if w is None:
+            return []
+        frames = [{"child_sp": w.rsp, "ret": w.ret_addr, "site": w.function}]
+        pc, regs = w.ret_addr, dict(w.regs)
+        for _ in range(32):
+            if not self.sym.contains(pc):
+                frames.append({"child_sp": regs["rsp"], "ret": 0, "site": self.fmt_sym(pc)})
+                break
+            try:
+                res = self.unwinder.unwind(pc, regs, self.u64)
+            except (UcError, struct.error, IndexError, ValueError):
+                res = None
+            sp = regs["rsp"]
+            if res is None:
+                frames.append({"child_sp": sp, "ret": 0, "site": self.fmt_sym(pc)})
+                break
+            nxt, regs = res
+            frames.append({"child_sp": sp, "ret": nxt, "site": self.fmt_sym(pc), "raw": self.sym.raw(pc)})
+            pc = nxt
+        return frames
+
+    def thread_info(self, t: KThread) -> dict:
+        d = {"name": t.name, "kind": t.kind, "ethread": t.ethread, "tid": t.tid, "state": t.state,
+             "start": t.start, "start_symbol": self.fmt_sym(t.start), "irql": t.irql,
+             "kernel_apc_disable": t.apc_disable, "cswitches": t.cswitches, "api_calls": t.calls,
+             "exit_status": t.exit_status, "exit": t.exit_how or None}
+        if t.wait:
+            w = t.wait
+            owner = verifier.owner_thread(self, w)
+            d.update({"wait_reason": w.reason, "waiting_on": w.obj, "wait_kind": w.kind,
+                      "wait_function": w.function, "call_site": self.fmt_sym(w.ret_addr),
+                      "call_site_raw": self.sym.raw(w.ret_addr), "return_address": w.ret_addr,
+                      "child_sp": w.rsp, "owner_ethread": owner.ethread if owner else None,
+                      "owner": owner.name if owner else None, "stack": self.stack_of(t)})
+        d["acquires"] = [{"mutex": m, "call_site": self.fmt_sym(s), "return_address": s} for m, s in t.acquires]
+        return d
+
+
+__all__ = ["BLOCK", "DISPATCH_LEVEL", "Faults", "Kernel", "Options"]

@@ -1,0 +1,145 @@
+"""ob: the object manager (ReactOS ntoskrnl/ob): the kernel handle table, object references and
+object types (the data imports `*PsThreadType`, `*IoFileObjectType`, ...)."""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from .. import ntstatus as st
+from .api import Component
+from .defs import DISPATCH_LEVEL, NT_CURRENT_THREAD, PASSIVE_LEVEL
+
+ob = Component("ob")
+
+NTDATA_BASE = 0xFFFFF8032861A000
+DATA_IMPORTS = {"PsThreadType": "Thread", "PsProcessType": "Process", "IoFileObjectType": "File",
+                "ExEventObjectType": "Event", "IoDeviceObjectType": "Device", "IoDriverObjectType": "Driver",
+                "SeTokenObjectType": "Token", "ExSemaphoreObjectType": "Semaphore"}
+
+
+@dataclass
+class Handle:
+    value: int
+    kind: str  # file | thread
+    obj: object
+    api: str
+    site: int
+    thread: str
+    access: int = 0
+    path: str = ""
+
+
+def init(k) -> None:
+    k.handles: dict[int, Handle] = {}
+    k._next_handle = 0xFFFFFFFF80000F24
+    k.closed_invalid: list[dict] = []
+    k.refs: dict[int, dict] = {}  # object addr -> {count, sites}
+    k.cpu.map(NTDATA_BASE, 0x1000, "tdemu.ntdata")
+
+
+def setup_object_types(k) -> None:
+    """Data imports (PsThreadType, IoFileObjectType, ...) are pointers to OBJECT_TYPE pointers."""
+    k.object_types: dict[int, str] = {}
+    k.type_cells: dict[str, int] = {}
+    cell = NTDATA_BASE + 0x800
+    obj = NTDATA_BASE + 0x100
+    for rva, (_dll, name) in k.image.iat.items():
+        if name in DATA_IMPORTS:
+            tname = DATA_IMPORTS[name]
+            if tname not in k.type_cells:
+                k.mem_write(cell, struct.pack("<Q", obj))
+                k.object_types[obj] = tname
+                k.type_cells[tname] = cell
+                cell += 8
+                obj += 0x80
+            k.mem_write(k.base + rva, struct.pack("<Q", k.type_cells[tname]))
+            # not a call target: remove the sentinel name so calls through it are reported
+    k.thread_type = None
+    for o, n in k.object_types.items():
+        if n == "Thread":
+            k.thread_type = o
+
+
+def new_handle(k, kind: str, obj, api: str, site: int, access: int = 0, path: str = "") -> int:
+    h = k._next_handle
+    k._next_handle += 4
+    cur = k.sched.current
+    k.handles[h] = Handle(h, kind, obj, api, site, cur.name if cur else "", access, path)
+    return h
+
+
+# ---------------------------------------------------------------- handles (ob/obhandle.c)
+
+@ob.export(max_irql=PASSIVE_LEVEL, aliases={"NtClose": PASSIVE_LEVEL})
+def ZwClose(k):
+    h = k.cpu.arg0()
+    e = k.handles.pop(h, None)
+    t = k.sched.current
+    if e is None:
+        site = k.ret_site()
+        k.closed_invalid.append({"handle": h, "call_site": k.fmt_sym(site), "thread": t.name, "call": k.total_calls})
+        k.violation("invalid_handle_close", f"ZwClose({h:#x}): not an open handle (a kernel-mode caller gets "
+                    "bugcheck 0x93 INVALID_KERNEL_HANDLE on Windows)", site, t)
+        return st.STATUS_INVALID_HANDLE
+    if e.kind == "file":
+        k.vfs.close(e.obj)
+    return 0
+
+
+# ---------------------------------------------------------------- references (ob/obref.c)
+
+def _obj_name(k, obj: int) -> str:
+    t = k.by_ethread.get(obj)
+    return f"ETHREAD of {t.name}" if t else f"object {obj:#x}"
+
+
+@ob.export(max_irql=PASSIVE_LEVEL)
+def ObReferenceObjectByHandle(k):
+    handle, _access, otype, _mode, pobj, _hinfo = k.args(6)
+    t = k.sched.current
+    site = k.ret_site()
+    if handle == NT_CURRENT_THREAD:
+        target = t
+    else:
+        h = k.handles.get(handle)
+        if h is None:
+            k.violation("invalid_handle", f"ObReferenceObjectByHandle on invalid handle {handle:#x}", site, t)
+            return st.STATUS_INVALID_HANDLE
+        if h.kind != "thread":
+            if otype and otype == k.thread_type:
+                return st.STATUS_OBJECT_TYPE_MISMATCH
+            target = None
+        else:
+            target = h.obj
+    if target is None:
+        return st.STATUS_OBJECT_TYPE_MISMATCH
+    if otype and k.thread_type and otype != k.thread_type:
+        return st.STATUS_OBJECT_TYPE_MISMATCH
+    r = k.refs.setdefault(target.ethread, {"object": target.ethread, "what": f"ETHREAD of {target.name}",
+                                           "count": 0, "sites": []})
+    r["count"] += 1
+    r["sites"].append(k.fmt_sym(site))
+    k.w64(pobj, target.ethread)
+    return 0
+
+
+@ob.export(max_irql=DISPATCH_LEVEL)
+def ObfReferenceObject(k):
+    obj = k.cpu.arg0()
+    r = k.refs.setdefault(obj, {"object": obj, "what": _obj_name(k, obj), "count": 0, "sites": []})
+    r["count"] += 1
+    r["sites"].append(k.fmt_sym(k.ret_site()))
+    return obj
+
+
+@ob.export(max_irql=DISPATCH_LEVEL, aliases={"ObDereferenceObject": DISPATCH_LEVEL})
+def ObfDereferenceObject(k):
+    obj = k.cpu.arg0()
+    r = k.refs.get(obj)
+    if r is None or r["count"] <= 0:
+        k.violation("dereference_unreferenced", f"ObfDereferenceObject({obj:#x}) without a matching reference "
+                    "taken by the driver", k.ret_site(), k.sched.current)
+        return 0
+    r["count"] -= 1
+    return r["count"]

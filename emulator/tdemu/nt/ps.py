@@ -1,0 +1,103 @@
+"""ps: the process and thread manager (ReactOS ntoskrnl/ps): system threads, their creation and end."""
+
+from __future__ import annotations
+
+import struct
+
+from .. import ntstatus as st
+from ..machine import BLOCK
+from .api import Component
+from .defs import PASSIVE_LEVEL, SYSTEM_PROCESS, irql_name
+from .ke import KThread, create_thread, thread_ended
+
+ps = Component("ps")
+
+THREAD_RETURN = 0xFEEDF000  # a start routine returns here: nt!PspSystemThreadStartup
+
+
+def init(k) -> None:
+    k._thread_create_count = 0
+    k.pending_driver_threads: list[KThread] = []
+
+
+# ---------------------------------------------------------------- creation (ps/thread.c)
+
+@ps.export(max_irql=PASSIVE_LEVEL)
+def PsCreateSystemThread(k):
+    ph, access, _oa, _hproc, cid, start, ctx = k.args(7)
+    faults = k.opts.faults
+    cur = k.sched.current
+    k._thread_create_count += 1
+    if faults.thread_fail_nth and k._thread_create_count == faults.thread_fail_nth:
+        k.event(f"fault injected: PsCreateSystemThread #{k._thread_create_count} fails with "
+                f"{st.name(faults.thread_fail_status)}", cur)
+        return faults.thread_fail_status
+    name = k.fmt_sym(start).split("!", 1)[-1]
+    if name.endswith("+0x0"):
+        name = name[:-4]
+    t = create_thread(k, name, start, ctx, "driver", THREAD_RETURN, [ctx])
+    t.created_by_site = k.ret_site()
+    h = k.new_handle("thread", t, "PsCreateSystemThread", t.created_by_site, access)
+    k.w64(ph, h)
+    if cid:
+        k.mem_write(cid, struct.pack("<QQ", 4, t.tid))
+    k.event(f"PsCreateSystemThread -> {t.name} (ETHREAD {t.ethread:#x}, Id {t.tid:x}), handle {h:#x}", cur)
+    if k.driver_entry_status is None and cur.kind == "loader":
+        k.pending_driver_threads.append(t)
+    else:
+        k.sched.make_ready(t)
+    return 0
+
+
+# ---------------------------------------------------------------- end (ps/kill.c)
+
+@ps.export(max_irql=PASSIVE_LEVEL)
+def PsTerminateSystemThread(k):
+    status = k.cpu.arg0() & 0xFFFFFFFF
+    t = k.sched.current
+    if t.kind != "driver":
+        k.violation("terminate_non_system_thread", "PsTerminateSystemThread from a thread the driver did not create",
+                    k.ret_site(), t)
+    k.sched.stop(("exit", status, f"PsTerminateSystemThread({st.name(status)})"))
+    return BLOCK
+
+
+def exit_thread(k, t: KThread, status: int, how: str) -> None:
+    """The thread ends (PspExitThread): checks of what it still holds, then its object is signalled."""
+    t.state = "Terminated"
+    t.exit_status = status
+    t.exit_how = how
+    t.ctx = None
+    if t.kind == "driver":
+        for m in t.held:
+            k.violation("thread_exit_holding_fast_mutex", f"{t.name} ended while still owning FAST_MUTEX {m:#x}", 0, t)
+        if t.irql != PASSIVE_LEVEL:
+            k.violation("thread_exit_irql", f"{t.name} ended at {irql_name(t.irql)} (must return at PASSIVE_LEVEL)",
+                        0, t)
+        if t.apc_disable:
+            k.violation("thread_exit_apc_disabled", f"{t.name} ended inside {t.apc_disable} critical region(s) "
+                        "(KERNEL_APC_PENDING_DURING_EXIT)", 0, t)
+    thread_ended(k, t)
+    k.event(f"{t.name} ended ({how})", t)
+
+
+# ---------------------------------------------------------------- queries (ps/thread.c, ps/process.c)
+
+@ps.export()
+def PsGetCurrentThread(k):
+    return k.sched.current.ethread
+
+
+@ps.export()
+def PsGetCurrentThreadId(k):
+    return k.sched.current.tid
+
+
+@ps.export()
+def PsGetCurrentProcess(k):
+    return SYSTEM_PROCESS
+
+
+@ps.export()
+def PsGetCurrentProcessId(k):
+    return 4
