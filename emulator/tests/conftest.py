@@ -44,3 +44,23 @@ def run_subprocess(args, cwd=None):
 
 def norm(name):
     return (name or "").replace("_", "").replace("::", "!").lower()
+
+
+@pytest.fixture(scope="session")
+def cdriver(tmp_path_factory):
+    """cdriver(name, hal=(...), **defines) -> path of tests/drivers/NAME.c built into a .sys (cached)."""
+    import cdriver as C
+
+    missing = C.missing_tools()
+    if missing:
+        pytest.skip("small test drivers need " + ", ".join(missing) + " (bash linux/env.sh's build group)")
+    out = tmp_path_factory.mktemp("cdrivers")
+    cache = {}
+
+    def get(name, hal=(), **defines):
+        key = (name, tuple(hal), tuple(sorted(defines.items())))
+        if key not in cache:
+            tag = name + "".join(f"-{k}{v}" for k, v in sorted(defines.items()))
+            cache[key] = C.build(name, str(out / tag), tuple(hal), defines)
+        return cache[key]
+    return get

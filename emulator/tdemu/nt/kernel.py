@@ -115,6 +115,7 @@ class Kernel(CpuEvents):
         self.sched = Scheduler(cpu, opts.max_seconds, self.t_start)
         for comp in (verifier, ke, ex, ob, ps, io, rtl):
             comp.init(self)
+        self.stall_before_unload: dict | None = None
         self._bind_imports()
         ob.setup_object_types(self)
 
@@ -306,16 +307,39 @@ class Kernel(CpuEvents):
             if ke.fire_timers(self):
                 continue
             waiting = [t for t in sched.threads if t.state == "Waiting"]
-            if waiting and self.deadlock is None:
-                self.deadlock = verifier.analyse_deadlock(self, waiting)
             if (entry_done and not self.unload_started and self.opts.unload == "end"
                     and self.driver_entry_status is not None and st.is_success(self.driver_entry_status)):
+                # Nothing can run: the I/O manager calls DriverUnload. A thread waiting now is not
+                # deadlocked yet: DriverUnload may wake it (a stop event), so the stall is kept
+                # and only confirmed if the same waits are still there when nothing can run again.
+                if waiting:
+                    self.stall_before_unload = verifier.analyse_deadlock(self, waiting, log=False)
                 io.start_unload(self)
                 continue
-            if waiting and self.deadlock is not None and self.unload_started:
-                # the state after unload (e.g. unload itself blocked) is recorded too
-                self.deadlock["after_unload"] = verifier.analyse_deadlock(self, waiting, brief=True)
+            if waiting:
+                self._confirm_deadlock(waiting)
             break
+        if self.fatal and self.deadlock is None and self.stall_before_unload is not None:
+            # DriverUnload faulted: the threads that waited when it was called never ran again
+            self.deadlock = self.stall_before_unload
+            self.deadlock["before_fault"] = True
+        self.wall = time.perf_counter() - self.t_start
+
+    def _confirm_deadlock(self, waiting: list[KThread]) -> None:
+        """No thread can run, some wait, and nothing is left to call: a deadlock. If it is the stall
+        seen before DriverUnload (the same threads on the same objects), that snapshot is the one
+        reported; the state after unload is added as `after_unload`."""
+        stall = self.stall_before_unload
+        if stall is not None and all(
+                (t.state == "Waiting" and t.wait is not None and t.wait.obj == e["waits_on"])
+                for e in stall["edges"] for t in [self.by_ethread[e["ethread"]]]):
+            self.deadlock = stall
+            self.event("deadlock detected: " + stall["summary"])
+        else:
+            self.deadlock = verifier.analyse_deadlock(self, waiting)
+        if self.unload_started:
+            # the state after unload (e.g. unload itself blocked) is recorded too
+            self.deadlock["after_unload"] = verifier.analyse_deadlock(self, waiting, brief=True)
         self.wall = time.perf_counter() - self.t_start
 
     def _run_slice(self, t: KThread) -> None:

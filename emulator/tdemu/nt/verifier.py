@@ -49,7 +49,7 @@ def owner_thread(k, w):
     return None
 
 
-def analyse_deadlock(k, waiting: list, brief: bool = False) -> dict:
+def analyse_deadlock(k, waiting: list, brief: bool = False, log: bool = True) -> dict:
     edges = []
     for t in waiting:
         w = t.wait
@@ -68,7 +68,8 @@ def analyse_deadlock(k, waiting: list, brief: bool = False) -> dict:
     res["mutexes"] = [k.fast_mutex_info(m) for m in sorted({t.wait.obj for t in waiting if t.wait.kind == "mutex"})]
     res["summary"] = (f"{len(waiting)} thread(s) wait forever: " +
                       "; ".join(f"{w['thread']}: {w['why']}" for w in waits))
-    k.event("deadlock detected: " + res["summary"])
+    if log:
+        k.event("deadlock detected: " + res["summary"])
     return res
 
 
