@@ -86,7 +86,7 @@ def build(m, outcome: str, run_info: dict) -> dict:
         "renames": len(m.vfs.renames),
         "api_calls": dict(sorted(m.calls.items(), key=lambda kv: (-kv[1], kv[0]))),
         "api_calls_total": m.total_calls,
-        "api_calls_by_speakeasy": dict(m.speakeasy_calls),
+        "unsupported_api_calls": dict(m.unsupported),
         "irql_violations": [dict(v, address=hx(v["address"])) for v in m.irql_violations.values()],
         "verifier": [dict(v, address=hx(v["address"])) for v in m.verifier],
         "handles": {

@@ -1,5 +1,6 @@
 """Small C drivers (tests/drivers/*.c, built by the tests) that each show one behaviour of the
 kernel model a driver can run into, beyond the TestDriver builds."""
+import pytest
 from conftest import run_cli, run_subprocess
 
 
@@ -30,3 +31,43 @@ def test_wait_on_stop_event_without_unload_is_a_deadlock(cdriver, tmp_path):
     assert w["thread"] == "Worker" and "nothing can signal" in w["why"]
     p = run_subprocess(["run", cdriver("stop_event"), "--no-report"])
     assert p.returncode == 0 and "DEADLOCK" not in p.stdout and "Outcome: completed" in p.stdout
+
+
+# ------------------------------------------------------------------ every import is modelled or refused
+
+def test_zwreadfile_and_query_on_a_file_of_the_model(cdriver, tmp_path):
+    code, rep = run_cli([cdriver("read_back"), "--strict"], tmp_path)
+    assert (code, rep["outcome"]) == (0, "completed")
+    assert [p["text"] for p in rep["dbgprint"]] == ["size 13, read 13 bytes: hello, tdemu!\n",
+                                                    "read at the end: c0000011\n"]  # STATUS_END_OF_FILE
+    assert rep["files"]["C:\\Temp"] == [{"name": "read_back.txt", "size": 13}]
+    assert rep["api_calls"]["ZwReadFile"] == 2 and rep["api_calls"]["ZwQueryInformationFile"] == 1
+
+
+def test_spin_lock_raises_irql_so_file_io_under_it_is_reported(cdriver, tmp_path):
+    code, rep = run_cli([cdriver("spinlock_io")], tmp_path)
+    assert (code, rep["outcome"]) == (0, "completed")
+    assert [p["text"] for p in rep["dbgprint"]] == ["IRQL under the spin lock: 2 (was 0)\n", "IRQL after release: 0\n"]
+    v = {x["api"]: x for x in rep["irql_violations"]}
+    assert set(v) == {"ZwCreateFile", "ZwClose"}
+    assert (v["ZwCreateFile"]["irql_name"], v["ZwCreateFile"]["max_irql_name"]) == ("DISPATCH_LEVEL", "PASSIVE_LEVEL")
+    assert v["ZwCreateFile"]["call_site"].startswith("spinlock_io!DriverEntry+0x")
+    code, rep = run_cli([cdriver("spinlock_io"), "--strict"], tmp_path / "strict")
+    assert code == 6
+
+
+@pytest.mark.parametrize("use,what,calls", [
+    (1, "ntoskrnl.exe!ExInitializeResourceLite is not modelled", {"DbgPrint": 1, "ExInitializeResourceLite": 1}),
+    (2, "reads ntoskrnl.exe!KdDebuggerEnabled as data", {"DbgPrint": 1}),
+    (3, "hal.dll!HalMakeBeep is not modelled", {"DbgPrint": 1, "KeStallExecutionProcessor": 1, "HalMakeBeep": 1}),
+], ids=["eresource", "data_export", "hal"])
+def test_unmodelled_routine_is_refused_naming_its_module(cdriver, tmp_path, use, what, calls):
+    drv = cdriver("unmodelled", hal=("HalMakeBeep", "KeStallExecutionProcessor"), USE=use)
+    code, rep = run_cli([drv], tmp_path)
+    assert (code, rep["outcome"], rep["fatal"]["kind"]) == (4, "fault", "unsupported_api")
+    assert what in rep["fatal"]["text"]
+    assert rep["fatal"]["where"].startswith("unmodelled!DriverEntry+0x")
+    assert rep["api_calls"] == calls
+    assert [p["text"] for p in rep["dbgprint"]] == ["before\n"]  # stopped there, "after" never printed
+    p = run_subprocess(["run", drv, "--no-report"])
+    assert p.returncode == 4 and "DRIVER FAULT (unsupported_api)" in p.stdout and what in p.stdout

@@ -66,6 +66,9 @@ class CpuEvents:
     def on_watched_access(self, write: bool, address: int, pc: int) -> None:
         pass
 
+    def on_sentinel_read(self, address: int, pc: int) -> None:  # a data read of the sentinel page
+        pass
+
 
 class Cpu:
     """One x86-64 CPU with the driver image loaded, and helpers to read and write its memory."""
@@ -94,6 +97,7 @@ class Cpu:
         self.map(STUB_BASE, STUB_SIZE, "tdemu.stubs")
         self.uc.mem_write(STUB_BASE, b"\xc3" * STUB_SIZE)
         self.uc.hook_add(UC_HOOK_CODE, self._on_stub, begin=STUB_BASE, end=STUB_BASE + STUB_SIZE - 1)
+        self.uc.hook_add(UC_HOOK_MEM_READ, self._on_sentinel_read, begin=STUB_BASE, end=STUB_BASE + STUB_SIZE - 1)
         self.uc.hook_add(UC_HOOK_MEM_INVALID, self._on_bad_mem)
         self.uc.hook_add(UC_HOOK_INTR, self._on_intr)
         self._scan_code(sections)
@@ -284,6 +288,9 @@ class Cpu:
 
     def _on_stub(self, _uc, addr, _size, _ud):
         self.events.on_call(addr)
+
+    def _on_sentinel_read(self, uc, _access, address, _size, _value, _ud):
+        self.events.on_sentinel_read(address, uc.reg_read(UC_X86_REG_RIP))
 
     def _on_cr8(self, uc, addr, _size, _ud):
         kind, reg = self.cr8_sites[addr]

@@ -185,6 +185,16 @@ class VFS:
         of.file.writes += 1
         return st.STATUS_SUCCESS, len(data)
 
+    def read(self, of: OpenFile, length: int, offset: int | None) -> tuple[int, bytes]:
+        if not of.access & FILE_READ_DATA:
+            return st.STATUS_ACCESS_DENIED, b""
+        pos = of.position if offset is None else offset
+        data = bytes(of.file.data[pos: pos + length])
+        if length and not data:
+            return st.STATUS_END_OF_FILE, b""
+        of.position = pos + len(data)
+        return st.STATUS_SUCCESS, data
+
     def rename(self, of: OpenFile, new_nt_path: str, replace: bool) -> int:
         if not of.access & DELETE:
             return st.STATUS_ACCESS_DENIED

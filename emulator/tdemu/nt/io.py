@@ -21,7 +21,7 @@ DEVICE_PAGE = 0xFFFF9709AC3D4000
 DEVICE_OFFSET = 0xDD0  # DEVICE_OBJECT here, extension at +0x150 -> FAST_MUTEX at ...4f20 like the seed
 DEVICE_OBJECT_SIZE = 0x150
 
-FileRenameInformation, FileRenameInformationEx = 10, 65
+FileStandardInformation, FileRenameInformation, FilePositionInformation, FileRenameInformationEx = 5, 10, 14, 65
 FILE_WRITE_TO_END_OF_FILE, FILE_USE_FILE_POINTER_POSITION = 0xFFFFFFFF, 0xFFFFFFFE
 
 
@@ -251,16 +251,65 @@ def ZwWriteFile(k):
         return st.STATUS_INVALID_HANDLE
     length &= 0xFFFFFFFF
     data = k.mem(buf, length) if length else b""
-    offset = None
-    if off_p:
-        lo, hi = struct.unpack("<II", k.mem(off_p, 8))
-        if hi == 0xFFFFFFFF and lo == FILE_WRITE_TO_END_OF_FILE:
-            offset = len(of.file.data)
-        elif not (hi == 0xFFFFFFFF and lo == FILE_USE_FILE_POINTER_POSITION):
-            offset = lo | (hi << 32)
-    status, n = k.vfs.write(of, data, offset)
+    status, n = k.vfs.write(of, data, _offset(k, of, off_p))
     _iosb(k, iosb_p, status, n)
     return status
+
+
+def _offset(k, of, off_p: int):
+    """A ByteOffset argument: None (the file pointer), or where to read or write."""
+    if not off_p:
+        return None
+    lo, hi = struct.unpack("<II", k.mem(off_p, 8))
+    if hi == 0xFFFFFFFF and lo == FILE_WRITE_TO_END_OF_FILE:
+        return len(of.file.data)
+    if hi == 0xFFFFFFFF and lo == FILE_USE_FILE_POINTER_POSITION:
+        return None
+    return lo | (hi << 32)
+
+
+@io.export(max_irql=PASSIVE_LEVEL, aliases={"NtReadFile": None})
+def ZwReadFile(k):
+    rsp = k.cpu.rsp()
+    h = k.cpu.arg0()
+    iosb_p, buf, length, off_p, _key = struct.unpack("<5Q", k.mem(rsp + 0x28, 40))
+    of = _file(k, h, "ZwReadFile")
+    if of is None:
+        return st.STATUS_INVALID_HANDLE
+    status, data = k.vfs.read(of, length & 0xFFFFFFFF, _offset(k, of, off_p))
+    if data:
+        k.mem_write(buf, data)
+    _iosb(k, iosb_p, status, len(data))
+    return status
+
+
+def _unsupported_class(k, api: str, klass: int):
+    k.crash("unsupported_api", f"{api}: FileInformationClass {klass} is not modelled by tdemu (modelled: "
+            "FileStandardInformation, FilePositionInformation, FileRenameInformation)", k.ret_site())
+
+
+@io.export(max_irql=PASSIVE_LEVEL, aliases={"NtQueryInformationFile": None})
+def ZwQueryInformationFile(k):
+    h, iosb_p, info, length, klass = k.args(5)
+    klass &= 0xFFFFFFFF
+    length &= 0xFFFFFFFF
+    of = _file(k, h, "ZwQueryInformationFile")
+    if of is None:
+        return st.STATUS_INVALID_HANDLE
+    if klass == FileStandardInformation:
+        size = len(of.file.data)
+        # AllocationSize, EndOfFile, NumberOfLinks, DeletePending, Directory
+        data = struct.pack("<qqIBBxx", (size + 0xFFF) & ~0xFFF, size, 1, 0, 0)
+    elif klass == FilePositionInformation:
+        data = struct.pack("<q", of.position)
+    else:
+        return _unsupported_class(k, "ZwQueryInformationFile", klass)
+    if length < len(data):
+        _iosb(k, iosb_p, st.STATUS_INFO_LENGTH_MISMATCH, 0)
+        return st.STATUS_INFO_LENGTH_MISMATCH
+    k.mem_write(info, data)
+    _iosb(k, iosb_p, 0, len(data))
+    return 0
 
 
 @io.export(max_irql=PASSIVE_LEVEL, aliases={"NtSetInformationFile": None})
@@ -283,5 +332,11 @@ def ZwSetInformationFile(k):
         status = k.vfs.rename(of, k.wstr(info + 0x14, nlen), replace)
         _iosb(k, iosb_p, status, 0)
         return status
-    k.event(f"ZwSetInformationFile class {klass} not modelled -> STATUS_INVALID_INFO_CLASS", k.sched.current)
-    return st.STATUS_INVALID_INFO_CLASS
+    if klass == FilePositionInformation:
+        if length < 8:
+            _iosb(k, iosb_p, st.STATUS_INFO_LENGTH_MISMATCH, 0)
+            return st.STATUS_INFO_LENGTH_MISMATCH
+        of.position = struct.unpack("<q", k.mem(info, 8))[0]
+        _iosb(k, iosb_p, 0, 0)
+        return 0
+    return _unsupported_class(k, "ZwSetInformationFile", klass)

@@ -27,7 +27,8 @@ class KThread(Thread):
     """A thread as the kernel model sees it: its ETHREAD, id, APC disable count and the locks it holds."""
     ethread: int = 0
     tid: int = 0
-    apc_disable: int = 0
+    apc_disable: int = 0  # KernelApcDisable: critical regions
+    special_apc_disable: int = 0  # SpecialApcDisable: guarded regions
     exit_status: int | None = None
     exit_how: str = ""
     created_by_site: int = 0
@@ -41,6 +42,8 @@ def init(k) -> None:
     k.mutex_waiters: dict[int, list[KThread]] = {}
     k.event_waiters: dict[int, list[KThread]] = {}
     k.thread_waiters: dict[int, list[KThread]] = {}
+    k.spinlocks: dict[int, KThread] = {}  # KSPIN_LOCK address -> owner
+    k.spin_waiters: dict[int, list[KThread]] = {}
     k.cpu.map(KPCR_BASE, 0x2000, "tdemu.kpcr")
     k.cpu.set_gs_base(KPCR_BASE)
 
@@ -48,6 +51,7 @@ def init(k) -> None:
         k.w64(KPCR_BASE + 0x188, t.ethread)  # KPRCB.CurrentThread (gs:[188h])
         k.w64(KPCR_BASE + 0x18, KPCR_BASE)  # KPCR.Self
     k.sched.on_switch_in = switch_in
+    k.spin_retry = lambda t: spin_retry(k, t)
 
 
 def create_thread(k, name: str, start: int, arg: int, kind: str, ret: int, args: list[int],
@@ -90,7 +94,7 @@ def block(k, t: KThread, kind: str, reason: str, obj: int, function: str, **kw):
 
 def remove_waiter(k, t: KThread) -> None:
     w = t.wait
-    for table in (k.mutex_waiters, k.event_waiters, k.thread_waiters):
+    for table in (k.mutex_waiters, k.event_waiters, k.thread_waiters, k.spin_waiters):
         lst = table.get(w.obj)
         if lst and t in lst:
             lst.remove(t)
@@ -175,6 +179,137 @@ def KeLeaveCriticalRegion(k):
                     k.ret_site(), t)
         return None
     t.apc_disable -= 1
+
+
+@ke.export(max_irql=APC_LEVEL)
+def KeEnterGuardedRegion(k):
+    k.sched.current.special_apc_disable += 1
+
+
+@ke.export(max_irql=APC_LEVEL)
+def KeLeaveGuardedRegion(k):
+    t = k.sched.current
+    if t.special_apc_disable <= 0:
+        k.violation("guarded_region_underflow", "KeLeaveGuardedRegion without KeEnterGuardedRegion", k.ret_site(), t)
+        return None
+    t.special_apc_disable -= 1
+
+
+# ---------------------------------------------------------------- spin locks (ke/amd64/spinlock.c)
+# One CPU runs the threads, but a spin lock is modelled as on a multiprocessor: a thread that finds
+# it held spins (a wait of kind "spinlock") until the owner releases it.
+
+def spin_acquire(k, lock: int, fn: str):
+    t = k.sched.current
+    site = k.ret_site()
+    if k.freed:
+        k.check_freed(lock, 8, fn)
+    owner = k.spinlocks.get(lock)
+    if owner is None:
+        k.spinlocks[lock] = t
+        k.w64(lock, 1)
+        t.held.append(lock)
+        t.acquires.append((lock, site))
+        return None
+    if owner is t:
+        k.violation("spin_lock_recursive", f"{fn}: thread acquires spin lock {lock:#x} it already holds (it spins "
+                    "for ever; Driver Verifier: bugcheck 0xC4)", site, t)
+    k.spin_waiters.setdefault(lock, []).append(t)
+    return block(k, t, "spinlock", "SpinLock", lock, "nt!" + fn)
+
+
+def spin_retry(k, t: KThread) -> bool:
+    lock = t.last_wait.obj
+    if k.spinlocks.get(lock) is None:
+        k.spinlocks[lock] = t
+        k.w64(lock, 1)
+        t.held.append(lock)
+        t.acquires.append((lock, t.last_wait.ret_addr))
+        return True
+    k.spin_waiters.setdefault(lock, []).append(t)
+    t.wait, t.state = t.last_wait, "Waiting"
+    return False
+
+
+def spin_release(k, lock: int, fn: str) -> None:
+    t = k.sched.current
+    if k.freed:
+        k.check_freed(lock, 8, fn)
+    if k.spinlocks.get(lock) is not t:
+        k.violation("spin_lock_release_not_owner", f"{fn}: spin lock {lock:#x} is not held by the caller",
+                    k.ret_site(), t)
+        return
+    del k.spinlocks[lock]
+    k.w64(lock, 0)
+    if lock in t.held:
+        t.held.remove(lock)
+    waiters = k.spin_waiters.get(lock)
+    if waiters:
+        w = waiters.pop(0)
+        k.sched.wake(w, w.wait.old_irql, k.spin_retry)
+
+
+@ke.export(max_irql=DISPATCH_LEVEL)
+def KeAcquireSpinLockRaiseToDpc(k):
+    t = k.sched.current
+    old = t.irql
+    set_irql(k, t, DISPATCH_LEVEL)
+    rv = spin_acquire(k, k.cpu.arg0(), "KeAcquireSpinLockRaiseToDpc")
+    if rv is BLOCK:
+        t.wait.old_irql = old  # KeAcquireSpinLockRaiseToDpc returns it once the lock is taken
+        return rv
+    return old
+
+
+@ke.export(max_irql=DISPATCH_LEVEL)
+def KeReleaseSpinLock(k):
+    lock, new_irql = k.args(2)
+    spin_release(k, lock, "KeReleaseSpinLock")
+    set_irql(k, k.sched.current, new_irql & 0xFF)
+
+
+def _at_dispatch(k, fn: str) -> None:
+    t = k.sched.current
+    if t.irql < DISPATCH_LEVEL:
+        k.violation("spin_lock_below_dispatch", f"{fn} at {t.irql}: must be called at DISPATCH_LEVEL",
+                    k.ret_site(), t)
+
+
+@ke.export(max_irql=DISPATCH_LEVEL)
+def KeAcquireSpinLockAtDpcLevel(k):
+    _at_dispatch(k, "KeAcquireSpinLockAtDpcLevel")
+    return spin_acquire(k, k.cpu.arg0(), "KeAcquireSpinLockAtDpcLevel")
+
+
+@ke.export(max_irql=DISPATCH_LEVEL)
+def KeReleaseSpinLockFromDpcLevel(k):
+    _at_dispatch(k, "KeReleaseSpinLockFromDpcLevel")
+    spin_release(k, k.cpu.arg0(), "KeReleaseSpinLockFromDpcLevel")
+
+
+@ke.export(max_irql=DISPATCH_LEVEL)
+def KeTryToAcquireSpinLockAtDpcLevel(k):
+    _at_dispatch(k, "KeTryToAcquireSpinLockAtDpcLevel")
+    lock = k.cpu.arg0()
+    if lock in k.spinlocks:
+        return 0
+    spin_acquire(k, lock, "KeTryToAcquireSpinLockAtDpcLevel")
+    return 1
+
+
+# ---------------------------------------------------------------- bug checks (ke/bug.c)
+
+@ke.export()
+def KeBugCheckEx(k):
+    code, p1, p2, p3, p4 = k.args(5)
+    k.bugcheck(code & 0xFFFFFFFF, (p1, p2, p3, p4), "the driver called KeBugCheckEx")
+    return BLOCK
+
+
+@ke.export()
+def KeBugCheck(k):
+    k.bugcheck(k.cpu.arg0() & 0xFFFFFFFF, (0, 0, 0, 0), "the driver called KeBugCheck")
+    return BLOCK
 
 
 # ---------------------------------------------------------------- threads (ke/thrdobj.c)

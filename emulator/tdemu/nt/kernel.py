@@ -24,8 +24,10 @@ from ..machine.cpu import STUB_BASE, STUB_SIZE
 from ..pecheck import DriverImage
 from ..symbols import Symbolizer, Unwinder, find_map_file
 from . import ex, io, ke, ob, ps, rtl, verifier
-from .defs import APC_LEVEL, DISPATCH_LEVEL, PASSIVE_LEVEL
+from .api import NTOSKRNL
+from .defs import DISPATCH_LEVEL
 from .ex import ex as EX
+from .hal import hal as HAL
 from .io import ENTRY_RETURN, UNLOAD_RETURN
 from .io import io as IO
 from .ke import KERNEL_STACK_SIZE, KThread
@@ -35,13 +37,9 @@ from .ps import THREAD_RETURN
 from .ps import ps as PS
 from .rtl import rtl as RTL
 
-COMPONENTS = (KE, EX, IO, OB, PS, RTL)
+COMPONENTS = (KE, EX, IO, OB, PS, RTL, HAL)
 STUB_NAMES = {THREAD_RETURN: "nt!PspSystemThreadStartup", ENTRY_RETURN: "nt!IopLoadDriver",
               UNLOAD_RETURN: "nt!IopUnloadDriver"}
-
-# Maximum IRQL of APIs that no component models (they run on speakeasy's handlers).
-FALLBACK_MAX_IRQL = {"ZwReadFile": PASSIVE_LEVEL, "ZwQueryInformationFile": PASSIVE_LEVEL,
-                     "KeEnterGuardedRegion": APC_LEVEL, "KeLeaveGuardedRegion": APC_LEVEL}
 
 
 @dataclass
@@ -76,14 +74,20 @@ class Options:
 
 
 def all_exports() -> dict:
-    """(name -> Export) of every routine the components model."""
+    """((dll, name) -> Export) of every routine the components model."""
     out = {}
     for comp in COMPONENTS:
         for name, e in comp.exports.items():
-            if name in out:
-                raise ValueError(f"{name} exported by both {out[name].component} and {comp.name}")
-            out[name] = e
+            key = (e.dll, name)
+            if key in out:
+                raise ValueError(f"{e.dll}!{name} exported by both {out[key].component} and {comp.name}")
+            out[key] = e
     return out
+
+
+def module_prefix(dll: str) -> str:
+    """How a debugger names an import's module: nt!, hal!, ..."""
+    return "nt" if dll == NTOSKRNL else dll.rsplit(".", 1)[0]
 
 
 class Kernel(CpuEvents):
@@ -99,7 +103,6 @@ class Kernel(CpuEvents):
         self.uaf: list[dict] = []
         self._uaf_seen: set = set()
         self.unsupported: Counter = Counter()
-        self.speakeasy_calls: Counter = Counter()
         cpu = Cpu(image.path, image.size_of_image, image.sections, self)
         self.cpu = cpu
         self.uc = cpu.uc
@@ -120,15 +123,30 @@ class Kernel(CpuEvents):
         ob.setup_object_types(self)
 
     def _bind_imports(self) -> None:
-        """speakeasy's import table maps each IAT sentinel to (dll, name); each name gets its handler."""
+        """Each IAT slot holds its sentinel (speakeasy wrote it); each sentinel gets the handler the
+        component registered for that (dll, name). An import no component models has no handler: a
+        call to it stops the run with an unsupported_api fault naming it."""
         self.stub_names: dict[int, str] = {}
-        for addr, (_dll, name) in self.cpu.emu.import_table.items():
-            if STUB_BASE <= addr < STUB_BASE + STUB_SIZE:
-                self.stub_names[addr] = name
+        self.stub_dlls: dict[int, str] = {}
         exports = all_exports()
-        self.handlers = {name: partial(e.handler, self) for name, e in exports.items()}
-        self.max_irql = {name: e.max_irql for name, e in exports.items() if e.max_irql is not None}
-        self.max_irql.update(FALLBACK_MAX_IRQL)
+        self.handlers: dict = {}
+        self.max_irql: dict = {}
+        spare = STUB_BASE + STUB_SIZE // 2  # for slots speakeasy filled with data of its own
+        for rva, (dll, name) in self.image.iat.items():
+            sentinel = self.u64(self.base + rva)
+            if not STUB_BASE <= sentinel < STUB_BASE + STUB_SIZE:
+                # speakeasy gave this import (an exported variable it knows) its own data: the model
+                # does not, so the slot points at a sentinel too (`ob` rebinds the variables it models)
+                sentinel = spare
+                spare += 8
+                self.w64(self.base + rva, sentinel)
+            self.stub_names[sentinel] = name
+            self.stub_dlls[sentinel] = dll
+            e = exports.get((dll, name))
+            if e is not None:
+                self.handlers[name] = partial(e.handler, self)
+                if e.max_irql is not None:
+                    self.max_irql[name] = e.max_irql
 
     # ------------------------------------------------------------------ views other modules use
     @property
@@ -143,7 +161,7 @@ class Kernel(CpuEvents):
         if addr in STUB_NAMES:
             return STUB_NAMES[addr]
         if addr in self.stub_names:
-            return "nt!" + self.stub_names[addr]
+            return f"{module_prefix(self.stub_dlls[addr])}!{self.stub_names[addr]}"
         return self.sym.fmt(addr)
 
     def ret_site(self) -> int:
@@ -166,6 +184,15 @@ class Kernel(CpuEvents):
         self.fatal = {"kind": kind, "text": text, "pc": pc, "where": self.fmt_sym(pc) if pc else None,
                       "thread": t.name if t else None}
         self.sched.stop(("fatal",))
+
+    def bugcheck(self, code: int, params: tuple, why: str, pc: int | None = None) -> None:
+        """The machine stops with a bug check (KeBugCheckEx), as Windows would."""
+        if self.fatal:
+            return
+        name = verifier.BUGCHECK_NAMES.get(code, "")
+        self.crash("bugcheck", f"bugcheck {code:#x}{' ' + name if name else ''} "
+                   f"({', '.join(f'{p:#x}' for p in params)}): {why}", self.ret_site() if pc is None else pc)
+        self.fatal["bugcheck"] = {"code": code, "name": name or None, "parameters": list(params)}
 
     def fast_mutex_info(self, m: int) -> dict:
         return ex.fast_mutex_info(self, m)
@@ -236,28 +263,24 @@ class Kernel(CpuEvents):
         maxirql = self.max_irql.get(name)
         if maxirql is not None and t.irql > maxirql:
             verifier.irql_too_high(self, name, t, maxirql)
-        rv = self._speakeasy_fallback(name) if h is None else h()
+        if h is None:
+            dll = self.stub_dlls[addr]
+            self.unsupported[f"{dll}!{name}"] += 1
+            self.crash("unsupported_api", f"{dll}!{name} is not modelled by tdemu: the run stops rather than "
+                       "guess what it does (see emulator/README.md for the routines each component models)",
+                       self.ret_site())
+            return
+        rv = h()
         if rv is not None and rv is not BLOCK:
             self.uc.reg_write(UC_X86_REG_RAX, rv)
 
-    def _speakeasy_fallback(self, name: str):
-        """APIs the model does not implement run on speakeasy's own ntoskrnl handlers."""
-        api = self.cpu.emu.api
-        mod, func_attrs = api.get_export_func_handler("ntoskrnl", name)
-        if not func_attrs:
-            self.unsupported[name] += 1
-            self.crash("unsupported_api", f"driver called ntoskrnl!{name}, which neither this model nor "
-                       "speakeasy implements", self.ret_site())
-            return None
-        _hname, func, argc, conv, _ordinal = func_attrs
-        argv = self.cpu.emu.get_func_argv(conv, argc if argc >= 0 else 4)
-        self.speakeasy_calls[name] += 1
-        try:
-            rv = api.call_api_func(mod, func, argv, ctx={"func_name": f"ntoskrnl.{name}"})
-        except Exception as e:  # noqa: BLE001 - report any handler failure as an emulation fault
-            self.crash("api_handler_error", f"speakeasy handler for {name} failed: {e}", self.ret_site())
-            return None
-        return rv if isinstance(rv, int) else None
+    def on_sentinel_read(self, address: int, pc: int) -> None:
+        """The driver reads an import as data (an exported variable) that no component models."""
+        below = [a for a in self.stub_names if a <= address]
+        a = max(below) if below else None
+        what = f"{self.stub_dlls[a]}!{self.stub_names[a]}" if a is not None else f"{address:#x}"
+        self.crash("unsupported_api", f"the driver reads {what} as data: an exported variable tdemu does not "
+                   "model", pc)
 
     def on_cr8_read(self) -> int:
         return ke.on_cr8_read(self)

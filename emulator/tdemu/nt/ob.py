@@ -53,8 +53,11 @@ def setup_object_types(k) -> None:
                 k.type_cells[tname] = cell
                 cell += 8
                 obj += 0x80
+            sentinel = k.u64(k.base + rva)
             k.mem_write(k.base + rva, struct.pack("<Q", k.type_cells[tname]))
-            # not a call target: remove the sentinel name so calls through it are reported
+            # the slot now points at the type, not at the sentinel page: the sentinel is no import
+            k.stub_names.pop(sentinel, None)
+            k.stub_dlls.pop(sentinel, None)
     k.thread_type = None
     for o, n in k.object_types.items():
         if n == "Thread":

@@ -6,6 +6,10 @@ from __future__ import annotations
 
 from .defs import irql_name
 
+BUGCHECK_NAMES = {0x0A: "IRQL_NOT_LESS_OR_EQUAL", 0x20: "KERNEL_APC_PENDING_DURING_EXIT",
+                  0x93: "INVALID_KERNEL_HANDLE", 0xC4: "DRIVER_VERIFIER_DETECTED_VIOLATION",
+                  0x139: "KERNEL_SECURITY_CHECK_FAILURE", 0xE2: "MANUALLY_INITIATED_CRASH"}
+
 
 def init(k) -> None:
     k.irql_violations: dict = {}  # (api, irql, site) -> dict
