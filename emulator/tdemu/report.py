@@ -119,6 +119,8 @@ def build(m, outcome: str, run_info: dict) -> dict:
             "threads": [_thread_json(t) for t in snapshot_threads],
             "fast_mutexes": [_mutex_json(x) for x in dl["mutexes"]],
         }
+        if dl.get("before_fault"):
+            rep["deadlock"]["before_fault"] = True
         if "after_unload" in dl:
             rep["deadlock"]["after_unload"] = {"waits": [dict(w, ethread=hx(w["ethread"])) for w in dl["after_unload"]["waits"]]}
     if m.fatal:
@@ -147,9 +149,17 @@ def render_text(rep: dict) -> str:
       if rep["driver_entry_status"] else "DriverEntry did not return")
     a("")
     outcome = rep["outcome"]
+    f = rep["fatal"]
+    if f:
+        a(f"*** DRIVER FAULT ({f['kind']}): {f['text']}")
+        a(f"    in thread {f['thread']} at {f['where']} ({f['pc']})")
+        a("")
     if rep["deadlock"]:
         dl = rep["deadlock"]
-        a(f"*** DEADLOCK: {dl['summary']}")
+        if dl.get("before_fault"):
+            a(f"*** DEADLOCK (when DriverUnload was called, before the fault above): {dl['summary']}")
+        else:
+            a(f"*** DEADLOCK: {dl['summary']}")
         a("")
         _wrfastmutex(a, dl["threads"])
         for t in dl["threads"]:
@@ -157,11 +167,8 @@ def render_text(rep: dict) -> str:
                 _thread_stack(a, t)
         for mx in dl["fast_mutexes"]:
             _dt_fast_mutex(a, mx)
-    elif rep["fatal"]:
-        f = rep["fatal"]
-        a(f"*** DRIVER FAULT ({f['kind']}): {f['text']}")
-        a(f"    in thread {f['thread']} at {f['where']} ({f['pc']})")
-        a("")
+    elif f:
+        pass
     elif outcome == "driver_entry_failed":
         a(f"Outcome: DriverEntry failed with {rep['driver_entry_status_name']}: the driver is not loaded "
           "(Windows never calls DriverUnload then).")
@@ -216,9 +223,10 @@ def render_text(rep: dict) -> str:
         a(f"  Pool blocks never freed: {len(rep['pool_leaks'])}")
     u = rep["unload"]
     a("")
-    if u["called"]:
-        a(f"DriverUnload {u['routine']}: {'returned' if u['returned'] else 'did NOT return'}"
-          + (" (it waits: see after_unload in the JSON report)" if not u["returned"] else ""))
+    if u["called"] and u["routine"] is None:
+        a("DriverUnload: the driver set none (DRIVER_OBJECT.DriverUnload is NULL): it cannot be unloaded")
+    elif u["called"]:
+        a(f"DriverUnload {u['routine']}: " + ("returned" if u["returned"] else "did NOT return" + _why_unload_stays(rep)))
     else:
         a(f"DriverUnload: not called (--unload {u['mode']})")
     if rep["dbgprint"]:
@@ -237,6 +245,19 @@ def render_text(rep: dict) -> str:
     a(f"Emulated {rep['api_calls_total']:,} API calls in {t['emulation_seconds']} s "
       f"({t['api_calls_per_second'] or 0:,} calls/s); total {t['wall_seconds']} s")
     return "\n".join(L) + "\n"
+
+
+def _why_unload_stays(rep) -> str:
+    ut = next((t for t in rep["threads"] if t["kind"] == "unload"), None)
+    f, dl = rep["fatal"], rep["deadlock"]
+    if ut is None:
+        return ""
+    if f and f["thread"] == ut["name"]:
+        return ": it faulted (the DRIVER FAULT above)"
+    if ut.get("wait_function"):
+        where = f": it waits in {ut['wait_function']} at {ut['call_site']}"
+        return where + (" (deadlock.after_unload in report.json)" if dl and "after_unload" in dl else "")
+    return f": it is {ut['state']}" + (" when the run stopped (the DRIVER FAULT above)" if f else "")
 
 
 def _wrfastmutex(a, threads):

@@ -71,3 +71,22 @@ def test_unmodelled_routine_is_refused_naming_its_module(cdriver, tmp_path, use,
     assert [p["text"] for p in rep["dbgprint"]] == ["before\n"]  # stopped there, "after" never printed
     p = run_subprocess(["run", drv, "--no-report"])
     assert p.returncode == 4 and "DRIVER FAULT (unsupported_api)" in p.stdout and what in p.stdout
+
+
+# ------------------------------------------------------------------ a deadlock, then a fault in DriverUnload
+
+def test_fault_in_unload_after_a_deadlock_shows_both(cdriver, tmp_path):
+    code, rep = run_cli([cdriver("fault_in_unload")], tmp_path)
+    assert (code, rep["outcome"]) == (4, "fault")
+    f = rep["fatal"]
+    assert f["kind"] == "page_fault" and f["thread"].startswith("DriverUnload") and f["where"] == "fault_in_unload!Unload"
+    dl = rep["deadlock"]
+    assert dl["before_fault"] is True and "after_unload" not in dl
+    [w] = dl["waits"]
+    assert w["thread"] == "Worker" and "recursive acquire" in w["why"]
+    [fm] = dl["fast_mutexes"]
+    assert (fm["Count"], fm["Contention"]) == (4, 1)
+    text = (tmp_path / "report.txt").read_text()
+    assert text.index("*** DRIVER FAULT (page_fault)") < text.index("*** DEADLOCK (when DriverUnload was called")
+    assert "DriverUnload fault_in_unload!Unload: did NOT return: it faulted (the DRIVER FAULT above)" in text
+    assert "after_unload" not in text  # no pointer to a key the report does not have
