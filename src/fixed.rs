@@ -13,11 +13,13 @@ use core::ptr::null_mut;
 
 use wdk::nt_success;
 use wdk_sys::{
+    _DPFLTR_TYPE::DPFLTR_IHVDRIVER_ID,
     _EVENT_TYPE::NotificationEvent,
     _FILE_INFORMATION_CLASS::FileRenameInformation,
     _KWAIT_REASON::Executive,
     _MODE::KernelMode,
     BOOLEAN,
+    DPFLTR_ERROR_LEVEL,
     FAST_MUTEX,
     FILE_ALL_ACCESS,
     FILE_ATTRIBUTE_NORMAL,
@@ -48,7 +50,7 @@ use wdk_sys::{
     ULONG,
     UNICODE_STRING,
     ntddk::{
-        DbgPrint,
+        DbgPrintEx,
         ExAcquireFastMutexUnsafe,
         ExReleaseFastMutexUnsafe,
         IoCreateDevice,
@@ -86,14 +88,16 @@ use crate::nt::{
     rtl_string_cch_printf_w,
 };
 
-// The kernel's thread object type, a data export of ntoskrnl.exe. wdk-sys
-// declares it in a block without `#[link]`, so a reference to it does not
-// become the import `__imp_PsThreadType` and cannot link; declared here with
-// the import library, it does (MSVC's linker imports data only that way).
+// The kernel's thread object type: the variable `POBJECT_TYPE PsThreadType`,
+// a data export of ntoskrnl.exe. The WDK declares it `extern POBJECT_TYPE
+// *PsThreadType;` (the import address table slot under its bare name, read as
+// `*PsThreadType`), and wdk-sys copies that. Declared here as a dllimport of
+// the variable itself, it is read through `__imp_PsThreadType`, which the
+// import library defines whatever kind of export it marks it.
 #[cfg_attr(not(test), link(name = "ntoskrnl"))]
 unsafe extern "C" {
-    /// `PsThreadType`: points to the object type of thread objects.
-    static PsThreadType: *mut POBJECT_TYPE;
+    /// `PsThreadType`: the object type of thread objects.
+    static PsThreadType: POBJECT_TYPE;
 }
 
 /// `KernelMode` as the `KPROCESSOR_MODE` the wait and reference routines take.
@@ -125,13 +129,17 @@ pub struct SyncResources {
 ///
 /// # Safety
 ///
-/// `mutex` points to an initialised `FAST_MUTEX`; IRQL `PASSIVE_LEVEL`.
+/// `mutex` points to an initialised `FAST_MUTEX` in nonpaged memory, which
+/// the current thread does not hold (fast mutexes are not recursive); IRQL
+/// `PASSIVE_LEVEL`.
 unsafe fn acquire(mutex: PFAST_MUTEX) {
     // SAFETY: no precondition beyond IRQL <= APC_LEVEL, which the caller
     // guarantees.
     unsafe { KeEnterCriticalRegion() };
-    // SAFETY: normal kernel APCs are disabled (critical region) and `mutex`
-    // is initialised, as ExAcquireFastMutexUnsafe requires.
+    // SAFETY: normal kernel APCs are disabled (critical region), and `mutex`
+    // is an initialised FAST_MUTEX in nonpaged memory that this thread does
+    // not own already (the caller's contract), as ExAcquireFastMutexUnsafe
+    // requires.
     unsafe { ExAcquireFastMutexUnsafe(mutex) };
 }
 
@@ -149,21 +157,33 @@ unsafe fn release(mutex: PFAST_MUTEX) {
     unsafe { KeLeaveCriticalRegion() };
 }
 
-/// Logs a failure and its `NTSTATUS` with `DbgPrint` (the seed ignores every
-/// status and logs nothing). The format is a C string literal whose
+/// Logs a failure and its `NTSTATUS` with `DbgPrintEx` (the seed ignores every
+/// status and logs nothing), as an error of the component for independent
+/// drivers: plain `DbgPrint` is an info-level message, which the kernel's
+/// default debug filter drops. The format is a C string literal whose
 /// conversions match the arguments.
 macro_rules! log_failure {
     ($format:literal $(, $argument:expr)* $(,)?) => {
         // SAFETY: a NUL-terminated format whose conversions (%ws: a
         // NUL-terminated wide string, %08x: a 32-bit value) match the
-        // arguments. DbgPrint formats %ws only at PASSIVE_LEVEL, where every
-        // caller in this driver runs.
-        let _ = unsafe { DbgPrint($format.as_ptr(), $($argument),*) };
+        // arguments. Unicode conversions are formatted only at PASSIVE_LEVEL,
+        // where every caller in this driver runs.
+        let _ = unsafe {
+            DbgPrintEx(IHV_DRIVER, DPFLTR_ERROR_LEVEL, $format.as_ptr(), $($argument),*)
+        };
     };
 }
 
+/// `DPFLTR_IHVDRIVER_ID`: the debug-output component of independent drivers.
+#[allow(clippy::cast_sign_loss, reason = "DPFLTR_IHVDRIVER_ID is 77")]
+const IHV_DRIVER: ULONG = DPFLTR_IHVDRIVER_ID as ULONG;
+
 /// `FileCreationThread`: takes the `FAST_MUTEX` once, writes 1000 files of 100
 /// lines each into `C:\Temp`, gives the mutex back, and sets `files_created`.
+///
+/// The C declares it `NTSTATUS FileCreationThread(PVOID)` and passes it as a
+/// `KSTART_ROUTINE`, which returns `VOID`; here it has the `KSTART_ROUTINE`
+/// signature.
 ///
 /// # Safety
 ///
@@ -188,7 +208,7 @@ unsafe extern "C" fn file_creation_thread(context: PVOID) {
     unsafe { acquire(file_mutex) };
 
     for i in 0..FILE_COUNT {
-        // RtlStringCchPrintfW's status is not checked: the buffer always fits.
+        // The C ignores RtlStringCchPrintfW's status; the buffer always fits.
         let _ = rtl_string_cch_printf_w(&mut file_path_buffer, &TEMP_FILE_PREFIX, i, &TXT_SUFFIX);
         // SAFETY: `file_path_buffer` is NUL-terminated by the call above and
         // outlives every use of `uni_file_path` in this iteration.
@@ -324,8 +344,7 @@ unsafe extern "C" fn file_move_thread(context: PVOID) {
         let mut new_file_path = UNICODE_STRING::default();
         // SAFETY: both buffers are NUL-terminated and outlive the strings.
         unsafe { RtlInitUnicodeString(&raw mut old_file_path, old_file_path_buffer.as_ptr()) };
-        // SAFETY: as above. Like the seed, this string is initialised and not
-        // used: the rename takes the buffer.
+        // SAFETY: as above. The C initialises this string and never uses it.
         unsafe { RtlInitUnicodeString(&raw mut new_file_path, new_file_path_buffer.as_ptr()) };
 
         let mut obj_attributes = initialize_object_attributes(
@@ -349,8 +368,8 @@ unsafe extern "C" fn file_move_thread(context: PVOID) {
         };
 
         if nt_success(status) {
-            // The seed copies the name into a one-WCHAR FILE_RENAME_INFORMATION
-            // on its stack (a buffer overflow); RenameBuffer has room for it.
+            // The C copies the name into a one-WCHAR FILE_RENAME_INFORMATION on
+            // its stack (a buffer overflow); RenameBuffer has room for it.
             let mut rename_info = RenameBuffer::new();
             let length = rename_info.fill(&new_file_path_buffer);
 
@@ -435,9 +454,9 @@ unsafe extern "C" fn unload_driver(driver_object: PDRIVER_OBJECT) {
 /// IRQL `PASSIVE_LEVEL`.
 unsafe fn reference_thread(thread_handle: HANDLE) -> PVOID {
     let mut thread: PVOID = null_mut();
-    // SAFETY: reads the kernel's PsThreadType variable, initialised at boot
-    // and never written afterwards.
-    let thread_type = unsafe { *PsThreadType };
+    // SAFETY: reads the kernel's PsThreadType variable (through its import
+    // slot), initialised at boot and never written afterwards.
+    let thread_type = unsafe { PsThreadType };
     // SAFETY: a valid kernel handle to a thread, of that type; `thread` is a
     // live local.
     let status = unsafe {
@@ -525,8 +544,10 @@ pub unsafe extern "system" fn driver_entry(
     let mut thread_handle1: HANDLE = null_mut();
     let mut thread_handle2: HANDLE = null_mut();
 
+    // The thread routines have the KSTART_ROUTINE signature (the C casts
+    // routines that return NTSTATUS).
     // SAFETY: the routine's context, the device extension, is initialised and
-    // lives until unload; DriverEntry runs at PASSIVE_LEVEL.
+    // outlives the thread (unload waits for it); PASSIVE_LEVEL.
     status = unsafe {
         PsCreateSystemThread(
             &raw mut thread_handle1,

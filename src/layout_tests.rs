@@ -115,6 +115,11 @@ fn constants_match_the_wdk() {
     assert_eq!(SynchronizationEvent, win_kernel::SynchronizationEvent);
     assert_eq!(wdk_sys::_EVENT_TYPE::NotificationEvent, win_kernel::NotificationEvent);
     assert_eq!(wdk_sys::IO_NO_INCREMENT, 0, "wdm.h: #define IO_NO_INCREMENT 0");
+    // Not in windows-sys: the values of dpfilter.h, which Microsoft's "Reading
+    // and Filtering Debugging Messages" page lists (IHV drivers: component
+    // 77; DPFLTR_ERROR_LEVEL 0 is shown whatever the filter mask).
+    assert_eq!(wdk_sys::_DPFLTR_TYPE::DPFLTR_IHVDRIVER_ID, 77);
+    assert_eq!(wdk_sys::DPFLTR_ERROR_LEVEL, 0);
     assert_eq!(wdk_sys::FM_LOCK_BIT, wdk_services::FM_LOCK_BIT);
     assert_eq!(wdk_sys::FILE_DEVICE_UNKNOWN, win_ioctl::FILE_DEVICE_UNKNOWN);
     assert_eq!(wdk_sys::FILE_DEVICE_SECURE_OPEN, wdk_services::FILE_DEVICE_SECURE_OPEN);

@@ -101,8 +101,10 @@ unsafe extern "C" fn file_creation_thread(context: PVOID) {
     unsafe { ExAcquireFastMutex(file_mutex) };
 
     // Attempt to acquire the FAST_MUTEX recursively
-    // SAFETY: as above; this thread owns the mutex, so the call waits for
-    // itself forever: the deadlock the seed demonstrates.
+    // SAFETY: the mutex is valid as above, but this thread already owns it and
+    // runs at APC_LEVEL since the first call: the C breaks ExAcquireFastMutex's
+    // rule here on purpose, and the call waits for itself forever (the
+    // deadlock the seed demonstrates).
     unsafe { ExAcquireFastMutex(file_mutex) };
 
     for i in 0..FILE_COUNT {
@@ -256,7 +258,10 @@ unsafe extern "C" fn file_move_thread(context: PVOID) {
 unsafe extern "C" fn unload_driver(driver_object: PDRIVER_OBJECT) {
     // SAFETY: the I/O manager passes a valid driver object.
     let device_object = unsafe { (*driver_object).DeviceObject };
-    // SAFETY: the device driver_entry created, not deleted yet.
+    // The C deletes the device while both threads still wait on the mutex in
+    // its extension (they are never woken, and their code is unmapped next).
+    // SAFETY: the device driver_entry created, not deleted yet; what the
+    // waiting threads do with it afterwards is the C's defect, kept.
     unsafe { IoDeleteDevice(device_object) };
 }
 
@@ -316,7 +321,8 @@ pub unsafe extern "system" fn driver_entry(
     // The thread routines have the KSTART_ROUTINE signature (the C casts
     // routines that return NTSTATUS).
     // SAFETY: the routine's context, the device extension, is initialised and
-    // lives until unload; DriverEntry runs at PASSIVE_LEVEL.
+    // lives until unload deletes the device (which the C does under the
+    // threads); PASSIVE_LEVEL.
     status = unsafe {
         PsCreateSystemThread(
             &raw mut thread_handle1,

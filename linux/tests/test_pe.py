@@ -12,8 +12,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import capstone
 import pefile
 import pytest
+from capstone import x86
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT = REPO / "out" / "TestDriver.sys"
@@ -33,7 +35,7 @@ SEED_IMPORTS = {
 FIXED_IMPORTS = (SEED_IMPORTS - {"ExAcquireFastMutex", "ExReleaseFastMutex"}) | {
     "KeEnterCriticalRegion", "ExAcquireFastMutexUnsafe", "ExReleaseFastMutexUnsafe",
     "KeLeaveCriticalRegion", "KeSetEvent", "ObReferenceObjectByHandle", "PsThreadType",
-    "KeWaitForSingleObject", "ObfDereferenceObject", "DbgPrint",
+    "KeWaitForSingleObject", "ObfDereferenceObject", "DbgPrintEx",
 }
 # Compiler helpers ntoskrnl.exe exports, which the port's code may call.
 RUNTIME_IMPORTS = {"memcpy", "memset", "memmove", "memcmp"}
@@ -110,20 +112,37 @@ def test_the_fixed_build_never_takes_the_raising_fast_mutex():
     assert {"ExAcquireFastMutex", "ExReleaseFastMutex"}.isdisjoint(names)
 
 
-def test_ps_thread_type_is_imported_as_data_through_the_iat():
-    """The fixed driver reads *PsThreadType through its import address table
-    entry (`__imp_PsThreadType`), as MSVC links a dllimport variable: the code
-    loads the IAT slot, never calls it."""
+def test_ps_thread_type_is_read_once_through_its_import_slot():
+    """The fixed driver passes the value of the kernel's `POBJECT_TYPE
+    PsThreadType` as ObReferenceObjectByHandle's ObjectType (r8): one load of
+    the import address table slot (the variable's address), one load of the
+    variable, nothing more. A third load would pass the first bytes of the
+    OBJECT_TYPE instead, the call would fail with STATUS_OBJECT_TYPE_MISMATCH,
+    and unload would not wait for the threads."""
     pe = load(FIXED)
     entry = next(e for e in pe.DIRECTORY_ENTRY_IMPORT if e.dll.decode().lower() == "ntoskrnl.exe")
     slot = next(imp.address for imp in entry.imports if imp.name == b"PsThreadType")
     text = next(s for s in pe.sections if s.Name.rstrip(b"\0") == b".text")
-    code = text.get_data()
-    base = pe.OPTIONAL_HEADER.ImageBase + text.VirtualAddress
-    # mov reg, qword ptr [rip + disp32]: REX.W 8B /r with ModRM mod=00 rm=101.
-    loads = [
-        i for i in range(len(code) - 7)
-        if code[i] in (0x48, 0x4C) and code[i + 1] == 0x8B and code[i + 2] & 0xC7 == 0x05
-        and base + i + 7 + int.from_bytes(code[i + 3:i + 7], "little", signed=True) == slot
-    ]
-    assert loads, f"no RIP-relative load of the PsThreadType IAT slot {slot:#x}"
+    md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
+    md.detail = True
+    code = list(md.disasm(text.get_data(), pe.OPTIONAL_HEADER.ImageBase + text.VirtualAddress))
+
+    def loads_from(insn, base, disp=None):
+        if insn.mnemonic != "mov" or len(insn.operands) != 2:
+            return None
+        dst, src = insn.operands
+        if src.type != x86.X86_OP_MEM or src.mem.base != base or src.mem.index != 0:
+            return None
+        if disp is not None and (insn.address + insn.size + src.mem.disp if base == x86.X86_REG_RIP
+                                 else src.mem.disp) != disp:
+            return None
+        return dst.reg
+
+    reads = [k for k, insn in enumerate(code) if loads_from(insn, x86.X86_REG_RIP, slot)]
+    assert len(reads) == 2, "one read of PsThreadType per thread started"
+    for k in reads:
+        address_reg = loads_from(code[k], x86.X86_REG_RIP, slot)
+        value_reg = loads_from(code[k + 1], address_reg, 0)
+        assert value_reg == x86.X86_REG_R8, f"{code[k + 1].mnemonic} {code[k + 1].op_str}"
+        assert not any(loads_from(insn, x86.X86_REG_R8) for insn in code[k + 2:k + 8]), \
+            "r8 (the object type) dereferenced again"
