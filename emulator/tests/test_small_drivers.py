@@ -90,3 +90,20 @@ def test_fault_in_unload_after_a_deadlock_shows_both(cdriver, tmp_path):
     assert text.index("*** DRIVER FAULT (page_fault)") < text.index("*** DEADLOCK (when DriverUnload was called")
     assert "DriverUnload fault_in_unload!Unload: did NOT return: it faulted (the DRIVER FAULT above)" in text
     assert "after_unload" not in text  # no pointer to a key the report does not have
+
+
+# ------------------------------------------------------------------ fast mutex arithmetic as Windows does it
+
+def test_release_without_acquire_corrupts_the_mutex_and_the_next_acquire_hangs(cdriver, tmp_path):
+    """Windows adds 1 to Count on release whatever it was: 1 (free) becomes 0 (taken, no owner) and
+    the gate is signalled; the next acquire counts itself a waiter (4), takes the stray signal,
+    retries (6) and waits for ever."""
+    code, rep = run_cli([cdriver("release_unowned")], tmp_path)
+    assert (code, rep["outcome"]) == (3, "deadlock")
+    assert [p["text"] for p in rep["dbgprint"]] == ["released without acquiring; IRQL now 0\n"]
+    rules = [v["rule"] for v in rep["verifier"]]
+    assert rules == ["fast_mutex_release_not_acquired"]
+    [fm] = rep["deadlock"]["fast_mutexes"]
+    assert (fm["Count"], fm["Owner"], fm["Contention"], fm["Event"]["SignalState"]) == (6, "0x0", 1, 0)
+    [w] = rep["deadlock"]["waits"]
+    assert w["why"] == "the FAST_MUTEX has no owner, yet no thread will release it"

@@ -14,6 +14,7 @@ ex = Component("ex")
 # FAST_MUTEX (x64): Count LONG +0x0, Owner +0x8, Contention ULONG +0x10, Event KEVENT +0x18, OldIrql +0x30
 FM_LOCK_BIT, FM_LOCK_WAITER_WOKEN, FM_LOCK_WAITER_INC = 1, 2, 4
 FAST_MUTEX_SIZE = 0x38
+FM_GATE = 0x1C  # Event.Header.SignalState: the gate waiters sleep on
 POOL_BASE, POOL_SIZE = 0xFFFF9709AD000000, 0x200000
 
 
@@ -30,6 +31,33 @@ def _count(k, fm: int) -> int:
     return struct.unpack("<i", k.mem(fm, 4))[0]
 
 
+def _own(k, t: KThread, fm: int, old_irql: int, unsafe: bool, site: int) -> None:
+    k.w64(fm + 8, t.ethread)
+    if not unsafe:
+        k.w32(fm + 0x30, old_irql)
+    t.acquires.append((fm, site))
+    t.held.append(fm)
+
+
+def _wait_loop(k, fm: int, woken: bool) -> bool:
+    """Windows' contended acquire (the guarded-mutex algorithm FAST_MUTEX uses since Windows 8):
+    if the lock bit is set, take it; else count this thread as a waiter and sleep on the gate (the
+    KEVENT inside the FAST_MUTEX). A woken thread retries with the waiter-woken bit to clear.
+    True: acquired. False: the thread must sleep (the gate is not signalled)."""
+    remove, add = (FM_LOCK_BIT | FM_LOCK_WAITER_WOKEN, FM_LOCK_WAITER_WOKEN) if woken else (FM_LOCK_BIT,
+                                                                                          FM_LOCK_WAITER_INC)
+    while True:
+        count = _count(k, fm)
+        if count & FM_LOCK_BIT:
+            k.w32(fm, count ^ remove)
+            return True
+        k.w32(fm, count + add)
+        if k.u32(fm + FM_GATE) == 0:
+            return False
+        k.w32(fm + FM_GATE, 0)  # a signal no waiter took: the wait ends at once, and the thread retries
+        remove, add = FM_LOCK_BIT | FM_LOCK_WAITER_WOKEN, FM_LOCK_WAITER_WOKEN
+
+
 def acquire(k, fm: int, unsafe: bool, fn: str):
     t = k.sched.current
     site = k.ret_site()
@@ -40,15 +68,11 @@ def acquire(k, fm: int, unsafe: bool, fn: str):
                     f"{fn} called with normal kernel APCs enabled (needs KeEnterCriticalRegion or APC_LEVEL)", site, t)
     old_irql = t.irql
     count = _count(k, fm)
-    if count & 1:
-        k.w32(fm, count & ~1)
-        k.w64(fm + 8, t.ethread)
-        if not unsafe:
-            k.w32(fm + 0x30, old_irql)
-            if t.irql < APC_LEVEL:
-                set_irql(k, t, APC_LEVEL)
-        t.acquires.append((fm, site))
-        t.held.append(fm)
+    if count & FM_LOCK_BIT:  # InterlockedBitTestAndReset(&Count, 0)
+        k.w32(fm, count & ~FM_LOCK_BIT)
+        _own(k, t, fm, old_irql, unsafe, site)
+        if not unsafe and t.irql < APC_LEVEL:
+            set_irql(k, t, APC_LEVEL)
         return None
     owner = k.u64(fm + 8)
     if owner == t.ethread:
@@ -63,11 +87,13 @@ def acquire(k, fm: int, unsafe: bool, fn: str):
                 f"at {k.fmt_sym(site)}", t)
     if count < 0 or count > 0x10000:
         k.violation("fast_mutex_not_initialized", f"{fn} on FAST_MUTEX {fm:#x} with Count={count}", site, t)
-    # contended: the waiter is counted in Count and Contention, and waits at APC_LEVEL
+    # contended: counted in Contention, and as a waiter in Count; the waiter is at APC_LEVEL
     if not unsafe and t.irql < APC_LEVEL:
         set_irql(k, t, APC_LEVEL)
-    k.w32(fm, count + FM_LOCK_WAITER_INC)
     k.w32(fm + 0x10, k.u32(fm + 0x10) + 1)
+    if _wait_loop(k, fm, False):
+        _own(k, t, fm, old_irql, unsafe, site)
+        return None
     k.mutex_waiters.setdefault(fm, []).append(t)
     k.event(f"{t.name} waits for FAST_MUTEX {fm:#x} (owner {owner:#x}) at {k.fmt_sym(site)}", t)
     return block(k, t, "mutex", "WrFastMutex", fm, "nt!" + fn, old_irql=old_irql, unsafe=unsafe)
@@ -75,37 +101,33 @@ def acquire(k, fm: int, unsafe: bool, fn: str):
 
 def make_retry(k):
     def retry(t: KThread) -> bool:
-        """A woken waiter tries again (it runs before the thread continues)."""
+        """A woken waiter tries again (it runs before the thread continues); False: it waits again."""
         w = t.last_wait
-        fm = w.obj
-        count = _count(k, fm)
-        if count & 1:
-            count &= ~1
-            count &= ~FM_LOCK_WAITER_WOKEN
-            k.w32(fm, count)
-            k.w64(fm + 8, t.ethread)
-            if not w.unsafe:
-                k.w32(fm + 0x30, w.old_irql)
-            t.acquires.append((fm, w.ret_addr))
-            t.held.append(fm)
+        if _wait_loop(k, w.obj, True):
+            _own(k, t, w.obj, w.old_irql, w.unsafe, w.ret_addr)
             return True
-        # lost the race: wait again
-        k.w32(fm, (count & ~FM_LOCK_WAITER_WOKEN) + FM_LOCK_WAITER_INC)
-        k.mutex_waiters.setdefault(fm, []).append(t)
+        k.mutex_waiters.setdefault(w.obj, []).append(t)
         t.wait, t.state = w, "Waiting"
         return False
     return retry
 
 
 def release(k, fm: int, unsafe: bool, fn: str):
+    """Windows' release: Count += 1 (InterlockedExchangeAdd of the lock bit, whatever Count was);
+    if there were waiters and none was being woken, one waiter's count becomes the woken bit and
+    the gate is signalled: a waiting thread is woken, or, with none waiting, the gate stays
+    signalled. So a release of a mutex that is not acquired corrupts Count (1 becomes 0: taken,
+    with no owner) and the next acquire waits for ever, as on Windows."""
     t = k.sched.current
     site = k.ret_site()
     if k.freed:
         k.check_freed(fm, FAST_MUTEX_SIZE, fn)
     owner = k.u64(fm + 8)
-    count = _count(k, fm)
-    if count & 1:
-        k.violation("fast_mutex_release_not_acquired", f"{fn} on FAST_MUTEX {fm:#x} that is not acquired", site, t)
+    old = _count(k, fm)
+    if old & FM_LOCK_BIT:
+        k.violation("fast_mutex_release_not_acquired",
+                    f"{fn} on FAST_MUTEX {fm:#x} that is not acquired (Count {old}: Windows adds 1 all the same, "
+                    "and the mutex is left taken with no owner)", site, t)
     elif owner != t.ethread:
         k.violation("fast_mutex_release_not_owner",
                     f"{fn} on FAST_MUTEX {fm:#x} owned by {owner:#x}, not by the caller", site, t)
@@ -113,14 +135,17 @@ def release(k, fm: int, unsafe: bool, fn: str):
         k.violation("fast_mutex_release_irql", f"{fn} at {irql_name(t.irql)}: must be called at APC_LEVEL", site, t)
     old_irql = k.u32(fm + 0x30)
     k.w64(fm + 8, 0)
-    count = count | 1
-    waiters = k.mutex_waiters.get(fm)
-    if waiters and not count & FM_LOCK_WAITER_WOKEN and count >= FM_LOCK_WAITER_INC:
-        count = count - FM_LOCK_WAITER_INC + FM_LOCK_WAITER_WOKEN
-        w = waiters.pop(0)
-        k.sched.wake(w, 0, k.fm_retry)
-        k.event(f"{t.name} releases FAST_MUTEX {fm:#x}, wakes {w.name}", t)
-    k.w32(fm, count)
+    new = old + FM_LOCK_BIT
+    if old != 0 and not old & FM_LOCK_WAITER_WOKEN:
+        new += FM_LOCK_WAITER_WOKEN - FM_LOCK_WAITER_INC
+        waiters = k.mutex_waiters.get(fm)
+        if waiters:
+            w = waiters.pop(0)
+            k.sched.wake(w, 0, k.fm_retry)
+            k.event(f"{t.name} releases FAST_MUTEX {fm:#x}, wakes {w.name}", t)
+        else:
+            k.w32(fm + FM_GATE, 1)
+    k.w32(fm, new)
     if fm in t.held:
         t.held.remove(fm)
     if not unsafe:

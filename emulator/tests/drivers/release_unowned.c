@@ -1,0 +1,30 @@
+/* A worker releases a fast mutex it never acquired (at APC_LEVEL, as ExReleaseFastMutex wants),
+ * then acquires it. */
+#include <ntddk.h>
+
+static FAST_MUTEX g_mutex;
+
+static VOID NTAPI Worker(PVOID context)
+{
+    KIRQL old;
+    UNREFERENCED_PARAMETER(context);
+    KeRaiseIrql(APC_LEVEL, &old);
+    ExReleaseFastMutex(&g_mutex);
+    DbgPrint("released without acquiring; IRQL now %d\n", KeGetCurrentIrql());
+    ExAcquireFastMutex(&g_mutex);
+    DbgPrint("acquired\n");
+    ExReleaseFastMutex(&g_mutex);
+}
+
+NTSTATUS NTAPI DriverEntry(PDRIVER_OBJECT driver, PUNICODE_STRING path)
+{
+    HANDLE thread;
+    NTSTATUS status;
+    UNREFERENCED_PARAMETER(driver);
+    UNREFERENCED_PARAMETER(path);
+    ExInitializeFastMutex(&g_mutex);
+    status = PsCreateSystemThread(&thread, THREAD_ALL_ACCESS, NULL, NULL, NULL, Worker, NULL);
+    if (NT_SUCCESS(status))
+        ZwClose(thread);
+    return status;
+}
