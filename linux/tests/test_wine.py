@@ -1,0 +1,322 @@
+"""TestDriver.sys under Wine: loaded by sc.exe into winedevice.exe, on real threads and files.
+
+One throwaway prefix serves the whole session (linux/winerun.py makes it and
+removes it). The default build is started once: it must reach RUNNING, write
+nothing, and leave its threads blocked in ExAcquireFastMutex at the return
+addresses tdemu reports; `sc stop` is then observed. The fixed build is
+started several times in a row: each run must end with NewFile_0..999.txt
+(1500 bytes of "Hello, World!\\r\\n" x 100) in C:\\Temp2 and C:\\Temp empty,
+whatever order Wine's scheduler gives the two threads; half the runs are
+stopped with `sc stop` right after `sc start`, while the threads still work.
+
+What is asserted is behaviour Wine really has: files, service states, thread
+stacks, what `sc stop` does. Not FAST_MUTEX fields: Wine's ExAcquireFastMutex
+decrements Count and never writes Owner, Contention or OldIrql.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "linux"))
+import winerun as W  # noqa: E402
+
+BUILDS = {"default": REPO / "out" / "TestDriver.sys", "fixed": REPO / "out" / "fixed" / "TestDriver.sys"}
+# Runs of the fixed build in one session: even runs complete on their own,
+# odd runs are stopped right after sc start. ~1.2 s each (measured).
+FIXED_RUNS = 10
+SETTLE = 2.0  # seconds the folders must stay unchanged before the default build is looked at
+# The thread routines, whatever module path the symbols give them (TestDriver::seed::file_move_thread).
+CREATION, MOVE = "file_creation_thread", "file_move_thread"
+
+
+@pytest.fixture(scope="session")
+def builds(tmp_path_factory) -> dict[str, Path]:
+    """Private copies of both builds (.sys, .pdb, .map), so a rebuild during the session changes nothing."""
+    out = {}
+    for name, sys_path in BUILDS.items():
+        if not sys_path.is_file():
+            pytest.fail(f"{sys_path} is missing: run linux/build.sh (and linux/build.sh --fixed) first")
+        d = tmp_path_factory.mktemp(name)
+        for suffix in (".sys", ".pdb", ".map"):
+            src = sys_path.with_suffix(suffix)
+            if src.is_file():
+                shutil.copy2(src, d / src.name)
+        out[name] = d / sys_path.name
+    return out
+
+
+@pytest.fixture(scope="session")
+def prefix():
+    if not W.WINE64.exists():
+        pytest.fail(f"{W.WINE64} is missing: install Wine (source linux/env.sh; ensure_debian_packages wine)")
+    p = W.Prefix()
+    try:
+        p.create()
+        yield p
+    finally:
+        p.close()
+        assert not p.root.exists(), f"{p.root} was not removed"
+
+
+def recreate_service(prefix: W.Prefix, sys_path: Path) -> None:
+    prefix.sc("stop", W.SERVICE)
+    prefix.sc("delete", W.SERVICE)
+    prefix.install(sys_path)
+    r = prefix.sc("create", W.SERVICE, "type=", "kernel", "binPath=", W.BIN_PATH, retry=W.SC_NOT_READY)
+    assert r.returncode == 0, f"sc create: {r.describe_error()}\n{r.stderr}"
+    prefix.clear_folders()
+
+
+@dataclass
+class Stopped:
+    """What `sc stop` did."""
+
+    result: W.Result
+    unload_logged: bool
+    host_exited: bool | None
+    files_before: W.Files | None = None
+    files_after: W.Files | None = None
+
+
+def stop_service(prefix: W.Prefix, host_pid: int | None) -> Stopped:
+    mark = len(prefix.log())
+    before = prefix.files()
+    r = prefix.sc("stop", W.SERVICE, timeout=90)
+    after = prefix.files()
+    unloaded = any("Unloaded module" in line for line in prefix.driver_log(mark))
+    exited = W.wait_processes_gone(prefix, {host_pid}, 10) if host_pid is not None else None
+    return Stopped(r, unloaded, exited, before, after)
+
+
+@dataclass
+class DefaultRun:
+    run: W.Run
+    load_lines: list[str]
+    stop: Stopped
+    services_after_stop: int | None
+    delete: W.Result
+    query_after_delete: W.Result
+
+
+@pytest.fixture(scope="session")
+def default_run(prefix, builds) -> DefaultRun:
+    recreate_service(prefix, builds["default"])
+    mark = len(prefix.log())
+    run = W.run_once(prefix, settle=SETTLE, wait=SETTLE * 3)
+    loaded = [line for line in prefix.driver_log(mark) if "Loaded" in line]
+    stop = stop_service(prefix, run.host_pid)
+    services = prefix.query("PlugPlay")[0]
+    delete = prefix.sc("delete", W.SERVICE)
+    return DefaultRun(run, loaded, stop, services, delete, prefix.query()[1])
+
+
+@dataclass
+class FixedRuns:
+    runs: list[W.Run] = field(default_factory=list)  # even runs: left to finish
+    stops: list[Stopped] = field(default_factory=list)  # odd runs: sc stop right after sc start
+    natural_stops: list[Stopped] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+@pytest.fixture(scope="session")
+def fixed_runs(prefix, builds) -> FixedRuns:
+    recreate_service(prefix, builds["fixed"])
+    result = FixedRuns()
+    t0 = time.monotonic()
+    for i in range(FIXED_RUNS):
+        prefix.clear_folders()
+        detail = i < 2  # threads and host process are looked at in the first two runs only (winedbg)
+        if i % 2 == 0:
+            run = W.run_once(prefix, settle=SETTLE, wait=30, stacks=detail)
+            result.runs.append(run)
+            result.natural_stops.append(stop_service(prefix, run.host_pid))
+        else:
+            hosts = prefix.winedevice_pids() if detail else set()
+            start, _ = W.start_service(prefix)
+            assert W.state_of(start.stdout) == 4, f"run {i}: sc start: {start.describe_error()}\n{start.stdout}"
+            new = prefix.winedevice_pids() - hosts if detail else set()
+            result.stops.append(stop_service(prefix, new.pop() if len(new) == 1 else None))
+    result.seconds = time.monotonic() - t0
+    prefix.sc("delete", W.SERVICE)
+    return result
+
+
+def tdemu_report(sys_path: Path, order: str) -> dict:
+    env = dict(os.environ, PYTHONPATH=str(REPO / "emulator"))
+    p = subprocess.run([sys.executable, "-m", "tdemu", "run", str(sys_path), "--json", "--no-report",
+                        "--order", order], capture_output=True, text=True, env=env, timeout=300)
+    assert p.returncode == 3, f"tdemu did not report the deadlock (exit {p.returncode}): {p.stderr[-2000:]}"
+    return json.loads(p.stdout)
+
+
+def role(function: str | None) -> str | None:
+    """CREATION or MOVE for a thread routine's symbol, else the symbol."""
+    name = (function or "").split("!")[-1]
+    return next((r for r in (CREATION, MOVE) if name.endswith("::" + r) or name == r), function)
+
+
+def by_function(stacks: list[W.Stack]) -> dict[str, W.Stack]:
+    return {role(s.thread_function): s for s in stacks}
+
+
+# -- default build -----------------------------------------------------------------
+
+
+def test_default_build_loads_natively_and_reaches_running(default_run):
+    run = default_run.run
+    assert W.state_of(run.start.stdout) == 4, run.start.stdout + run.start.stderr
+    assert run.state == 4, "the service left RUNNING while its threads were blocked"
+    assert default_run.load_lines, "winedevice.exe logged no load of TestDriver.sys"
+    assert re.search(r'Loaded L".*\\\\drivers\\\\TestDriver\.sys" at [0-9A-F]{16}: native',
+                     default_run.load_lines[0]), default_run.load_lines[0]
+
+
+def test_default_build_writes_nothing(default_run):
+    files = default_run.run.files
+    assert files.temp == {} and files.temp2 == {}, files.summary()
+    assert default_run.run.last_file_seconds is None
+
+
+def test_default_build_threads_blocked_in_exacquirefastmutex(default_run):
+    run = default_run.run
+    threads = by_function(run.stacks)
+    assert run.outcome == "deadlock"
+    # FileCreationThread always ends in its second acquire. FileMoveThread waits behind it, or, when the
+    # scheduler ran it first, found no file, released the mutex and ended (tdemu's --order move).
+    assert CREATION in threads, f"no thread in {CREATION}: {list(threads)}"
+    assert set(threads) <= {CREATION, MOVE}, list(threads)
+    assert run.blocked == run.stacks, "a driver thread is somewhere else than ExAcquireFastMutex"
+    for s in run.stacks:
+        called = s.called_routine()
+        assert called is not None and called.function == "ExAcquireFastMutex" and called.module == "ntoskrnl"
+        # The wait is Wine's: KeWaitForSingleObject on the mutex's event, below ExAcquireFastMutex.
+        assert any(f.function == "KeWaitForSingleObject" for f in s.frames if f.index < called.index)
+        assert s.pid == run.stacks[0].pid, "the two threads are not in the same winedevice.exe"
+
+
+def test_default_build_stacks_are_named_from_the_pdb(default_run):
+    for s in default_run.run.stacks:
+        drv = s.driver_frame()
+        assert drv.module == W.DRIVER_MODULE
+        assert drv.offset is not None and drv.source and drv.source.split(":")[0].endswith(".rs"), drv
+
+
+def test_blocked_return_addresses_equal_tdemus(default_run, builds):
+    run = default_run.run
+    wine = by_function(run.stacks)
+    order = "creation" if MOVE in wine else "move"
+    report = tdemu_report(builds["default"], order)
+    tdemu = {role(t["name"]): t for t in report["threads"] if t["kind"] == "driver" and t["state"] == "Waiting"}
+    assert set(tdemu) == set(wine), f"blocked threads: tdemu {sorted(tdemu)}, Wine {sorted(wine)} ({order} first)"
+    wine_base = int(re.search(r" at ([0-9A-F]{16}): native", default_run.load_lines[0]).group(1), 16)
+    tdemu_base = int(report["driver"]["image_base"], 16)
+    for name, s in wine.items():
+        drv = s.driver_frame()
+        emulated = tdemu[name]
+        assert drv.address - wine_base == int(emulated["return_address"], 16) - tdemu_base, (
+            f"{name}: Wine returns to 0x{drv.address:x}, tdemu to {emulated['return_address']}")
+        assert emulated["call_site"] == f"TestDriver!{drv.name}", (emulated["call_site"], drv.name)
+        assert emulated["wait_function"] == "nt!ExAcquireFastMutex"
+
+
+def test_sc_stop_of_the_deadlocked_build(default_run):
+    """Wine runs DriverUnload (IoDeleteDevice), unloads the image under the two blocked threads, reports
+    STOPPED at once, and ends the winedevice.exe that hosted them; the service manager keeps working.
+    (On Windows this unload is the use-after-free the README warns about.)"""
+    stop = default_run.stop
+    assert stop.result.returncode == 0 and W.state_of(stop.result.stdout) == 1, stop.result.stdout
+    assert stop.result.seconds < 10
+    assert stop.unload_logged, "no 'Unloaded module ...TestDriver.sys' after sc stop"
+    assert default_run.run.host_pid is not None, "the winedevice.exe made for TestDriver.sys was not found"
+    assert stop.host_exited, "the winedevice.exe with the blocked threads is still running"
+    assert stop.files_after.temp == {} and stop.files_after.temp2 == {}
+    assert default_run.services_after_stop == 4, "services.exe no longer answers after sc stop"
+    assert default_run.delete.returncode == 0, default_run.delete.describe_error()
+    assert default_run.query_after_delete.error == 1060
+
+
+# -- fixed build ---------------------------------------------------------------------
+
+
+def test_fixed_build_moves_the_1000_files_in_every_run(fixed_runs, prefix):
+    results = []
+    for i, run in enumerate(fixed_runs.runs):
+        results.append(f"run {2 * i}: {run.files.summary()}")
+    for i, stop in enumerate(fixed_runs.stops):
+        results.append(f"run {2 * i + 1} (stopped at once): {stop.files_after.summary()}")
+    bad = [r for r, ok in zip(results, [r.files.moved_ok() for r in fixed_runs.runs]
+                              + [s.files_after.moved_ok() for s in fixed_runs.stops]) if not ok]
+    assert not bad, "not NewFile_0..999.txt of 1500 bytes in C:\\Temp2 with C:\\Temp empty:\n" + "\n".join(bad)
+    print(f"\n{FIXED_RUNS} fixed-build runs under Wine in {fixed_runs.seconds:.1f} s")
+
+
+def test_fixed_build_writes_the_seeds_bytes(fixed_runs, prefix):
+    # The folders hold the last run's files.
+    assert prefix.files().moved_ok()
+    assert prefix.file_data_ok(), "a file in C:\\Temp2 does not hold 'Hello, World!\\r\\n' x 100"
+
+
+def test_fixed_build_completes_and_its_threads_end(fixed_runs):
+    first = fixed_runs.runs[0]
+    assert W.state_of(first.start.stdout) == 4
+    assert first.last_file_seconds is not None and first.last_file_seconds < 30
+    assert first.stacks == [], "a thread is still in TestDriver.sys after the 1000 files were moved"
+    assert first.outcome == "completed"
+    assert all(r.last_file_seconds is not None for r in fixed_runs.runs)
+
+
+def test_sc_stop_of_the_fixed_build_waits_for_the_threads(fixed_runs):
+    """sc stop right after sc start: DriverUnload waits for both threads, so when sc stop returns
+    STOPPED the work is complete, and it was not when sc stop was issued."""
+    for i, stop in enumerate(fixed_runs.stops):
+        assert stop.result.returncode == 0 and W.state_of(stop.result.stdout) == 1, stop.result.stdout
+        assert not stop.files_before.moved_ok(), (
+            f"run {2 * i + 1}: the threads had finished before sc stop was issued; nothing was waited for")
+        assert stop.files_after.moved_ok(), f"run {2 * i + 1}: sc stop returned before the threads' work " \
+                                            f"was done: {stop.files_after.summary()}"
+        assert stop.unload_logged
+    assert fixed_runs.stops[0].host_exited, "the winedevice.exe of the fixed build is still running after sc stop"
+
+
+def test_sc_stop_of_the_finished_fixed_build(fixed_runs):
+    for stop in fixed_runs.natural_stops:
+        assert stop.result.returncode == 0 and W.state_of(stop.result.stdout) == 1, stop.result.stdout
+        assert stop.unload_logged
+        assert stop.files_after.moved_ok(), "sc stop changed the files"
+    assert fixed_runs.natural_stops[0].host_exited
+
+
+# -- the command line ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("args, message", [
+    (["run", "/nonexistent/TestDriver.sys"], "no such file"),
+    (["run", "{notpe}"], "not a PE image"),
+    (["run", "{sys}", "--bogus"], "unrecognized arguments"),
+    (["run", "{sys}", "--settle", "soon"], "not a number of seconds"),
+    (["bench", "{sys}", "--runs", "0"], "expected a number of runs"),
+    ([], "required"),
+])
+def test_bad_input_is_refused_before_any_prefix(tmp_path, builds, args, message):
+    notpe = tmp_path / "notpe.sys"
+    notpe.write_bytes(b"not a driver")
+    argv = [a.format(notpe=notpe, sys=builds["default"]) for a in args]
+    env = dict(os.environ, TMPDIR=str(tmp_path))
+    p = subprocess.run([sys.executable, str(REPO / "linux" / "winerun.py"), *argv], capture_output=True,
+                       text=True, env=env, timeout=60)
+    assert p.returncode == 2, (p.returncode, p.stderr)
+    assert message in p.stderr, p.stderr
+    assert p.stdout == ""
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["notpe.sys"], "a prefix was made for bad input"
