@@ -107,3 +107,34 @@ def test_release_without_acquire_corrupts_the_mutex_and_the_next_acquire_hangs(c
     assert (fm["Count"], fm["Owner"], fm["Contention"], fm["Event"]["SignalState"]) == (6, "0x0", 1, 0)
     [w] = rep["deadlock"]["waits"]
     assert w["why"] == "the FAST_MUTEX has no owner, yet no thread will release it"
+
+
+# ------------------------------------------------------------------ what Windows bug-checks ends the run
+
+@pytest.mark.parametrize("use,regions", [(1, "1 critical region(s)"), (2, "1 guarded region(s)")],
+                         ids=["critical", "guarded"])
+def test_thread_exit_inside_a_critical_region_is_bugcheck_0x20(cdriver, tmp_path, use, regions):
+    code, rep = run_cli([cdriver("bad_exit", USE=use)], tmp_path)
+    assert (code, rep["outcome"]) == (4, "fault")
+    f = rep["fatal"]
+    assert f["kind"] == "bugcheck" and f["bugcheck"]["code"] == 0x20
+    assert f["bugcheck"]["name"] == "KERNEL_APC_PENDING_DURING_EXIT" and f["bugcheck"]["parameters"][1] == 1
+    assert f["thread"] == "Worker" and regions in f["text"] and f["where"] == "nt!PspSystemThreadStartup"
+    assert [p["text"] for p in rep["dbgprint"]] == ["worker returns\n"]
+
+
+def test_closing_a_handle_twice_is_bugcheck_0x93(cdriver, tmp_path):
+    code, rep = run_cli([cdriver("bad_exit", USE=3)], tmp_path)
+    assert (code, rep["outcome"]) == (4, "fault")
+    f = rep["fatal"]
+    assert (f["kind"], f["bugcheck"]["code"], f["bugcheck"]["name"]) == ("bugcheck", 0x93, "INVALID_KERNEL_HANDLE")
+    [closed] = rep["handles"]["invalid_closes"]
+    assert f["bugcheck"]["parameters"][:2] == [int(closed["handle"], 16), 1]
+    assert f["where"].startswith("bad_exit!DriverEntry+0x") and rep["dbgprint"] == []  # never returned
+
+
+def test_closing_null_is_an_error_status_not_a_bugcheck(cdriver, tmp_path):
+    code, rep = run_cli([cdriver("bad_exit", USE=4)], tmp_path)
+    assert (code, rep["outcome"], rep["fatal"]) == (0, "completed", None)
+    assert "ZwClose(NULL): c0000008\n" in [p["text"] for p in rep["dbgprint"]]
+    assert [v["rule"] for v in rep["verifier"]] == ["invalid_handle_close"]

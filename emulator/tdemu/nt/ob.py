@@ -82,9 +82,13 @@ def ZwClose(k):
     if e is None:
         site = k.ret_site()
         k.closed_invalid.append({"handle": h, "call_site": k.fmt_sym(site), "thread": t.name, "call": k.total_calls})
-        k.violation("invalid_handle_close", f"ZwClose({h:#x}): not an open handle (a kernel-mode caller gets "
-                    "bugcheck 0x93 INVALID_KERNEL_HANDLE on Windows)", site, t)
-        return st.STATUS_INVALID_HANDLE
+        if h == 0 or h >= 0xFFFFFFFFFFFFFFFA:  # NULL or a pseudo-handle (NtCurrentThread, ...): no bug check
+            k.violation("invalid_handle_close", f"ZwClose({h:#x}): not an open handle", site, t)
+            return st.STATUS_INVALID_HANDLE if h == 0 else 0
+        # ObpCloseHandle from kernel mode: bug check 0x93, as Windows does with Driver Verifier or a
+        # kernel debugger attached (without them, STATUS_INVALID_HANDLE and the handle may be reused)
+        k.bugcheck(0x93, (h, 1, 0, 0), f"ZwClose({h:#x}): not an open handle (closed twice, or never opened)")
+        return None
     if e.kind == "file":
         k.vfs.close(e.obj)
     return 0

@@ -74,11 +74,15 @@ def exit_thread(k, t: KThread, status: int, how: str) -> None:
         if t.irql != PASSIVE_LEVEL:
             k.violation("thread_exit_irql", f"{t.name} ended at {irql_name(t.irql)} (must return at PASSIVE_LEVEL)",
                         0, t)
-        if t.apc_disable:
-            k.violation("thread_exit_apc_disabled", f"{t.name} ended inside {t.apc_disable} critical region(s) "
-                        "(KERNEL_APC_PENDING_DURING_EXIT)", 0, t)
     thread_ended(k, t)
     k.event(f"{t.name} ended ({how})", t)
+    disabled = t.apc_disable + t.special_apc_disable
+    if t.kind == "driver" and disabled:
+        # PspExitThread: Thread->Tcb.CombinedApcDisable != 0
+        regions = ", ".join(f"{n} {what} region(s)" for n, what in ((t.apc_disable, "critical"),
+                                                                    (t.special_apc_disable, "guarded")) if n)
+        k.bugcheck(0x20, (0, disabled, t.irql, 0), f"{t.name} ended inside {regions} "
+                   "(KeEnterCriticalRegion/KeEnterGuardedRegion without the matching Leave)", pc=THREAD_RETURN)
 
 
 # ---------------------------------------------------------------- queries (ps/thread.c, ps/process.c)
