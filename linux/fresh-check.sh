@@ -150,8 +150,10 @@ for f in /etc/pip.conf /etc/npmrc /root/.npmrc /root/.config/pip/pip.conf /root/
 done
 
 echo "== clone of HEAD ${head:0:12} into /root/TestDriver"
-git clone --quiet --no-local "$REPO_ROOT" "$root/root/TestDriver"
-[[ $(git -C "$root/root/TestDriver" rev-parse HEAD) == "$head" ]] || die "the clone is not at HEAD $head"
+# (HEAD may move on while this runs: the clone is put back at the HEAD read above.)
+git clone --quiet --no-local --no-checkout "$REPO_ROOT" "$root/root/TestDriver"
+git -C "$root/root/TestDriver" reset --quiet --hard "$head" \
+  || die "the clone has no commit $head (was the branch rewritten?)"
 
 # The environment in the root: a login's basics, and this environment's
 # proxy, CA and package-registry variables.
