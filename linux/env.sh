@@ -119,7 +119,8 @@ ensure_debian_packages() {
   local -a missing sudo=()
   list=$(_debian_packages_to_install "${groups[@]}") || exit 1
   [[ -n $list ]] || return 0
-  mapfile -t missing < <(sort -u <<<"$list")
+  list=$(sort -u <<<"$list")
+  mapfile -t missing <<<"$list"
   if ! command -v apt-get >/dev/null 2>&1; then
     echo "env.sh: apt-get not found: this needs Debian 12, or these Debian packages: ${missing[*]}" >&2
     exit 1
@@ -152,7 +153,8 @@ ensure_debian_packages() {
   rm -f "$log"
   list=$(_debian_packages_to_install "${groups[@]}") || exit 1
   [[ -n $list ]] || return 0
-  mapfile -t missing < <(sort -u <<<"$list")
+  list=$(sort -u <<<"$list")
+  mapfile -t missing <<<"$list"
   for package in "${missing[@]}"; do
     version=$(dpkg-query -W -f='${Version}' "$package" 2>/dev/null) || version=''
     if [[ -n $version && -n ${DEBIAN_MIN_VERSION[$package]:-} ]]; then
