@@ -84,6 +84,20 @@ def load_driver_image(path: str) -> DriverImage:
     except Exception as e:  # pefile raises assorted errors on damaged directories
         raise BadInput(f"{path}: damaged PE data directories ({e})") from e
 
+    imp_dir = opt.DATA_DIRECTORY[pefile.DIRECTORY_ENTRY["IMAGE_DIRECTORY_ENTRY_IMPORT"]]
+    if imp_dir.VirtualAddress or imp_dir.Size:
+        warnings = [w for w in pe.get_warnings() if "import" in w.lower()]
+        if imp_dir.VirtualAddress + imp_dir.Size > opt.SizeOfImage:
+            why = f"it lies at RVA {imp_dir.VirtualAddress:#x}+{imp_dir.Size:#x}, outside the image ({opt.SizeOfImage:#x})"
+        elif warnings:
+            why = warnings[0]
+        elif not getattr(pe, "DIRECTORY_ENTRY_IMPORT", None):
+            why = f"no readable import descriptor at RVA {imp_dir.VirtualAddress:#x}"
+        else:
+            why = None
+        if why:
+            raise BadInput(f"{path}: damaged import directory ({why})")
+
     imports: dict[str, list[str]] = {}
     iat: dict[int, tuple[str, str]] = {}
     for entry in getattr(pe, "DIRECTORY_ENTRY_IMPORT", []):

@@ -73,7 +73,7 @@ def build(m, outcome: str, run_info: dict) -> dict:
         "tool": "tdemu", "versions": _versions(),
         "driver": {"path": img.path, "sha256": img.sha256, "module": img.name, "image_base": hx(m.base),
                    "size_of_image": hx(img.size_of_image), "entry_point": m.fmt_sym(m.base + img.entry_rva),
-                   "symbols": m.sym.source, "imports": img.imports.get("ntoskrnl.exe", [])},
+                   "symbols": m.sym.source, "imports": img.imports},
         "options": run_info["options"],
         "outcome": outcome,
         "driver_entry_status": None if m.driver_entry_status is None else f"0x{m.driver_entry_status:08x}",

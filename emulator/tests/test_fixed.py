@@ -202,7 +202,7 @@ def test_move_first_finds_nothing_then_creation_writes(fixed):
 def test_one_acquire_per_thread(fixed, scenario):
     """Defect 1: no recursive acquire; the Unsafe pair replaces ExAcquire/ReleaseFastMutex."""
     r = fixed(scenario)
-    imports = r.rep["driver"]["imports"]
+    imports = r.rep["driver"]["imports"]["ntoskrnl.exe"]
     assert "ExAcquireFastMutexUnsafe" in imports and "ExAcquireFastMutex" not in imports
     for api in ("ExAcquireFastMutexUnsafe", "ExReleaseFastMutexUnsafe", "KeEnterCriticalRegion",
                 "KeLeaveCriticalRegion"):

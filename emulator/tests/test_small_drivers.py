@@ -138,3 +138,69 @@ def test_closing_null_is_an_error_status_not_a_bugcheck(cdriver, tmp_path):
     assert (code, rep["outcome"], rep["fatal"]) == (0, "completed", None)
     assert "ZwClose(NULL): c0000008\n" in [p["text"] for p in rep["dbgprint"]]
     assert [v["rule"] for v in rep["verifier"]] == ["invalid_handle_close"]
+
+
+# ------------------------------------------------------------------ labels, damaged input, leaks, messages
+
+def test_imports_are_labelled_with_their_own_module(cdriver, tmp_path):
+    from tdemu.nt.kernel import Kernel, Options
+    from tdemu.pecheck import load_driver_image
+
+    drv = cdriver("unmodelled", hal=("HalMakeBeep", "KeStallExecutionProcessor"), USE=3)
+    code, rep = run_cli([drv], tmp_path)
+    assert rep["driver"]["imports"] == {"ntoskrnl.exe": ["DbgPrint"],
+                                        "hal.dll": ["HalMakeBeep", "KeStallExecutionProcessor"]}
+    k = Kernel(load_driver_image(drv), Options())
+    labels = {k.fmt_sym(a) for a in k.stub_names}
+    assert labels == {"nt!DbgPrint", "hal!HalMakeBeep", "hal!KeStallExecutionProcessor"}
+
+
+def test_damaged_import_directory_is_bad_input(cdriver, tmp_path):
+    import struct
+
+    import pefile
+
+    data = bytearray(open(cdriver("stop_event"), "rb").read())
+    pe = pefile.PE(data=bytes(data), fast_load=True)
+    imp = pe.OPTIONAL_HEADER.DATA_DIRECTORY[1]
+    desc = pe.get_offset_from_rva(imp.VirtualAddress)
+    cases = {"outside": (imp.get_file_offset(), 0x7FFF0000, "outside the image"),
+             "thunks": (desc + 16, 0x7FFF0000, "Error parsing the import table"),
+             "name": (desc + 12, 0x7FFF0000, "no readable import descriptor")}
+    for label, (offset, value, needle) in cases.items():
+        bad = bytearray(data)
+        struct.pack_into("<I", bad, offset, value)
+        if label == "thunks":
+            struct.pack_into("<I", bad, desc, value)
+        f = tmp_path / f"{label}.sys"
+        f.write_bytes(bytes(bad))
+        p = run_subprocess(["run", str(f), "--report-dir", str(tmp_path / "rep")])
+        assert p.returncode == 2, (label, p.stdout, p.stderr)
+        assert "damaged import directory" in p.stderr and needle in p.stderr, (label, p.stderr)
+        assert "imports nothing" not in p.stderr and not (tmp_path / "rep").exists()
+
+
+def test_fast_mutex_never_initialised_is_flagged(cdriver, tmp_path):
+    code, rep = run_cli([cdriver("zeroed_mutex")], tmp_path)
+    assert (code, rep["outcome"]) == (3, "deadlock")
+    [v] = rep["verifier"]
+    assert v["rule"] == "fast_mutex_not_initialized" and "Event type 0 size 0" in v["text"]
+    assert v["call_site"].startswith("zeroed_mutex!Worker+0x")
+
+
+@pytest.mark.parametrize("use,code,when", [(1, 6, "DriverUnload returned"),
+                                           (2, 5, "DriverEntry failed (STATUS_INSUFFICIENT_RESOURCES)")],
+                         ids=["unload", "entry_failed"])
+def test_device_never_deleted_is_reported(cdriver, tmp_path, use, code, when):
+    got, rep = run_cli([cdriver("device_leak", USE=use), "--strict"], tmp_path)
+    assert got == code
+    [v] = rep["verifier"]
+    assert v["rule"] == "device_not_deleted" and v["text"].startswith(when)
+    assert [d["deleted"] for d in rep["devices"]] == [False]
+
+
+@pytest.mark.parametrize("size,text", [(1, "invalid read of 1 byte at 0x10"), (8, "invalid read of 8 bytes at 0x10")])
+def test_page_fault_gives_the_size_of_the_access(cdriver, tmp_path, size, text):
+    code, rep = run_cli([cdriver("page_fault", SIZE=size)], tmp_path)
+    assert (code, rep["fatal"]["kind"]) == (4, "page_fault")
+    assert rep["fatal"]["text"].startswith(text) and rep["fatal"]["where"].startswith("page_fault!DriverEntry+0x")

@@ -310,9 +310,6 @@ class Cpu:
 
     def _on_bad_mem(self, uc, access, address, size, _value, _ud):
         kind = ACCESS_KINDS.get(access, str(access))
-        for _base, size, _tag in self.kernel_maps:  # (reports the size of a mapping, not of the access)
-            if phys(_base) - 0x10000 <= address < phys(_base) + size + 0x10000:
-                break
         self.events.on_bad_access(kind, self.kernel_address(address), size, uc.reg_read(UC_X86_REG_RIP))
         return False
 

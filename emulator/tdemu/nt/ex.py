@@ -6,7 +6,7 @@ from __future__ import annotations
 import struct
 
 from .api import Component
-from .defs import APC_LEVEL, DISPATCH_LEVEL, irql_name
+from .defs import APC_LEVEL, DISPATCH_LEVEL, SYNCHRONIZATION_EVENT, irql_name
 from .ke import KThread, block, set_irql
 
 ex = Component("ex")
@@ -23,6 +23,7 @@ def init(k) -> None:
     k._pool_next = POOL_BASE
     k.cpu.map(POOL_BASE, POOL_SIZE, "tdemu.pool")
     k.fm_retry = make_retry(k)
+    k.fm_reported: set[int] = set()
 
 
 # ---------------------------------------------------------------- fast mutex (ex/fmutex.c)
@@ -58,6 +59,18 @@ def _wait_loop(k, fm: int, woken: bool) -> bool:
         remove, add = FM_LOCK_BIT | FM_LOCK_WAITER_WOKEN, FM_LOCK_WAITER_WOKEN
 
 
+def check_initialized(k, fm: int, count: int, fn: str, site: int, t: KThread) -> None:
+    """ExInitializeFastMutex leaves a SynchronizationEvent header (Type 1, Size 6) at +0x18 and a
+    Count of 1; a FAST_MUTEX without them was never initialised (zeroed memory, or garbage)."""
+    ev_type, _absolute, ev_size = k.mem(fm + 0x18, 3)
+    if (ev_type == SYNCHRONIZATION_EVENT and ev_size == 6 and count >= 0) or fm in k.fm_reported:
+        return
+    k.fm_reported.add(fm)
+    k.violation("fast_mutex_not_initialized",
+                f"{fn} on FAST_MUTEX {fm:#x} that ExInitializeFastMutex never initialised (Count {count}, Event "
+                f"type {ev_type} size {ev_size}; initialised: a SynchronizationEvent, type 1 size 6)", site, t)
+
+
 def acquire(k, fm: int, unsafe: bool, fn: str):
     t = k.sched.current
     site = k.ret_site()
@@ -68,6 +81,7 @@ def acquire(k, fm: int, unsafe: bool, fn: str):
                     f"{fn} called with normal kernel APCs enabled (needs KeEnterCriticalRegion or APC_LEVEL)", site, t)
     old_irql = t.irql
     count = _count(k, fm)
+    check_initialized(k, fm, count, fn, site, t)
     if count & FM_LOCK_BIT:  # InterlockedBitTestAndReset(&Count, 0)
         k.w32(fm, count & ~FM_LOCK_BIT)
         _own(k, t, fm, old_irql, unsafe, site)
@@ -85,8 +99,6 @@ def acquire(k, fm: int, unsafe: bool, fn: str):
                     "recursive: the thread waits for itself forever)", site, t)
         k.event(f"{t.name} calls {fn} on FAST_MUTEX {fm:#x} that it already owns: self-deadlock "
                 f"at {k.fmt_sym(site)}", t)
-    if count < 0 or count > 0x10000:
-        k.violation("fast_mutex_not_initialized", f"{fn} on FAST_MUTEX {fm:#x} with Count={count}", site, t)
     # contended: counted in Contention, and as a waiter in Count; the waiter is at APC_LEVEL
     if not unsafe and t.irql < APC_LEVEL:
         set_irql(k, t, APC_LEVEL)
@@ -178,6 +190,7 @@ def ExTryToAcquireFastMutex(k):
     fm = k.cpu.arg0()
     t = k.sched.current
     count = _count(k, fm)
+    check_initialized(k, fm, count, "ExTryToAcquireFastMutex", k.ret_site(), t)
     if count & 1:
         k.w32(fm, count & ~1)
         k.w64(fm + 8, t.ethread)

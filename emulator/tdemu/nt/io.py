@@ -88,6 +88,20 @@ def start_unload(k) -> None:
     k.sched.make_ready(t)
 
 
+def check_devices_deleted(k) -> None:
+    """A driver deletes its devices before DriverUnload returns, or before DriverEntry returns an error."""
+    if k.unload_done:
+        when = "DriverUnload returned"
+    elif k.driver_entry_status is not None and not st.is_success(k.driver_entry_status):
+        when = f"DriverEntry failed ({st.name(k.driver_entry_status)})"
+    else:
+        return
+    for d in k.devices.values():
+        if not d["deleted"]:
+            k.violation("device_not_deleted", f"{when} but DEVICE_OBJECT {d['address']:#x} (created at "
+                        f"{d['created_at']}) was never deleted with IoDeleteDevice", 0)
+
+
 # ---------------------------------------------------------------- devices (io/iomgr/device.c)
 
 @io.export(max_irql=PASSIVE_LEVEL)

@@ -70,7 +70,6 @@ class Options:
     faults: Faults = field(default_factory=Faults)
     map_path: str | None = None
     max_seconds: float = 60.0
-    keep_file_data: bool = True
 
 
 def all_exports() -> dict:
@@ -307,8 +306,8 @@ class Kernel(CpuEvents):
         if t is not None and t.stack_top - KERNEL_STACK_SIZE - 0x1000 <= address < t.stack_top - KERNEL_STACK_SIZE:
             self.crash("stack_overflow", f"kernel stack overflow ({kind} at {address:#x})", pc)
         else:
-            self.crash("page_fault", f"invalid {kind} of {size} bytes at {address:#x} (PAGE_FAULT_IN_NONPAGED_AREA)",
-                       pc)
+            self.crash("page_fault", f"invalid {kind} of {size} byte{'s' if size != 1 else ''} at {address:#x} "
+                       "(PAGE_FAULT_IN_NONPAGED_AREA)", pc)
 
     # ------------------------------------------------------------------ run
     def run(self) -> None:
@@ -342,6 +341,8 @@ class Kernel(CpuEvents):
             if waiting:
                 self._confirm_deadlock(waiting)
             break
+        if not self.fatal:
+            io.check_devices_deleted(self)
         if self.fatal and self.deadlock is None and self.stall_before_unload is not None:
             # DriverUnload faulted: the threads that waited when it was called never ran again
             self.deadlock = self.stall_before_unload
