@@ -10,15 +10,30 @@
       2. Turns test signing on with "bcdedit /set testsigning on", so that the
          test-signed TestDriver.sys built by "cargo make" can load. Secure Boot
          must be off for this: with Secure Boot on, bcdedit refuses to change the
-         value. The script checks Secure Boot first (Confirm-SecureBootUEFI) and
-         stops with a message if it is on.
+         value (and the loader ignores it). The script checks Secure Boot first
+         (Confirm-SecureBootUEFI) and stops with a message if it is on.
+         Whether test signing is on is read without parsing any translated text:
+         active in this boot = "TESTSIGNING" in the loader's SystemStartOptions
+         (registry); configured for the next boot = the Boolean BCD element
+         BcdLibraryBoolean_AllowPrereleaseSignatures (0x16000049) of the {current}
+         entry, through the BCD WMI provider (root\WMI BcdObject.GetElement). When
+         WMI cannot say, "bcdedit /set testsigning on" is simply run: it is idempotent.
+         BitLocker: changing the boot configuration, or Secure Boot in the VM
+         settings, makes a BitLocker-protected system drive ask for its recovery key
+         at the next boot ("Before setting BCDEdit options you might need to disable
+         or suspend BitLocker and Secure Boot", Microsoft's BCDEdit /set page). When
+         BitLocker protects the system drive, the script first runs
+         "Suspend-BitLocker -MountPoint <system drive> -RebootCount 1": protection
+         resumes by itself after one reboot.
       3. Creates C:\Temp and C:\Temp2: FileCreationThread would write
          C:\Temp\file_N.txt and FileMoveThread would move them to C:\Temp2.
       4. Optionally (-EnableDriverVerifier) turns on Driver Verifier's deadlock
          detection for TestDriver.sys only ("verifier /flags 0x20 /driver TestDriver.sys";
          0x20 is bit 5, "deadlock detection"). With it, the recursive
          ExAcquireFastMutex no longer hangs silently: Driver Verifier stops the
-         machine with bug check 0xC4 (DRIVER_VERIFIER_DETECTED_VIOLATION) and the
+         machine with bug check 0xC4 (DRIVER_VERIFIER_DETECTED_VIOLATION),
+         parameter 1 = 0x1000 ("self-deadlock": a thread acquires a lock it
+         already holds), parameter 2 = the address of the fast mutex, and the
          crash dump shows the second acquire. Turn it off again with
          "verifier /reset" (or scripts\Remove-TestDriver.ps1 -ResetVerifier) and a reboot.
       5. Tells you to reboot (or reboots with -Restart). Test signing and Driver
@@ -28,8 +43,9 @@
     machine's protection, and the driver deadlocks two kernel threads for good.
 
     Assumptions (not verified here, no Windows was available when this was written):
-      - "bcdedit /enum {current}" prints a line "testsigning  Yes" when it is on
-        (English output; other display languages may print another word).
+      - The BCD WMI provider answers GetElement(0x16000049) on the {current} object
+        ({fa926493-6f1c-4193-a414-58f0b2456d1e}) for an elevated PowerShell; if it
+        does not, the script falls back to running bcdedit, which is harmless.
       - verifier.exe exits with 0 or 2 when it accepted new settings (2 is read as
         "accepted, reboot required"); any other code is reported as a failure.
 
@@ -86,21 +102,47 @@ function Test-SecureBootOn {
     }
 }
 
-function Get-TestSigningState {
-    $configured = $false
-    $result = Invoke-NativeCommand -FilePath 'bcdedit.exe' -ArgumentList @('/enum', '{current}')
-    if ($result.ExitCode -ne 0) {
-        throw "bcdedit /enum {current} failed with exit code $($result.ExitCode): $($result.Output -join ' ')"
-    }
-    foreach ($line in $result.Output) {
-        if ($line -match '^\s*testsigning\s+(\S+)') {
-            $configured = ($Matches[1] -eq 'Yes')
+# {current}: the boot entry of the running Windows; its testsigning flag is the BCD element
+# BcdLibraryBoolean_AllowPrereleaseSignatures (BcdLibraryElementTypes, Microsoft's BCD WMI reference).
+$BCD_CURRENT_ENTRY = '{fa926493-6f1c-4193-a414-58f0b2456d1e}'
+$BCD_ALLOW_PRERELEASE_SIGNATURES = [uint32]0x16000049
+
+# $true / $false: test signing configured for the next boot; $null: WMI could not tell.
+function Get-BcdTestSigning {
+    try {
+        $entry = New-CimInstance -Namespace 'root/WMI' -ClassName 'BcdObject' -Key @('Id', 'StoreFilePath') -ClientOnly `
+            -Property @{ Id = $BCD_CURRENT_ENTRY; StoreFilePath = '' }
+        $result = Invoke-CimMethod -InputObject $entry -MethodName 'GetElement' -Arguments @{ Type = $BCD_ALLOW_PRERELEASE_SIGNATURES }
+        if (-not $result.ReturnValue) {
+            # the element is not set: test signing was never turned on
+            return $false
         }
+        return [bool]$result.Element.Boolean
     }
+    catch {
+        return $null
+    }
+}
+
+function Get-TestSigningState {
     $startOptions = (Get-ItemProperty -Path 'HKLM:\SYSTEM\CurrentControlSet\Control' -Name SystemStartOptions).SystemStartOptions
     [pscustomobject]@{
-        Configured = $configured
+        Configured = (Get-BcdTestSigning)
         Active     = ($startOptions -match 'TESTSIGNING')
+    }
+}
+
+# 'On' when BitLocker protects the system drive, 'Off' (or 'Unknown') when not; $null when
+# this Windows has no BitLocker cmdlets (Home editions) or the volume cannot be read.
+function Get-SystemDriveBitLocker {
+    if (-not (Get-Command -Name Get-BitLockerVolume -ErrorAction SilentlyContinue)) {
+        return $null
+    }
+    try {
+        return [string](Get-BitLockerVolume -MountPoint $env:SystemDrive).ProtectionStatus
+    }
+    catch {
+        return $null
     }
 }
 
@@ -114,20 +156,42 @@ Write-Host "Windows: $($os.Caption) build $($os.BuildNumber)"
 
 $rebootNeeded = $false
 
-# 1. Test signing
+# 1. Test signing (and, before touching the boot configuration, BitLocker)
 $signing = Get-TestSigningState
-if ($signing.Configured) {
-    Write-Host 'Test signing: already on in the boot configuration.'
-    if (-not $signing.Active) {
-        Write-Warning 'Test signing is configured but not active yet: reboot before installing the driver.'
-        $rebootNeeded = $true
-    }
+$secureBootOn = $false
+if (-not $signing.Active) {
+    $secureBootOn = Test-SecureBootOn
+}
+if ($signing.Active) {
+    Write-Host 'Test signing: active in this boot.'
+}
+elseif ($signing.Configured -eq $true -and -not $secureBootOn) {
+    Write-Warning 'Test signing is configured but not active yet: reboot before installing the driver.'
+    $rebootNeeded = $true
 }
 else {
-    if (Test-SecureBootOn) {
-        throw ('Secure Boot is on, and bcdedit cannot turn test signing on while it is. ' +
+    $bitLocker = Get-SystemDriveBitLocker
+    if ($bitLocker -eq 'On') {
+        $reason = 'the boot configuration change (bcdedit)'
+        if ($secureBootOn) {
+            $reason = 'turning Secure Boot off'
+        }
+        Write-Warning ("BitLocker protects ${env:SystemDrive}: $reason would make the next boot ask for the BitLocker " +
+            'recovery key. Suspending it for one reboot (Suspend-BitLocker -RebootCount 1); it resumes by itself.')
+        if ($PSCmdlet.ShouldProcess($env:SystemDrive, 'Suspend-BitLocker -RebootCount 1')) {
+            Suspend-BitLocker -MountPoint $env:SystemDrive -RebootCount 1 | Out-Null
+        }
+    }
+    elseif ($null -eq $bitLocker) {
+        Write-Host 'BitLocker: no BitLocker cmdlets here (or the volume could not be read); if BitLocker protects this drive, suspend it first.'
+    }
+    if ($secureBootOn) {
+        throw ('Secure Boot is on: bcdedit cannot turn test signing on while it is, and the loader would ignore it. ' +
             'Turn Secure Boot off in the VM settings (Hyper-V: Settings > Security > clear "Enable Secure Boot"), ' +
             'start the VM again and rerun this script.')
+    }
+    if ($null -eq $signing.Configured) {
+        Write-Host 'Test signing: the boot configuration could not be read through WMI; setting it (bcdedit is idempotent).'
     }
     if ($PSCmdlet.ShouldProcess('boot configuration {current}', 'bcdedit /set testsigning on')) {
         $result = Invoke-NativeCommand -FilePath 'bcdedit.exe' -ArgumentList @('/set', 'testsigning', 'on')
@@ -170,8 +234,8 @@ if ($EnableDriverVerifier) {
             Write-Warning "verifier /querysettings exited with code $($query.ExitCode): check the settings by hand."
         }
         Write-Host ('Driver Verifier: deadlock detection set for ' + $DriverImageName +
-            ' after the next reboot. Expect bug check 0xC4 instead of a silent hang when the driver starts. ' +
-            'Turn it off with "verifier /reset" and a reboot.')
+            ' after the next reboot. Expect bug check 0xC4 with parameter 1 = 0x1000 (self-deadlock) instead of a ' +
+            'silent hang when the driver starts. Turn it off with "verifier /reset" and a reboot.')
     }
 }
 

@@ -16,8 +16,12 @@
                                              refused if it is running (reboot first)
       - TestDrv exists, not a kernel driver -> refused (another program owns that name)
       - TestDrv already running           -> not started again: the deadlock is already there
-      - sc.exe start fails                -> the Win32 error is explained (577: signature,
-                                             2: file not found, 1275: driver blocked, ...)
+      - sc.exe start fails                -> the Win32 error is explained (577: unsigned or
+                                             test mode off, 2: file not found, 1275: blocked, ...)
+
+    The service's existence, type, state and file come from WMI (Win32_SystemDriver,
+    through Get-DriverService in TestDriver.Common.psm1), never from the text sc.exe
+    prints, which is translated on non-English Windows.
 
     After a successful start it waits -WaitSeconds (5) and counts the files in
     C:\Temp. The driver's FileCreationThread takes the FAST_MUTEX and then tries to
@@ -28,18 +32,23 @@
     see scripts\Remove-TestDriver.ps1 for why, and reboot instead.
 
     Assumptions (not verified here, no Windows was available when this was written):
-      - sc.exe sets its exit code to the Win32 error of the failed call (e.g. 1060
-        when the service does not exist), as it does on current Windows.
-      - With test signing on, Windows loads the test-signed TestDriver.sys that
-        "cargo make" produces. If it still refuses (error 577), import the package's
-        .cer into LocalMachine\Root and LocalMachine\TrustedPublisher (-ImportCertificate),
-        as the windows-drivers-rs sample instructions do.
+      - sc.exe sets its exit code to the Win32 error of the failed call, as it does on
+        current Windows.
+      - With test signing on, the kernel loads any test-signed driver, whatever
+        certificate signed it: the certificate does not have to be trusted on the VM.
+        So error 577 (ERROR_INVALID_IMAGE_HASH) means the .sys has no usable signature
+        (the unsigned Linux build, or a file that was changed after signing) or test
+        mode is not on in this boot.
+      - Win32_SystemDriver reports State 'Running' / 'Stopped' and ServiceType
+        'Kernel Driver' as fixed strings on every display language.
 
 .PARAMETER DriverPath
-    Path of TestDriver.sys. Default: the first that exists of
-    target\release\TestDriver_package\TestDriver.sys, target\release\package\TestDriver.sys
-    (older windows-drivers-rs), their target\x86_64-pc-windows-msvc\release\ variants, and
-    out\TestDriver.sys (the Linux build), relative to the repository root.
+    Path of TestDriver.sys. Default: the newest TestDriver.sys that "cargo make" left in
+    the repository: target\debug\TestDriver_package (plain "cargo make"),
+    target\release\TestDriver_package ("cargo make default --release"), their
+    target\x86_64-pc-windows-msvc\ variants and the older "package" folder name; the
+    script says which one it used and which older ones it left. Only when there is none,
+    out\TestDriver.sys (the Linux build, unsigned: it will not load without a signature).
 
 .PARAMETER ServiceName
     Service name. Default: TestDrv (as in the seed).
@@ -54,7 +63,10 @@
     Create or fix the service, do not start it.
 
 .PARAMETER ImportCertificate
-    Import the .cer found next to the driver into LocalMachine\Root and LocalMachine\TrustedPublisher first.
+    Import the .cer found next to the driver into LocalMachine\Root and LocalMachine\TrustedPublisher
+    first. Not needed to load the driver in test mode (the kernel accepts any test
+    signature); it only makes Get-AuthenticodeSignature report the file as Valid, and it
+    makes the machine trust that certificate for everything it signs.
 
 .PARAMETER Force
     Continue even when test signing is not active (the start will then fail with error 577).
@@ -65,7 +77,7 @@
 
 .EXAMPLE
     PS C:\> .\scripts\Install-TestDriver.ps1
-    Creates TestDrv for the driver built by "cargo make", starts it, checks C:\Temp.
+    Creates TestDrv for the newest driver built by "cargo make", starts it, checks C:\Temp.
 
 .EXAMPLE
     PS C:\> .\scripts\Install-TestDriver.ps1 -DriverPath C:\Users\Admin\TestDriver\TestDriver.sys -WaitSeconds 10
@@ -94,86 +106,31 @@ Set-StrictMode -Version 2.0
 
 Import-Module -Name (Join-Path $PSScriptRoot 'TestDriver.Common.psm1') -Force
 
-$SERVICE_KERNEL_DRIVER = 1
-$SERVICE_RUNNING = 4
-$SERVICE_STOPPED = 1
-
 function Resolve-DriverPath {
     param([string]$Path)
     if ($Path) {
-        return Resolve-ExistingFile -Path $Path -Description 'Driver'
+        $given = Resolve-ExistingFile -Path $Path -Description 'Driver'
+        Write-Host "Driver: $given (-DriverPath)"
+        return $given
     }
     $root = Split-Path -Parent $PSScriptRoot
-    $candidates = @(
-        'target\release\TestDriver_package\TestDriver.sys',
-        'target\x86_64-pc-windows-msvc\release\TestDriver_package\TestDriver.sys',
-        'target\release\package\TestDriver.sys',
-        'target\x86_64-pc-windows-msvc\release\package\TestDriver.sys',
-        'out\TestDriver.sys'
-    )
-    foreach ($relative in $candidates) {
-        $full = Join-Path -Path $root -ChildPath $relative
-        if (Test-Path -LiteralPath $full -PathType Leaf) {
-            return (Resolve-Path -LiteralPath $full).ProviderPath
+    $builds = @(Find-TestDriverBuild -RepositoryRoot $root -FileName 'TestDriver.sys')
+    if ($builds.Count -gt 0) {
+        $chosen = $builds[0]
+        Write-Host "Driver: $($chosen.FullName) (written $($chosen.LastWriteTime): the newest of $($builds.Count) cargo make build(s))"
+        foreach ($older in @($builds | Select-Object -Skip 1)) {
+            Write-Host "        not used, older: $($older.FullName) (written $($older.LastWriteTime)); pass -DriverPath to choose it"
         }
+        return $chosen.FullName
     }
-    throw ("TestDriver.sys not found under $root. Build it first (cargo make in the repository root), " +
+    $linuxBuild = Join-Path -Path $root -ChildPath 'out\TestDriver.sys'
+    if (Test-Path -LiteralPath $linuxBuild -PathType Leaf) {
+        Write-Host "Driver: $linuxBuild (the Linux build: no cargo make build found under target\)"
+        return (Resolve-Path -LiteralPath $linuxBuild).ProviderPath
+    }
+    throw ("TestDriver.sys not found under $root. Build it first in the repository root: ""cargo make"" " +
+        '(target\debug\TestDriver_package) or "cargo make default --release" (target\release\TestDriver_package), ' +
         'or pass -DriverPath.')
-}
-
-# The registry's ImagePath of a kernel service -> a plain full path.
-# sc.exe stores "C:\x\TestDriver.sys" as "\??\C:\x\TestDriver.sys"; drivers installed
-# by Windows use "\SystemRoot\..." or "System32\drivers\...".
-function ConvertFrom-ImagePath {
-    param([string]$ImagePath)
-    $p = $ImagePath.Trim().Trim('"')
-    if ($p.StartsWith('\??\')) {
-        $p = $p.Substring(4)
-    }
-    if ($p -match '^\\SystemRoot\\(.*)$') {
-        $p = Join-Path -Path $env:SystemRoot -ChildPath $Matches[1]
-    }
-    elseif ($p -match '^(?i)system32\\') {
-        $p = Join-Path -Path $env:SystemRoot -ChildPath $p
-    }
-    return $p
-}
-
-function Get-ServiceInfo {
-    param([string]$Name)
-    $key = "HKLM:\SYSTEM\CurrentControlSet\Services\$Name"
-    $query = Invoke-NativeCommand -FilePath 'sc.exe' -ArgumentList @('query', $Name)
-    if ($query.ExitCode -eq 1060) {
-        return $null
-    }
-    if ($query.ExitCode -ne 0) {
-        Write-NativeOutput $query
-        throw "sc.exe query $Name failed with exit code $($query.ExitCode)."
-    }
-    $state = 0
-    foreach ($line in $query.Output) {
-        if ($line -match 'STATE\s+:\s+(\d+)') {
-            $state = [int]$Matches[1]
-        }
-    }
-    $type = $null
-    $imagePath = ''
-    if (Test-Path -LiteralPath $key) {
-        $props = Get-ItemProperty -LiteralPath $key
-        if ($props.PSObject.Properties.Name -contains 'Type') {
-            $type = [int]$props.Type
-        }
-        if ($props.PSObject.Properties.Name -contains 'ImagePath') {
-            $imagePath = [string]$props.ImagePath
-        }
-    }
-    [pscustomobject]@{
-        Name      = $Name
-        State     = $state
-        Type      = $type
-        ImagePath = $imagePath
-        Path      = $(if ($imagePath) { ConvertFrom-ImagePath $imagePath } else { '' })
-    }
 }
 
 function Get-StartErrorText {
@@ -181,8 +138,9 @@ function Get-StartErrorText {
     switch ($Code) {
         2 { return 'ERROR_FILE_NOT_FOUND: binPath points to a file that does not exist.' }
         5 { return 'ERROR_ACCESS_DENIED: run elevated.' }
-        577 { return ('ERROR_INVALID_IMAGE_HASH: Windows cannot verify the driver signature. Is test signing ' +
-                'active (reboot after bcdedit)? Is the .sys the signed one from the package folder? Try -ImportCertificate.') }
+        577 { return ('ERROR_INVALID_IMAGE_HASH: the kernel found no valid signature. In test mode any test ' +
+                'signature is accepted, so either the .sys is not signed (the Linux build, or a file changed after ' +
+                'signing: use the one in the package folder) or test signing is not on in this boot (reboot after bcdedit).') }
         1056 { return 'ERROR_SERVICE_ALREADY_RUNNING: the driver is already loaded.' }
         1058 { return 'ERROR_SERVICE_DISABLED: the service start type is disabled (sc.exe config TestDrv start= demand).' }
         1275 { return 'ERROR_DRIVER_BLOCKED: a policy blocks this driver (HVCI / vulnerable driver blocklist / WDAC).' }
@@ -193,7 +151,6 @@ function Get-StartErrorText {
 Assert-Administrator
 
 $driver = Resolve-DriverPath -Path $DriverPath
-Write-Host "Driver: $driver"
 
 $signature = Get-AuthenticodeSignature -LiteralPath $driver
 if ($signature.Status -eq 'NotSigned') {
@@ -233,7 +190,7 @@ if ($ImportCertificate) {
 }
 
 # Create, or check, the service
-$service = Get-ServiceInfo -Name $ServiceName
+$service = Get-DriverService -Name $ServiceName
 if ($null -eq $service) {
     if ($PSCmdlet.ShouldProcess($ServiceName, "sc.exe create $ServiceName type= kernel binPath= $driver")) {
         $result = Invoke-NativeCommand -FilePath 'sc.exe' -ArgumentList @('create', $ServiceName, 'type=', 'kernel', 'binPath=', $driver)
@@ -241,19 +198,22 @@ if ($null -eq $service) {
         if ($result.ExitCode -ne 0) {
             throw "sc.exe create failed with exit code $($result.ExitCode): $(Get-StartErrorText $result.ExitCode)"
         }
-        $service = Get-ServiceInfo -Name $ServiceName
+        $service = Get-DriverService -Name $ServiceName
+        if ($null -eq $service) {
+            throw "sc.exe create reported success, but WMI (Win32_SystemDriver) does not list $ServiceName."
+        }
     }
 }
 else {
-    Write-Host "Service ${ServiceName}: exists, state $($service.State), ImagePath $($service.ImagePath)"
-    if ($service.Type -ne $SERVICE_KERNEL_DRIVER) {
-        throw ("A service named $ServiceName exists but is not a kernel driver (type $($service.Type)). " +
+    Write-Host "Service ${ServiceName}: exists, $($service.ServiceType), state $($service.State), file $($service.PathName)"
+    if (-not $service.IsKernelDriver) {
+        throw ("A service named $ServiceName exists but is not a kernel driver ($($service.ServiceType)). " +
             'It belongs to something else: choose another -ServiceName.')
     }
     if ($service.Path -ieq $driver) {
         Write-Host "Service ${ServiceName}: binPath already points to this driver."
     }
-    elseif ($service.State -ne $SERVICE_STOPPED) {
+    elseif (-not $service.Stopped) {
         throw ("$ServiceName is loaded from $($service.Path), not from $driver. A loaded TestDriver cannot be " +
             'replaced while its threads are stuck: reboot (the service is demand-start, it stays stopped), then run this again.')
     }
@@ -264,7 +224,7 @@ else {
         if ($result.ExitCode -ne 0) {
             throw "sc.exe config failed with exit code $($result.ExitCode)."
         }
-        $service = Get-ServiceInfo -Name $ServiceName
+        $service = Get-DriverService -Name $ServiceName
     }
 }
 
@@ -279,8 +239,8 @@ if ($null -eq $service) {
 }
 
 # Start
-if ($service.State -eq $SERVICE_RUNNING) {
-    Write-Host ("Service ${ServiceName}: already RUNNING. Not starting it again: its two threads are already " +
+if ($service.Running) {
+    Write-Host ("Service ${ServiceName}: already Running. Not starting it again: its two threads are already " +
         'blocked on the fast mutex. Checking the folder only.')
 }
 elseif ($PSCmdlet.ShouldProcess($ServiceName, "sc.exe start $ServiceName")) {
@@ -289,14 +249,20 @@ elseif ($PSCmdlet.ShouldProcess($ServiceName, "sc.exe start $ServiceName")) {
     if ($result.ExitCode -ne 0) {
         throw "sc.exe start $ServiceName failed with exit code $($result.ExitCode): $(Get-StartErrorText $result.ExitCode)"
     }
-    $running = $false
-    foreach ($line in $result.Output) {
-        if ($line -match 'STATE\s+:\s+4\b') {
-            $running = $true
+    # A driver's DriverEntry has returned by the time sc.exe start does; allow a moment for the state.
+    $state = ''
+    foreach ($attempt in 1..10) {
+        $current = Get-DriverService -Name $ServiceName
+        if ($current) {
+            $state = $current.State
         }
+        if ($state -eq 'Running') {
+            break
+        }
+        Start-Sleep -Milliseconds 500
     }
-    if (-not $running) {
-        Write-Warning 'sc.exe start did not report STATE 4 RUNNING; check the output above.'
+    if ($state -ne 'Running') {
+        Write-Warning "After sc.exe start, WMI reports $ServiceName as '$state', not 'Running': check the output above."
     }
 }
 else {

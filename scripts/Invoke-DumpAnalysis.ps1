@@ -10,34 +10,60 @@
 
     in that folder. The command file sets the Microsoft symbol server with a local
     cache (.symfix+), loads windbg\WrFastMutex.js (copied next to it, because
-    .scriptload does not accept paths with spaces), loads MEX if it is used, and then
-    runs one of the repository's scripts:
+    .scriptload does not accept paths with spaces), loads MEX by name if it is used
+    (.load mex, then .chain to show whether it loaded), and then runs one of the
+    repository's scripts:
 
-      windbg\analyze-mex.txt      (MEX)     !mex.di, !WrFastMutex, !mex.t <owner>,
-                                            .frame /r 0n5, dt nt!_FAST_MUTEX <mutex>
+      windbg\analyze-mex.txt      (MEX)     !mex.di, !WrFastMutex, !WrFastMutexWalk 1
+                                            (its table, then !mex.t <owner>, .frame /r 0n5,
+                                            dt nt!_FAST_MUTEX <mutex>)
       windbg\analyze-builtin.txt  (no MEX)  vertarget, .bugcheck, !stacks 2 ExAcquireFastMutex,
-                                            !WrFastMutexJs, a dx query, !thread <owner>,
-                                            .frame /r, dt nt!_FAST_MUTEX <mutex>
+                                            a dx query, !WrFastMutexWalk (its table, then
+                                            !thread <owner>, .frame /r, dt nt!_FAST_MUTEX <mutex>)
 
     Thread and mutex addresses differ in every dump: the JavaScript extension finds
     them (threads in wait reason WrFastMutex, their wait block's event, the FAST_MUTEX
-    0x18 bytes below it) and runs the per-thread commands itself (!WrFastMutexWalk).
+    0x18 bytes below it) and runs the per-thread commands itself, from one walk over
+    the threads.
 
-    At the end the script prints the lines of the log that answer the question
-    (the waiter count and the verdict of WrFastMutex.js) and returns the log path.
+    At the end the script prints the lines of the log that answer the question: the
+    verdict of WrFastMutex.js per fast mutex, or "No thread is waiting ...", or, when
+    the dump or the symbols did not let it read everything, its "Cannot tell ..." or
+    "Incomplete: ..." line, with a warning: an unreadable dump is not a "no deadlock".
+    It returns the log path.
 
-    Debuggers: kd.exe, else cdb.exe, from -DebuggerPath, PATH, or the Windows SDK's
-    "Debugging Tools for Windows" (C:\Program Files (x86)\Windows Kits\10\Debuggers\x64).
-    MEX: mex.dll from -MexPath, or from the debugger folder or its winext subfolder.
-    -Mode Auto uses MEX when mex.dll is found, else the built-in commands.
+    Debuggers: this script needs the console debuggers of "Debugging Tools for
+    Windows" (kd.exe, else cdb.exe), a feature of the Windows SDK installer and part
+    of the WDK/EWDK: from -DebuggerPath, PATH, or
+    C:\Program Files (x86)\Windows Kits\10\Debuggers\x64. The WinDbg app (Microsoft
+    Store / winget) puts no kd.exe or cdb.exe on PATH; with only that app, open the
+    dump in it and follow README's "By hand in WinDbg".
+
+    MEX: a mex.dll on the debugger's extension search path (its winext, winxp and own
+    folders, %LOCALAPPDATA%\dbg\EngineExtensions, the folders in
+    _NT_DEBUGGER_EXTENSION_PATH) is loaded by name (.load mex), so its path, with the
+    spaces of "C:\Program Files (x86)\...", never appears in the command file. With
+    -MexPath the file's folder is put first in _NT_DEBUGGER_EXTENSION_PATH for the
+    debugger's run only. -Mode Auto uses MEX when mex.dll is found, and runs the
+    built-in commands instead when it is not found, or when the log shows it did not
+    load (no mex.dll line in the .chain output).
+
+    Driver symbols: the folders of the TestDriver.pdb files "cargo make" left
+    (target\debug\TestDriver_package for plain "cargo make",
+    target\release\TestDriver_package for "cargo make default --release"), newest
+    first; the debugger picks the one whose signature matches the driver in the dump.
+    The script says which it found.
 
     Elevation is not required, but dumps written by Task Manager or
     Get-StorageDiagnosticInfo may only be readable by administrators.
 
     Assumptions (not verified here, no Windows was available when this was written):
-    the debugger exits after the final "q" of the command file, and a function alias
-    of a JavaScript extension takes its argument after the "!" command
-    (!WrFastMutexWalk 1), as Microsoft's and other published extensions show.
+    the debugger exits after the final "q" of the command file; a function alias of
+    a JavaScript extension takes its argument after the "!" command
+    (!WrFastMutexWalk 1), as Microsoft's and other published extensions show;
+    ".load mex" finds mex.dll on the extension search path as Microsoft's "Loading
+    Debugger Extension DLLs" describes; .chain prints a loaded extension as
+    "<path>: image <version>, API ..." as in Microsoft's .load page.
 
 .PARAMETER DumpPath
     The kernel dump (.dmp). Accepts pipeline input, e.g. from New-LiveKernelDump.ps1.
@@ -49,13 +75,14 @@
     Full path of kd.exe or cdb.exe.
 
 .PARAMETER MexPath
-    Full path of mex.dll.
+    Full path of mex.dll (the file must be named mex.dll: the command files call !mex.di and !mex.t).
 
 .PARAMETER SymbolCache
     Local cache for Microsoft symbols. Default: C:\Symbols.
 
 .PARAMETER DriverSymbolPath
-    Folder with TestDriver.pdb. Default: the repository's target\release folder if it exists.
+    Folder(s) with TestDriver.pdb, separated by semicolons. Default: the package folders
+    of the builds "cargo make" left in the repository (debug and release), newest first.
 
 .PARAMETER OutputDirectory
     Folder for the command file and the log. Default: a new TestDriver-analysis-<time> folder next to the dump.
@@ -97,6 +124,11 @@ Import-Module -Name (Join-Path $PSScriptRoot 'TestDriver.Common.psm1') -Force
 
 $repoRoot = Split-Path -Parent $PSScriptRoot
 $windbgDir = Join-Path -Path $repoRoot -ChildPath 'windbg'
+# What WrFastMutex.js prints as its answer (formatReport in windbg/WrFastMutex.js): one Verdict
+# per fast mutex, or the "no waiter" line, or why it cannot tell / what is missing.
+$ANSWER_PATTERN = '^(Verdict: .*|No thread is waiting with reason WrFastMutex.*|Cannot tell whether any thread waits .*|Incomplete: .*)$'
+# A loaded extension in .chain's output: "<path>\mex.dll: image <version>, API ..."
+$MEX_LOADED_PATTERN = '(?im)\bmex(\.dll)?: image '
 
 function Find-Debugger {
     param([string]$Path)
@@ -120,21 +152,84 @@ function Find-Debugger {
             }
         }
     }
-    throw ('Neither kd.exe nor cdb.exe was found. Install "Debugging Tools for Windows" (a feature of the Windows SDK ' +
-        'installer, also part of the WDK/EWDK) or pass -DebuggerPath.')
+    throw ('Neither kd.exe nor cdb.exe was found. This script needs "Debugging Tools for Windows" (a feature of the ' +
+        'Windows SDK installer, also part of the WDK/EWDK), or pass -DebuggerPath. The WinDbg app from the Microsoft ' +
+        'Store or winget does not put kd.exe or cdb.exe on PATH: with only that app, open the dump in it and follow ' +
+        'README "By hand in WinDbg".')
 }
 
+# mex.dll -> @{ Path; Folder; OnSearchPath }, or $null. OnSearchPath: the debugger finds it by name
+# itself; otherwise its folder goes into _NT_DEBUGGER_EXTENSION_PATH for the run.
 function Find-Mex {
     param([string]$Path, [string]$DebuggerFolder)
     if ($Path) {
-        return Resolve-ExistingFile -Path $Path -Description 'mex.dll'
+        $file = Resolve-ExistingFile -Path $Path -Description 'mex.dll'
+        if ((Split-Path -Leaf $file) -ne 'mex.dll') {
+            throw "-MexPath must name a file called mex.dll (the command files call !mex.di and !mex.t): $file"
+        }
+        return [pscustomobject]@{ Path = $file; Folder = (Split-Path -Parent $file); OnSearchPath = $false }
     }
-    foreach ($candidate in @((Join-Path -Path $DebuggerFolder -ChildPath 'winext\mex.dll'), (Join-Path -Path $DebuggerFolder -ChildPath 'mex.dll'))) {
+    $folders = @(
+        (Join-Path -Path $DebuggerFolder -ChildPath 'winext'),
+        (Join-Path -Path $DebuggerFolder -ChildPath 'winxp'),
+        $DebuggerFolder
+    )
+    if ($env:LOCALAPPDATA) {
+        $folders += Join-Path -Path $env:LOCALAPPDATA -ChildPath 'dbg\EngineExtensions'
+    }
+    if ($env:_NT_DEBUGGER_EXTENSION_PATH) {
+        $folders += @($env:_NT_DEBUGGER_EXTENSION_PATH -split ';' | Where-Object { $_.Trim().Length -gt 0 })
+    }
+    foreach ($folder in $folders) {
+        $candidate = Join-Path -Path $folder -ChildPath 'mex.dll'
         if (Test-Path -LiteralPath $candidate -PathType Leaf) {
-            return $candidate
+            return [pscustomobject]@{ Path = $candidate; Folder = $folder; OnSearchPath = $true }
         }
     }
     return $null
+}
+
+# The command file for one run: symbols, the extension, MEX if used, the analysis, q.
+function Write-CommandFile {
+    param([string]$Path, [bool]$UseMex, [string]$AnalysisFile)
+    $lines = New-Object -TypeName 'System.Collections.Generic.List[string]'
+    $lines.Add('$$ Generated by scripts\Invoke-DumpAnalysis.ps1 for the TestDriver walk-through.')
+    $lines.Add('.echo ===== TestDriver analysis, mode ' + $(if ($UseMex) { 'MEX' } else { 'built-in' }))
+    $lines.Add('.symfix+ ' + $SymbolCache)
+    $lines.Add('.reload')
+    $lines.Add('.load jsprovider.dll')
+    $lines.Add('.scriptload WrFastMutex.js')
+    if ($UseMex) {
+        $lines.Add('.load mex')
+        $lines.Add('.echo ===== Loaded extensions (mex.dll must be listed)')
+        $lines.Add('.chain')
+    }
+    foreach ($line in (Get-Content -LiteralPath $AnalysisFile)) {
+        $lines.Add($line)
+    }
+    $lines.Add('q')
+    [IO.File]::WriteAllLines($Path, $lines.ToArray(), (New-Object -TypeName System.Text.UTF8Encoding -ArgumentList $false))
+}
+
+# Runs the debugger in the output folder; -ExtensionFolder goes first in
+# _NT_DEBUGGER_EXTENSION_PATH for this run only. Returns the exit code.
+function Invoke-Debugger {
+    param([string]$Debugger, [string[]]$Arguments, [string]$WorkingFolder, [string]$ExtensionFolder)
+    $exitCode = $null
+    $previousExtensionPath = $env:_NT_DEBUGGER_EXTENSION_PATH
+    Push-Location -LiteralPath $WorkingFolder
+    try {
+        if ($ExtensionFolder) {
+            $env:_NT_DEBUGGER_EXTENSION_PATH = (@($ExtensionFolder, $previousExtensionPath) | Where-Object { $_ }) -join ';'
+        }
+        $run = Invoke-NativeCommand -FilePath $Debugger -ArgumentList $Arguments
+        $exitCode = $run.ExitCode
+    }
+    finally {
+        $env:_NT_DEBUGGER_EXTENSION_PATH = $previousExtensionPath
+        Pop-Location
+    }
+    return $exitCode
 }
 
 if (-not (Test-Path -LiteralPath $DumpPath -PathType Leaf)) {
@@ -154,37 +249,54 @@ $useMex = $false
 switch ($Mode) {
     'Mex' {
         if (-not $mex) {
-            throw 'Mode Mex: mex.dll not found. Put it in the debugger folder (or its winext folder) or pass -MexPath.'
+            throw ('Mode Mex: mex.dll not found on the extension search path (the debugger''s winext folder, ' +
+                '%LOCALAPPDATA%\dbg\EngineExtensions, _NT_DEBUGGER_EXTENSION_PATH). Put it there or pass -MexPath.')
         }
         $useMex = $true
     }
     'BuiltIn' { $useMex = $false }
-    default { $useMex = [bool]$mex }
+    default { $useMex = ($null -ne $mex) }
 }
+$mexFolder = ''
 if ($useMex) {
-    if ($mex -match '\s') {
-        throw "The path of mex.dll has a space ($mex): copy mex.dll into $debuggerFolder\winext and try again."
+    if (-not $mex.OnSearchPath) {
+        $mexFolder = $mex.Folder
     }
-    Write-Host "MEX: $mex"
+    Write-Host "MEX: $($mex.Path), loaded as "".load mex"""
 }
 else {
     Write-Host 'MEX: not used, running the built-in equivalents.'
 }
 
 if (-not $DriverSymbolPath) {
-    $DriverSymbolPath = Join-Path -Path $repoRoot -ChildPath 'target\release'
+    $pdbs = @(Find-TestDriverBuild -RepositoryRoot $repoRoot -FileName 'TestDriver.pdb')
+    if ($pdbs.Count -gt 0) {
+        $DriverSymbolPath = (@($pdbs | ForEach-Object { $_.DirectoryName }) -join ';')
+        Write-Host "Driver symbols: $($pdbs[0].FullName) (written $($pdbs[0].LastWriteTime), the newest of $($pdbs.Count))"
+        foreach ($older in @($pdbs | Select-Object -Skip 1)) {
+            Write-Host "                also on the path, older: $($older.FullName); the debugger takes the one that matches the dump"
+        }
+    }
+}
+$symbolArgument = $SymbolCache
+if ($DriverSymbolPath) {
+    $symbolArgument = $DriverSymbolPath
+}
+else {
+    Write-Warning 'No TestDriver.pdb found: TestDriver frames will show as TestDriver+0x..., as in the seed.'
 }
 if (-not $OutputDirectory) {
     $OutputDirectory = Join-Path -Path (Split-Path -Parent $dump) -ChildPath ('TestDriver-analysis-' + (Get-Date -Format 'yyyyMMdd-HHmmss'))
 }
 
-$analysisName = 'analyze-builtin.txt'
-if ($useMex) {
-    $analysisName = 'analyze-mex.txt'
-}
-$analysisFile = Join-Path -Path $windbgDir -ChildPath $analysisName
 $scriptFile = Join-Path -Path $windbgDir -ChildPath 'WrFastMutex.js'
-foreach ($needed in @($analysisFile, $scriptFile)) {
+$mexAnalysis = Join-Path -Path $windbgDir -ChildPath 'analyze-mex.txt'
+$builtinAnalysis = Join-Path -Path $windbgDir -ChildPath 'analyze-builtin.txt'
+$analysisFile = $builtinAnalysis
+if ($useMex) {
+    $analysisFile = $mexAnalysis
+}
+foreach ($needed in @($scriptFile, $mexAnalysis, $builtinAnalysis)) {
     if (-not (Test-Path -LiteralPath $needed -PathType Leaf)) {
         throw "Missing repository file: $needed"
     }
@@ -192,11 +304,6 @@ foreach ($needed in @($analysisFile, $scriptFile)) {
 
 $commandFileName = 'testdriver-analysis.txt'
 $logName = 'testdriver-analysis.log'
-$symbolArgument = $DriverSymbolPath
-if (-not (Test-Path -LiteralPath $DriverSymbolPath -PathType Container)) {
-    Write-Warning "No driver symbols at ${DriverSymbolPath}: TestDriver frames will show as TestDriver+0x..., as in the seed."
-    $symbolArgument = $SymbolCache
-}
 $debuggerArguments = @('-z', $dump, '-y', $symbolArgument, '-logo', $logName, '-cf', $commandFileName)
 
 if (-not $PSCmdlet.ShouldProcess($OutputDirectory, "$debugger $($debuggerArguments -join ' ')")) {
@@ -205,53 +312,50 @@ if (-not $PSCmdlet.ShouldProcess($OutputDirectory, "$debugger $($debuggerArgumen
 
 New-Item -ItemType Directory -Path $OutputDirectory -Force | Out-Null
 Copy-Item -LiteralPath $scriptFile -Destination (Join-Path -Path $OutputDirectory -ChildPath 'WrFastMutex.js') -Force
-
-$lines = New-Object -TypeName 'System.Collections.Generic.List[string]'
-$lines.Add('$$ Generated by scripts\Invoke-DumpAnalysis.ps1 for the TestDriver walk-through.')
-$lines.Add('.echo ===== TestDriver analysis, mode ' + $(if ($useMex) { 'MEX' } else { 'built-in' }))
-$lines.Add('.symfix+ ' + $SymbolCache)
-$lines.Add('.reload')
-$lines.Add('.load jsprovider.dll')
-$lines.Add('.scriptload WrFastMutex.js')
-if ($useMex) {
-    $lines.Add('.load ' + $mex)
-}
-foreach ($line in (Get-Content -LiteralPath $analysisFile)) {
-    $lines.Add($line)
-}
-$lines.Add('q')
-$commandFile = Join-Path -Path $OutputDirectory -ChildPath $commandFileName
-[IO.File]::WriteAllLines($commandFile, $lines.ToArray(), (New-Object -TypeName System.Text.UTF8Encoding -ArgumentList $false))
+Write-CommandFile -Path (Join-Path -Path $OutputDirectory -ChildPath $commandFileName) -UseMex $useMex -AnalysisFile $analysisFile
 
 Write-Host "Running the debugger (symbol download on first use can take minutes) ..."
-Push-Location -LiteralPath $OutputDirectory
-try {
-    $previous = $ErrorActionPreference
-    $ErrorActionPreference = 'Continue'
-    & $debugger @debuggerArguments 2>&1 | Out-Null
-    $exitCode = $LASTEXITCODE
-    $ErrorActionPreference = $previous
-}
-finally {
-    Pop-Location
-}
-
+$exitCode = Invoke-Debugger -Debugger $debugger -Arguments $debuggerArguments -WorkingFolder $OutputDirectory -ExtensionFolder $mexFolder
 $log = Join-Path -Path $OutputDirectory -ChildPath $logName
 if (-not (Test-Path -LiteralPath $log -PathType Leaf)) {
     throw "The debugger (exit code $exitCode) wrote no log at $log."
 }
+$text = @(Get-Content -LiteralPath $log)
+
+if ($useMex -and -not (($text -join "`n") -match $MEX_LOADED_PATTERN)) {
+    if ($Mode -eq 'Auto') {
+        Write-Warning "MEX did not load (.chain in $log lists no mex.dll): running again with the built-in commands."
+        $commandFileName = 'testdriver-analysis-builtin.txt'
+        $logName = 'testdriver-analysis-builtin.log'
+        $debuggerArguments = @('-z', $dump, '-y', $symbolArgument, '-logo', $logName, '-cf', $commandFileName)
+        Write-CommandFile -Path (Join-Path -Path $OutputDirectory -ChildPath $commandFileName) -UseMex $false -AnalysisFile $builtinAnalysis
+        $exitCode = Invoke-Debugger -Debugger $debugger -Arguments $debuggerArguments -WorkingFolder $OutputDirectory -ExtensionFolder ''
+        $log = Join-Path -Path $OutputDirectory -ChildPath $logName
+        if (-not (Test-Path -LiteralPath $log -PathType Leaf)) {
+            throw "The debugger (exit code $exitCode) wrote no log at $log."
+        }
+        $text = @(Get-Content -LiteralPath $log)
+    }
+    else {
+        Write-Warning "MEX did not load (.chain in $log lists no mex.dll): its commands failed; see the log."
+    }
+}
+
 if ($exitCode -ne 0) {
     Write-Warning "The debugger exited with code $exitCode; read the log."
 }
-$text = Get-Content -LiteralPath $log
 if (-not ($text | Select-String -SimpleMatch 'JavaScript script successfully loaded')) {
     Write-Warning 'WrFastMutex.js did not load (no "JavaScript script successfully loaded" in the log).'
 }
 Write-Host ''
 Write-Host 'Answer (from the log):'
-$answer = $text | Select-String -Pattern '^(Count: \d+|Verdict: .*|No thread is waiting with reason WrFastMutex.*)$'
-if ($answer) {
+$answer = @($text | Select-String -Pattern $ANSWER_PATTERN)
+if ($answer.Count -gt 0) {
     $answer | ForEach-Object { Write-Host "  $($_.Line)" }
+    if (@($answer | Where-Object { $_.Line -match '^(Cannot tell|Incomplete:)' }).Count -gt 0) {
+        Write-Warning ('WrFastMutex.js could not read everything (see above): an incomplete dump or missing nt symbols. ' +
+            'An empty or partial result here is not a "no deadlock" answer.')
+    }
 }
 else {
     Write-Warning 'No WrFastMutex.js result in the log: see the log for errors.'

@@ -29,15 +29,18 @@
     "partial" live dump when memory is short); the threads and the fast mutex this
     demo needs are in non-paged memory and kernel stacks, which it keeps first.
 
-    Assumption (not verified here, no Windows was available when this was written):
-    the subsystem to use is the local one whose FriendlyName starts with
-    "Windows Storage" (Microsoft's example shows "Windows Storage on <computer>").
+    The storage subsystem is passed to Get-StorageDiagnosticInfo as the object
+    Get-StorageSubSystem returned (-InputObject), never matched by its friendly
+    name, which is translated on non-English Windows ("Windows Storage on <computer>"
+    in Microsoft's English example). A test VM has one subsystem; with several, the
+    script lists them and asks for -StorageSubSystemFriendlyName.
 
 .PARAMETER DestinationPath
     Folder for the dump. Default: C:\Dumps\TestDriver-<yyyyMMdd-HHmmss>. Must not exist yet or be empty.
 
 .PARAMETER StorageSubSystemFriendlyName
-    Storage subsystem to ask. Default: the local "Windows Storage on ..." subsystem.
+    Storage subsystem to ask, by its FriendlyName as Get-StorageSubSystem prints it.
+    Default: the only subsystem there is.
 
 .PARAMETER IncludeLogs
     Also collect the storage operational and diagnostic logs.
@@ -106,15 +109,23 @@ if (-not (Get-Command -Name Get-StorageDiagnosticInfo -ErrorAction SilentlyConti
         'Use Task Manager instead and then -FromTaskManager.')
 }
 
-if (-not $StorageSubSystemFriendlyName) {
-    $subsystem = Get-StorageSubSystem | Where-Object { $_.FriendlyName -like 'Windows Storage*' } | Select-Object -First 1
-    if (-not $subsystem) {
-        $names = (Get-StorageSubSystem | ForEach-Object { $_.FriendlyName }) -join ', '
-        throw "No 'Windows Storage ...' subsystem found (have: $names). Pass -StorageSubSystemFriendlyName."
+if ($StorageSubSystemFriendlyName) {
+    $subsystem = @(Get-StorageSubSystem -FriendlyName $StorageSubSystemFriendlyName)
+    if ($subsystem.Count -ne 1) {
+        throw "Get-StorageSubSystem -FriendlyName '$StorageSubSystemFriendlyName' found $($subsystem.Count) subsystem(s), not one."
     }
-    $StorageSubSystemFriendlyName = $subsystem.FriendlyName
+    $subsystem = $subsystem[0]
 }
-Write-Host "Storage subsystem: $StorageSubSystemFriendlyName"
+else {
+    $all = @(Get-StorageSubSystem)
+    if ($all.Count -ne 1) {
+        $names = ($all | ForEach-Object { "'$($_.FriendlyName)'" }) -join ', '
+        throw ("Get-StorageSubSystem lists $($all.Count) storage subsystem(s) ($names): " +
+            'pass the one to use with -StorageSubSystemFriendlyName.')
+    }
+    $subsystem = $all[0]
+}
+Write-Host "Storage subsystem: $($subsystem.FriendlyName)"
 
 if (Test-Path -LiteralPath $DestinationPath) {
     if (@(Get-ChildItem -LiteralPath $DestinationPath -Force).Count -gt 0) {
@@ -123,9 +134,9 @@ if (Test-Path -LiteralPath $DestinationPath) {
 }
 
 $arguments = @{
-    StorageSubSystemFriendlyName = $StorageSubSystemFriendlyName
-    IncludeLiveDump              = $true
-    DestinationPath              = $DestinationPath
+    InputObject     = $subsystem
+    IncludeLiveDump = $true
+    DestinationPath = $DestinationPath
 }
 if (-not $IncludeLogs) {
     $arguments['ExcludeOperationalLog'] = $true

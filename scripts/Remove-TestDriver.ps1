@@ -6,16 +6,18 @@
 .DESCRIPTION
     Why there is no "sc stop TestDrv" here. Once started, TestDriver's two system
     threads are blocked for good inside ExAcquireFastMutex: FileCreationThread on
-    its own second acquire, FileMoveThread behind it. Stopping the service calls
-    the driver's unload routine (unload_driver, UnloadDriver in the seed), which
-    deletes the device object; the FAST_MUTEX the threads wait on lives in that
-    device's extension, so its memory is freed while two threads still wait on
-    the event inside it. Then the I/O manager unloads TestDriver.sys, although both
-    threads will return into its code (the caller of ExAcquireFastMutex is
-    TestDriver+0x...). Anything that later touches that pool memory, or wakes a
-    thread into the unmapped code, crashes the machine. Nothing can release a fast
-    mutex on behalf of its owner, so the only clean way out is a reboot: the
-    service is demand-start and stays stopped after it.
+    its own second acquire, FileMoveThread behind it. The driver sets DriverUnload
+    and nothing holds a reference to its device, so "sc stop" does not fail and
+    does not crash at once: the I/O manager calls the unload routine
+    (unload_driver, UnloadDriver in the seed), whose IoDeleteDevice frees the
+    device object and with it the device extension that holds the FAST_MUTEX,
+    and then unmaps TestDriver.sys. The two threads stay waiting forever on an
+    event inside freed pool, and would return into unmapped code if they ever
+    woke. From then on the machine runs on undefined behaviour: the pool is
+    reused, later dumps show garbage where the mutex was, and a crash may come
+    at any later time, or never. Nothing can release a fast mutex on behalf of
+    its owner, so the only clean way out is a reboot: the service is
+    demand-start and stays stopped after it.
 
     What this script does, each step only if needed and each one -WhatIf-able:
       1. sc.exe delete TestDrv. On a loaded driver this marks the service for
@@ -25,6 +27,9 @@
       4. -RemoveTestFolders: deletes C:\Temp and C:\Temp2 if they are empty
          (the demo leaves them empty; a non-empty folder is kept with a warning).
       5. -Restart: reboots.
+
+    The service's existence and state come from WMI (Get-DriverService in
+    TestDriver.Common.psm1), not from sc.exe's translated text.
 
     Assumption (not verified here, no Windows was available when this was written):
     verifier.exe /reset exits with 0 or 2 on success (2 read as "reboot required").
@@ -76,31 +81,23 @@ Set-StrictMode -Version 2.0
 
 Import-Module -Name (Join-Path $PSScriptRoot 'TestDriver.Common.psm1') -Force
 
-$SERVICE_STOPPED = 1
-
 Assert-Administrator
 $rebootNeeded = $false
 
 # 1. The service
-$query = Invoke-NativeCommand -FilePath 'sc.exe' -ArgumentList @('query', $ServiceName)
-if ($query.ExitCode -eq 1060) {
+$service = Get-DriverService -Name $ServiceName
+if ($null -eq $service) {
     Write-Host "Service ${ServiceName}: not installed, nothing to delete."
 }
-elseif ($query.ExitCode -ne 0) {
-    Write-NativeOutput $query
-    throw "sc.exe query $ServiceName failed with exit code $($query.ExitCode)."
+elseif (-not $service.IsKernelDriver) {
+    throw ("A service named $ServiceName exists but is not a kernel driver ($($service.ServiceType)): it is not " +
+        "TestDriver's, so it is not deleted. Pass the -ServiceName you installed TestDriver with.")
 }
 else {
-    $state = 0
-    foreach ($line in $query.Output) {
-        if ($line -match 'STATE\s+:\s+(\d+)') {
-            $state = [int]$Matches[1]
-        }
-    }
-    if ($state -ne $SERVICE_STOPPED) {
-        Write-Warning ("$ServiceName is loaded (state $state). It is NOT stopped here: its threads are stuck on the " +
-            'fast mutex in its device extension, and unloading would free that memory and unmap code they ' +
-            'still return into. The service is deleted at the next reboot.')
+    if (-not $service.Stopped) {
+        Write-Warning ("$ServiceName is loaded (state $($service.State)). It is NOT stopped here: unloading would free " +
+            'the fast mutex its two threads wait on and unmap the code they would return into, leaving them waiting ' +
+            'forever on freed memory. The service is deleted at the next reboot.')
         $rebootNeeded = $true
     }
     if ($PSCmdlet.ShouldProcess($ServiceName, "sc.exe delete $ServiceName")) {

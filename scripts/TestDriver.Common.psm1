@@ -11,6 +11,10 @@
 
     and call its functions; each script still runs its own elevation check.
     Compatible with Windows PowerShell 5.1.
+
+    Nothing here reads the localized text of a Windows tool (sc.exe's "STATE",
+    bcdedit's "Yes"): service state and path come from WMI (Win32_SystemDriver),
+    whose property values are the same on every display language.
 #>
 
 # A module has its own session state: set the same preferences the scripts use.
@@ -71,6 +75,11 @@ function Invoke-NativeCommand {
         afterwards. stdout and stderr are merged and returned as strings. The caller
         checks ExitCode.
 
+        $LASTEXITCODE is cleared before the call, so a program that could not be
+        started is reported as such ("Could not run <FilePath>: ...") instead of
+        leaving an unset or stale exit code behind (under Set-StrictMode an unset
+        $LASTEXITCODE would itself throw and hide the real error).
+
     .PARAMETER FilePath
         The program to run (for example sc.exe, bcdedit.exe, verifier.exe). It must be
         found by Get-Command, otherwise the function throws "<FilePath> was not found on PATH.".
@@ -95,12 +104,25 @@ function Invoke-NativeCommand {
     }
     $previous = $ErrorActionPreference
     $ErrorActionPreference = 'Continue'
+    $lines = @()
+    $code = $null
+    $startError = $null
+    $global:LASTEXITCODE = $null
     try {
         $lines = & $FilePath @ArgumentList 2>&1 | ForEach-Object { "$_" }
-        $code = $LASTEXITCODE
+        $code = $global:LASTEXITCODE
+    }
+    catch {
+        $startError = $_
     }
     finally {
         $ErrorActionPreference = $previous
+    }
+    if ($null -ne $startError) {
+        throw "Could not run ${FilePath}: $($startError.Exception.Message)"
+    }
+    if ($null -eq $code) {
+        throw "Could not run ${FilePath}: it did not start, so it set no exit code."
     }
     [pscustomobject]@{
         ExitCode = $code
@@ -201,6 +223,135 @@ function Restart-ComputerIfRequested {
     }
 }
 
+function ConvertFrom-ImagePath {
+    <#
+    .SYNOPSIS
+        Turns a service's ImagePath (PathName) into a plain full path.
+
+    .DESCRIPTION
+        sc.exe stores "C:\x\TestDriver.sys" as "\??\C:\x\TestDriver.sys"; drivers
+        installed by Windows use "\SystemRoot\..." or "System32\drivers\...".
+        Quotes and the \??\ prefix are removed, the other two forms are made absolute.
+
+    .PARAMETER ImagePath
+        The ImagePath as the registry or Win32_SystemDriver.PathName gives it.
+
+    .EXAMPLE
+        ConvertFrom-ImagePath -ImagePath '\??\C:\TestDriver\TestDriver.sys'
+
+    .OUTPUTS
+        System.String
+    #>
+    [CmdletBinding()]
+    [OutputType([string])]
+    param([AllowEmptyString()][string]$ImagePath)
+    $p = "$ImagePath".Trim().Trim('"')
+    if ($p.StartsWith('\??\')) {
+        $p = $p.Substring(4)
+    }
+    if ($p -match '^(?i)\\SystemRoot\\(.*)$') {
+        $p = Join-Path -Path $env:SystemRoot -ChildPath $Matches[1]
+    }
+    elseif ($p -match '^(?i)system32\\') {
+        $p = Join-Path -Path $env:SystemRoot -ChildPath $p
+    }
+    return $p
+}
+
+function Get-DriverService {
+    <#
+    .SYNOPSIS
+        Describes the service of a given name from WMI: whether it exists, is a kernel driver, its state and file.
+
+    .DESCRIPTION
+        Reads Win32_SystemDriver (kernel and file system drivers) and, when no driver
+        has the name, Win32_Service (a program's service that took the name). The State
+        and ServiceType values of these classes are fixed strings ('Running', 'Stopped',
+        'Kernel Driver', ...) on every display language, unlike the text sc.exe prints.
+        Returns $null when no service has the name.
+
+    .PARAMETER Name
+        Service name (letters, digits and underscores).
+
+    .EXAMPLE
+        $service = Get-DriverService -Name 'TestDrv'
+        if ($service -and $service.Running) { 'loaded' }
+
+    .OUTPUTS
+        PSCustomObject with Name, IsKernelDriver, ServiceType, State, Running, Stopped, PathName
+        and Path (the PathName as a plain full path), or $null.
+    #>
+    [CmdletBinding()]
+    param(
+        [Parameter(Mandatory)][ValidatePattern('^[A-Za-z0-9_]+$')][string]$Name
+    )
+    $found = Get-CimInstance -ClassName Win32_SystemDriver -Filter "Name='$Name'"
+    if (-not $found) {
+        $found = Get-CimInstance -ClassName Win32_Service -Filter "Name='$Name'"
+    }
+    if (-not $found) {
+        return $null
+    }
+    $found = @($found)[0]
+    [pscustomobject]@{
+        Name           = [string]$found.Name
+        IsKernelDriver = ([string]$found.ServiceType -eq 'Kernel Driver')
+        ServiceType    = [string]$found.ServiceType
+        State          = [string]$found.State
+        Running        = ([string]$found.State -eq 'Running')
+        Stopped        = ([string]$found.State -eq 'Stopped')
+        PathName       = [string]$found.PathName
+        Path           = (ConvertFrom-ImagePath -ImagePath ([string]$found.PathName))
+    }
+}
+
+function Find-TestDriverBuild {
+    <#
+    .SYNOPSIS
+        Lists the TestDriver.sys (or .pdb) files that "cargo make" left in the repository, newest first.
+
+    .DESCRIPTION
+        windows-drivers-rs writes the driver package to target\<profile>\TestDriver_package:
+        plain "cargo make" builds the debug profile (target\debug\...), "cargo make default
+        --release" the release profile (target\release\...), and "--target
+        x86_64-pc-windows-msvc" adds the triple (target\x86_64-pc-windows-msvc\<profile>\...).
+        Older windows-drivers-rs releases named the folder "package". Every existing
+        candidate is returned, sorted by LastWriteTime, newest first, so the caller can
+        use the first and say which it used.
+
+    .PARAMETER RepositoryRoot
+        The repository root (the folder holding target\).
+
+    .PARAMETER FileName
+        TestDriver.sys or TestDriver.pdb (the package folder holds both).
+
+    .EXAMPLE
+        $builds = @(Find-TestDriverBuild -RepositoryRoot (Split-Path -Parent $PSScriptRoot) -FileName 'TestDriver.sys')
+
+    .OUTPUTS
+        System.IO.FileInfo, newest first; nothing when no build exists.
+    #>
+    [CmdletBinding()]
+    [OutputType([IO.FileInfo])]
+    param(
+        [Parameter(Mandatory)][string]$RepositoryRoot,
+        [Parameter(Mandatory)][ValidateSet('TestDriver.sys', 'TestDriver.pdb')][string]$FileName
+    )
+    $found = New-Object -TypeName 'System.Collections.Generic.List[System.IO.FileInfo]'
+    foreach ($targetFolder in @('target', 'target\x86_64-pc-windows-msvc')) {
+        foreach ($buildProfile in @('release', 'debug')) {
+            foreach ($packageFolder in @('TestDriver_package', 'package')) {
+                $relative = Join-Path -Path $targetFolder -ChildPath (Join-Path -Path $buildProfile -ChildPath $packageFolder)
+                $file = Join-Path -Path (Join-Path -Path $RepositoryRoot -ChildPath $relative) -ChildPath $FileName
+                if (Test-Path -LiteralPath $file -PathType Leaf) {
+                    $found.Add((Get-Item -LiteralPath $file))
+                }
+            }
+        }
+    }
+    return @($found | Sort-Object -Property LastWriteTime -Descending)
+}
+
 # Quoted names: the tree-sitter grammar used by check-ps1-syntax.py rejects a bare-word list.
 Export-ModuleMember -Function @(
     'Test-Administrator',
@@ -208,5 +359,8 @@ Export-ModuleMember -Function @(
     'Invoke-NativeCommand',
     'Write-NativeOutput',
     'Resolve-ExistingFile',
-    'Restart-ComputerIfRequested'
+    'Restart-ComputerIfRequested',
+    'ConvertFrom-ImagePath',
+    'Get-DriverService',
+    'Find-TestDriverBuild'
 )

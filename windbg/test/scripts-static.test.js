@@ -15,7 +15,8 @@ const MODULE = "TestDriver.Common.psm1";
 const MODULE_PATH = path.join(SCRIPTS, MODULE);
 const IMPORT_LINE = "Import-Module -Name (Join-Path $PSScriptRoot '" + MODULE + "') -Force";
 const SHARED = ["Test-Administrator", "Assert-Administrator", "Invoke-NativeCommand", "Write-NativeOutput",
-    "Resolve-ExistingFile", "Restart-ComputerIfRequested"];
+    "Resolve-ExistingFile", "Restart-ComputerIfRequested", "ConvertFrom-ImagePath", "Get-DriverService",
+    "Find-TestDriverBuild"];
 // The elevation check each script runs itself: Invoke-DumpAnalysis.ps1 only warns, the others stop.
 const ELEVATION = {
     "Initialize-TestVM.ps1": "Assert-Administrator",
@@ -145,7 +146,11 @@ test(MODULE + ": elevation via WindowsPrincipal, native calls with relaxed error
     const invoke = functions.get("Invoke-NativeCommand");
     assert.match(invoke, /\$ErrorActionPreference = 'Continue'/);
     assert.match(invoke, /finally \{\n\s*\$ErrorActionPreference = \$previous/);
-    assert.match(invoke, /\$code = \$LASTEXITCODE/);
+    // $LASTEXITCODE cleared first, so a program that did not start cannot leave an unset or stale code
+    assert.match(invoke, /\$global:LASTEXITCODE = \$null\n\s*try \{\n\s*\$lines = & \$FilePath @ArgumentList 2>&1/);
+    assert.match(invoke, /\$code = \$global:LASTEXITCODE/);
+    assert.match(invoke, /catch \{\n\s*\$startError = \$_/);
+    assert.match(invoke, /if \(\$null -eq \$code\) \{\n\s*throw "Could not run \$\{FilePath\}/);
     assert.match(invoke, /ExitCode = \$code/);
     assert.match(functions.get("Restart-ComputerIfRequested"), /\$Cmdlet\.ShouldProcess\(\$env:COMPUTERNAME, 'Restart-Computer'\)/);
     const code = codeOnly(text);
@@ -190,9 +195,11 @@ for (const file of ps1Files) {
         assert.ok(strictAt >= 0 && strictAt < importAt, "imported after param() and the preferences");
         const firstFunction = lines.findIndex((l) => /^function /.test(l));
         assert.ok(firstFunction < 0 || importAt < firstFunction, "imported before the script's own functions");
+        // the help block may name a helper; code lines keep their numbers with it blanked out
+        const codeLines = text.replace(/<#[\s\S]*?#>/g, (help) => help.replace(/[^\n]/g, " ")).split("\n");
         for (const name of SHARED) {
             assert.doesNotMatch(text, new RegExp("^\\s*function " + name + "\\b", "mi"), name + " comes from " + MODULE);
-            const use = lines.findIndex((l, i) => i !== importAt && new RegExp("\\b" + name + "\\b").test(l) &&
+            const use = codeLines.findIndex((l, i) => i !== importAt && new RegExp("\\b" + name + "\\b").test(l) &&
                 !/^\s*#/.test(l));
             assert.ok(use < 0 || use > importAt, name + " is used only after the import");
         }
@@ -222,7 +229,7 @@ for (const file of ps1Files) {
             "sc/bcdedit/verifier are never called directly (the sc alias is Set-Content)");
         assert.doesNotMatch(text, /ArgumentList @\([^)]*'stop'/i, "sc.exe stop is never run");
         const calls = (text.match(/Invoke-NativeCommand -FilePath/g) || []).length;
-        const checks = (text.match(/\.ExitCode -(ne|eq) |-notcontains \$result\.ExitCode/g) || []).length;
+        const checks = (text.match(/(\.ExitCode|\$exitCode) -(ne|eq) |-notcontains \$result\.ExitCode/g) || []).length;
         assert.ok(checks >= calls, file + ": " + calls + " native calls but " + checks + " exit-code checks");
     });
 

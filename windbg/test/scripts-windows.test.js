@@ -1,0 +1,245 @@
+"use strict";
+// Static checks of what the scripts must do on a real Windows that this machine
+// cannot run: no parsing of translated tool output, builds found in both cargo
+// make profiles, MEX loaded by name with an automatic fallback, BitLocker
+// suspended before boot changes, the debugger's answer lines matched against
+// what windbg/WrFastMutex.js really prints. PowerShell does not run here, so
+// these read the scripts' text; where a script and the extension must agree
+// (the answer lines), both sides are exercised.
+const test = require("node:test");
+const assert = require("node:assert/strict");
+const fs = require("node:fs");
+const path = require("node:path");
+const { makeHost } = require("../testlib/fake-host.js");
+const seed = require("../testlib/seed-dump.js");
+const m = require("../WrFastMutex.js");
+
+const SCRIPTS = path.join(__dirname, "..", "..", "scripts");
+
+function read(name) {
+    return fs.readFileSync(path.join(SCRIPTS, name), "utf8");
+}
+
+// The body of a top-level "function Name {" ... "}" of a script or module.
+function functionBody(text, name) {
+    const match = text.match(new RegExp("^function " + name + " \\{\\n([\\s\\S]*?)^\\}$", "m"));
+    assert.ok(match, "function " + name);
+    return match[1];
+}
+
+// The text without comment-based help and # comments (strings kept).
+function withoutComments(text) {
+    return text.replace(/<#[\s\S]*?#>/g, "").replace(/^\s*#.*$/gm, "");
+}
+
+// A single-quoted PowerShell string assigned to $name.
+function psString(text, name) {
+    const match = text.match(new RegExp("^\\$" + name + " = '((?:[^']|'')*)'$", "m"));
+    assert.ok(match, "$" + name + " = '...'");
+    return match[1].replace(/''/g, "'");
+}
+
+// .NET inline options (?im) -> JavaScript flags.
+function dotNetRegex(pattern) {
+    const inline = pattern.match(/^\(\?([imsx]+)\)/);
+    return inline ? new RegExp(pattern.slice(inline[0].length), inline[1]) : new RegExp(pattern);
+}
+
+const scripts = fs.readdirSync(SCRIPTS).filter((f) => /\.ps1$|\.psm1$/.test(f));
+
+test("no script reads the translated text of sc.exe, bcdedit or the storage subsystem's name", () => {
+    for (const file of scripts) {
+        const code = withoutComments(read(file));
+        assert.doesNotMatch(code, /STATE\\s|'STATE|STATE\s+:/, file + ": sc.exe STATE text");
+        assert.doesNotMatch(code, /-eq 'Yes'|testsigning\\s\+\(/i, file + ": bcdedit Yes/No text");
+        assert.doesNotMatch(code, /'\/enum'/, file + ": bcdedit /enum output");
+        assert.doesNotMatch(code, /FriendlyName -like|'Windows Storage/, file + ": the storage subsystem's English name");
+        assert.doesNotMatch(code, /@\('query'/, file + ": sc.exe query output");
+    }
+});
+
+test("service state and path come from WMI's Win32_SystemDriver (fixed strings on every language)", () => {
+    const module = read("TestDriver.Common.psm1");
+    const body = functionBody(module, "Get-DriverService");
+    assert.match(body, /Get-CimInstance -ClassName Win32_SystemDriver -Filter "Name='\$Name'"/);
+    assert.match(body, /Get-CimInstance -ClassName Win32_Service -Filter "Name='\$Name'"/,
+        "a program's service that took the name is seen, and refused by the callers");
+    assert.match(body, /ValidatePattern\('\^\[A-Za-z0-9_\]\+\$'\)/, "the name cannot break the WQL filter");
+    assert.match(body, /IsKernelDriver = \(\[string\]\$found\.ServiceType -eq 'Kernel Driver'\)/);
+    assert.match(body, /Running\s+= \(\[string\]\$found\.State -eq 'Running'\)/);
+    assert.match(body, /Stopped\s+= \(\[string\]\$found\.State -eq 'Stopped'\)/);
+    for (const file of ["Install-TestDriver.ps1", "Remove-TestDriver.ps1"]) {
+        const code = withoutComments(read(file));
+        assert.match(code, /\$service = Get-DriverService -Name \$ServiceName/, file);
+        assert.match(code, /-not \$service\.IsKernelDriver/, file + ": someone else's service is refused");
+    }
+    // Remove-TestDriver refuses before it could run sc.exe delete on that service
+    const remove = withoutComments(read("Remove-TestDriver.ps1"));
+    assert.ok(remove.indexOf("-not $service.IsKernelDriver") < remove.indexOf("'delete'"));
+});
+
+test("cargo make builds are looked for in debug and release (and the target triple), newest first", () => {
+    const body = functionBody(read("TestDriver.Common.psm1"), "Find-TestDriverBuild");
+    function list(variable) {
+        const match = body.match(new RegExp("foreach \\(\\$" + variable + " in @\\(([^)]*)\\)\\)"));
+        assert.ok(match, "foreach $" + variable);
+        return match[1].split(",").map((x) => x.trim().replace(/^'|'$/g, "").replace(/\\\\/g, "\\"));
+    }
+    const folders = [];
+    for (const t of list("targetFolder")) {
+        for (const p of list("buildProfile")) {
+            for (const k of list("packageFolder")) {
+                folders.push([t, p, k].join("\\"));
+            }
+        }
+    }
+    for (const expected of ["target\\debug\\TestDriver_package", "target\\release\\TestDriver_package",
+        "target\\x86_64-pc-windows-msvc\\debug\\TestDriver_package",
+        "target\\x86_64-pc-windows-msvc\\release\\TestDriver_package"]) {
+        assert.ok(folders.includes(expected), expected + " in " + folders.join(", "));
+    }
+    assert.match(body, /return @\(\$found \| Sort-Object -Property LastWriteTime -Descending\)/);
+    assert.doesNotMatch(body, /\$profile\b/i, "$PROFILE is an automatic variable");
+
+    const install = functionBody(read("Install-TestDriver.ps1"), "Resolve-DriverPath");
+    assert.match(install, /Find-TestDriverBuild -RepositoryRoot \$root -FileName 'TestDriver\.sys'/);
+    assert.match(install, /\$chosen = \$builds\[0\]/);
+    assert.match(install, /Write-Host "Driver: \$\(\$chosen\.FullName\) .*the newest of/, "says which build it used");
+    assert.match(install, /not used, older:/, "and which it left");
+    assert.match(install, /cargo make default --release/, "names the release command");
+    assert.ok(install.indexOf("Find-TestDriverBuild") < install.indexOf("out\\TestDriver.sys"),
+        "the unsigned Linux build only when no cargo make build exists");
+
+    const analysis = read("Invoke-DumpAnalysis.ps1");
+    assert.match(analysis, /Find-TestDriverBuild -RepositoryRoot \$repoRoot -FileName 'TestDriver\.pdb'/);
+    assert.match(analysis, /Write-Host "Driver symbols: \$\(\$pdbs\[0\]\.FullName\)/);
+    assert.doesNotMatch(withoutComments(analysis), /'target\\release'/, "no fixed release-only symbol folder");
+});
+
+test("Invoke-DumpAnalysis: MEX by name, -MexPath through _NT_DEBUGGER_EXTENSION_PATH, Auto falls back", () => {
+    const text = read("Invoke-DumpAnalysis.ps1");
+    const code = withoutComments(text);
+    assert.doesNotMatch(code, /-match '\\s'/, "no space check on mex.dll's path");
+    assert.doesNotMatch(code, /'\.load ' \+/, "no path after .load");
+    assert.match(functionBody(text, "Write-CommandFile"), /\$lines\.Add\('\.load mex'\)\n\s*\$lines\.Add\('\.echo [^']*'\)\n\s*\$lines\.Add\('\.chain'\)/);
+    const find = functionBody(text, "Find-Mex");
+    for (const folder of ["'winext'", "'winxp'", "'dbg\\EngineExtensions'", "$env:_NT_DEBUGGER_EXTENSION_PATH -split ';'"]) {
+        assert.ok(find.includes(folder), "Find-Mex looks on the extension search path: " + folder);
+    }
+    assert.match(find, /-ne 'mex\.dll'\) \{\n\s*throw/, "-MexPath must be mex.dll, the name .load and !mex.* use");
+    const invoke = functionBody(text, "Invoke-Debugger");
+    assert.match(invoke, /\$exitCode = \$null\n/, "$exitCode initialised");
+    assert.ok(invoke.indexOf("$exitCode = $null") < invoke.indexOf("try {"));
+    assert.match(invoke, /try \{[\s\S]*\$env:_NT_DEBUGGER_EXTENSION_PATH = [\s\S]*Invoke-NativeCommand -FilePath \$Debugger[\s\S]*finally \{\n\s*\$env:_NT_DEBUGGER_EXTENSION_PATH = \$previousExtensionPath/,
+        "the variable is set for the run and restored whatever happens");
+    assert.match(code, /if \(\$useMex -and -not \(\(\$text -join "`n"\) -match \$MEX_LOADED_PATTERN\)\) \{\n\s*if \(\$Mode -eq 'Auto'\) \{[\s\S]*?-UseMex \$false/,
+        "Auto runs again with the built-in commands when MEX did not load");
+    assert.match(code, /default \{ \$useMex = \(\$null -ne \$mex\) \}/, "Auto without mex.dll: built-in, no error");
+    assert.match(text, /Debugging Tools for Windows/);
+    // in the error Find-Debugger throws, not only in the help
+    assert.match(functionBody(text, "Find-Debugger"),
+        /The WinDbg app from the Microsoft ' \+\s*'Store or winget does not put kd\.exe or cdb\.exe on PATH/);
+});
+
+test("Invoke-DumpAnalysis's .chain check matches a loaded mex.dll and nothing else", () => {
+    const loaded = dotNetRegex(psString(read("Invoke-DumpAnalysis.ps1"), "MEX_LOADED_PATTERN"));
+    // the shape of Microsoft's .load page: "<path>: image <version>, API <version>, built <date>"
+    assert.match("Extension DLL chain:\n    C:\\Program Files (x86)\\Windows Kits\\10\\Debuggers\\x64\\winext\\mex.dll: " +
+        "image 18.0.0.0, API 1.0.0, built Mon Jan  1 00:00:00 2024\n", loaded);
+    assert.doesNotMatch("Extension DLL search Path:\n    C:\\dbg\\winext;C:\\dbg\\mex\n" +
+        "Extension DLL chain:\n    C:\\Windows\\Microsoft.NET\\Framework64\\v4.0.30319\\SOS.dll: image 4.8.4084.0, API 1.0.0\n",
+    loaded);
+    assert.doesNotMatch("The call to LoadLibrary(mex) failed, Win32 error 0n2\n", loaded);
+});
+
+// Every report windbg/WrFastMutex.js can print, from the fake data model.
+function reports() {
+    const scenarios = [
+        [seed.seedDump(), {}],
+        [seed.cleanDump(), {}],
+        [seed.cleanDump(), { symbols: "none" }],
+        [seed.withSystemThreads(seed.seedDump(), [seed.UNREADABLE_THREAD]), {}],
+        [seed.seedDump(), { unreadable: [seed.MUTEX] }],
+        [seed.seedDump(), { processesThrowAt: 0, processIndex: "none" }]
+    ];
+    return scenarios.map(([dump, options]) => {
+        const fake = makeHost(dump, options);
+        const previous = global.host;
+        global.host = fake.host;
+        try {
+            m.WrFastMutexJs();
+        } finally {
+            global.host = previous;
+        }
+        return fake.log.join("").split("\n");
+    });
+}
+
+test("Invoke-DumpAnalysis picks exactly the extension's answer lines, and warns on the incomplete ones", () => {
+    const text = read("Invoke-DumpAnalysis.ps1");
+    const answer = dotNetRegex(psString(text, "ANSWER_PATTERN"));
+    const warn = text.match(/\$_\.Line -match '([^']+)'/);
+    assert.ok(warn, "the incomplete-answer check");
+    const incomplete = new RegExp(warn[1]);
+    const picked = [];
+    for (const lines of reports()) {
+        const answers = lines.filter((l) => answer.test(l));
+        assert.ok(answers.length >= 1, "every report has an answer line:\n" + lines.join("\n"));
+        for (const l of lines) {
+            const isAnswer = /^(Verdict: |No thread is waiting|Cannot tell |Incomplete: )/.test(l);
+            assert.equal(answer.test(l), isAnswer, "answer or not: " + l);
+        }
+        picked.push(answers);
+    }
+    assert.match(picked[0][0], /^Verdict: the owner ffff9709`ac20e040 is itself waiting on the fast mutex it owns/);
+    assert.deepEqual(picked[1], ["No thread is waiting with reason WrFastMutex (34)."]);
+    assert.match(picked[2][0], /^Cannot tell whether any thread waits on a fast mutex: cannot read 7 thread\(s\)/);
+    assert.match(picked[3][1], /^Incomplete: cannot read 1 thread\(s\)/);
+    assert.match(picked[4][0], /^Verdict: cannot read the fast mutex/);
+    assert.match(picked[5][0], /^Cannot tell .*System process \(PID 4\).* was not found/);
+    // the warning fires for exactly the reports that could not read everything
+    assert.deepEqual(picked.map((a) => a.some((l) => incomplete.test(l))), [false, false, true, true, false, true]);
+});
+
+test("Initialize-TestVM: test signing read without words, BitLocker suspended before boot changes", () => {
+    const text = read("Initialize-TestVM.ps1");
+    const code = withoutComments(text);
+    assert.match(code, /\$BCD_ALLOW_PRERELEASE_SIGNATURES = \[uint32\]0x16000049/);
+    assert.match(code, /\$BCD_CURRENT_ENTRY = '\{fa926493-6f1c-4193-a414-58f0b2456d1e\}'/);
+    assert.match(functionBody(text, "Get-BcdTestSigning"),
+        /Invoke-CimMethod -InputObject \$entry -MethodName 'GetElement' -Arguments @\{ Type = \$BCD_ALLOW_PRERELEASE_SIGNATURES \}/);
+    assert.match(functionBody(text, "Get-TestSigningState"), /\$startOptions -match 'TESTSIGNING'/);
+    const suspend = code.indexOf("Suspend-BitLocker -MountPoint $env:SystemDrive -RebootCount 1");
+    assert.ok(suspend > 0, "Suspend-BitLocker -RebootCount 1");
+    assert.match(code, /if \(\$PSCmdlet\.ShouldProcess\(\$env:SystemDrive, 'Suspend-BitLocker -RebootCount 1'\)\) \{\n\s*Suspend-BitLocker/);
+    assert.match(code, /if \(\$bitLocker -eq 'On'\) \{/);
+    assert.ok(suspend < code.indexOf("throw ('Secure Boot is on"), "before the user is sent to turn Secure Boot off");
+    assert.ok(suspend < code.indexOf("@('/set', 'testsigning', 'on')"), "before bcdedit changes the boot configuration");
+    assert.match(text, /parameter 1 = 0x1000 \("self-deadlock"/);
+    assert.match(code, /parameter 1 = 0x1000 \(self-deadlock\)/);
+});
+
+test("Install-TestDriver: error 577 says what it means, without a certificate-import hint", () => {
+    const body = functionBody(read("Install-TestDriver.ps1"), "Get-StartErrorText");
+    const line = body.split("\n").findIndex((l) => /^\s*577 \{/.test(l));
+    assert.ok(line >= 0);
+    const text577 = body.split("\n").slice(line, line + 3).join(" ");
+    assert.doesNotMatch(text577, /ImportCertificate|certificate/i);
+    assert.match(text577, /In test mode any test ' \+\s*'signature is accepted/);
+    assert.match(text577, /not signed .* or test signing is not on in this boot/);
+});
+
+test("New-LiveKernelDump passes the storage subsystem object, not its translated name", () => {
+    const code = withoutComments(read("New-LiveKernelDump.ps1"));
+    assert.match(code, /\$arguments = @\{\n\s*InputObject\s+= \$subsystem\n/);
+    assert.doesNotMatch(code.slice(code.indexOf("$arguments = @{")), /StorageSubSystemFriendlyName\s*=/);
+    assert.match(code, /\$all = @\(Get-StorageSubSystem\)\n\s*if \(\$all\.Count -ne 1\) \{/);
+});
+
+test("Remove-TestDriver explains sc stop as freed memory under waiting threads, not an immediate crash", () => {
+    const text = read("Remove-TestDriver.ps1");
+    assert.doesNotMatch(text, /crashes the machine/);
+    assert.match(text, /does not crash at once/);
+    assert.match(text, /undefined behaviour/);
+    assert.match(text, /IoDeleteDevice frees the\s+device object and with it the device extension that holds the FAST_MUTEX/);
+});
