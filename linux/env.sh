@@ -35,10 +35,12 @@ declare -A DEBIAN_PACKAGES_test=(
   [nodejs]=/usr/bin/node
   [npm]=/usr/bin/npm
 )
-# `wine`: Debian's Wine, which loads TestDriver.sys in winedevice.exe.
+# `wine`: Debian's Wine, which loads TestDriver.sys in winedevice.exe, and the
+# python3 that runs linux/winerun.py.
 declare -A DEBIAN_PACKAGES_wine=(
   [wine64]=/usr/lib/wine/wine64
   [wine]=/usr/lib/wine/wineserver
+  [python3]=/usr/bin/python3
 )
 # `fresh`: what linux/fresh-check.sh needs to make a minimal Debian 12 root.
 declare -A DEBIAN_PACKAGES_fresh=(
@@ -115,7 +117,7 @@ _debian_packages_to_install() {
 # Prints nothing when everything is there; when something cannot be installed,
 # says what to do and exits the calling script.
 ensure_debian_packages() {
-  local groups=("${@:-build}") list package version log
+  local groups=("${@:-build}") list package version log key
   local -a missing sudo=()
   list=$(_debian_packages_to_install "${groups[@]}") || exit 1
   [[ -n $list ]] || return 0
@@ -155,9 +157,14 @@ ensure_debian_packages() {
   [[ -n $list ]] || return 0
   list=$(sort -u <<<"$list")
   mapfile -t missing <<<"$list"
+  local hinted=' '
   for package in "${missing[@]}"; do
     version=$(dpkg-query -W -f='${Version}' "$package" 2>/dev/null) || version=''
     if [[ -n $version && -n ${DEBIAN_MIN_VERSION[$package]:-} ]]; then
+      # The Rust packages come from one suite together: one message for them.
+      case $package in rustc-web|cargo-web|rust-web-*) key=rust ;; *) key=$package ;; esac
+      [[ $hinted == *" $key "* ]] && continue
+      hinted+="$key "
       echo "env.sh: $(_debian_too_old_hint "$package" "$version")" >&2
     else
       echo "env.sh: apt-get ran, yet $package is not installed (status: ${version:-none})" >&2
