@@ -207,6 +207,6 @@ while IFS=$'\t' read -r _ status seconds cmd; do
   total=$((total + seconds))
   ((status == 0)) || failed=$((failed + 1))
 done <"$log_dir/times.tsv"
-printf '  %-28s %s\n' "README's commands, in all" "$(elapsed "$total")"
+printf '  %-28s %s\n' "the commands, in all" "$(elapsed "$total")"
 echo "  logs: $log_dir"
 ((failed == 0))
