@@ -1,4 +1,8 @@
-"""The fixed build (issue 4), when out/fixed/TestDriver.sys exists, and the same checks on the default build.
+"""The fixed build, when out/fixed/TestDriver.sys exists, and the same checks on the default build.
+
+The fixed build orders its two threads with a notification event (FileCreationThread sets it when its loop
+ends, on every path; FileMoveThread waits for it before taking the mutex), so both thread orders give one
+outcome; every fault scenario runs in both orders to show it.
 
 Every scenario runs once (module-scoped cache). Fixed-build runs go through the CLI (exit code, report.json)
 with a Kernel subclass that also keeps the emulated kernel (file contents) and a trace of the calls that
@@ -32,6 +36,8 @@ FIXED = {
     "early": (["--unload", "early"], 0),
     "early_move": (["--unload", "early", "--order", "move"], 0),
     "recursion_switch": (["--allow-recursive-acquire"], 0),
+}
+FAULTS = {
     "no_temp": (["--fault", "no-temp"], 0),
     "no_temp2": (["--fault", "no-temp2"], 0),
     "create_every_7": (["--fault", "create-every=7"], 0),
@@ -40,10 +46,14 @@ FIXED = {
     "thread2_early": (["--fault", f"thread=2:{TOO_MANY_THREADS:#x}", "--unload", "early"], 0),
     "thread1": (["--fault", "thread=1"], 0),
 }
+for _name, (_args, _code) in FAULTS.items():  # every fault, in both thread orders
+    FIXED[_name] = (_args, _code)
+    FIXED[_name + "_move"] = ([*_args, "--order", "move"], _code)
 COMPLETED = [k for k, (_a, code) in FIXED.items() if code == 0]
 TRACED = ("ZwCreateFile", "ZwOpenFile", "ZwSetInformationFile", "ZwClose", "PsCreateSystemThread",
           "ObReferenceObjectByHandle", "ObfDereferenceObject", "KeWaitForSingleObject", "IoDeleteDevice",
-          "ExAcquireFastMutexUnsafe", "ExReleaseFastMutexUnsafe", "KeEnterCriticalRegion", "KeLeaveCriticalRegion")
+          "ExAcquireFastMutexUnsafe", "ExReleaseFastMutexUnsafe", "KeEnterCriticalRegion", "KeLeaveCriticalRegion",
+          "KeSetEvent")
 
 
 class Run:
@@ -61,6 +71,9 @@ class Run:
 
     def ethread(self, needle):
         return next(t.ethread for t in self.m.threads if t.kind == "driver" and needle in norm(t.name))
+
+    def name(self, needle):
+        return next(t.name for t in self.m.threads if t.kind == "driver" and needle in norm(t.name))
 
 
 def _wrap(m, api):
@@ -177,25 +190,35 @@ def test_creation_first_moves_every_file_with_exact_bytes(fixed):
                                                   "ZwSetInformationFile": N, "ZwClose": 2 * N + 2}
 
 
-def test_move_first_finds_nothing_then_creation_writes(fixed):
+def test_move_first_waits_for_the_files_then_moves_them(fixed):
+    """--order move: FileMoveThread runs first, waits on the event (not holding the mutex) until
+    FileCreationThread has written the 1000 files and set it, then moves them: the same outcome
+    as creation first."""
     r = fixed("move")
     assert r.code == 0 and r.rep["outcome"] == "completed" and r.rep["deadlock"] is None
     _clean(r.rep)
-    # FileMoveThread wins the lock: every ZwOpenFile fails and is logged, then it releases and ends
-    assert [(p["thread"], p["text"]) for p in r.rep["dbgprint"]] == [
-        ("TestDriver::file_move_thread", OPEN_LOG.format(i, NOT_FOUND)) for i in range(N)]
-    opens = r.trace("ZwOpenFile")
-    assert len(opens) == N and all(c["rv"] == NOT_FOUND for c in opens)
-    first_create = r.m.trace.index(r.trace("ZwCreateFile")[0])
-    assert r.m.trace.index(opens[-1]) < first_create
-    assert r.m.trace[first_create]["driver_threads"]["TestDriver::file_move_thread"] == "Terminated"
-    # then FileCreationThread writes the 1000 files, which stay in C:\Temp
-    created = r.data("C:\\Temp")
-    assert sorted(created) == sorted(f"file_{i}.txt" for i in range(N))
-    assert all(data == CONTENT for data in created.values())
-    assert r.data("C:\\Temp2") == {} and r.rep["renames"] == 0
+    assert r.rep["dbgprint"] == []
+    move, creation = r.name("filemovethread"), r.name("filecreationthread")
+    first = r.trace(kind="driver")[0]
+    waits = [c for c in r.trace("KeWaitForSingleObject") if c["thread"] == move]
+    assert [(c["blocked"], c["apc_disable"], c["mutex_owner_is_self"]) for c in waits] == [(True, 0, False)]
+    assert r.m.trace.index(waits[0]) < r.m.trace.index(r.trace("ZwCreateFile")[0])
+    assert first["thread"] == move  # the first traced call of a system thread is FileMoveThread's wait
+    [set_event] = r.trace("KeSetEvent")
+    assert set_event["thread"] == creation
+    assert r.m.trace.index(r.trace("ZwCreateFile")[-1]) < r.m.trace.index(set_event) < \
+        r.m.trace.index(r.trace("ZwOpenFile")[0])
+    assert set_event["driver_threads"][move] == "Waiting"
+    moved = r.data("C:\\Temp2")
+    assert sorted(moved) == sorted(f"NewFile_{i}.txt" for i in range(N)) and all(d == CONTENT for d in moved.values())
+    assert r.data("C:\\Temp") == {} and r.rep["renames"] == N
     assert {a: r.calls(a) for a in FILE_IO} == {"ZwCreateFile": N, "ZwOpenFile": N, "ZwWriteFile": 100 * N,
-                                                  "ZwSetInformationFile": 0, "ZwClose": N + 2}
+                                                  "ZwSetInformationFile": N, "ZwClose": 2 * N + 2}
+
+
+def test_both_orders_one_outcome(fixed):
+    a, b = fixed("creation"), fixed("move")
+    assert (a.code, a.rep["files"], a.data("C:\\Temp2")) == (b.code, b.rep["files"], b.data("C:\\Temp2"))
 
 
 @pytest.mark.parametrize("scenario", ["creation", "move"])
@@ -207,7 +230,7 @@ def test_one_acquire_per_thread(fixed, scenario):
     for api in ("ExAcquireFastMutexUnsafe", "ExReleaseFastMutexUnsafe", "KeEnterCriticalRegion",
                 "KeLeaveCriticalRegion"):
         assert Counter(c["thread"] for c in r.trace(api)) == {
-            "TestDriver::file_creation_thread": 1, "TestDriver::file_move_thread": 1}, api
+            r.name("filecreationthread"): 1, r.name("filemovethread"): 1}, api
     assert [len(t["acquires"]) for t in r.rep["threads"] if t["kind"] == "driver"] == [1, 1]
     [fm] = r.rep["fast_mutexes"]
     assert (fm["Count"], fm["Owner"], fm["Contention"]) == (1, "0x0", 0)  # released, never contended
@@ -218,7 +241,7 @@ def test_file_io_at_passive_level_in_critical_region(fixed, scenario):
     """Defect 2: every Zw file call at PASSIVE_LEVEL, normal kernel APCs disabled, the mutex held."""
     r = fixed(scenario)
     io = r.trace("ZwCreateFile", "ZwOpenFile", "ZwSetInformationFile", "ZwClose", kind="driver")
-    assert len(io) == {"creation": 5 * N, "move": 3 * N}[scenario]
+    assert len(io) == 5 * N
     assert {(c["irql"], c["apc_disable"], c["mutex_owner_is_self"]) for c in io} == {(0, 1, True)}
     assert r.rep["irql_violations"] == []
     assert all(t["irql"] == 0 and t["kernel_apc_disable"] == 0 for t in r.rep["threads"])
@@ -281,12 +304,12 @@ def test_fixed_unload_early_waits_for_threads(fixed, scenario):
     _clean(r.rep)
     first_wait = r.trace("KeWaitForSingleObject")[0]
     assert first_wait["kind"] == "unload" and first_wait["blocked"] is True
-    assert first_wait["target"] == "TestDriver::file_creation_thread" and first_wait["target_ended"] is False
+    assert first_wait["target"] == r.name("filecreationthread") and first_wait["target_ended"] is False
     assert set(first_wait["driver_threads"].values()) == {"Ready"}  # neither thread has run yet
     unload = next(t for t in r.m.threads if t.kind == "unload")
     assert unload.cswitches == 2 and unload.state == "Terminated"
-    where = "C:\\Temp2" if scenario == "early" else "C:\\Temp"
-    assert len(r.data(where)) == N and all(d == CONTENT for d in r.data(where).values())
+    assert len(r.data("C:\\Temp2")) == N and all(d == CONTENT for d in r.data("C:\\Temp2").values())
+    assert r.data("C:\\Temp") == {}
 
 
 # ------------------------------------------------------------------ faults
@@ -301,8 +324,23 @@ def test_no_fault_crashes_the_emulator(fixed, scenario):
     assert [t["state"] for t in r.rep["threads"]] == ["Terminated"] * len(r.rep["threads"])
 
 
-def test_fault_no_temp(fixed):
-    r = fixed("no_temp")
+ORDERS = pytest.mark.parametrize("order", ["", "_move"], ids=["creation_first", "move_first"])
+
+
+@pytest.mark.parametrize("fault", list(FAULTS))
+def test_fault_same_outcome_in_both_orders(fixed, fault):
+    a, b = fixed(fault), fixed(fault + "_move")
+    assert (a.code, a.rep["outcome"]) == (b.code, b.rep["outcome"])
+    assert a.rep["files"] == b.rep["files"]
+    for d in ("C:\\Temp", "C:\\Temp2"):
+        assert a.data(d) == b.data(d)
+    assert [(p["thread"], p["text"]) for p in a.rep["dbgprint"]] == [(p["thread"], p["text"]) for p in b.rep["dbgprint"]]
+    assert a.rep["verifier"] == b.rep["verifier"] == []
+
+
+@ORDERS
+def test_fault_no_temp(fixed, order):
+    r = fixed("no_temp" + order)
     _clean(r.rep)
     assert "C:\\Temp" not in r.rep["files"] and r.data("C:\\Temp2") == {}
     assert [p["text"] for p in r.rep["dbgprint"]] == (
@@ -311,21 +349,23 @@ def test_fault_no_temp(fixed):
                                                   "ZwSetInformationFile": 0, "ZwClose": 2}
 
 
-def test_fault_no_temp2(fixed):
-    r = fixed("no_temp2")
+@ORDERS
+def test_fault_no_temp2(fixed, order):
+    r = fixed("no_temp2" + order)
     _clean(r.rep)
     assert "C:\\Temp2" not in r.rep["files"] and r.rep["renames"] == 0
     left = r.data("C:\\Temp")
     assert sorted(left) == sorted(f"file_{i}.txt" for i in range(N)) and all(d == CONTENT for d in left.values())
     assert [(p["thread"], p["text"]) for p in r.rep["dbgprint"]] == [
-        ("TestDriver::file_move_thread", RENAME_LOG.format(i, PATH_NOT_FOUND)) for i in range(N)]
+        (r.name("filemovethread"), RENAME_LOG.format(i, PATH_NOT_FOUND)) for i in range(N)]
     assert [c["rv"] for c in r.trace("ZwSetInformationFile")] == [PATH_NOT_FOUND] * N
     assert r.calls("ZwClose") == 2 * N + 2
 
 
-def test_fixed_reports_failures(fixed):
+@ORDERS
+def test_fixed_reports_failures(fixed, order):
     """create-every=7: ZwCreateFile #7, #14, ... #994 fail: 142 files are never written, 858 are moved."""
-    r = fixed("create_every_7")
+    r = fixed("create_every_7" + order)
     _clean(r.rep)
     failed = [i for i in range(N) if (i + 1) % 7 == 0]
     assert len(failed) == 142
@@ -339,27 +379,29 @@ def test_fixed_reports_failures(fixed):
                                                   "ZwSetInformationFile": 858, "ZwClose": 858 * 2 + 2}
 
 
-def test_fault_iocreatedevice(fixed):
-    r = fixed("iocreatedevice")
+@ORDERS
+def test_fault_iocreatedevice(fixed, order):
+    r = fixed("iocreatedevice" + order)
     assert r.code == 5 and r.rep["outcome"] == "driver_entry_failed"
     assert r.rep["driver_entry_status"] == f"{NAME_COLLISION:#010x}"
     assert [(p["thread"], p["text"], p["call_site"].split("+")[0]) for p in r.rep["dbgprint"]] == [
         ("DriverEntry (System worker, IopLoadDriver)", f"TestDriver: IoCreateDevice failed: {NAME_COLLISION:08x}\n",
          "TestDriver!DriverEntry")]
-    assert r.rep["api_calls"] == {"IoCreateDevice": 1, "DbgPrint": 1}  # no PsCreateSystemThread, no ZwClose
+    assert r.rep["api_calls"] == {"IoCreateDevice": 1, "DbgPrintEx": 1}  # no PsCreateSystemThread, no ZwClose
     assert [t for t in r.rep["threads"] if t["kind"] != "loader"] == []
     assert r.rep["unload"]["called"] is False and r.rep["devices"] == []
     _clean(r.rep)
 
 
+@ORDERS
 @pytest.mark.parametrize("scenario,status", [("thread2", INSUFFICIENT_RESOURCES), ("thread2_early", TOO_MANY_THREADS)],
                          ids=["thread2", "thread2_early"])
-def test_fault_second_thread_creation(fixed, scenario, status):
-    r = fixed(scenario)
+def test_fault_second_thread_creation(fixed, scenario, status, order):
+    r = fixed(scenario + order)
     assert r.code == 0 and r.rep["driver_entry_status"] == "0x00000000"
     _clean(r.rep)
     assert [(c["rv"] == 0) for c in r.trace("PsCreateSystemThread")] == [True, False]
-    assert [t["name"] for t in r.rep["threads"] if t["kind"] == "driver"] == ["TestDriver::file_creation_thread"]
+    assert [t["name"] for t in r.rep["threads"] if t["kind"] == "driver"] == [r.name("filecreationthread")]
     thread_closes = [c for c in r.trace("ZwClose") if c["handle_kind"] == "thread"]
     assert len(thread_closes) == 1 and thread_closes[0]["kind"] == "loader"
     assert r.rep["handles"]["invalid_closes"] == [] and r.calls("ZwClose") == N + 1
@@ -373,6 +415,22 @@ def test_fault_second_thread_creation(fixed, scenario, status):
     assert r.rep["use_after_free"] == [] and r.rep["unload"]["returned"] is True
     # FileMoveThread never ran: the files stay where FileCreationThread wrote them
     assert len(r.data("C:\\Temp")) == N and r.data("C:\\Temp2") == {}
+
+
+@ORDERS
+def test_fault_first_thread_creation(fixed, order):
+    """FileCreationThread cannot start: DriverEntry sets the event itself, so FileMoveThread does not
+    wait for ever; it finds no file (1000 failures logged) and ends."""
+    r = fixed("thread1" + order)
+    assert r.code == 0 and r.rep["driver_entry_status"] == "0x00000000"
+    _clean(r.rep)
+    [set_event] = r.trace("KeSetEvent")
+    assert set_event["kind"] == "loader"
+    [wait] = [c for c in r.trace("KeWaitForSingleObject") if c["kind"] == "driver"]
+    assert wait["blocked"] is False  # already set
+    assert [p["text"] for p in r.rep["dbgprint"]] == (
+        [THREAD_LOG.format(INSUFFICIENT_RESOURCES)] + [OPEN_LOG.format(i, NOT_FOUND) for i in range(N)])
+    assert r.data("C:\\Temp") == {} and r.data("C:\\Temp2") == {}
 
 
 # ------------------------------------------------------------------ the default build, same checks
