@@ -1,34 +1,102 @@
 #!/usr/bin/env bash
-# The main job on Linux: builds TestDriver.sys and runs it in the emulated
-# kernel, which shows the seed's deadlock the way the seed's WinDbg session
-# does (!WrFastMutex, the blocked threads' stacks, dt nt!_FAST_MUTEX), and
-# writes report/report.json, report/report.txt and report/waitgraph.svg.
+# The main job on Linux: builds TestDriver.sys, then runs it, in the emulated
+# kernel (tdemu, the default) or under Wine.
 #
-#   linux/demo.sh                   the faithful build: the deadlock
+#   linux/demo.sh                   the faithful build in the emulated kernel: the deadlock, shown
+#                                   as the seed's WinDbg session does (!WrFastMutex, the blocked
+#                                   threads' stacks, dt nt!_FAST_MUTEX); report/ gets report.json,
+#                                   report.txt and waitgraph.svg
 #   linux/demo.sh --order move      FileMoveThread takes the lock first
 #   linux/demo.sh --fixed           the fixed build: no deadlock, 1000 files moved
 #   linux/demo.sh --allow-recursive-acquire
 #                                   the harness ignores the recursive acquire:
 #                                   the loops run, at APC_LEVEL
+#   linux/demo.sh --wine [--fixed]  the real .sys under Wine: sc.exe create/start in a throwaway
+#                                   prefix, the files, the threads' stacks (winedbg), sc stop/delete
 #
-# Other arguments go to `tdemu run` (see emulator/README.md). Exits 0 when the
-# run shows what it is expected to show: the deadlock for the default build,
-# completion for the fixed one or with the recursion switch.
+# Other arguments go to `tdemu run` (see emulator/README.md); they are checked
+# against its --help before anything is built. Exit codes: an emulated run
+# exits 0 when it shows what it is expected to show (the deadlock for the
+# default build, completion for the fixed one or with the recursion switch);
+# a Wine run exits as tdemu does: 3 deadlock, 0 completed (the 1000 files in
+# C:\Temp2), 1 anything else. Bad usage: 2, before anything is built. A failed
+# build: 1, and no older .sys is run.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$REPO_ROOT"
 
-build_args=() driver=out/TestDriver.sys expect=deadlock tdemu_args=()
+usage() { sed -n '2,25s/^# \{0,1\}//p' "$0"; }
+
+wine=false build_args=() driver=out/TestDriver.sys expect=deadlock tdemu_args=()
 for arg in "$@"; do
   case $arg in
+    --wine) wine=true ;;
     --fixed) build_args=(--fixed); driver=out/fixed/TestDriver.sys; expect=completed ;;
     --allow-recursive-acquire) tdemu_args+=("$arg"); expect=completed ;;
-    -h|--help) sed -n '2,17s/^# \{0,1\}//p' "$0"; exit 0 ;;
+    -h|--help) usage; exit 0 ;;
     *) tdemu_args+=("$arg") ;;
   esac
 done
 
-bash linux/build.sh "${build_args[@]}" 2>&1 | grep -E '^(built|error)' >&2 || true
-[[ -f $driver ]] || { echo "demo.sh: the build did not produce $driver" >&2; exit 1; }
+# Refuses what `tdemu run` would refuse (an unknown option, a value outside an
+# option's choices, a stray argument), from its own --help, so that nothing
+# is built for bad input. tdemu checks the rest (e.g. a --fault SPEC) itself.
+check_tdemu_args() {
+  local py=.venv/bin/python help
+  [[ -x $py ]] || py=python3
+  help=$(PYTHONPATH=emulator "$py" -m tdemu run --help 2>/dev/null) || return 0
+  "$py" - "$help" "$@" <<'PY'
+import re, sys
+help_text, args = sys.argv[1], sys.argv[2:]
+options = {}  # name -> None (a switch), "" (any value) or the set of choices
+for m in re.finditer(r"^  (--[\w-]+)(?: (\{[^}]*\}|[A-Z_]+))?", help_text, re.MULTILINE):
+    value = m.group(2)
+    options[m.group(1)] = None if value is None else (set(value[1:-1].split(",")) if value[0] == "{" else "")
+i = 0
+while i < len(args):
+    name, eq, value = args[i].partition("=")
+    if not name.startswith("--") or name not in options:
+        sys.exit(f"demo.sh: unknown argument '{args[i]}' (see linux/demo.sh --help and `python -m tdemu run --help`)")
+    if options[name] is not None:
+        if not eq:
+            i += 1
+            if i == len(args):
+                sys.exit(f"demo.sh: {name} needs a value")
+            value = args[i]
+        if options[name] and value not in options[name]:
+            sys.exit(f"demo.sh: {name} {value}: expected one of {', '.join(sorted(options[name]))}")
+    elif eq:
+        sys.exit(f"demo.sh: {name} takes no value")
+    i += 1
+PY
+}
+
+if $wine; then
+  if ((${#tdemu_args[@]})); then
+    echo "demo.sh: --wine takes only --fixed (got: ${tdemu_args[*]})" >&2
+    exit 2
+  fi
+elif ((${#tdemu_args[@]})); then
+  check_tdemu_args "${tdemu_args[@]}" || exit 2
+fi
+
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+echo "Building $driver with linux/build.sh${build_args[*]:+ ${build_args[*]}}" \
+  "(the first build takes about a minute, more if Debian's toolchain is installed first) ..." >&2
+if ! bash linux/build.sh "${build_args[@]}" >"$log" 2>&1; then
+  tail -n 40 "$log" >&2
+  echo "demo.sh: the build failed (the end of its log is above; all of it:" \
+    "bash linux/build.sh${build_args[*]:+ ${build_args[*]}}); nothing was run" >&2
+  exit 1
+fi
+grep -E '^built ' "$log" >&2
+rm -f "$log"
+trap - EXIT
+
+if $wine; then
+  ensure_debian_packages wine
+  exec python3 linux/winerun.py run "$driver"
+fi
 python=$(bash emulator/setup.sh | tail -n 1)
 PYTHONPATH=emulator exec "$python" -m tdemu run "$driver" --expect "$expect" "${tdemu_args[@]}"
