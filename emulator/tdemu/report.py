@@ -89,6 +89,10 @@ def build(m, outcome: str, run_info: dict) -> dict:
         "unsupported_api_calls": dict(m.unsupported),
         "irql_violations": [dict(v, address=hx(v["address"])) for v in m.irql_violations.values()],
         "verifier": [dict(v, address=hx(v["address"])) for v in m.verifier],
+        "lock_order": [{"thread": e["thread"], "held": hx(e["held"]), "held_kind": m.lock_kinds.get(e["held"]),
+                        "held_at": m.fmt_sym(e["held_at"]), "acquired": hx(e["acquired"]),
+                        "acquired_kind": m.lock_kinds.get(e["acquired"]), "acquired_at": m.fmt_sym(e["acquired_at"])}
+                       for e in m.lock_edges.values()],
         "handles": {
             "leaked": [{"handle": hx(h.value), "kind": h.kind, "opened_by": h.api, "call_site": m.fmt_sym(h.site),
                         "thread": h.thread, "path": h.path or None} for h in m.handles.values()],

@@ -204,3 +204,23 @@ def test_page_fault_gives_the_size_of_the_access(cdriver, tmp_path, size, text):
     code, rep = run_cli([cdriver("page_fault", SIZE=size)], tmp_path)
     assert (code, rep["fatal"]["kind"]) == (4, "page_fault")
     assert rep["fatal"]["text"].startswith(text) and rep["fatal"]["where"].startswith("page_fault!DriverEntry+0x")
+
+
+# ------------------------------------------------------------------ lock order (Verifier's deadlock detection)
+
+@pytest.mark.parametrize("use,kind", [(1, "FAST_MUTEX"), (2, "spin lock")], ids=["fast_mutex", "spin_lock"])
+def test_opposite_lock_orders_are_reported_though_the_run_completed(cdriver, tmp_path, use, kind):
+    """AThenB runs to its end before BThenA starts, so this run does not deadlock; the two orders
+    still conflict, and another schedule deadlocks (see test_explore)."""
+    code, rep = run_cli([cdriver("abba", USE=use)], tmp_path)
+    assert (code, rep["outcome"], rep["deadlock"]) == (0, "completed", None)
+    assert [p["text"] for p in rep["dbgprint"]] == ["AThenB holds both\n", "BThenA holds both\n"]
+    [v] = [v for v in rep["verifier"] if v["rule"] == "lock_order_violation"]
+    assert v["thread"] == "BThenA" and v["call_site"].startswith("abba!BThenA+0x")
+    assert f"holding {kind} " in v["text"] and "the opposite order of: AThenB acquired" in v["text"]
+    edges = {(e["thread"], e["held_kind"], e["acquired_kind"]) for e in rep["lock_order"]}
+    assert edges == {("AThenB", kind, kind), ("BThenA", kind, kind)}
+    a_then_b, b_then_a = rep["lock_order"]
+    assert (a_then_b["held"], a_then_b["acquired"]) == (b_then_a["acquired"], b_then_a["held"])
+    code, _rep = run_cli([cdriver("abba", USE=use), "--strict"], tmp_path / "strict")
+    assert code == 6

@@ -8,6 +8,7 @@ import struct
 from .api import Component
 from .defs import APC_LEVEL, DISPATCH_LEVEL, SYNCHRONIZATION_EVENT, irql_name
 from .ke import KThread, block, set_irql
+from .verifier import lock_acquire
 
 ex = Component("ex")
 
@@ -83,6 +84,7 @@ def acquire(k, fm: int, unsafe: bool, fn: str):
     count = _count(k, fm)
     check_initialized(k, fm, count, fn, site, t)
     if count & FM_LOCK_BIT:  # InterlockedBitTestAndReset(&Count, 0)
+        lock_acquire(k, t, fm, "FAST_MUTEX", site)
         k.w32(fm, count & ~FM_LOCK_BIT)
         _own(k, t, fm, old_irql, unsafe, site)
         if not unsafe and t.irql < APC_LEVEL:
@@ -99,6 +101,7 @@ def acquire(k, fm: int, unsafe: bool, fn: str):
                     "recursive: the thread waits for itself forever)", site, t)
         k.event(f"{t.name} calls {fn} on FAST_MUTEX {fm:#x} that it already owns: self-deadlock "
                 f"at {k.fmt_sym(site)}", t)
+    lock_acquire(k, t, fm, "FAST_MUTEX", site)
     # contended: counted in Contention, and as a waiter in Count; the waiter is at APC_LEVEL
     if not unsafe and t.irql < APC_LEVEL:
         set_irql(k, t, APC_LEVEL)

@@ -11,6 +11,7 @@ from ..machine import BLOCK, Thread, Wait
 from .api import Component
 from .defs import (APC_LEVEL, DISPATCH_LEVEL, HIGH_LEVEL, NOTIFICATION_EVENT, SYNCHRONIZATION_EVENT,
                    THREAD_OBJECT, WAIT_REASONS)
+from .verifier import lock_acquire
 
 ke = Component("ke")
 
@@ -205,6 +206,8 @@ def spin_acquire(k, lock: int, fn: str):
     if k.freed:
         k.check_freed(lock, 8, fn)
     owner = k.spinlocks.get(lock)
+    if not fn.startswith("KeTryTo"):  # a try never waits: it orders nothing
+        lock_acquire(k, t, lock, "spin lock", site)
     if owner is None:
         k.spinlocks[lock] = t
         k.w64(lock, 1)

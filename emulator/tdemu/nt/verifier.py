@@ -16,6 +16,9 @@ def init(k) -> None:
     k.verifier: list[dict] = []
     k._verifier_keys: dict = {}
     k.deadlock: dict | None = None
+    k.lock_edges: dict = {}  # (held, acquired) -> first time a thread acquired `acquired` holding `held`
+    k.lock_kinds: dict[int, str] = {}
+    k._lock_pairs_reported: set = set()
 
 
 def violation(k, rule: str, text: str, site: int, t=None) -> None:
@@ -104,3 +107,54 @@ def why_forever(k, t) -> tuple[list[str], str]:
         if nxt is None:
             return names, f"the owner {o.name} waits for an object nothing will signal"
         o = nxt
+
+
+# ---------------------------------------------------------------- lock order (Driver Verifier's deadlock detection)
+
+def lock_acquire(k, t, lock: int, kind: str, site: int) -> None:
+    """Thread t is about to acquire (or wait for) `lock` while holding t.held: each held lock gets an
+    edge held -> lock. A new edge that closes a cycle (lock -> ... -> held already exists, from any
+    thread) is a potential deadlock, reported even if this run never deadlocks, as Driver Verifier's
+    deadlock detection does (bug check 0xC4, 0x1001: lock hierarchy violation)."""
+    k.lock_kinds[lock] = kind
+    for held in t.held:
+        if held == lock or (held, lock) in k.lock_edges:
+            continue
+        held_site = next((s for m, s in reversed(t.acquires) if m == held), 0)
+        k.lock_edges[(held, lock)] = {"thread": t.name, "held": held, "held_at": held_site, "acquired": lock,
+                                      "acquired_at": site}
+        path = _lock_path(k, lock, held)
+        if path is None:
+            continue
+        pair = frozenset((held, lock))
+        if pair in k._lock_pairs_reported:
+            continue
+        k._lock_pairs_reported.add(pair)
+        chain = [k.lock_edges[(a, b)] for a, b in zip(path, path[1:])]
+        other = "; ".join(f"{e['thread']} acquired {_lock_name(k, e['acquired'])} at {k.fmt_sym(e['acquired_at'])} "
+                          f"holding {_lock_name(k, e['held'])} (taken at {k.fmt_sym(e['held_at'])})" for e in chain)
+        violation(k, "lock_order_violation",
+                  f"potential deadlock: {t.name} acquires {_lock_name(k, lock)} holding {_lock_name(k, held)} "
+                  f"(taken at {k.fmt_sym(held_site)}), the opposite order of: {other}", site, t)
+
+
+def _lock_name(k, lock: int) -> str:
+    return f"{k.lock_kinds.get(lock, 'lock')} {lock:#x}"
+
+
+def _lock_path(k, start: int, goal: int) -> list[int] | None:
+    """A path start -> ... -> goal in the lock-order graph, or None."""
+    succ: dict[int, list[int]] = {}
+    for a, b in k.lock_edges:
+        succ.setdefault(a, []).append(b)
+    seen = {start}
+    stack = [[start]]
+    while stack:
+        path = stack.pop()
+        for nxt in succ.get(path[-1], []):
+            if nxt == goal:
+                return path + [nxt]
+            if nxt not in seen:
+                seen.add(nxt)
+                stack.append(path + [nxt])
+    return None
