@@ -6,8 +6,9 @@
 #   3. the driver's unit and layout tests on the host (cargo test), both builds,
 #      and the wdk-build stand-in's tests;
 #   4. that Cargo.lock (the Windows build's) is up to date;
-#   5. the PE checks and the emulator tests (pytest), the WinDbg extension and
-#      PowerShell syntax tests (windbg/test.sh).
+#   5. the PE checks, both builds under Wine (sc.exe in a throwaway prefix) and
+#      the emulator tests (pytest), the WinDbg extension and PowerShell syntax
+#      tests (windbg/test.sh).
 # Ends with one line: "all: N passed, M failed".
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
@@ -45,7 +46,7 @@ summarize() {
   echo "all: $passed passed, $failed failed"
 }
 
-ensure_debian_packages
+ensure_debian_packages build python test wine
 
 run "build TestDriver.sys (default)" bash linux/build.sh
 run "build TestDriver.sys (fixed)" bash linux/build.sh --fixed
@@ -57,10 +58,14 @@ done
 
 # Host unit tests: the driver crate's build script requires a static C runtime,
 # as on Windows; the host target is named so build scripts are not affected.
+# MSVC's linker keeps every function of the test binary's own objects and an
+# export pulls in what it calls, so GNU ld is told not to drop unused sections
+# either: a kernel routine reachable from the tests fails to link here too.
 host=x86_64-unknown-linux-gnu
+host_rustflags='["-C", "target-feature=+crt-static", "-C", "link-arg=-Wl,--no-gc-sections"]'
 for features in "" "--features=fixed"; do
   run "unit tests ${features:-default}" "$CARGO" test "${LINUX_CARGO_ARGS[@]}" --release --lib \
-    --target "$host" --config "target.$host.rustflags=[\"-C\",\"target-feature=+crt-static\"]" $features
+    --target "$host" --config "target.$host.rustflags=$host_rustflags" $features
 done
 run "wdk-build stand-in tests" "$CARGO" test --release --locked \
   --manifest-path linux/wdk-build/Cargo.toml --target-dir target/wdk-build
@@ -70,10 +75,11 @@ windows_lock_is_current() {
   echo "Cargo.lock (the Windows build's) matches Cargo.toml"
 }
 run "Cargo.lock is up to date" windows_lock_is_current
+run "GitHub workflows (actionlint, shellcheck, pins, pwsh parse)" bash linux/lint-workflows.sh
 
-python=$(bash emulator/setup.sh | tail -n 1)
+python=$(bash emulator/setup.sh) || { echo "test.sh: emulator/setup.sh failed (above)" >&2; exit 1; }
 run "WinDbg extension and PowerShell syntax" bash windbg/test.sh
-run "PE checks and emulated kernel" "$python" -m pytest -c emulator/pyproject.toml --rootdir emulator linux/tests emulator/tests
+run "PE checks, Wine and emulated kernel" "$python" -m pytest -c emulator/pyproject.toml --rootdir emulator linux/tests emulator/tests
 
 summarize
 ((failed == 0))
