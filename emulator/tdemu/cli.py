@@ -73,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run", help="load the driver, run DriverEntry, its system threads and DriverUnload")
     r.add_argument("path", help="the driver, e.g. out/TestDriver.sys (its .map next to it is used for symbols)")
-    r.add_argument("--order", choices=["creation", "reverse", "move"], default="creation",
+    r.add_argument("--order", choices=["creation", "reverse", "move"], default=None,
                    help="first-run order of the system threads: creation order (default) or reverse "
                         "('move': FileMoveThread first)")
     r.add_argument("--allow-recursive-acquire", action="store_true",
@@ -97,17 +97,60 @@ def build_parser() -> argparse.ArgumentParser:
                    help="exit 0 if the outcome is this one, 1 otherwise")
     r.add_argument("--strict", action="store_true",
                    help=f"exit {EXIT_STRICT} if the run completed but has Verifier-style findings")
+    r.add_argument("--explore", action="store_true",
+                   help="run every schedule of the threads within the preemption bound (CHESS-style) and report "
+                        "each distinct outcome with a schedule that produces it; exit code: the most severe outcome's")
+    r.add_argument("--preemptions", type=int, default=None, metavar="K",
+                   help="with --explore: at most K preemptions per schedule (default 2)")
+    r.add_argument("--max-schedules", type=int, default=1000, metavar="N",
+                   help="with --explore: stop after N schedules (default 1000; the output says so if it stopped)")
+    r.add_argument("--schedule", default=None, metavar="CHOICES",
+                   help="replay one schedule printed by --explore (choice numbers, e.g. 1,0,1) with the full report")
     return p
+
+
+def _outcome(m) -> str:
+    if m.fatal:
+        return "fault"
+    if m.deadlock:
+        return "deadlock"
+    if m.driver_entry_status is not None and not st.is_success(m.driver_entry_status):
+        return "driver_entry_failed"
+    return "completed"
+
+
+def _exit_code(rep: dict, strict: bool) -> int:
+    code = EXIT_CODES[rep["outcome"]]
+    if code == 0 and strict and (rep["verifier"] or rep["irql_violations"] or rep["handles"]["leaked"]
+                                 or rep["use_after_free"] or rep["references_not_released"]):
+        return EXIT_STRICT
+    return code
+
+
+# most severe first: the exit code of an exploration is that of its most severe outcome
+SEVERITY = (EXIT_FAULT, EXIT_DEADLOCK, EXIT_ENTRY_FAILED, EXIT_STRICT, EXIT_COMPLETED)
 
 
 def run(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from .explore import Chooser, ScheduleMismatch, parse_schedule
     from .pecheck import BadInput, load_driver_image
 
     try:
         faults = parse_faults(args.fault)
-    except UsageError as e:
+        if args.explore and args.schedule is not None:
+            raise UsageError("--explore and --schedule: explore runs every schedule; --schedule replays one")
+        if args.explore and args.order is not None:
+            raise UsageError("--order with --explore: exploration runs the threads in every order")
+        if args.preemptions is not None and not args.explore:
+            raise UsageError("--preemptions is the bound of --explore")
+        if args.preemptions is not None and args.preemptions < 0:
+            raise UsageError("--preemptions needs K >= 0")
+        if args.max_schedules < 1:
+            raise UsageError("--max-schedules needs N >= 1")
+        prefix = parse_schedule(args.schedule) if args.schedule is not None else None
+    except (UsageError, ValueError) as e:
         print(f"tdemu: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
     t0 = time.perf_counter()
@@ -127,29 +170,43 @@ def run(argv: list[str] | None = None) -> int:
     from .nt.kernel import Kernel, Options
 
     order = "reverse" if args.order in ("reverse", "move") else "creation"
-    opts = Options(order=order, allow_recursive_acquire=args.allow_recursive_acquire, unload=args.unload,
-                   faults=faults, map_path=args.map, max_seconds=args.max_seconds)
-    try:
+    options = {"order": args.order or "creation", "allow_recursive_acquire": args.allow_recursive_acquire,
+               "unload": args.unload, "faults": faults.describe(), "fault_specs": args.fault}
+
+    def run_kernel(chooser, t_start):
+        opts = Options(order=order, allow_recursive_acquire=args.allow_recursive_acquire, unload=args.unload,
+                       faults=faults, map_path=args.map, max_seconds=args.max_seconds, chooser=chooser)
         m = Kernel(image, opts)
         m.run()
+        outcome = _outcome(m)
+        rep = R.build(m, outcome, {"wall": time.perf_counter() - t_start, "options": options})
+        return m, rep
+
+    if args.explore:
+        return _explore(args, run_kernel, R)
+    chooser = Chooser(prefix) if prefix is not None else None
+    try:
+        m, rep = run_kernel(chooser, t0)
+    except ScheduleMismatch as e:
+        print(f"tdemu: error: --schedule {args.schedule}: {e} (replay it with the driver and options of the "
+              "exploration that printed it)", file=sys.stderr)
+        return EXIT_BAD_INPUT
     except Exception as e:  # noqa: BLE001
         import traceback
 
         traceback.print_exc()
         print(f"tdemu: internal error: {e}", file=sys.stderr)
         return EXIT_INTERNAL
-    if m.fatal:
-        outcome = "fault"
-    elif m.deadlock:
-        outcome = "deadlock"
-    elif m.driver_entry_status is not None and not st.is_success(m.driver_entry_status):
-        outcome = "driver_entry_failed"
-    else:
-        outcome = "completed"
-    run_info = {"wall": time.perf_counter() - t0,
-                "options": {"order": args.order, "allow_recursive_acquire": args.allow_recursive_acquire,
-                            "unload": args.unload, "faults": faults.describe(), "fault_specs": args.fault}}
-    rep = R.build(m, outcome, run_info)
+    if chooser is not None and len(chooser.decisions) < len(prefix):
+        print(f"tdemu: error: --schedule {args.schedule}: the run made {len(chooser.decisions)} choice(s), the "
+              f"schedule has {len(prefix)} (replay it with the driver and options of the exploration that printed "
+              "it)", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if chooser is not None:
+        from .explore import describe
+
+        rep["schedule"] = {"replayed": args.schedule, "preemptions": chooser.preemptions,
+                           "choices": [vars(d) for d in chooser.decisions], "described": describe(chooser.decisions)}
     text = R.render_text(rep)
     if not args.no_report:
         paths = R.write_all(rep, text, args.report_dir)
@@ -160,12 +217,56 @@ def run(argv: list[str] | None = None) -> int:
         else:
             sys.stdout.write(text)
     if args.expect:
-        return 0 if outcome == args.expect else 1
-    code = EXIT_CODES[outcome]
-    if code == 0 and args.strict and (rep["verifier"] or rep["irql_violations"] or rep["handles"]["leaked"]
-                                      or rep["use_after_free"] or rep["references_not_released"]):
-        return EXIT_STRICT
-    return code
+        return 0 if rep["outcome"] == args.expect else 1
+    return _exit_code(rep, args.strict)
+
+
+def _explore(args, run_kernel, R) -> int:
+    import os
+
+    from . import explore as X
+
+    codes = []
+    outcomes = set()
+
+    def run_one(chooser):
+        m, rep = run_kernel(chooser, time.perf_counter())
+        code = _exit_code(rep, args.strict)
+        codes.append(code)
+        outcomes.add(rep["outcome"])
+        return X.outcome_of(m, rep, code)
+
+    bound = 2 if args.preemptions is None else args.preemptions
+    try:
+        result = X.explore(run_one, bound, args.max_schedules)
+    except Exception as e:  # noqa: BLE001
+        import traceback
+
+        traceback.print_exc()
+        print(f"tdemu: internal error: {e}", file=sys.stderr)
+        return EXIT_INTERNAL
+    replay = "".join(f" {a}" for a in (
+        ["--allow-recursive-acquire"] if args.allow_recursive_acquire else []) + (
+        [f"--unload {args.unload}"] if args.unload != "end" else []) + [f"--fault {f}" for f in args.fault])
+    text = X.render(result, args.path, replay)
+    result = {"tool": "tdemu", "mode": "explore", "driver": os.path.abspath(args.path), "explore": result}
+    if not args.no_report:
+        os.makedirs(args.report_dir, exist_ok=True)
+        jpath, tpath = os.path.join(args.report_dir, "explore.json"), os.path.join(args.report_dir, "explore.txt")
+        with open(jpath, "w") as f:
+            json.dump(result, f, indent=2)
+            f.write("\n")
+        with open(tpath, "w") as f:
+            f.write(text)
+        text += f"Report: {jpath}, {tpath}\n"
+    if not args.quiet:
+        if args.json:
+            print(json.dumps(result, indent=2))
+        else:
+            sys.stdout.write(text)
+    if args.expect:
+        return 0 if outcomes == {args.expect} else 1
+    return next(c for c in SEVERITY if c in codes)
 
 
 def main() -> None:

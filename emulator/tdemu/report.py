@@ -149,6 +149,9 @@ def render_text(rep: dict) -> str:
       f"recursive acquire: {'ignored (test switch)' if o['allow_recursive_acquire'] else 'as Windows (blocks)'}")
     if o.get("faults"):
         a("Faults   " + "; ".join(o["faults"]))
+    sch = rep.get("schedule")
+    if sch:
+        a(f"Schedule {sch['replayed']} replayed ({sch['preemptions']} preemption(s)): " + "; ".join(sch["described"]))
     a(f"DriverEntry returned {rep['driver_entry_status_name']} ({rep['driver_entry_status']})"
       if rep["driver_entry_status"] else "DriverEntry did not return")
     a("")

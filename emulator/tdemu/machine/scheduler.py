@@ -54,6 +54,10 @@ class Thread:
     resume_check: object = None  # run when a woken thread is switched in; False: it waits again
     cswitches: int = 0
     calls: int = 0
+    # schedule exploration: a thread stopped at its next operation (before the call runs)
+    pending: tuple | None = None  # (what, footprint) of that operation; None: not known yet
+    positioning: bool = False  # run only up to its next operation that another thread can see
+    resume_at_stub: bool = False  # it stopped at a call: the call runs, without a new choice, when resumed
 
 
 class Scheduler:
@@ -66,6 +70,7 @@ class Scheduler:
         self.current: Thread | None = None
         self.stopped = None  # why the CPU stopped: ("block",) ("yield",) ("exit", status, how) ("fatal",)
         self.on_switch_in = None  # callback(thread) after its context is loaded
+        self.on_wake = None  # callback(thread, check) after a thread is woken
 
     def add(self, t: Thread) -> Thread:
         t.index = len(self.threads)
@@ -98,6 +103,8 @@ class Scheduler:
         t.pending_rax = status
         t.resume_check = check
         self.make_ready(t)
+        if self.on_wake is not None:
+            self.on_wake(t, check)
 
     def _switch_in(self, t: Thread) -> int:
         cpu = self.cpu
@@ -119,7 +126,8 @@ class Scheduler:
 
     def run_slice(self, t: Thread) -> tuple:
         """Run t until it stops. Returns why: ("block",), ("yield",), ("exit", status, how), ("fatal",),
-        ("cpu_exception", message, pc) or ("timeout", pc)."""
+        ("cpu_exception", message, pc), ("timeout", pc, running), or, when it stopped at a call that has
+        not run yet (schedule exploration), ("preempt", next_thread), ("positioned",), ("reposition",)."""
         pc = self._switch_in(t)
         self.stopped = None
         remaining = self.max_seconds - (time.perf_counter() - self.t_start)
@@ -144,6 +152,8 @@ class Scheduler:
             t.ctx = self.cpu.save()
             if kind == "yield":
                 self.make_ready(t)
+        elif kind in ("preempt", "positioned", "reposition"):
+            t.ctx = self.cpu.save()  # rip stays on the call: it runs when the thread is resumed
         elif kind == "fatal":
             t.state = "Crashed"
         return stop

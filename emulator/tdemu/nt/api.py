@@ -54,3 +54,30 @@ class Component:
         if name in self.exports:
             raise ValueError(f"{self.name}: {name} registered twice")
         self.exports[name] = Export(name, self.dll, self.name, fn, max_irql, footprint)
+
+
+# ---------------------------------------------------------------- footprints (schedule exploration)
+# A footprint is a frozenset of what a call touches that another thread can see: ("obj", address)
+# for a kernel object, ("fs",) for the file system, ("handle", value), ... Two calls are dependent
+# (their order can matter) when their footprints meet; "*" meets everything.
+
+EVERYTHING = frozenset({"*"})
+FILE_SYSTEM = frozenset({("fs",)})
+
+
+def dependent(a: frozenset, b: frozenset) -> bool:
+    return bool(a & b) or "*" in a or "*" in b
+
+
+def arg0_object(k) -> frozenset:
+    """The call works on the kernel object its first argument points to."""
+    return frozenset({("obj", k.cpu.arg0())})
+
+
+def file_system(_k) -> frozenset:
+    return FILE_SYSTEM
+
+
+def everything(_k) -> frozenset:
+    """The call can change what any other call sees (it frees memory, or stops the machine)."""
+    return EVERYTHING

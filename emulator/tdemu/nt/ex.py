@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import struct
 
-from .api import Component
+from .api import Component, arg0_object, everything
 from .defs import APC_LEVEL, DISPATCH_LEVEL, SYNCHRONIZATION_EVENT, irql_name
 from .ke import KThread, block, set_irql
 from .verifier import lock_acquire
@@ -168,27 +168,27 @@ def release(k, fm: int, unsafe: bool, fn: str):
     return None
 
 
-@ex.export(max_irql=APC_LEVEL)
+@ex.export(max_irql=APC_LEVEL, footprint=arg0_object)
 def ExAcquireFastMutex(k):
     return acquire(k, k.cpu.arg0(), False, "ExAcquireFastMutex")
 
 
-@ex.export(max_irql=APC_LEVEL)
+@ex.export(max_irql=APC_LEVEL, footprint=arg0_object)
 def ExReleaseFastMutex(k):
     return release(k, k.cpu.arg0(), False, "ExReleaseFastMutex")
 
 
-@ex.export(max_irql=APC_LEVEL)
+@ex.export(max_irql=APC_LEVEL, footprint=arg0_object)
 def ExAcquireFastMutexUnsafe(k):
     return acquire(k, k.cpu.arg0(), True, "ExAcquireFastMutexUnsafe")
 
 
-@ex.export(max_irql=APC_LEVEL)
+@ex.export(max_irql=APC_LEVEL, footprint=arg0_object)
 def ExReleaseFastMutexUnsafe(k):
     return release(k, k.cpu.arg0(), True, "ExReleaseFastMutexUnsafe")
 
 
-@ex.export(max_irql=APC_LEVEL)
+@ex.export(max_irql=APC_LEVEL, footprint=arg0_object)
 def ExTryToAcquireFastMutex(k):
     fm = k.cpu.arg0()
     t = k.sched.current
@@ -261,11 +261,11 @@ def _free(k, p: int):
     return None
 
 
-@ex.export(max_irql=DISPATCH_LEVEL)
+@ex.export(max_irql=DISPATCH_LEVEL, footprint=everything)
 def ExFreePoolWithTag(k):
     return _free(k, k.cpu.arg0())
 
 
-@ex.export(max_irql=DISPATCH_LEVEL)
+@ex.export(max_irql=DISPATCH_LEVEL, footprint=everything)
 def ExFreePool(k):
     return _free(k, k.cpu.arg0())

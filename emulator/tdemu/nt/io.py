@@ -8,7 +8,7 @@ import struct
 
 from .. import ntstatus as st
 from . import fs as V
-from .api import Component
+from .api import Component, everything, file_system
 from .defs import OBJ_KERNEL_HANDLE, PASSIVE_LEVEL, SYSTEM_PROCESS
 
 io = Component("io")
@@ -20,6 +20,7 @@ UNLOAD_ETHREAD, UNLOAD_TID = 0xFFFF9709A55A4040, 0x218
 DEVICE_PAGE = 0xFFFF9709AC3D4000
 DEVICE_OFFSET = 0xDD0  # DEVICE_OBJECT here, extension at +0x150 -> FAST_MUTEX at ...4f20 like the seed
 DEVICE_OBJECT_SIZE = 0x150
+DEVICES = frozenset({("devices",)})
 
 FileStandardInformation, FileRenameInformation, FilePositionInformation, FileRenameInformationEx = 5, 10, 14, 65
 FILE_WRITE_TO_END_OF_FILE, FILE_USE_FILE_POINTER_POSITION = 0xFFFFFFFF, 0xFFFFFFFE
@@ -58,8 +59,11 @@ def after_driver_entry(k) -> None:
             k.violation("driver_entry_failed_with_threads",
                         f"DriverEntry failed ({st.name(s)}) after starting {len(k.pending_driver_threads)} system "
                         "thread(s): the image is unloaded while they run", 0)
-        # Windows unloads the image and never calls DriverUnload; the threads are not run.
+        # Windows unloads the image and never calls DriverUnload; the threads are not run (further).
         k.not_run = list(k.pending_driver_threads)
+        for t in k.not_run:
+            if t in k.sched.ready:
+                k.sched.ready.remove(t)
         return
     order = list(k.pending_driver_threads)
     if k.opts.order == "reverse":
@@ -67,7 +71,8 @@ def after_driver_entry(k) -> None:
     if k.opts.unload == "early":
         start_unload(k)
     for t in order:
-        k.sched.make_ready(t)
+        if t.state != "Ready" and t.started is False and t not in k.sched.ready:
+            k.sched.make_ready(t)
     k.pending_driver_threads = []
 
 
@@ -104,7 +109,7 @@ def check_devices_deleted(k) -> None:
 
 # ---------------------------------------------------------------- devices (io/iomgr/device.c)
 
-@io.export(max_irql=PASSIVE_LEVEL)
+@io.export(max_irql=PASSIVE_LEVEL, footprint=lambda k: DEVICES)
 def IoCreateDevice(k):
     drv, ext_size, name_ptr, dtype, chars, _exclusive, out = k.args(7)
     ext_size &= 0xFFFFFFFF
@@ -135,7 +140,7 @@ def IoCreateDevice(k):
     return 0
 
 
-@io.export(max_irql=PASSIVE_LEVEL)
+@io.export(max_irql=PASSIVE_LEVEL, footprint=everything)
 def IoDeleteDevice(k):
     dev = k.cpu.arg0()
     t = k.sched.current
@@ -233,14 +238,14 @@ def _create(k, name: str, fh: int, access: int, oa: int, iosb_p: int, share: int
     return status
 
 
-@io.export(max_irql=PASSIVE_LEVEL, aliases={"NtCreateFile": None})
+@io.export(max_irql=PASSIVE_LEVEL, aliases={"NtCreateFile": None}, footprint=file_system)
 def ZwCreateFile(k):
     fh, access, oa, iosb_p, _alloc, _attrs, share, disp, opts, _ea, _ealen = k.args(11)
     return _create(k, _object_name(k, oa), fh, access & 0xFFFFFFFF, oa, iosb_p, share & 0xFFFFFFFF,
                    disp & 0xFFFFFFFF, opts & 0xFFFFFFFF, "ZwCreateFile")
 
 
-@io.export(max_irql=PASSIVE_LEVEL, aliases={"NtOpenFile": None})
+@io.export(max_irql=PASSIVE_LEVEL, aliases={"NtOpenFile": None}, footprint=file_system)
 def ZwOpenFile(k):
     fh, access, oa, iosb_p, share, opts = k.args(6)
     return _create(k, _object_name(k, oa), fh, access & 0xFFFFFFFF, oa, iosb_p, share & 0xFFFFFFFF, V.FILE_OPEN,
@@ -255,7 +260,7 @@ def _file(k, h: int, api: str):
     return e.obj
 
 
-@io.export(max_irql=PASSIVE_LEVEL, aliases={"NtWriteFile": None})
+@io.export(max_irql=PASSIVE_LEVEL, aliases={"NtWriteFile": None}, footprint=file_system)
 def ZwWriteFile(k):
     rsp = k.cpu.rsp()
     h = k.cpu.arg0()
@@ -282,7 +287,7 @@ def _offset(k, of, off_p: int):
     return lo | (hi << 32)
 
 
-@io.export(max_irql=PASSIVE_LEVEL, aliases={"NtReadFile": None})
+@io.export(max_irql=PASSIVE_LEVEL, aliases={"NtReadFile": None}, footprint=file_system)
 def ZwReadFile(k):
     rsp = k.cpu.rsp()
     h = k.cpu.arg0()
@@ -302,7 +307,7 @@ def _unsupported_class(k, api: str, klass: int):
             "FileStandardInformation, FilePositionInformation, FileRenameInformation)", k.ret_site())
 
 
-@io.export(max_irql=PASSIVE_LEVEL, aliases={"NtQueryInformationFile": None})
+@io.export(max_irql=PASSIVE_LEVEL, aliases={"NtQueryInformationFile": None}, footprint=file_system)
 def ZwQueryInformationFile(k):
     h, iosb_p, info, length, klass = k.args(5)
     klass &= 0xFFFFFFFF
@@ -326,7 +331,7 @@ def ZwQueryInformationFile(k):
     return 0
 
 
-@io.export(max_irql=PASSIVE_LEVEL, aliases={"NtSetInformationFile": None})
+@io.export(max_irql=PASSIVE_LEVEL, aliases={"NtSetInformationFile": None}, footprint=file_system)
 def ZwSetInformationFile(k):
     h, iosb_p, info, length, klass = k.args(5)
     klass &= 0xFFFFFFFF

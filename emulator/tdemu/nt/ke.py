@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from .. import ntstatus as st
 from ..machine import BLOCK, Thread, Wait
-from .api import Component
+from .api import Component, arg0_object, everything
 from .defs import (APC_LEVEL, DISPATCH_LEVEL, HIGH_LEVEL, NOTIFICATION_EVENT, SYNCHRONIZATION_EVENT,
                    THREAD_OBJECT, WAIT_REASONS)
 from .verifier import lock_acquire
@@ -21,6 +21,7 @@ ETHREAD_ADDRS = [0xFFFF9709AC20E040, 0xFFFF9709AB278040, 0xFFFF9709AC3F1040, 0xF
 THREAD_IDS = [0xDD8, 0xC80, 0xE24, 0xA6C]
 STACK_REGION = 0xFFFFBB0CB2752000  # stacks: 0x6000 bytes each, 64 KiB apart, guard pages unmapped
 KERNEL_STACK_SIZE = 0x6000
+DELAY = frozenset({("delay",)})  # a scheduling point that touches nothing shared
 
 
 @dataclass(eq=False)
@@ -252,7 +253,7 @@ def spin_release(k, lock: int, fn: str) -> None:
         k.sched.wake(w, w.wait.old_irql, k.spin_retry)
 
 
-@ke.export(max_irql=DISPATCH_LEVEL)
+@ke.export(max_irql=DISPATCH_LEVEL, footprint=arg0_object)
 def KeAcquireSpinLockRaiseToDpc(k):
     t = k.sched.current
     old = t.irql
@@ -264,7 +265,7 @@ def KeAcquireSpinLockRaiseToDpc(k):
     return old
 
 
-@ke.export(max_irql=DISPATCH_LEVEL)
+@ke.export(max_irql=DISPATCH_LEVEL, footprint=arg0_object)
 def KeReleaseSpinLock(k):
     lock, new_irql = k.args(2)
     spin_release(k, lock, "KeReleaseSpinLock")
@@ -278,19 +279,19 @@ def _at_dispatch(k, fn: str) -> None:
                     k.ret_site(), t)
 
 
-@ke.export(max_irql=DISPATCH_LEVEL)
+@ke.export(max_irql=DISPATCH_LEVEL, footprint=arg0_object)
 def KeAcquireSpinLockAtDpcLevel(k):
     _at_dispatch(k, "KeAcquireSpinLockAtDpcLevel")
     return spin_acquire(k, k.cpu.arg0(), "KeAcquireSpinLockAtDpcLevel")
 
 
-@ke.export(max_irql=DISPATCH_LEVEL)
+@ke.export(max_irql=DISPATCH_LEVEL, footprint=arg0_object)
 def KeReleaseSpinLockFromDpcLevel(k):
     _at_dispatch(k, "KeReleaseSpinLockFromDpcLevel")
     spin_release(k, k.cpu.arg0(), "KeReleaseSpinLockFromDpcLevel")
 
 
-@ke.export(max_irql=DISPATCH_LEVEL)
+@ke.export(max_irql=DISPATCH_LEVEL, footprint=arg0_object)
 def KeTryToAcquireSpinLockAtDpcLevel(k):
     _at_dispatch(k, "KeTryToAcquireSpinLockAtDpcLevel")
     lock = k.cpu.arg0()
@@ -302,14 +303,14 @@ def KeTryToAcquireSpinLockAtDpcLevel(k):
 
 # ---------------------------------------------------------------- bug checks (ke/bug.c)
 
-@ke.export()
+@ke.export(footprint=everything)
 def KeBugCheckEx(k):
     code, p1, p2, p3, p4 = k.args(5)
     k.bugcheck(code & 0xFFFFFFFF, (p1, p2, p3, p4), "the driver called KeBugCheckEx")
     return BLOCK
 
 
-@ke.export()
+@ke.export(footprint=everything)
 def KeBugCheck(k):
     k.bugcheck(k.cpu.arg0() & 0xFFFFFFFF, (0, 0, 0, 0), "the driver called KeBugCheck")
     return BLOCK
@@ -328,7 +329,7 @@ def signal_state(k, obj: int) -> int:
     return struct.unpack("<i", k.mem(obj + 4, 4))[0]
 
 
-@ke.export(max_irql=HIGH_LEVEL)
+@ke.export(max_irql=HIGH_LEVEL, footprint=arg0_object)
 def KeInitializeEvent(k):
     ev, typ, state = k.args(3)
     if k.freed:
@@ -337,7 +338,7 @@ def KeInitializeEvent(k):
     k.mem_write(ev, struct.pack("<BBBBiQQ", typ, 0, 6, 0, 1 if state & 0xFF else 0, ev + 8, ev + 8))
 
 
-@ke.export(max_irql=DISPATCH_LEVEL)
+@ke.export(max_irql=DISPATCH_LEVEL, footprint=arg0_object)
 def KeSetEvent(k):
     ev, _inc, _wait = k.args(3)
     if k.freed:
@@ -356,7 +357,7 @@ def KeSetEvent(k):
     return prev
 
 
-@ke.export(max_irql=DISPATCH_LEVEL)
+@ke.export(max_irql=DISPATCH_LEVEL, footprint=arg0_object)
 def KeResetEvent(k):
     ev = k.cpu.arg0()
     prev = signal_state(k, ev)
@@ -364,12 +365,12 @@ def KeResetEvent(k):
     return prev
 
 
-@ke.export(max_irql=DISPATCH_LEVEL)
+@ke.export(max_irql=DISPATCH_LEVEL, footprint=arg0_object)
 def KeClearEvent(k):
     k.mem_write(k.cpu.arg0() + 4, struct.pack("<i", 0))
 
 
-@ke.export(max_irql=DISPATCH_LEVEL)
+@ke.export(max_irql=DISPATCH_LEVEL, footprint=arg0_object)
 def KeReadStateEvent(k):
     return signal_state(k, k.cpu.arg0())
 
@@ -384,7 +385,7 @@ def timeout_at(k, ptr: int):
     return k.virtual_time + (-v) if v <= 0 else max(v, k.virtual_time)
 
 
-@ke.export(max_irql=DISPATCH_LEVEL)
+@ke.export(max_irql=DISPATCH_LEVEL, footprint=arg0_object)
 def KeWaitForSingleObject(k):
     obj, reason, _mode, _alertable, tptr = k.args(5)
     t = k.sched.current
@@ -421,7 +422,7 @@ def KeWaitForSingleObject(k):
     return BLOCK
 
 
-@ke.export(max_irql=APC_LEVEL)
+@ke.export(max_irql=APC_LEVEL, footprint=lambda k: DELAY)
 def KeDelayExecutionThread(k):
     _mode, _alertable, iptr = k.args(3)
     t = k.sched.current

@@ -24,7 +24,7 @@ from ..machine.cpu import STUB_BASE, STUB_SIZE
 from ..pecheck import DriverImage
 from ..symbols import Symbolizer, Unwinder, find_map_file
 from . import ex, io, ke, ob, ps, rtl, verifier
-from .api import NTOSKRNL
+from .api import NTOSKRNL, dependent
 from .defs import DISPATCH_LEVEL
 from .ex import ex as EX
 from .hal import hal as HAL
@@ -70,6 +70,7 @@ class Options:
     faults: Faults = field(default_factory=Faults)
     map_path: str | None = None
     max_seconds: float = 60.0
+    chooser: object = None  # schedule exploration: asked at each choice point (tdemu.explore.Chooser)
 
 
 def all_exports() -> dict:
@@ -118,6 +119,10 @@ class Kernel(CpuEvents):
         for comp in (verifier, ke, ex, ob, ps, io, rtl):
             comp.init(self)
         self.stall_before_unload: dict | None = None
+        self.chooser = opts.chooser
+        self._forced: KThread | None = None  # the thread that runs next without a choice
+        if self.chooser is not None:
+            self.sched.on_wake = self._on_wake
         self._bind_imports()
         ob.setup_object_types(self)
 
@@ -130,6 +135,7 @@ class Kernel(CpuEvents):
         exports = all_exports()
         self.handlers: dict = {}
         self.max_irql: dict = {}
+        self.footprints: dict = {}
         spare = STUB_BASE + STUB_SIZE // 2  # for slots speakeasy filled with data of its own
         for rva, (dll, name) in self.image.iat.items():
             sentinel = self.u64(self.base + rva)
@@ -146,6 +152,8 @@ class Kernel(CpuEvents):
                 self.handlers[name] = partial(e.handler, self)
                 if e.max_irql is not None:
                     self.max_irql[name] = e.max_irql
+                if e.footprint is not None:
+                    self.footprints[name] = e.footprint
 
     # ------------------------------------------------------------------ views other modules use
     @property
@@ -240,6 +248,8 @@ class Kernel(CpuEvents):
     def on_call(self, addr: int) -> None:
         sched = self.sched
         t = sched.current
+        if self.chooser is not None and self._choice_point(addr, t):
+            return
         if addr == THREAD_RETURN:
             sched.stop(("exit", self.uc.reg_read(UC_X86_REG_RAX) & 0xFFFFFFFF, "start routine returned"))
             return
@@ -309,13 +319,100 @@ class Kernel(CpuEvents):
             self.crash("page_fault", f"invalid {kind} of {size} byte{'s' if size != 1 else ''} at {address:#x} "
                        "(PAGE_FAULT_IN_NONPAGED_AREA)", pc)
 
+    # ------------------------------------------------------------------ schedule exploration
+    # With a chooser, a thread is made ready as soon as it is created, and the scheduler asks the
+    # chooser (1) which ready thread runs when the running one blocks, yields or ends, and (2) at
+    # each call another ready thread's next call depends on (same kernel object, the file system,
+    # ...), whether to preempt the running thread there. To know the other threads' next calls,
+    # a thread made ready is first run ("positioned") up to its next call another thread can see;
+    # the code it runs on the way touches only what is its own (the assumption CHESS makes: data
+    # the threads share is protected by the kernel's synchronization, whose calls are the choice
+    # points).
+
+    def _footprint(self, addr: int, t: KThread):
+        if addr in STUB_NAMES:
+            return ps.thread_footprint(t)  # the thread ends
+        name = self.stub_names.get(addr)
+        fn = self.footprints.get(name)
+        return fn(self) if fn is not None and name in self.handlers else None
+
+    def _choice_point(self, addr: int, t: KThread) -> bool:
+        """True if the CPU was stopped before the call at addr ran (it runs when t is resumed)."""
+        if t.resume_at_stub:
+            t.resume_at_stub = False
+            return False
+        fp = self._footprint(addr, t)
+        if fp is None:
+            return False
+        what = STUB_NAMES.get(addr, self.stub_names.get(addr, hex(addr)))
+        if t.positioning:
+            t.pending = (what, fp)
+            t.resume_at_stub = True
+            self.sched.stop(("positioned",))
+            return True
+        ready = self.sched.ready
+        if not ready:
+            return False
+        if any(r.pending is None for r in ready):
+            self.sched.stop(("reposition",))  # learn their next calls first, then come back here
+            return True
+        deps = [r for r in ready if dependent(fp, r.pending[1])]
+        if not deps:
+            return False
+        idx = self.chooser.choose("preempt", [t, *deps], f"{t.name} before {what}", self.total_calls)
+        if idx == 0:
+            return False
+        t.pending = (what, fp)
+        t.resume_at_stub = True
+        self.sched.stop(("preempt", deps[idx - 1]))
+        return True
+
+    def _on_wake(self, t: KThread, check) -> None:
+        w = t.last_wait
+        t.pending = (f"retry of {w.function}", frozenset({("obj", w.obj)})) if check is not None else None
+
+    def _pick(self) -> KThread | None:
+        sched = self.sched
+        if self._forced is not None:
+            t, self._forced = self._forced, None
+            if t in sched.ready:
+                sched.ready.remove(t)
+            return t
+        if self.chooser is None or len(sched.ready) < 2:
+            return sched.next_ready()
+        options = list(sched.ready)
+        cur = sched.current
+        label = f"after {cur.name} {'ended' if cur.state == 'Terminated' else cur.state.lower()}" if cur else "start"
+        t = options[self.chooser.choose("switch", options, label, self.total_calls)]
+        sched.ready.remove(t)
+        return t
+
+    def _position_ready(self) -> None:
+        """Run each ready thread whose next call is not known up to that call."""
+        sched = self.sched
+        for r in list(sched.ready):
+            if r.pending is not None or self.fatal or r not in sched.ready:
+                continue
+            idx = sched.ready.index(r)
+            sched.ready.remove(r)
+            if r.resume_check is not None:
+                chk, r.resume_check = r.resume_check, None
+                if not chk(r):
+                    continue  # waits again
+            r.positioning = True
+            stop = self._run_slice(r)
+            r.positioning = False
+            if stop[0] == "positioned":
+                r.state = "Ready"
+                sched.ready.insert(idx, r)
+
     # ------------------------------------------------------------------ run
     def run(self) -> None:
         sched = self.sched
         loader = io.start_driver_entry(self)
         entry_done = False
         while not self.fatal:
-            t = sched.next_ready()
+            t = self._pick()
             if t is not None:
                 if t.resume_check is not None:
                     chk, t.resume_check = t.resume_check, None
@@ -366,7 +463,8 @@ class Kernel(CpuEvents):
             self.deadlock["after_unload"] = verifier.analyse_deadlock(self, waiting, brief=True)
         self.wall = time.perf_counter() - self.t_start
 
-    def _run_slice(self, t: KThread) -> None:
+    def _run_slice(self, t: KThread) -> tuple:
+        t.pending = None
         stop = self.sched.run_slice(t)
         kind = stop[0]
         if kind == "timeout":
@@ -379,6 +477,13 @@ class Kernel(CpuEvents):
             self.crash("cpu_exception", stop[1], stop[2])
         elif kind == "exit":
             ps.exit_thread(self, t, stop[1], stop[2])
+        elif kind == "preempt":
+            self.sched.make_ready(t)
+            self._forced = stop[1]
+        elif kind == "reposition":
+            self._position_ready()
+            self._forced = t
+        return stop
 
     # ------------------------------------------------------------------ what a debugger shows
     def stack_of(self, t: KThread) -> list[dict]:

@@ -7,7 +7,7 @@ import struct
 from dataclasses import dataclass
 
 from .. import ntstatus as st
-from .api import Component
+from .api import FILE_SYSTEM, Component, arg0_object
 from .defs import DISPATCH_LEVEL, NT_CURRENT_THREAD, PASSIVE_LEVEL
 
 ob = Component("ob")
@@ -74,7 +74,12 @@ def new_handle(k, kind: str, obj, api: str, site: int, access: int = 0, path: st
 
 # ---------------------------------------------------------------- handles (ob/obhandle.c)
 
-@ob.export(max_irql=PASSIVE_LEVEL, aliases={"NtClose": PASSIVE_LEVEL})
+def _close_footprint(k) -> frozenset:
+    h = k.handles.get(k.cpu.arg0())
+    return frozenset({("handle", k.cpu.arg0())}) | (FILE_SYSTEM if h is not None and h.kind == "file" else frozenset())
+
+
+@ob.export(max_irql=PASSIVE_LEVEL, aliases={"NtClose": PASSIVE_LEVEL}, footprint=_close_footprint)
 def ZwClose(k):
     h = k.cpu.arg0()
     e = k.handles.pop(h, None)
@@ -101,7 +106,7 @@ def _obj_name(k, obj: int) -> str:
     return f"ETHREAD of {t.name}" if t else f"object {obj:#x}"
 
 
-@ob.export(max_irql=PASSIVE_LEVEL)
+@ob.export(max_irql=PASSIVE_LEVEL, footprint=lambda k: frozenset({("handle", k.cpu.arg0())}))
 def ObReferenceObjectByHandle(k):
     handle, _access, otype, _mode, pobj, _hinfo = k.args(6)
     t = k.sched.current
@@ -131,7 +136,7 @@ def ObReferenceObjectByHandle(k):
     return 0
 
 
-@ob.export(max_irql=DISPATCH_LEVEL)
+@ob.export(max_irql=DISPATCH_LEVEL, footprint=arg0_object)
 def ObfReferenceObject(k):
     obj = k.cpu.arg0()
     r = k.refs.setdefault(obj, {"object": obj, "what": _obj_name(k, obj), "count": 0, "sites": []})
@@ -140,7 +145,7 @@ def ObfReferenceObject(k):
     return obj
 
 
-@ob.export(max_irql=DISPATCH_LEVEL, aliases={"ObDereferenceObject": DISPATCH_LEVEL})
+@ob.export(max_irql=DISPATCH_LEVEL, aliases={"ObDereferenceObject": DISPATCH_LEVEL}, footprint=arg0_object)
 def ObfDereferenceObject(k):
     obj = k.cpu.arg0()
     r = k.refs.get(obj)

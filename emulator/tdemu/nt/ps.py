@@ -13,6 +13,12 @@ from .ke import KThread, create_thread, thread_ended
 ps = Component("ps")
 
 THREAD_RETURN = 0xFEEDF000  # a start routine returns here: nt!PspSystemThreadStartup
+THREADS = frozenset({("threads",)})
+
+
+def thread_footprint(t) -> frozenset:
+    """A thread's end signals its thread object."""
+    return frozenset({("obj", t.ethread)})
 
 
 def init(k) -> None:
@@ -22,7 +28,7 @@ def init(k) -> None:
 
 # ---------------------------------------------------------------- creation (ps/thread.c)
 
-@ps.export(max_irql=PASSIVE_LEVEL)
+@ps.export(max_irql=PASSIVE_LEVEL, footprint=lambda k: THREADS)
 def PsCreateSystemThread(k):
     ph, access, _oa, _hproc, cid, start, ctx = k.args(7)
     faults = k.opts.faults
@@ -44,6 +50,8 @@ def PsCreateSystemThread(k):
     k.event(f"PsCreateSystemThread -> {t.name} (ETHREAD {t.ethread:#x}, Id {t.tid:x}), handle {h:#x}", cur)
     if k.driver_entry_status is None and cur.kind == "loader":
         k.pending_driver_threads.append(t)
+        if k.chooser is not None:  # exploring: it may run before DriverEntry returns, as on Windows
+            k.sched.make_ready(t)
     else:
         k.sched.make_ready(t)
     return 0
@@ -51,7 +59,7 @@ def PsCreateSystemThread(k):
 
 # ---------------------------------------------------------------- end (ps/kill.c)
 
-@ps.export(max_irql=PASSIVE_LEVEL)
+@ps.export(max_irql=PASSIVE_LEVEL, footprint=lambda k: thread_footprint(k.sched.current))
 def PsTerminateSystemThread(k):
     status = k.cpu.arg0() & 0xFFFFFFFF
     t = k.sched.current

@@ -53,6 +53,8 @@ def owner_thread(k, w):
         return k.by_ethread.get(k.u64(w.obj + 8))
     if w.kind == "thread":
         return k.by_ethread.get(w.obj)
+    if w.kind == "spinlock":
+        return k.spinlocks.get(w.obj)
     return None
 
 

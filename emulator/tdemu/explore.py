@@ -1,0 +1,183 @@
+"""Schedule exploration: run the driver under every distinct order of its threads at the points
+where the order can matter, with at most K preemptions per schedule, as Microsoft Research's CHESS
+bounds it (Musuvathi, Qadeer et al., "Finding and Reproducing Heisenbugs in Concurrent Programs",
+OSDI 2008).
+
+Each schedule is a fresh run of the kernel model whose choices come from a `Chooser`:
+
+* a *switch*: the running thread blocked, yielded or ended and several threads are ready: which
+  one runs (any of them; this costs no preemption);
+* a *preempt*: the running thread is about to make a call that another ready thread's next call
+  depends on (the same kernel object, the file system, ...): go on (choice 0) or let that thread
+  run first (a preemption).
+
+The search is a depth-first walk of the tree of choices: a run follows a prefix of choices, then
+the first option at every new choice point; every other option at those points whose preemptions
+stay within the bound becomes a prefix to run. Every schedule run is distinct. Runs are grouped by
+outcome (result, files, the deadlocked waits and fast mutexes, the fault, the kinds of findings),
+and each distinct outcome is reported with the first schedule that produced it, as a list of
+choices that `tdemu run --schedule` replays.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import time
+from dataclasses import dataclass, field
+
+
+class ScheduleMismatch(Exception):
+    """A replayed schedule does not fit this run (another driver, other options)."""
+
+
+@dataclass
+class Decision:
+    kind: str  # switch | preempt
+    options: list[str]  # thread names, option 0 first (for preempt: the running thread)
+    chosen: int
+    label: str
+    call: int  # API calls made so far in the run
+
+
+@dataclass
+class Chooser:
+    prefix: list[int] = field(default_factory=list)
+    decisions: list[Decision] = field(default_factory=list)
+
+    def choose(self, kind: str, options: list, label: str, call: int) -> int:
+        i = len(self.decisions)
+        idx = self.prefix[i] if i < len(self.prefix) else 0
+        if idx >= len(options):
+            raise ScheduleMismatch(f"choice {i + 1} ({kind} {label}) has {len(options)} option(s), the schedule "
+                                   f"asks for option {idx}")
+        self.decisions.append(Decision(kind, [t.name for t in options], idx, label, call))
+        return idx
+
+    @property
+    def preemptions(self) -> int:
+        return sum(1 for d in self.decisions if d.kind == "preempt" and d.chosen)
+
+
+def schedule_string(choices: list[int]) -> str:
+    """The replayable form: choice indexes, without the trailing run of 0 (the default choice)."""
+    c = list(choices)
+    while c and c[-1] == 0:
+        c.pop()
+    return ",".join(map(str, c)) or "0"
+
+
+def parse_schedule(text: str) -> list[int]:
+    try:
+        out = [int(x) for x in text.split(",") if x.strip() != ""]
+    except ValueError as e:
+        raise ValueError(f"--schedule {text!r}: expected choice numbers separated by commas, e.g. 0,1,1") from e
+    if any(x < 0 for x in out):
+        raise ValueError(f"--schedule {text!r}: choice numbers are >= 0")
+    return out
+
+
+def describe(decisions: list[Decision]) -> list[str]:
+    """The choices that differ from the default, in words."""
+    out = []
+    for d in decisions:
+        if d.chosen == 0:
+            continue
+        if d.kind == "switch":
+            out.append(f"{d.label}: {d.options[d.chosen]} runs (not {d.options[0]})")
+        else:
+            out.append(f"preempt {d.label} (call {d.call}): {d.options[d.chosen]} runs first")
+    return out or ["the default schedule: at each choice, the running thread goes on, or the first ready one runs"]
+
+
+def outcome_of(m, rep: dict, code: int) -> dict:
+    """What a schedule ended with, in terms that do not depend on the order of events in it."""
+    files = {}
+    for d in sorted(m.vfs.dirs.values()):
+        listing = m.vfs.listdir(d)
+        digest = hashlib.sha256()
+        for f in listing:
+            digest.update(f.path.lower().encode() + b"\0" + bytes(f.data) + b"\0")
+        files[d] = {"files": len(listing), "bytes": sum(len(f.data) for f in listing),
+                    "sha256": digest.hexdigest()[:16]}
+    dl = rep["deadlock"]
+    out = {"outcome": rep["outcome"], "exit_code": code, "files": files,
+           "fatal": {"kind": rep["fatal"]["kind"], "text": rep["fatal"]["text"]} if rep["fatal"] else None,
+           "deadlock": None, "findings": sorted({v["rule"] for v in rep["verifier"]}
+                                                | ({"irql"} if rep["irql_violations"] else set()))}
+    if dl:
+        out["deadlock"] = {"waits": sorted(f"{w['thread']}: {w['why']}" for w in dl["waits"]),
+                           "fast_mutexes": [{"Count": x["Count"], "Contention": x["Contention"],
+                                             "owner": x["owner_thread"]} for x in dl["fast_mutexes"]]}
+    return out
+
+
+def summary_line(o: dict) -> str:
+    parts = [o["outcome"]]
+    if o["fatal"]:
+        parts.append(f"{o['fatal']['kind']}: {o['fatal']['text']}")
+    if o["deadlock"]:
+        parts.append("; ".join(o["deadlock"]["waits"]))
+        parts += [f"FAST_MUTEX Count {x['Count']}, Contention {x['Contention']}" for x in o["deadlock"]["fast_mutexes"]]
+    parts.append(", ".join(f"{d}: {v['files']} file(s), {v['bytes']:,} bytes" for d, v in o["files"].items()
+                           if not d.endswith(":\\")))
+    if o["findings"]:
+        parts.append("findings: " + ", ".join(o["findings"]))
+    return " | ".join(parts)
+
+
+def explore(run_one, bound: int, max_schedules: int) -> dict:
+    """run_one(chooser) -> (outcome dict) runs one schedule. Returns the exploration's result."""
+    t0 = time.perf_counter()
+    stack: list[list[int]] = [[]]
+    outcomes: dict[str, dict] = {}
+    runs = 0
+    complete = True
+    while stack:
+        if runs >= max_schedules:
+            complete = False
+            break
+        prefix = stack.pop()
+        chooser = Chooser(prefix)
+        outcome = run_one(chooser)
+        runs += 1
+        gc.collect()  # each run's emulator (unicorn, speakeasy) is let go before the next
+        choices = [d.chosen for d in chooser.decisions]
+        key = repr(sorted(outcome.items()))
+        o = outcomes.get(key)
+        if o is None:
+            outcomes[key] = o = {"outcome": outcome, "schedules": 0, "schedule": schedule_string(choices),
+                                 "preemptions": chooser.preemptions, "choices": describe(chooser.decisions)}
+        o["schedules"] += 1
+        # new prefixes: every other option at the choice points past this run's prefix
+        used = sum(1 for d in chooser.decisions[:len(prefix)] if d.kind == "preempt" and d.chosen)
+        alternatives = []
+        for j in range(len(prefix), len(chooser.decisions)):
+            d = chooser.decisions[j]
+            cost = 1 if d.kind == "preempt" else 0
+            if used + cost <= bound:
+                alternatives += [choices[:j] + [alt] for alt in range(1, len(d.options))]
+            if d.kind == "preempt" and d.chosen:
+                used += 1
+        stack.extend(reversed(alternatives))
+    return {"preemption_bound": bound, "schedules": runs, "complete": complete, "max_schedules": max_schedules,
+            "seconds": round(time.perf_counter() - t0, 2), "outcomes": list(outcomes.values())}
+
+
+def render(result: dict, driver: str, replay_args: str) -> str:
+    L = []
+    n = len(result["outcomes"])
+    L.append(f"Schedule exploration of {driver} (CHESS-style, at most {result['preemption_bound']} preemption(s) per "
+             f"schedule)")
+    L.append(f"Schedules run: {result['schedules']} in {result['seconds']} s"
+             + ("" if result["complete"] else f" (stopped at --max-schedules {result['max_schedules']}: "
+                                               "not every schedule within the bound was run)"))
+    L.append(f"Distinct outcomes: {n}" + (": the result depends on the order of the threads" if n > 1 else ""))
+    for i, o in enumerate(result["outcomes"], 1):
+        L.append("")
+        L.append(f"Outcome {i} of {n}, in {o['schedules']} of {result['schedules']} schedule(s): "
+                 f"{summary_line(o['outcome'])}")
+        L.append(f"  first produced by schedule {o['schedule']} ({o['preemptions']} preemption(s)):")
+        L += [f"    - {c}" for c in o["choices"]]
+        L.append(f"  replay: python -m tdemu run {driver}{replay_args} --schedule {o['schedule']}")
+    return "\n".join(L) + "\n"
