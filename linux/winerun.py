@@ -22,8 +22,8 @@ Facts this relies on (measured with wine64 8.0~repack-4):
   (cmd.exe waiting on a pipe) lives for the whole session. It is the first
   process of the wineserver, so services.exe and winedevice.exe inherit its
   stderr: their debug output (WINEDEBUG=+loaddll) lands in the prefix's log.
-- Wine's sc.exe prints nothing on success for create, delete and stop errors;
-  failures go to stderr as `err:sc:... failed ... CODE`.
+- Wine's sc.exe prints nothing when create or delete succeed; its failures
+  go to stderr as `err:sc:... failed ... CODE` (with exit code 1).
 - Every wine command runs with a time limit; the only processes ended are
   this prefix's (`wineserver -k`) and the ones started here.
 """
@@ -233,11 +233,10 @@ class Prefix:
 
     Use as a context manager (or call close()): the prefix's processes are
     ended with `wineserver -k` and its directory is deleted, also on errors
-    and interrupts. `say` receives progress lines.
+    and interrupts. `parent`: where the temporary directory goes (default: TMPDIR).
     """
 
-    def __init__(self, say=None, parent: str | None = None):
-        self.say = say or (lambda text: None)
+    def __init__(self, parent: str | None = None):
         self.root = Path(tempfile.mkdtemp(prefix="testdriver-wine-", dir=parent))
         self.path = self.root / "prefix"
         self.home = self.root / "home"
@@ -639,7 +638,7 @@ def _describe_deadlock(run: Run) -> str:
 
 def demo(sys_path: Path, settle: float, wait: float) -> int:
     _show(f"== Wine ({_wine_version()}): {sys_path} loaded by sc.exe into winedevice.exe")
-    with Prefix(say=_show) as prefix:
+    with Prefix() as prefix:
         try:
             return _demo(prefix, sys_path, settle, wait)
         finally:
