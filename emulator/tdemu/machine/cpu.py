@@ -12,6 +12,8 @@ import ctypes
 import logging
 import struct
 
+from unicorn import UcError
+from unicorn.unicorn_py3.unicorn import uclib  # the C API the bindings wrap (unicorn 2.1.4, pinned)
 from unicorn import (UC_HOOK_CODE, UC_HOOK_INTR, UC_HOOK_MEM_INVALID, UC_HOOK_MEM_READ, UC_HOOK_MEM_WRITE,
                      UC_MEM_FETCH_PROT, UC_MEM_FETCH_UNMAPPED, UC_MEM_READ_UNMAPPED, UC_MEM_WRITE,
                      UC_MEM_WRITE_PROT, UC_MEM_WRITE_UNMAPPED, UC_PROT_ALL)
@@ -92,6 +94,12 @@ class Cpu:
         self.module = emu.load_module(path=image_path)
         self.emu = emu
         self.uc = emu.emu_eng.emu
+        # The driver's calls read registers and small memory blocks ~10 times each: through the
+        # C API with reused buffers, not the bindings' per-call register-class lookup and allocation.
+        self._uch = self.uc._uch
+        self._reg = ctypes.c_uint64()
+        self._reg_ref = ctypes.byref(self._reg)
+        self._small = ctypes.create_string_buffer(64)
         self.base = self.module.base
         self.size = size_of_image
         self.map(STUB_BASE, STUB_SIZE, "tdemu.stubs")
@@ -138,17 +146,28 @@ class Cpu:
         self.uc.reg_write(UC_X86_REG_GS_BASE, addr)
 
     # ------------------------------------------------------------------ memory
+    def _read(self, addr: int, size: int):
+        buf = self._small if size <= 64 else ctypes.create_string_buffer(size)
+        status = uclib.uc_mem_read(self._uch, addr, buf, size)
+        if status:
+            raise UcError(status, addr, size)
+        return buf
+
     def mem(self, addr: int, size: int) -> bytes:
-        return bytes(self.uc.mem_read(addr, size))
+        return self._read(addr, size).raw[:size]
 
     def mem_write(self, addr: int, data: bytes) -> None:
         self.uc.mem_write(addr, data)
 
     def u32(self, addr: int) -> int:
-        return struct.unpack("<I", self.uc.mem_read(addr, 4))[0]
+        return struct.unpack_from("<I", self._read(addr, 4))[0]
 
     def u64(self, addr: int) -> int:
-        return struct.unpack("<Q", self.uc.mem_read(addr, 8))[0]
+        return struct.unpack_from("<Q", self._read(addr, 8))[0]
+
+    def reg(self, reg_id: int) -> int:
+        uclib.uc_reg_read(self._uch, reg_id, self._reg_ref)
+        return self._reg.value
 
     def w32(self, addr: int, v: int) -> None:
         self.uc.mem_write(addr, struct.pack("<I", v & 0xFFFFFFFF))
@@ -192,35 +211,34 @@ class Cpu:
     # ------------------------------------------------------------------ registers
     def args(self, n: int) -> list[int]:
         """The first n integer arguments of the call being made (x64: rcx, rdx, r8, r9, then the stack)."""
-        uc = self.uc
-        a = [uc.reg_read(UC_X86_REG_RCX), uc.reg_read(UC_X86_REG_RDX), uc.reg_read(UC_X86_REG_R8),
-             uc.reg_read(UC_X86_REG_R9)][:n]
+        reg = self.reg
+        a = [reg(r) for r in (UC_X86_REG_RCX, UC_X86_REG_RDX, UC_X86_REG_R8, UC_X86_REG_R9)[:n]]
         if n > 4:
-            rsp = uc.reg_read(UC_X86_REG_RSP)
-            a += struct.unpack(f"<{n - 4}Q", uc.mem_read(rsp + 0x28, 8 * (n - 4)))
+            a += struct.unpack_from(f"<{n - 4}Q", self._read(self.reg(UC_X86_REG_RSP) + 0x28, 8 * (n - 4)))
         return a
 
     def arg0(self) -> int:
-        return self.uc.reg_read(UC_X86_REG_RCX)
+        return self.reg(UC_X86_REG_RCX)
 
     def rsp(self) -> int:
-        return self.uc.reg_read(UC_X86_REG_RSP)
+        return self.reg(UC_X86_REG_RSP)
 
     def pc(self) -> int:
-        return self.uc.reg_read(UC_X86_REG_RIP)
+        return self.reg(UC_X86_REG_RIP)
 
     def rax(self) -> int:
-        return self.uc.reg_read(UC_X86_REG_RAX)
+        return self.reg(UC_X86_REG_RAX)
 
     def set_rax(self, v: int) -> None:
-        self.uc.reg_write(UC_X86_REG_RAX, v)
+        self._reg.value = v & 0xFFFFFFFFFFFFFFFF
+        uclib.uc_reg_write(self._uch, UC_X86_REG_RAX, self._reg_ref)
 
     def set_cr8(self, v: int) -> None:
         self.uc.reg_write(UC_X86_REG_CR8, v)
 
     def return_address(self) -> int:
         """At a call into the sentinel page: the caller's return address, [rsp]."""
-        return self.u64(self.uc.reg_read(UC_X86_REG_RSP))
+        return self.u64(self.reg(UC_X86_REG_RSP))
 
     def nonvolatile(self) -> dict[str, int]:
         return {n: self.uc.reg_read(r) for n, r in NONVOLATILE}

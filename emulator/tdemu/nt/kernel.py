@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from functools import partial
 
 from unicorn import UcError
-from unicorn.x86_const import UC_X86_REG_RAX, UC_X86_REG_RSP
 
 from .. import ntstatus as st
 from ..machine import BLOCK, Cpu, CpuEvents, Scheduler, phys
@@ -172,7 +171,7 @@ class Kernel(CpuEvents):
         return self.sym.fmt(addr)
 
     def ret_site(self) -> int:
-        return self.u64(self.uc.reg_read(UC_X86_REG_RSP))
+        return self.cpu.return_address()
 
     def new_handle(self, kind: str, obj, api: str, site: int, access: int = 0, path: str = "") -> int:
         return ob.new_handle(self, kind, obj, api, site, access, path)
@@ -251,10 +250,10 @@ class Kernel(CpuEvents):
         if self.chooser is not None and self._choice_point(addr, t):
             return
         if addr == THREAD_RETURN:
-            sched.stop(("exit", self.uc.reg_read(UC_X86_REG_RAX) & 0xFFFFFFFF, "start routine returned"))
+            sched.stop(("exit", self.cpu.rax() & 0xFFFFFFFF, "start routine returned"))
             return
         if addr == ENTRY_RETURN:
-            self.driver_entry_status = self.uc.reg_read(UC_X86_REG_RAX) & 0xFFFFFFFF
+            self.driver_entry_status = self.cpu.rax() & 0xFFFFFFFF
             sched.stop(("exit", self.driver_entry_status, "DriverEntry returned"))
             return
         if addr == UNLOAD_RETURN:
@@ -281,7 +280,7 @@ class Kernel(CpuEvents):
             return
         rv = h()
         if rv is not None and rv is not BLOCK:
-            self.uc.reg_write(UC_X86_REG_RAX, rv)
+            self.cpu.set_rax(rv)
 
     def on_sentinel_read(self, address: int, pc: int) -> None:
         """The driver reads an import as data (an exported variable) that no component models."""
