@@ -106,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --explore: stop after N schedules (default 1000; the output says so if it stopped)")
     r.add_argument("--schedule", default=None, metavar="CHOICES",
                    help="replay one schedule printed by --explore (choice numbers, e.g. 1,0,1) with the full report")
+    sub.add_parser("apis", help="print the routines the kernel model has: component, handler, maximum IRQL")
     return p
 
 
@@ -134,6 +135,11 @@ SEVERITY = (EXIT_FAULT, EXIT_DEADLOCK, EXIT_ENTRY_FAILED, EXIT_STRICT, EXIT_COMP
 def run(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.cmd == "apis":
+        from .nt.kernel import api_table
+
+        sys.stdout.write(api_table())
+        return 0
     from .explore import Chooser, ScheduleMismatch, parse_schedule
     from .pecheck import BadInput, load_driver_image
 

@@ -109,7 +109,11 @@ def check_devices_deleted(k) -> None:
 
 # ---------------------------------------------------------------- devices (io/iomgr/device.c)
 
-@io.export(max_irql=PASSIVE_LEVEL, footprint=lambda k: DEVICES)
+def device_list(_k) -> frozenset:
+    return DEVICES
+
+
+@io.export(max_irql=PASSIVE_LEVEL, footprint=device_list)
 def IoCreateDevice(k):
     drv, ext_size, name_ptr, dtype, chars, _exclusive, out = k.args(7)
     ext_size &= 0xFFFFFFFF

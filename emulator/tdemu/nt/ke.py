@@ -422,7 +422,11 @@ def KeWaitForSingleObject(k):
     return BLOCK
 
 
-@ke.export(max_irql=APC_LEVEL, footprint=lambda k: DELAY)
+def delay(_k) -> frozenset:
+    return DELAY
+
+
+@ke.export(max_irql=APC_LEVEL, footprint=delay)
 def KeDelayExecutionThread(k):
     _mode, _alertable, iptr = k.args(3)
     t = k.sched.current

@@ -84,6 +84,29 @@ def all_exports() -> dict:
     return out
 
 
+FOOTPRINT_WORDS = {"arg0_object": "the object (1st argument)", "file_system": "the file system",
+                   "everything": "everything (frees memory / stops)", "arg0_handle": "the handle",
+                   "arg0_handle_and_file": "the handle (and the file system)", "device_list": "the device list",
+                   "thread_list": "the thread list", "current_thread": "the calling thread's object",
+                   "delay": "nothing (a scheduling point)"}
+
+
+def api_table() -> str:
+    """The map from each modelled routine to its component and handler (markdown; emulator/README.md)."""
+    from .defs import irql_name
+
+    rows = ["| routine | exported by | component | handler | max IRQL checked | what it touches (for --explore) |",
+            "|---|---|---|---|---|---|"]
+    for (dll, name), e in sorted(all_exports().items(), key=lambda kv: (COMPONENTS.index(
+            next(c for c in COMPONENTS if c.name == kv[1].component)), kv[0][1].lower())):
+        handler = f"{e.handler.__module__.rsplit('.', 1)[-1]}.{e.handler.__name__}"
+        alias = "" if handler.endswith("." + name) else " (same handler)"
+        touches = FOOTPRINT_WORDS[e.footprint.__name__] if e.footprint else "its own data only"
+        rows.append(f"| `{name}`{alias} | {dll} | `{e.component}` | `{handler}` | "
+                    f"{irql_name(e.max_irql) if e.max_irql is not None else '-'} | {touches} |")
+    return "\n".join(rows) + "\n"
+
+
 def module_prefix(dll: str) -> str:
     """How a debugger names an import's module: nt!, hal!, ..."""
     return "nt" if dll == NTOSKRNL else dll.rsplit(".", 1)[0]

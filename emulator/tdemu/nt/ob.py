@@ -74,12 +74,12 @@ def new_handle(k, kind: str, obj, api: str, site: int, access: int = 0, path: st
 
 # ---------------------------------------------------------------- handles (ob/obhandle.c)
 
-def _close_footprint(k) -> frozenset:
+def arg0_handle_and_file(k) -> frozenset:
     h = k.handles.get(k.cpu.arg0())
     return frozenset({("handle", k.cpu.arg0())}) | (FILE_SYSTEM if h is not None and h.kind == "file" else frozenset())
 
 
-@ob.export(max_irql=PASSIVE_LEVEL, aliases={"NtClose": PASSIVE_LEVEL}, footprint=_close_footprint)
+@ob.export(max_irql=PASSIVE_LEVEL, aliases={"NtClose": PASSIVE_LEVEL}, footprint=arg0_handle_and_file)
 def ZwClose(k):
     h = k.cpu.arg0()
     e = k.handles.pop(h, None)
@@ -106,7 +106,11 @@ def _obj_name(k, obj: int) -> str:
     return f"ETHREAD of {t.name}" if t else f"object {obj:#x}"
 
 
-@ob.export(max_irql=PASSIVE_LEVEL, footprint=lambda k: frozenset({("handle", k.cpu.arg0())}))
+def arg0_handle(k) -> frozenset:
+    return frozenset({("handle", k.cpu.arg0())})
+
+
+@ob.export(max_irql=PASSIVE_LEVEL, footprint=arg0_handle)
 def ObReferenceObjectByHandle(k):
     handle, _access, otype, _mode, pobj, _hinfo = k.args(6)
     t = k.sched.current

@@ -28,7 +28,11 @@ def init(k) -> None:
 
 # ---------------------------------------------------------------- creation (ps/thread.c)
 
-@ps.export(max_irql=PASSIVE_LEVEL, footprint=lambda k: THREADS)
+def thread_list(_k) -> frozenset:
+    return THREADS
+
+
+@ps.export(max_irql=PASSIVE_LEVEL, footprint=thread_list)
 def PsCreateSystemThread(k):
     ph, access, _oa, _hproc, cid, start, ctx = k.args(7)
     faults = k.opts.faults
@@ -59,7 +63,11 @@ def PsCreateSystemThread(k):
 
 # ---------------------------------------------------------------- end (ps/kill.c)
 
-@ps.export(max_irql=PASSIVE_LEVEL, footprint=lambda k: thread_footprint(k.sched.current))
+def current_thread(k) -> frozenset:
+    return thread_footprint(k.sched.current)
+
+
+@ps.export(max_irql=PASSIVE_LEVEL, footprint=current_thread)
 def PsTerminateSystemThread(k):
     status = k.cpu.arg0() & 0xFFFFFFFF
     t = k.sched.current
