@@ -2,7 +2,8 @@
 # Benchmarks (numbers, not tests): the Linux build of TestDriver.sys, cold (an
 # empty target directory; crates already downloaded) and warm (src/lib.rs
 # touched), the size of both .sys images, then the emulated runs
-# (emulator/bench.py: wall time, peak RSS and API calls per second).
+# (emulator/bench.py: wall time, peak RSS and API calls per second), then the
+# fixed build under Wine (prefix creation, time to RUNNING, to the 1000th file).
 #   linux/bench.sh [--skip-build]
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
@@ -36,5 +37,10 @@ bash linux/build.sh --fixed >/dev/null 2>&1
 echo "size: TestDriver.sys $(stat -c %s out/TestDriver.sys) bytes (default)," \
   "$(stat -c %s out/fixed/TestDriver.sys) bytes (fixed)"
 
-python=$(bash emulator/setup.sh | tail -n 1)
+python=$(bash emulator/setup.sh) || { echo "bench.sh: emulator/setup.sh failed (above)" >&2; exit 1; }
 "$python" emulator/bench.py out/TestDriver.sys
+
+# Under Wine (linux/winerun.py): making the throwaway prefix, sc start to
+# RUNNING, sc start to the 1000th file in C:\Temp2 (fixed build, 5 runs in one prefix).
+ensure_debian_packages wine
+python3 linux/winerun.py bench out/fixed/TestDriver.sys --runs 5

@@ -98,5 +98,5 @@ if $wine; then
   ensure_debian_packages wine
   exec python3 linux/winerun.py run "$driver"
 fi
-python=$(bash emulator/setup.sh | tail -n 1)
+python=$(bash emulator/setup.sh) || { echo "demo.sh: emulator/setup.sh failed (above)" >&2; exit 1; }
 PYTHONPATH=emulator exec "$python" -m tdemu run "$driver" --expect "$expect" "${tdemu_args[@]}"
