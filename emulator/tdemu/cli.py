@@ -149,6 +149,8 @@ def run(argv: list[str] | None = None) -> int:
             raise UsageError("--explore and --schedule: explore runs every schedule; --schedule replays one")
         if args.explore and args.order is not None:
             raise UsageError("--order with --explore: exploration runs the threads in every order")
+        if args.schedule is not None and args.order is not None:
+            raise UsageError("--order with --schedule: the schedule says which thread runs when")
         if args.preemptions is not None and not args.explore:
             raise UsageError("--preemptions is the bound of --explore")
         if args.preemptions is not None and args.preemptions < 0:

@@ -90,6 +90,13 @@ def test_stop_event_never_deadlocks_in_any_schedule(cdriver, tmp_path):
     assert [o["outcome"]["outcome"] for o in x["outcomes"]] == ["completed"]
 
 
+def test_explore_json_on_stdout(cdriver, tmp_path):
+    p = run_subprocess(["run", cdriver("abba", USE=1), "--explore", "--json", "--no-report"])
+    assert p.returncode == 3
+    x = json.loads(p.stdout)["explore"]
+    assert x["schedules"] == sum(o["schedules"] for o in x["outcomes"]) and len(x["outcomes"]) == 2
+
+
 def test_max_schedules_stops_and_says_so(cdriver, tmp_path):
     code, x, text = explore([cdriver("abba", USE=1), "--max-schedules", "2"], tmp_path)
     assert x["schedules"] == 2 and x["complete"] is False
@@ -105,7 +112,9 @@ def test_max_schedules_stops_and_says_so(cdriver, tmp_path):
     (["--schedule", "0,7"], "the schedule asks for option 7"),
     (["--schedule", "0,0,0,0,0,0,0,0,0,0,1"], "the schedule has 11"),
     (["--explore", "--schedule", "1"], "--explore and --schedule"),
-], ids=["order", "bound_alone", "negative", "zero_schedules", "garbage", "no_such_option", "too_long", "both"])
+    (["--schedule", "1", "--order", "move"], "--order with --schedule"),
+], ids=["order", "bound_alone", "negative", "zero_schedules", "garbage", "no_such_option", "too_long", "both",
+        "schedule_order"])
 def test_bad_exploration_arguments(cdriver, tmp_path, args, needle):
     p = run_subprocess(["run", cdriver("abba", USE=1), *args, "--report-dir", str(tmp_path / "rep")])
     assert p.returncode == 2, (p.stdout, p.stderr)

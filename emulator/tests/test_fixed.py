@@ -9,8 +9,10 @@ with a Kernel subclass that also keeps the emulated kernel (file contents) and a
 matter for the proofs: IRQL and critical region at each Zw call, the handle kind at each ZwClose, and the
 order of unload's KeWaitForSingleObject / ObfDereferenceObject / IoDeleteDevice relative to thread ends.
 """
+import gc
 import struct
 from collections import Counter
+from types import SimpleNamespace
 
 import pytest
 from conftest import norm, run_cli
@@ -76,6 +78,15 @@ class Run:
         return next(t.name for t in self.m.threads if t.kind == "driver" and needle in norm(t.name))
 
 
+def _shared(m, states: dict) -> dict:
+    """The same states as the previous record: the same dict (thousands of records, one copy)."""
+    last = getattr(m, "_last_states", None)
+    if last == states:
+        return last
+    m._last_states = states
+    return states
+
+
 def _wrap(m, api):
     orig = m.handlers[api]
     uc = m.uc
@@ -89,7 +100,7 @@ def _wrap(m, api):
                "arg": rcx, "target": target.name if target else None,
                "target_ended": target.state == "Terminated" if target else None,
                "handle_kind": h.kind if h else None,
-               "driver_threads": {x.name: x.state for x in m.threads if x.kind == "driver"}}
+               "driver_threads": _shared(m, {x.name: x.state for x in m.threads if x.kind == "driver"})}
         if m.devices:
             ext = next(iter(m.devices.values()))["extension"]
             rec["mutex_owner_is_self"] = m.u64(ext + 8) == t.ethread
@@ -130,7 +141,15 @@ def traced_run(args, report_dir) -> Run:
         code, rep = run_cli(args, report_dir)
     finally:
         K.Kernel = base
-    return Run(code, rep, box["m"])
+    # keep what the tests read, not the emulator (unicorn and speakeasy: ~12 MB per run cached)
+    m = box.pop("m")
+    for t in m.threads:
+        t.ctx = None
+    kept = SimpleNamespace(trace=m.trace, vfs=m.vfs, threads=list(m.threads), devices=m.devices, refs=m.refs,
+                           opened=m.opened)
+    del m
+    gc.collect()
+    return Run(code, rep, kept)
 
 
 @pytest.fixture(scope="module")

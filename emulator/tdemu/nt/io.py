@@ -71,7 +71,7 @@ def after_driver_entry(k) -> None:
     if k.opts.unload == "early":
         start_unload(k)
     for t in order:
-        if t.state != "Ready" and t.started is False and t not in k.sched.ready:
+        if not t.started and t not in k.sched.ready:  # (exploring: already ready since created)
             k.sched.make_ready(t)
     k.pending_driver_threads = []
 
