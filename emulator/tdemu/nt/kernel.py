@@ -1,9 +1,9 @@
-"""The kernel model: the NT components (`ke`, `ex`, `io`, `ob`, `ps`, `rtl`, the file system `fs`)
+"""The kernel model: the NT components (`ke`, `ex`, `io`, `ob`, `ps`, `rtl`, `hal`, the file system `fs`)
 over the machine (CPU, memory, scheduler). It binds each import of the driver to the handler its
 component registered, checks every call against the API's maximum IRQL, runs the driver's life
 (DriverEntry, its system threads, DriverUnload) and records what Driver Verifier would.
 
-Every driver call into ntoskrnl lands on a sentinel page (the IAT entries speakeasy writes point
+Every driver call into ntoskrnl.exe or hal.dll lands on a sentinel page (the IAT entries speakeasy writes point
 there); the CPU reports it to `Kernel.on_call`, which dispatches it to the handler.
 """
 
@@ -24,7 +24,6 @@ from ..pecheck import DriverImage
 from ..symbols import Symbolizer, Unwinder, find_map_file
 from . import ex, io, ke, ob, ps, rtl, verifier
 from .api import NTOSKRNL, dependent
-from .defs import DISPATCH_LEVEL
 from .ex import ex as EX
 from .hal import hal as HAL
 from .io import ENTRY_RETURN, UNLOAD_RETURN
@@ -549,4 +548,4 @@ class Kernel(CpuEvents):
         return d
 
 
-__all__ = ["BLOCK", "DISPATCH_LEVEL", "Faults", "Kernel", "Options"]
+__all__ = ["Faults", "Kernel", "Options", "all_exports", "api_table"]
