@@ -157,7 +157,9 @@ class Cpu:
         return self._read(addr, size).raw[:size]
 
     def mem_write(self, addr: int, data: bytes) -> None:
-        self.uc.mem_write(addr, data)
+        status = uclib.uc_mem_write(self._uch, addr, data, len(data))
+        if status:
+            raise UcError(status, addr, len(data))
 
     def u32(self, addr: int) -> int:
         return struct.unpack_from("<I", self._read(addr, 4))[0]

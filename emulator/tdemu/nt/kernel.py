@@ -271,16 +271,15 @@ class Kernel(CpuEvents):
         t = sched.current
         if self.chooser is not None and self._choice_point(addr, t):
             return
-        if addr == THREAD_RETURN:
-            sched.stop(("exit", self.cpu.rax() & 0xFFFFFFFF, "start routine returned"))
-            return
-        if addr == ENTRY_RETURN:
-            self.driver_entry_status = self.cpu.rax() & 0xFFFFFFFF
-            sched.stop(("exit", self.driver_entry_status, "DriverEntry returned"))
-            return
-        if addr == UNLOAD_RETURN:
-            self.unload_done = True
-            sched.stop(("exit", 0, "DriverUnload returned"))
+        if addr in STUB_NAMES:  # a thread's routine returned
+            if addr == THREAD_RETURN:
+                sched.stop(("exit", self.cpu.rax() & 0xFFFFFFFF, "start routine returned"))
+            elif addr == ENTRY_RETURN:
+                self.driver_entry_status = self.cpu.rax() & 0xFFFFFFFF
+                sched.stop(("exit", self.driver_entry_status, "DriverEntry returned"))
+            else:
+                self.unload_done = True
+                sched.stop(("exit", 0, "DriverUnload returned"))
             return
         name = self.stub_names.get(addr)
         if name is None:
