@@ -144,8 +144,16 @@ def fixed_runs(prefix, builds) -> FixedRuns:
             result.natural_stops.append(stop_service(prefix, run.host_pid))
         else:
             hosts = prefix.winedevice_pids() if detail else set()
+            mark = len(prefix.log())
             start, _ = W.start_service(prefix)
-            assert W.state_of(start.stdout) == 4, f"run {i}: sc start: {start.describe_error()}\n{start.stdout}"
+            previous = (result.natural_stops or [None])[-1]
+            assert W.state_of(start.stdout) == 4, (
+                f"run {i}: sc start: {start.describe_error()}\n{start.stdout}\n"
+                f"the previous run's sc stop: " + (
+                    f"exit {previous.result.returncode}, state {W.state_of(previous.result.stdout)}, "
+                    f"unload logged {previous.unload_logged}, host exited {previous.host_exited}\n"
+                    if previous else "none\n") +
+                "Wine's services log since this sc start:\n" + "\n".join(prefix.log()[mark:][-40:]))
             new = prefix.winedevice_pids() - hosts if detail else set()
             result.stops.append(stop_service(prefix, new.pop() if len(new) == 1 else None))
     result.seconds = time.monotonic() - t0
