@@ -224,3 +224,24 @@ def test_opposite_lock_orders_are_reported_though_the_run_completed(cdriver, tmp
     assert (a_then_b["held"], a_then_b["acquired"]) == (b_then_a["acquired"], b_then_a["held"])
     code, _rep = run_cli([cdriver("abba", USE=use), "--strict"], tmp_path / "strict")
     assert code == 6
+
+
+# ------------------------------------------------------------------ the object types behind the data imports
+
+@pytest.mark.parametrize("deref,status,finding", [
+    (1, "00000000", None),
+    (0, "c0000024", None),  # STATUS_OBJECT_TYPE_MISMATCH: the address of the variable is no type
+    # one dereference too many reads OBJECT_TYPE.TypeList.Flink: the type itself while the list is empty, so
+    # Windows (and the model) accept it by accident; the read of the opaque structure is the finding
+    (2, "00000000", "driver read of OBJECT_TYPE 'Thread' at +0x0, an opaque kernel structure"),
+])
+def test_thread_type_passed_with_each_number_of_dereferences(cdriver, tmp_path, deref, status, finding):
+    code, rep = run_cli([cdriver("thread_type", DEREF=deref), "--strict"], tmp_path)
+    assert [p["text"] for p in rep["dbgprint"]] == [f"ObReferenceObjectByHandle: {status}\n"]
+    assert rep["outcome"] == "completed" and rep["references_not_released"] == []
+    if finding is None:
+        assert (code, rep["verifier"]) == (0, [])
+    else:
+        [v] = rep["verifier"]
+        assert v["rule"] == "opaque_object" and v["text"].startswith(finding)
+        assert v["call_site"].startswith("thread_type!DriverEntry+0x") and code != 0

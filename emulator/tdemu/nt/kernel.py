@@ -232,6 +232,16 @@ class Kernel(CpuEvents):
         self.cpu.watch(start, end)
 
     def on_watched_access(self, write: bool, address: int, pc: int) -> None:
+        for start, end, describe in self.opaque_regions:
+            if phys(start) <= address < phys(end):
+                address = start + (address - phys(start))
+                if (pc, address) not in self._uaf_seen:
+                    self._uaf_seen.add((pc, address))
+                    self.violation("opaque_object", f"driver {'write' if write else 'read'} of "
+                                   f"{describe(self, address)}, an opaque kernel structure "
+                                   "(a dereference too many of a data import such as *PsThreadType?)",
+                                   pc, self.sched.current)
+                return
         for fr in self.freed:
             if phys(fr["start"]) <= address < phys(fr["end"]):
                 t = self.sched.current

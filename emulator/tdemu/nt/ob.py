@@ -35,24 +35,40 @@ def init(k) -> None:
     k._next_handle = 0xFFFFFFFF80000F24
     k.closed_invalid: list[dict] = []
     k.refs: dict[int, dict] = {}  # object addr -> {count, sites}
+    k.opaque_regions: list[tuple] = []  # (start, end, describe(k, address)): kernel structures no driver touches
     k.cpu.map(NTDATA_BASE, 0x1000, "tdemu.ntdata")
 
 
+OBJECT_TYPE_SIZE = 0x80  # the fields a debugger shows first: TypeList, Name, DefaultObject, Index
+
+
 def setup_object_types(k) -> None:
-    """Data imports (PsThreadType, IoFileObjectType, ...) are pointers to OBJECT_TYPE pointers."""
+    """Data imports (PsThreadType, IoFileObjectType, ...) are pointers to OBJECT_TYPE pointers.
+
+    Each OBJECT_TYPE has Windows's first fields: TypeList (+0x0, empty, so it points at itself, as
+    on a machine without the "maintain a list of objects for each type" global flag), Name (+0x10)
+    and Index (+0x28). The structure is opaque to drivers: any driver read or write of it is a
+    verifier finding (`opaque_object`), since the usual cause is a dereference too many of
+    `*PsThreadType` -- which on Windows reads TypeList.Flink, the type itself while the list is
+    empty, and so passes by accident."""
     k.object_types: dict[int, str] = {}
     k.type_cells: dict[str, int] = {}
     cell = NTDATA_BASE + 0x800
-    obj = NTDATA_BASE + 0x100
+    first = obj = NTDATA_BASE + 0x100
     for rva, (_dll, name) in k.image.iat.items():
         if name in DATA_IMPORTS:
             tname = DATA_IMPORTS[name]
             if tname not in k.type_cells:
                 k.mem_write(cell, struct.pack("<Q", obj))
+                text = tname.encode("utf-16le")
+                name_buffer = obj + 0x60
+                k.mem_write(obj, struct.pack("<QQHHIQQB", obj, obj, len(text), len(text) + 2, 0, name_buffer, 0,
+                                             2 + len(k.object_types)))
+                k.mem_write(name_buffer, text + b"\0\0")
                 k.object_types[obj] = tname
                 k.type_cells[tname] = cell
                 cell += 8
-                obj += 0x80
+                obj += OBJECT_TYPE_SIZE
             sentinel = k.u64(k.base + rva)
             k.mem_write(k.base + rva, struct.pack("<Q", k.type_cells[tname]))
             # the slot now points at the type, not at the sentinel page: the sentinel is no import
@@ -62,6 +78,14 @@ def setup_object_types(k) -> None:
     for o, n in k.object_types.items():
         if n == "Thread":
             k.thread_type = o
+    if k.object_types:
+        k.opaque_regions.append((first, obj, _describe_object_type))
+        k.cpu.watch(first, obj)
+
+
+def _describe_object_type(k, address: int) -> str:
+    offset = (address - NTDATA_BASE - 0x100) % OBJECT_TYPE_SIZE
+    return f"OBJECT_TYPE {k.object_types[address - offset]!r} at +{offset:#x}"
 
 
 def new_handle(k, kind: str, obj, api: str, site: int, access: int = 0, path: str = "") -> int:

@@ -3,6 +3,7 @@
  * acquire), with nothing that orders the two threads. Unload waits for both. */
 #include <ntifs.h>
 #include <ntstrsafe.h>
+#include "wdk_data.h"
 
 #ifndef N
 #define N 3
@@ -86,7 +87,7 @@ static NTSTATUS start(PKSTART_ROUTINE routine, PVOID *thread)
     NTSTATUS status = PsCreateSystemThread(&h, THREAD_ALL_ACCESS, NULL, NULL, NULL, routine, NULL);
     if (!NT_SUCCESS(status))
         return status;
-    status = ObReferenceObjectByHandle(h, SYNCHRONIZE, *PsThreadType, KernelMode, thread, NULL);
+    status = ObReferenceObjectByHandle(h, SYNCHRONIZE, *WdkPsThreadType, KernelMode, thread, NULL);
     ZwClose(h);
     return status;
 }

@@ -1,6 +1,7 @@
 /* The usual stop-event pattern: a worker thread waits on an event that DriverUnload sets, then
  * DriverUnload waits for the worker to end. Nothing deadlocks: the worker waits until unload. */
 #include <ntddk.h>
+#include "wdk_data.h"
 
 static KEVENT g_stop;
 static PVOID g_worker;
@@ -32,7 +33,7 @@ NTSTATUS NTAPI DriverEntry(PDRIVER_OBJECT driver, PUNICODE_STRING path)
     status = PsCreateSystemThread(&thread, THREAD_ALL_ACCESS, &oa, NULL, NULL, Worker, NULL);
     if (!NT_SUCCESS(status))
         return status;
-    status = ObReferenceObjectByHandle(thread, SYNCHRONIZE, *PsThreadType, KernelMode, &g_worker, NULL);
+    status = ObReferenceObjectByHandle(thread, SYNCHRONIZE, *WdkPsThreadType, KernelMode, &g_worker, NULL);
     ZwClose(thread);
     if (!NT_SUCCESS(status))
         return status;
