@@ -38,14 +38,26 @@ else
   fi
 fi
 
-# A venv left without pip (made while ensurepip was missing) is made again.
+# VENV_DIR is the user's: nothing in it is deleted. It must be a venv already, or not exist
+# (or be empty); a venv left without pip (made while ensurepip was missing) gets pip added.
+if [ -e "$venv" ] && [ ! -f "$venv/pyvenv.cfg" ] && [ -n "$(ls -A "$venv" 2>/dev/null || echo x)" ]; then
+  echo "setup.sh: $venv exists and is not a Python venv (no pyvenv.cfg): give a new or empty directory"
+  exit 1
+fi
 if [ -x "$venv/bin/python" ] && ! "$venv/bin/python" -m pip --version >/dev/null 2>&1; then
-  echo "setup.sh: $venv has no pip; making it again"
-  rm -rf "$venv"
+  echo "setup.sh: $venv has no pip; adding it with ensurepip"
+  if ! "$venv/bin/python" -m ensurepip --default-pip >/dev/null; then
+    echo "setup.sh: '$venv/bin/python -m ensurepip' failed (above): remove $venv and run this again" \
+      "(Debian: apt-get install python3-venv first)"
+    exit 1
+  fi
 fi
 if [ ! -x "$venv/bin/python" ]; then
+  existed=0
+  [ -e "$venv" ] && existed=1
   if ! "$py" -m venv "$venv"; then
-    rm -rf "$venv"
+    # only what this run made is removed
+    ((existed)) || rm -rf "$venv"
     echo "setup.sh: '$py -m venv $venv' failed (above); it needs the venv and ensurepip modules" \
       "(Debian: apt-get install python3-venv)"
     exit 1
