@@ -15,7 +15,7 @@
 #                                   prefix, the files, the threads' stacks (winedbg), sc stop/delete
 #
 # Other arguments go to `tdemu run` (see emulator/README.md); they are checked
-# against its --help before anything is built. Exit codes: an emulated run
+# against its --help (after emulator/setup.sh makes its venv) before anything is built. Exit codes: an emulated run
 # exits 0 when it shows what it is expected to show (the deadlock for the
 # default build, completion for the fixed one or with the recursion switch);
 # a Wine run exits as tdemu does: 3 deadlock, 0 completed (the 1000 files in
@@ -42,9 +42,12 @@ done
 # option's choices, a stray argument), from its own --help, so that nothing
 # is built for bad input. tdemu checks the rest (e.g. a --fault SPEC) itself.
 check_tdemu_args() {
-  local py=.venv/bin/python help
-  [[ -x $py ]] || py=python3
-  help=$(PYTHONPATH=emulator "$py" -m tdemu run --help 2>/dev/null) || return 0
+  local py=$1 help
+  shift
+  if ! help=$(PYTHONPATH=emulator "$py" -m tdemu run --help); then
+    echo "demo.sh: 'tdemu run --help' failed (above): cannot check the arguments" >&2
+    return 1
+  fi
   "$py" - "$help" "$@" <<'PY'
 import re, sys
 help_text, args = sys.argv[1], sys.argv[2:]
@@ -76,8 +79,12 @@ if $wine; then
     echo "demo.sh: --wine takes only --fixed (got: ${tdemu_args[*]})" >&2
     exit 2
   fi
-elif ((${#tdemu_args[@]})); then
-  check_tdemu_args "${tdemu_args[@]}" || exit 2
+else
+  # the emulator's environment first: its --help is what checks the arguments
+  python=$(bash emulator/setup.sh) || { echo "demo.sh: emulator/setup.sh failed (above)" >&2; exit 1; }
+  if ((${#tdemu_args[@]})); then
+    check_tdemu_args "$python" "${tdemu_args[@]}" || exit 2
+  fi
 fi
 
 log=$(mktemp)
@@ -98,5 +105,4 @@ if $wine; then
   ensure_debian_packages wine
   exec python3 linux/winerun.py run "$driver"
 fi
-python=$(bash emulator/setup.sh) || { echo "demo.sh: emulator/setup.sh failed (above)" >&2; exit 1; }
 PYTHONPATH=emulator exec "$python" -m tdemu run "$driver" --expect "$expect" "${tdemu_args[@]}"
