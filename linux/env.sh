@@ -36,10 +36,11 @@ declare -A DEBIAN_PACKAGES_test=(
   [npm]=/usr/bin/npm
 )
 # `wine`: Debian's Wine, which loads TestDriver.sys in winedevice.exe, and the
-# python3 that runs linux/winerun.py.
+# python3 that runs linux/winerun.py. winerun.py runs the two files named here,
+# not the `wine` package's /usr/bin wrappers.
 declare -A DEBIAN_PACKAGES_wine=(
   [wine64]=/usr/lib/wine/wine64
-  [wine]=/usr/lib/wine/wineserver
+  [libwine]=/usr/lib/wine/wineserver
   [python3]=/usr/bin/python3
 )
 # `fresh`: what linux/fresh-check.sh needs to make a minimal Debian 12 root.

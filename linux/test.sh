@@ -11,6 +11,11 @@
 #      tests (windbg/test.sh).
 # Ends with one line: "all: N passed, M failed".
 set -euo pipefail
+case $# in
+  0) ;;
+  *) if [[ $1 == -h || $1 == --help ]]; then sed -n '2,12s/^# \{0,1\}//p' "$0"; exit 0; fi
+     echo "test.sh: takes no arguments (got: $*); see bash linux/test.sh --help" >&2; exit 2 ;;
+esac
 source "$(dirname "$0")/env.sh"
 cd "$REPO_ROOT"
 
