@@ -189,9 +189,10 @@ def test_the_stand_in_status_constants_are_the_real_crates():
 
 
 def test_data_exports_are_imported_only_through_their_iat_symbol():
-    """PsThreadType is a DATA export in the stand-in's ntoskrnl.lib, as in the
-    WDK's: only `__imp_PsThreadType` exists, so wdk-sys's own declaration (no
-    dllimport) cannot link, and the driver declares its own."""
+    """PsThreadType is a DATA export in the stand-in's ntoskrnl.lib: only
+    `__imp_PsThreadType` exists. Stricter than the WDK's library, which also has
+    the bare name (the import slot the WDK's C declaration links to): here only
+    the dllimport form the driver declares links, and it links with any library."""
     definition = (stand_in_out_dir() / "ntoskrnl.def").read_text()
     assert re.search(r"^\s+PsThreadType DATA$", definition, flags=re.M)
     assert re.search(r"^\s+PsCreateSystemThread$", definition, flags=re.M)

@@ -188,8 +188,9 @@ fn extern_statics(bindings: &str) -> Vec<String> {
 }
 
 /// Writes `ntoskrnl.def` (every function, and every variable as a `DATA`
-/// export, whose only symbol is `__imp_<name>`, as in the WDK's
-/// ntoskrnl.lib) and turns it into `ntoskrnl.lib`.
+/// export, whose only symbol is `__imp_<name>`: stricter than the WDK's
+/// ntoskrnl.lib, which also defines the bare name as the import slot) and
+/// turns it into `ntoskrnl.lib`.
 fn write_import_library(out_dir: &Path, mut functions: Vec<String>, variables: &[String]) {
     functions.sort();
     functions.dedup();
