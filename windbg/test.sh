@@ -2,7 +2,7 @@
 # Tests of the Windows workflow that can run on Linux:
 #   1. the PowerShell syntax check of scripts/*.ps1 and *.psm1 (tree-sitter PowerShell grammar,
 #      pinned in scripts/requirements-ps1-check.txt, installed into windbg/.venv),
-#   2. node's test runner over windbg/test/: the WinDbg JavaScript extension
+#   2. node's test runner over windbg/test/*.test.js: the WinDbg JavaScript extension
 #      windbg/WrFastMutex.js against a fake data model of the seed's dump, its
 #      ECMAScript 2015 check (acorn, pinned in windbg/package-lock.json), static
 #      checks of the PowerShell scripts and debugger command files, and the
@@ -12,6 +12,25 @@
 # with Debian 12's node 18 or newer. Exits non-zero on any failure, with its
 # cause. The output ends with node's test summary.
 set -euo pipefail
+
+usage() {
+    cat <<'USAGE'
+Usage: bash windbg/test.sh [--help]
+
+Runs the PowerShell syntax check of scripts/*.ps1 and *.psm1, then node's test
+runner over windbg/test/*.test.js. Installs what it needs first (Debian's nodejs,
+npm and python3-venv; acorn and the PowerShell parser, pinned). Takes no other
+arguments.
+USAGE
+}
+
+# Arguments first: nothing is installed for a mistyped call.
+for arg in "$@"; do
+    case "$arg" in
+        -h|--help) usage; exit 0 ;;
+        *) echo "windbg/test.sh: unknown argument '$arg' (it takes none; --help for usage)" >&2; exit 2 ;;
+    esac
+done
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/.." && pwd)"
@@ -73,6 +92,12 @@ say "PowerShell syntax check of scripts/*.ps1 and *.psm1"
 "$VENV/bin/python" "$REPO/scripts/check-ps1-syntax.py" "$REPO/scripts"
 
 # --- 2. node tests (last: the output ends with node's summary) -------------------
-say "node --test windbg/test/"
+# The files are named, not the folder: node 18 and 20 expand a folder given to
+# --test, node 21 and newer do not (they take files or glob patterns).
+say "node --test windbg/test/*.test.js"
 cd "$REPO"
-PS1_CHECK_PYTHON="$VENV/bin/python" node --test windbg/test/
+shopt -s nullglob
+TEST_FILES=(windbg/test/*.test.js)
+shopt -u nullglob
+[ "${#TEST_FILES[@]}" -gt 0 ] || die "no test files windbg/test/*.test.js"
+PS1_CHECK_PYTHON="$VENV/bin/python" node --test "${TEST_FILES[@]}"
