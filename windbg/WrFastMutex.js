@@ -174,12 +174,32 @@ function decodeFastMutexCount(count) {
     };
 }
 
+// What a frame's display string may carry after "module!symbol + 0xoff", in any order:
+// dx's "[Switch To]" link, an address "(fffff803`27c6d645)", and, when the PDB has line
+// numbers, the source position "[C:\TestDriver\src\seed.rs @ 108]" in the form the k
+// command prints it ("module!symbol+0xoff [file @ line]").
+var FRAME_TRAILERS = [
+    /\s*\[Switch To\]\s*$/,
+    /\s*\([0-9a-fA-F`x]+\)\s*$/,
+    /\s*\[[^\]]*\s@\s*\d+\]\s*$/
+];
+
 // A data-model frame display string -> "module!symbol+0xoff".
-// Tolerates "nt!KiSwapContext + 0x76 [Switch To]", "nt!KiSwapContext+0x76 (fffff803`27c6d645)".
+// Tolerates "nt!KiSwapContext + 0x76 [Switch To]", "nt!KiSwapContext+0x76 (fffff803`27c6d645)",
+// "TestDriver!TestDriver::seed::file_creation_thread + 0x6a [C:\TestDriver\src\seed.rs @ 108]".
 function normalizeFrame(text) {
     var s = String(text);
-    s = s.replace(/\s*\[Switch To\]\s*$/, "");
-    s = s.replace(/\s*\([0-9a-fA-F`x]+\)\s*$/, "");
+    var stripped = true;
+    while (stripped) {
+        stripped = false;
+        for (var i = 0; i < FRAME_TRAILERS.length; i++) {
+            var shorter = s.replace(FRAME_TRAILERS[i], "");
+            if (shorter !== s) {
+                s = shorter;
+                stripped = true;
+            }
+        }
+    }
     s = s.replace(/\s*\+\s*/g, "+");
     return s.trim();
 }

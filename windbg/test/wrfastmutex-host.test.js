@@ -5,7 +5,7 @@
 // iterators that throw part-way, missing nt symbols, getModuleType giving null.
 const test = require("node:test");
 const assert = require("node:assert/strict");
-const { makeHost, FakeInt64 } = require("../testlib/fake-host.js");
+const { makeHost, makeFrame, FakeInt64 } = require("../testlib/fake-host.js");
 const seed = require("../testlib/seed-dump.js");
 const m = require("../WrFastMutex.js");
 
@@ -225,6 +225,31 @@ test("a stack iterator that throws part-way keeps the frames read before it", ()
         m.WrFastMutexWalk();
         assert.ok(!fake.commands.some((c) => c.startsWith(".frame")), "no .frame without the frame index");
     });
+});
+
+test("driver frames with line numbers: the Caller column shows the function, not [file @ line]", () => {
+    const dump = seed.seedDump();
+    const owner = dump.processes[0].threads[0];
+    owner.frames = owner.frames.slice();
+    owner.frames[6] = "TestDriver!TestDriver::seed::file_creation_thread + 0x6a";
+    owner.sources = [];
+    owner.sources[6] = ["C:\\TestDriver\\src\\seed.rs", 108];
+    withHost(dump, {}, (fake) => {
+        const rows = m.WrFastMutexJs();
+        assert.equal(rows[0].waitFunction, "nt!ExAcquireFastMutex+0x122");
+        assert.equal(rows[0].caller, "TestDriver!TestDriver::seed::file_creation_thread+0x6a");
+        const out = output(fake);
+        assert.ok(out.includes(" nt!ExAcquireFastMutex+0x122 TestDriver!TestDriver::seed::file_creation_thread+0x6a\n"), out);
+        assert.ok(!out.includes("seed.rs"), out);
+    });
+});
+
+test("the fake's frames with a source position print as k does, before a [Switch To] link", () => {
+    assert.equal(String(makeFrame("TestDriver!f + 0x6a", ["C:\\src\\seed.rs", 108])),
+        "TestDriver!f + 0x6a [C:\\src\\seed.rs @ 108]");
+    assert.equal(String(makeFrame("TestDriver!f + 0x6a [Switch To]", ["C:\\src\\seed.rs", 108])),
+        "TestDriver!f + 0x6a [C:\\src\\seed.rs @ 108] [Switch To]");
+    assert.equal(String(makeFrame("nt!KiSwapContext + 0x76 [Switch To]", null)), "nt!KiSwapContext + 0x76 [Switch To]");
 });
 
 test("a WrFastMutex waiter whose wait block cannot be read is counted, not silently dropped", () => {

@@ -87,6 +87,28 @@ test("frames: the wait function is ExAcquireFastMutex at index 5, the caller is 
     assert.equal(m.findCallerFrame(withSymbols, 5), "TestDriver!TestDriver::file_creation_thread+0x4d");
 });
 
+test("frames: a source position [file @ line] (PDB with line numbers) is not part of the Caller", () => {
+    const seedRs = "TestDriver!TestDriver::seed::file_creation_thread+0x6a";
+    // as the k command prints a frame with line information
+    assert.equal(m.normalizeFrame("TestDriver!TestDriver::seed::file_creation_thread+0x6a [C:\\TestDriver\\src\\seed.rs @ 108]"),
+        seedRs);
+    // data-model spacing, a path with spaces, and with the [Switch To] link and an address around it
+    assert.equal(m.normalizeFrame("TestDriver!TestDriver::seed::file_creation_thread + 0x6a " +
+        "[C:\\Users\\Test User\\TestDriver\\src\\seed.rs @ 108] [Switch To]"), seedRs);
+    assert.equal(m.normalizeFrame("TestDriver!TestDriver::seed::file_creation_thread+0x6a (fffff803`2a5c113d) " +
+        "[C:\\TestDriver\\src\\seed.rs @ 108]"), seedRs);
+    assert.equal(m.normalizeFrame("TestDriver!TestDriver::seed::file_creation_thread+0x6a " +
+        "[C:\\TestDriver\\src\\seed.rs @ 108] (fffff803`2a5c113d)"), seedRs);
+    // a bracket that is not a source position stays
+    assert.equal(m.normalizeFrame("TestDriver!<[u8] as core::fmt::Debug>::fmt+0x10"), "TestDriver!<[u8] as core::fmt::Debug>::fmt+0x10");
+    const frames = seed.OWNER_FRAMES.slice(0, 6).concat([
+        "TestDriver!TestDriver::seed::file_creation_thread + 0x6a [C:\\TestDriver\\src\\seed.rs @ 108]",
+        "nt!PspSystemThreadStartup + 0x57"
+    ]);
+    assert.equal(m.findWaitFrameIndex(frames), 5);
+    assert.equal(m.findCallerFrame(frames, 5), seedRs);
+});
+
 test("seed dump: exactly the two TestDriver threads wait on ffff9709ac3d4f20", () => {
     const dump = seed.seedDump();
     const reads = [];

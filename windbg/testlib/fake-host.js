@@ -181,8 +181,24 @@ function pointer(hex, target, style) {
     };
 }
 
+// One Stack.Frames entry. Its display string is the text given; with a source
+// position (file, line) it carries it as the k command prints one,
+// "module!symbol+0xoff [file @ line]", before a trailing "[Switch To]" link. How
+// the real data model prints a frame with line information was not seen (README,
+// "first run must confirm"); the extension strips the position either way.
+function makeFrame(text, source) {
+    let display = text;
+    if (source) {
+        const position = " [" + source[0] + " @ " + source[1] + "]";
+        const link = / \[Switch To\]$/.exec(text);
+        display = link ? text.slice(0, link.index) + position + link[0] : text + position;
+    }
+    return { toString: () => display };
+}
+
 // spec of one thread:
 // { address, id, state, waitReason, waitObject (event address or null), frames: [string],
+//   sources: [null or [file, line]] per frame (a PDB with line numbers),
 //   unreadable (its KTHREAD is not in the dump: field reads throw),
 //   waitBlockUnreadable (the wait block's page is missing), framesThrowAt (k) }
 function makeThread(spec, style, symbols) {
@@ -210,7 +226,7 @@ function makeThread(spec, style, symbols) {
         address: new FakeInt64(spec.address, style),
         get Tcb() { return tcb; }
     };
-    const frames = (spec.frames || []).map((f) => ({ toString: () => f }));
+    const frames = (spec.frames || []).map((f, i) => makeFrame(f, spec.sources ? spec.sources[i] : null));
     return {
         Id: spec.id,
         get KernelObject() {
@@ -383,4 +399,4 @@ function makeHost(dump, options) {
     return { host, log, commands, typedReads, rawReads, memory, processList };
 }
 
-module.exports = { FakeInt64, FakeMemory, pointer, lazy, makeThread, makeHost, writeFastMutex, FAST_MUTEX_FIELDS };
+module.exports = { FakeInt64, FakeMemory, pointer, lazy, makeFrame, makeThread, makeHost, writeFastMutex, FAST_MUTEX_FIELDS };
