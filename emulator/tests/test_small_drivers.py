@@ -245,3 +245,27 @@ def test_thread_type_passed_with_each_number_of_dereferences(cdriver, tmp_path, 
         [v] = rep["verifier"]
         assert v["rule"] == "opaque_object" and v["text"].startswith(finding)
         assert v["call_site"].startswith("thread_type!DriverEntry+0x") and code != 0
+
+
+# ------------------------------------------------------------------ pool contents
+
+def test_uninitialised_pool_holds_the_fill_pattern_zeroing_pool_zeroes(cdriver, tmp_path):
+    """Windows leaves ExAllocatePoolWithTag, ExAllocatePool and ExAllocatePool2(POOL_FLAG_UNINITIALIZED)
+    blocks as they were (Driver Verifier's special pool fills them with a byte pattern); only
+    ExAllocatePool2 without that flag zeroes. A driver that relies on fresh pool being zero must not pass."""
+    code, rep = run_cli([cdriver("pool_fill"), "--strict"], tmp_path)
+    assert (code, rep["outcome"], rep["verifier"], rep["pool_leaks"]) == (0, "completed", [], [])
+    assert [p["text"] for p in rep["dbgprint"]] == [
+        "ExAllocatePoolWithTag: a5a5a5a5..a5a5a5a5\n",
+        "ExAllocatePool: a5a5a5a5..a5a5a5a5\n",
+        "ExAllocatePool2 uninitialized: a5a5a5a5..a5a5a5a5\n",
+        "ExAllocatePool2: 00000000..00000000\n"]
+
+
+def test_write_past_a_pool_block_is_found_when_it_is_freed(cdriver, tmp_path):
+    """The bytes after each block hold the pattern; ExFreePool(WithTag) checks them, as special pool does."""
+    code, rep = run_cli([cdriver("pool_fill", OVERRUN=1), "--strict"], tmp_path)
+    assert (code, rep["outcome"]) == (6, "completed")
+    [v] = rep["verifier"]
+    assert v["rule"] == "pool_overrun" and v["call_site"].startswith("pool_fill!DriverEntry+0x")
+    assert v["text"].startswith("pool block 'Pool' of 24 bytes: written past its end at +0x18")

@@ -218,15 +218,36 @@ def fast_mutex_info(k, m: int) -> dict:
 
 # ---------------------------------------------------------------- pool (mm/ARM3/expool.c)
 
+# Windows hands out pool it does not clear (ExAllocatePoolWithTag, ExAllocatePool, ExAllocatePool2 with
+# POOL_FLAG_UNINITIALIZED) holding whatever the memory held before: a driver that reads such a block before
+# writing it may see zeroes on one machine and garbage on the next. The model fills those blocks with one
+# non-zero byte, as Driver Verifier's special pool fills the page of each allocation (ReactOS's
+# MmAllocateSpecialPool, mm/ARM3/special.c: the low byte of the tick count, kept in the header to check the
+# bytes around the block when it is freed). tdemu uses one fixed byte, so that runs are reproducible: 0xA5
+# (1010 0101) is neither zero nor all ones, a pointer made of it (0xA5A5A5A5A5A5A5A5) is non-canonical and
+# faults, a length or count made of it is huge, a BOOLEAN made of it is TRUE. ExAllocatePool2 without
+# POOL_FLAG_UNINITIALIZED zeroes, as documented. The bytes between a block and the next one hold the pattern
+# too, and ExFreePool(WithTag) checks them, as special pool checks the rest of the page when the block is
+# freed: a write past the end of the block is a finding.
+POOL_FILL = 0xA5
+POOL_FLAG_UNINITIALIZED = 0x2
+POOL_GAP = 16  # at least this many pattern bytes after each block
+
+
+def _gap(addr: int, size: int) -> tuple[int, int]:
+    """[start, end) of the pattern bytes after the block at addr: up to where the next block starts."""
+    return addr + size, (addr + size + POOL_GAP + 15) & ~15
+
+
 def _alloc(k, size: int, tag: int, zero: bool):
     site = k.ret_site()
     size = max(size, 1)
     addr = (k._pool_next + 15) & ~15
-    if addr + size > POOL_BASE + POOL_SIZE:
+    gap_start, gap_end = _gap(addr, size)
+    if gap_end > POOL_BASE + POOL_SIZE:
         return 0
-    k._pool_next = addr + size + 16
-    if zero:
-        k.mem_write(addr, b"\0" * size)
+    k._pool_next = gap_end
+    k.mem_write(addr, (b"\0" if zero else bytes([POOL_FILL])) * size + bytes([POOL_FILL]) * (gap_end - gap_start))
     tag_s = struct.pack("<I", tag & 0xFFFFFFFF).decode("latin-1")
     k.pool[addr] = (size, tag_s, k.fmt_sym(site))
     return addr
@@ -235,7 +256,7 @@ def _alloc(k, size: int, tag: int, zero: bool):
 @ex.export(max_irql=DISPATCH_LEVEL)
 def ExAllocatePool2(k):
     flags, size, tag = k.args(3)
-    return _alloc(k, size, tag, not flags & 0x2)  # POOL_FLAG_UNINITIALIZED
+    return _alloc(k, size, tag, not flags & POOL_FLAG_UNINITIALIZED)
 
 
 @ex.export(max_irql=DISPATCH_LEVEL)
@@ -257,7 +278,15 @@ def _free(k, p: int):
     if e is None:
         k.violation("bad_pool_free", f"free of {p:#x}: not an allocated pool block (double free?)", site, t)
         return None
-    k.free_memory(p, p + e[0], f"pool block '{e[1]}'")
+    size, tag = e[0], e[1]
+    gap_start, gap_end = _gap(p, size)
+    gap = k.mem(gap_start, gap_end - gap_start)
+    bad = next((i for i, b in enumerate(gap) if b != POOL_FILL), None)
+    if bad is not None:
+        k.violation("pool_overrun", f"pool block '{tag}' of {size} bytes: written past its end at "
+                    f"+{size + bad:#x} (byte {gap[bad]:#04x} where the fill pattern {POOL_FILL:#04x} was; "
+                    f"allocated at {e[2]})", site, t)
+    k.free_memory(p, p + size, f"pool block '{tag}'")
     return None
 
 
