@@ -39,12 +39,15 @@
     Store / winget) puts no kd.exe or cdb.exe on PATH; with only that app, open the
     dump in it and follow README's "By hand in WinDbg".
 
-    MEX: a mex.dll on the debugger's extension search path (its winext, winxp and own
-    folders, %LOCALAPPDATA%\dbg\EngineExtensions, the folders in
-    _NT_DEBUGGER_EXTENSION_PATH) is loaded by name (.load mex), so its path, with the
-    spaces of "C:\Program Files (x86)\...", never appears in the command file. With
-    -MexPath the file's folder is put first in _NT_DEBUGGER_EXTENSION_PATH for the
-    debugger's run only. -Mode Auto uses MEX when mex.dll is found, and runs the
+    MEX: mex.dll is looked for at -MexPath, else in the debugger's winext, winxp and
+    own folders, %LOCALAPPDATA%\dbg\EngineExtensions and the folders in
+    _NT_DEBUGGER_EXTENSION_PATH. Wherever it was found, its folder is put first in
+    _NT_DEBUGGER_EXTENSION_PATH for the debugger's run only (restored after): the
+    console debuggers of an older SDK may not search %LOCALAPPDATA%\dbg\EngineExtensions,
+    which only Microsoft's current "Loading Debugger Extension DLLs" page names in the
+    default extension path. It is then loaded by name (.load mex),
+    so its path, with the spaces of "C:\Program Files (x86)\...", never appears in
+    the command file. -Mode Auto uses MEX when mex.dll is found, and runs the
     built-in commands instead when it is not found, or when the log shows it did not
     load (no mex.dll line in the .chain output).
 
@@ -78,7 +81,10 @@
     Full path of mex.dll (the file must be named mex.dll: the command files call !mex.di and !mex.t).
 
 .PARAMETER SymbolCache
-    Local cache for Microsoft symbols. Default: C:\Symbols.
+    Local cache for Microsoft symbols. Default: C:\Symbols. It must not contain a space,
+    ";" or '"': the command file passes it to .symfix+ as it is, unquoted (Microsoft
+    documents no quoting for .symfix's argument, and ";" separates debugger commands).
+    The script stops with a message otherwise.
 
 .PARAMETER DriverSymbolPath
     Folder(s) with TestDriver.pdb, separated by semicolons. Default: the package folders
@@ -122,6 +128,14 @@ Set-StrictMode -Version 2.0
 
 Import-Module -Name (Join-Path $PSScriptRoot 'TestDriver.Common.psm1') -Force
 
+# .symfix+ takes the cache folder unquoted (Microsoft's .symfix page documents no quoting, and ';'
+# ends a debugger command): refuse what would cut that command line, before anything runs.
+if ([string]::IsNullOrWhiteSpace($SymbolCache) -or $SymbolCache -match '[\s;"]') {
+    throw ("-SymbolCache '$SymbolCache' cannot be used: it goes into the debugger command file as "".symfix+ <folder>"", " +
+        'unquoted (no quoting is documented for .symfix), so it must be a folder path without spaces, ";" or quotes. ' +
+        'Pass another folder, for example -SymbolCache C:\Symbols (the default).')
+}
+
 $repoRoot = Split-Path -Parent $PSScriptRoot
 $windbgDir = Join-Path -Path $repoRoot -ChildPath 'windbg'
 # What WrFastMutex.js prints as its answer (formatReport in windbg/WrFastMutex.js): one Verdict
@@ -158,8 +172,8 @@ function Find-Debugger {
         'README "By hand in WinDbg".')
 }
 
-# mex.dll -> @{ Path; Folder; OnSearchPath }, or $null. OnSearchPath: the debugger finds it by name
-# itself; otherwise its folder goes into _NT_DEBUGGER_EXTENSION_PATH for the run.
+# mex.dll -> @{ Path; Folder }, or $null. Its folder always goes first in _NT_DEBUGGER_EXTENSION_PATH
+# for the run: the SDK's kd.exe/cdb.exe need not search every folder looked in here.
 function Find-Mex {
     param([string]$Path, [string]$DebuggerFolder)
     if ($Path) {
@@ -167,7 +181,7 @@ function Find-Mex {
         if ((Split-Path -Leaf $file) -ne 'mex.dll') {
             throw "-MexPath must name a file called mex.dll (the command files call !mex.di and !mex.t): $file"
         }
-        return [pscustomobject]@{ Path = $file; Folder = (Split-Path -Parent $file); OnSearchPath = $false }
+        return [pscustomobject]@{ Path = $file; Folder = (Split-Path -Parent $file) }
     }
     $folders = @(
         (Join-Path -Path $DebuggerFolder -ChildPath 'winext'),
@@ -183,7 +197,7 @@ function Find-Mex {
     foreach ($folder in $folders) {
         $candidate = Join-Path -Path $folder -ChildPath 'mex.dll'
         if (Test-Path -LiteralPath $candidate -PathType Leaf) {
-            return [pscustomobject]@{ Path = $candidate; Folder = $folder; OnSearchPath = $true }
+            return [pscustomobject]@{ Path = $candidate; Folder = $folder }
         }
     }
     return $null
@@ -249,7 +263,7 @@ $useMex = $false
 switch ($Mode) {
     'Mex' {
         if (-not $mex) {
-            throw ('Mode Mex: mex.dll not found on the extension search path (the debugger''s winext folder, ' +
+            throw ('Mode Mex: mex.dll not found (looked in the debugger''s winext, winxp and own folders, ' +
                 '%LOCALAPPDATA%\dbg\EngineExtensions, _NT_DEBUGGER_EXTENSION_PATH). Put it there or pass -MexPath.')
         }
         $useMex = $true
@@ -259,10 +273,11 @@ switch ($Mode) {
 }
 $mexFolder = ''
 if ($useMex) {
-    if (-not $mex.OnSearchPath) {
-        $mexFolder = $mex.Folder
-    }
-    Write-Host "MEX: $($mex.Path), loaded as "".load mex"""
+    # Whichever folder it was found in, even one the debugger may search itself: Microsoft's
+    # "Loading Debugger Extension DLLs" names %LOCALAPPDATA%\dbg\EngineExtensions in the default
+    # search path, but the SDK's kd.exe or cdb.exe may be older than that.
+    $mexFolder = $mex.Folder
+    Write-Host "MEX: $($mex.Path), loaded as "".load mex"" with $mexFolder first in _NT_DEBUGGER_EXTENSION_PATH"
 }
 else {
     Write-Host 'MEX: not used, running the built-in equivalents.'

@@ -116,7 +116,7 @@ test("cargo make builds are looked for in debug and release (and the target trip
     assert.doesNotMatch(withoutComments(analysis), /'target\\release'/, "no fixed release-only symbol folder");
 });
 
-test("Invoke-DumpAnalysis: MEX by name, -MexPath through _NT_DEBUGGER_EXTENSION_PATH, Auto falls back", () => {
+test("Invoke-DumpAnalysis: MEX by name, its folder always through _NT_DEBUGGER_EXTENSION_PATH, Auto falls back", () => {
     const text = read("Invoke-DumpAnalysis.ps1");
     const code = withoutComments(text);
     assert.doesNotMatch(code, /-match '\\s'/, "no space check on mex.dll's path");
@@ -132,6 +132,14 @@ test("Invoke-DumpAnalysis: MEX by name, -MexPath through _NT_DEBUGGER_EXTENSION_
     assert.ok(invoke.indexOf("$exitCode = $null") < invoke.indexOf("try {"));
     assert.match(invoke, /try \{[\s\S]*\$env:_NT_DEBUGGER_EXTENSION_PATH = [\s\S]*Invoke-NativeCommand -FilePath \$Debugger[\s\S]*finally \{\n\s*\$env:_NT_DEBUGGER_EXTENSION_PATH = \$previousExtensionPath/,
         "the variable is set for the run and restored whatever happens");
+    // the folder mex.dll was found in always goes on the path for the run, even one the debugger
+    // might search itself (the SDK's kd.exe need not know %LOCALAPPDATA%\dbg\EngineExtensions)
+    assert.doesNotMatch(code, /OnSearchPath/, "no folder is assumed to be on the debugger's own search path");
+    assert.match(code, /\$mexFolder = ''\nif \(\$useMex\) \{\n\s*\$mexFolder = \$mex\.Folder\n/,
+        "with MEX, its folder is always given to Invoke-Debugger");
+    assert.match(code, /-WorkingFolder \$OutputDirectory -ExtensionFolder \$mexFolder\n/);
+    assert.match(invoke, /if \(\$ExtensionFolder\) \{\n\s*\$env:_NT_DEBUGGER_EXTENSION_PATH = \(@\(\$ExtensionFolder, \$previousExtensionPath\)/,
+        "first in the variable, before what the user had");
     assert.match(code, /if \(\$useMex -and -not \(\(\$text -join "`n"\) -match \$MEX_LOADED_PATTERN\)\) \{\n\s*if \(\$Mode -eq 'Auto'\) \{[\s\S]*?-UseMex \$false/,
         "Auto runs again with the built-in commands when MEX did not load");
     assert.match(code, /default \{ \$useMex = \(\$null -ne \$mex\) \}/, "Auto without mex.dll: built-in, no error");
@@ -139,6 +147,27 @@ test("Invoke-DumpAnalysis: MEX by name, -MexPath through _NT_DEBUGGER_EXTENSION_
     // in the error Find-Debugger throws, not only in the help
     assert.match(functionBody(text, "Find-Debugger"),
         /The WinDbg app from the Microsoft ' \+\s*'Store or winget does not put kd\.exe or cdb\.exe on PATH/);
+});
+
+test("Invoke-DumpAnalysis: a -SymbolCache that would cut the unquoted .symfix+ line is refused before anything runs", () => {
+    const text = read("Invoke-DumpAnalysis.ps1");
+    const code = withoutComments(text);
+    assert.match(functionBody(text, "Write-CommandFile"), /\$lines\.Add\('\.symfix\+ ' \+ \$SymbolCache\)/);
+    const check = code.match(/^if \(\[string\]::IsNullOrWhiteSpace\(\$SymbolCache\) -or \$SymbolCache -match '([^']+)'\) \{\n\s*throw \("-SymbolCache '\$SymbolCache' cannot be used/m);
+    assert.ok(check, "the -SymbolCache check");
+    const refused = new RegExp(check[1]);
+    for (const ok of ["C:\\Symbols", "D:\\sym-cache\\x64", "\\\\server\\symbols"]) {
+        assert.doesNotMatch(ok, refused, ok);
+    }
+    for (const bad of ["C:\\My Symbols", "C:\\Program Files\\sym", "C:\\a;srv*C:\\b", "C:\\a\"b", "C:\\a\tb"]) {
+        assert.match(bad, refused, bad);
+    }
+    // before the debugger is looked for, anything is written or run
+    const at = code.indexOf(check[0]);
+    for (const later of ["$debugger = Find-Debugger", "New-Item -ItemType Directory", "Write-CommandFile -Path", "Invoke-Debugger -Debugger"]) {
+        assert.ok(code.indexOf(later) > at, later);
+    }
+    assert.match(text, /\.PARAMETER SymbolCache\n(?:(?!\.PARAMETER)[\s\S])*It must not contain a space,/, "said in its help");
 });
 
 test("Invoke-DumpAnalysis's .chain check matches a loaded mex.dll and nothing else", () => {
