@@ -44,8 +44,12 @@
 
     Assumptions (not verified here, no Windows was available when this was written):
       - The BCD WMI provider answers GetElement(0x16000049) on the {current} object
-        ({fa926493-6f1c-4193-a414-58f0b2456d1e}) for an elevated PowerShell; if it
-        does not, the script falls back to running bcdedit, which is harmless.
+        ({fa926493-6f1c-4193-a414-58f0b2456d1e}) for an elevated PowerShell. Microsoft's
+        "BCD WMI Provider Classes" page asks more of a client: membership of
+        Administrators, the Backup and Restore privileges, and impersonation level
+        Impersonate; the CIM cmdlets have no switch to enable those privileges. If the
+        provider refuses (access denied, a privilege not held) or answers anything but
+        "on", the script runs bcdedit, which is harmless: it is idempotent.
       - verifier.exe exits with 0 or 2 when it accepted new settings (2 is read as
         "accepted, reboot required"); any other code is reported as a failure.
 
@@ -108,18 +112,26 @@ $BCD_CURRENT_ENTRY = '{fa926493-6f1c-4193-a414-58f0b2456d1e}'
 $BCD_ALLOW_PRERELEASE_SIGNATURES = [uint32]0x16000049
 
 # $true / $false: test signing configured for the next boot; $null: WMI could not tell.
+# Only $true skips "bcdedit /set testsigning on"; $false and $null both lead to it.
+# Microsoft's "BCD WMI Provider Classes" page: a client must be an administrator, hold the Backup and
+# Restore privileges and connect with impersonation level Impersonate. The CIM cmdlets have no switch
+# to enable privileges for the call (as Get-WmiObject's -EnableAllPrivileges does), so the provider may
+# refuse: access denied arrives here as an exception (-> $null, the caller says WMI could not tell) or
+# as ReturnValue false (-> $false), and in both cases the caller falls back to bcdedit.
 function Get-BcdTestSigning {
     try {
         $entry = New-CimInstance -Namespace 'root/WMI' -ClassName 'BcdObject' -Key @('Id', 'StoreFilePath') -ClientOnly `
             -Property @{ Id = $BCD_CURRENT_ENTRY; StoreFilePath = '' }
         $result = Invoke-CimMethod -InputObject $entry -MethodName 'GetElement' -Arguments @{ Type = $BCD_ALLOW_PRERELEASE_SIGNATURES }
         if (-not $result.ReturnValue) {
-            # the element is not set: test signing was never turned on
+            # the element is not set (test signing was never turned on), or the provider refused:
+            # either way the caller runs bcdedit
             return $false
         }
         return [bool]$result.Element.Boolean
     }
     catch {
+        Write-Verbose "BCD WMI provider did not answer GetElement (access denied without the Backup/Restore privileges?): $($_.Exception.Message)"
         return $null
     }
 }

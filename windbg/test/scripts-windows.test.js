@@ -248,6 +248,24 @@ test("Initialize-TestVM: test signing read without words, BitLocker suspended be
     assert.match(code, /parameter 1 = 0x1000 \(self-deadlock\)/);
 });
 
+test("Initialize-TestVM: when the BCD WMI provider refuses (Backup/Restore privileges), bcdedit is run", () => {
+    const text = read("Initialize-TestVM.ps1");
+    const code = withoutComments(text);
+    const body = functionBody(text, "Get-BcdTestSigning");
+    // access denied as an exception: WMI could not tell
+    assert.match(body, /^\s*catch \{\n(?:\s*Write-Verbose [^\n]*\n)?\s*return \$null\n\s*\}/m);
+    // a refused or missing element: not on
+    assert.match(body, /if \(-not \$result\.ReturnValue\) \{\n(?:\s*#[^\n]*\n)*\s*return \$false\n/);
+    // only a positive answer skips bcdedit: the one test of Configured that avoids it is "-eq $true"
+    const uses = code.match(/\$signing\.Configured[^\n]*/g);
+    assert.deepEqual(uses.map((u) => u.replace(/\)? \{$/, "")), [
+        "$signing.Configured -eq $true -and -not $secureBootOn",
+        "$signing.Configured"
+    ]);
+    assert.match(code, /if \(\$null -eq \$signing\.Configured\) \{\n\s*Write-Host 'Test signing: the boot configuration could not be read through WMI; setting it/);
+    assert.match(text, /must be an administrator, hold the Backup and\n# Restore privileges/, "the reason is said beside the function");
+});
+
 test("Install-TestDriver: error 577 says what it means, without a certificate-import hint", () => {
     const body = functionBody(read("Install-TestDriver.ps1"), "Get-StartErrorText");
     const line = body.split("\n").findIndex((l) => /^\s*577 \{/.test(l));
