@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import sys
 import time
 
@@ -66,6 +68,33 @@ def parse_faults(specs: list[str]):
     return f
 
 
+def _seconds(text: str) -> float:
+    """--max-seconds: a finite number of seconds > 0 (float() also takes -5, nan and inf)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number of seconds") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{text}: expected a number of seconds > 0")
+    return value
+
+
+def report_dir_problem(path: str) -> str | None:
+    """Why the report files could not be written under `path`, or None. Nothing is created: the
+    deepest part of the path that exists must be a directory this process may write in."""
+    probe = os.path.abspath(path)
+    while not os.path.lexists(probe):
+        parent = os.path.dirname(probe)
+        if parent == probe:
+            break
+        probe = parent
+    if not os.path.isdir(probe):
+        return f"{probe} is not a directory"
+    if not os.access(probe, os.W_OK | os.X_OK):
+        return f"{probe}: no permission to write there"
+    return None
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m tdemu",
                                 description="Run a Windows kernel driver (.sys) in an emulated kernel and report "
@@ -92,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--json", action="store_true", help="print the JSON report instead of the text")
     r.add_argument("--quiet", action="store_true", help="print nothing (exit code and report files only)")
     r.add_argument("--map", default=None, help="linker .map file (default: PATH with .map)")
-    r.add_argument("--max-seconds", type=float, default=60.0, help="wall-time limit of the emulation (default 60)")
+    r.add_argument("--max-seconds", type=_seconds, default=60.0, help="wall-time limit of the emulation (default 60)")
     r.add_argument("--expect", choices=["deadlock", "completed", "fault", "driver_entry_failed"],
                    help="exit 0 if the outcome is this one, 1 otherwise")
     r.add_argument("--strict", action="store_true",
@@ -157,6 +186,9 @@ def run(argv: list[str] | None = None) -> int:
             raise UsageError("--preemptions needs K >= 0")
         if args.max_schedules < 1:
             raise UsageError("--max-schedules needs N >= 1")
+        problem = None if args.no_report else report_dir_problem(args.report_dir)
+        if problem:
+            raise UsageError(f"--report-dir {args.report_dir}: {problem} (or pass --no-report)")
         prefix = parse_schedule(args.schedule) if args.schedule is not None else None
     except (UsageError, ValueError) as e:
         print(f"tdemu: error: {e}", file=sys.stderr)
@@ -168,8 +200,6 @@ def run(argv: list[str] | None = None) -> int:
         print(f"tdemu: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
     if args.map is not None:
-        import os
-
         if not os.path.isfile(args.map):
             print(f"tdemu: error: {args.map}: no such map file", file=sys.stderr)
             return EXIT_BAD_INPUT
@@ -230,8 +260,6 @@ def run(argv: list[str] | None = None) -> int:
 
 
 def _explore(args, run_kernel, R) -> int:
-    import os
-
     from . import explore as X
 
     codes = []

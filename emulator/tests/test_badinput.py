@@ -65,3 +65,32 @@ def test_bad_fault_values(driver, tmp_path, spec):
     p = run_subprocess(["run", driver, "--fault", spec, "--report-dir", str(tmp_path / "rep")])
     _check(p, tmp_path, "--fault")
     assert not os.path.exists(tmp_path / "rep")
+
+
+@pytest.mark.parametrize("explore", [[], ["--explore"]], ids=["run", "explore"])
+@pytest.mark.parametrize("under", ["file", "file/deeper"], ids=["file", "below_file"])
+def test_report_dir_under_a_regular_file(driver, tmp_path, explore, under):
+    """Refused before the driver is loaded (no traceback after a whole run), nothing written."""
+    blocker = tmp_path / "file"
+    blocker.write_text("a regular file\n")
+    target = tmp_path / under / "rep"
+    p = run_subprocess(["run", driver, *explore, "--report-dir", str(target)])
+    assert p.returncode == 2, (p.returncode, p.stdout, p.stderr)
+    assert "--report-dir" in p.stderr and "not a directory" in p.stderr and "Traceback" not in p.stderr
+    assert p.stdout == ""
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["file"] and blocker.read_text() == "a regular file\n"
+
+
+def test_report_dir_that_is_a_regular_file(driver, tmp_path):
+    f = tmp_path / "rep"
+    f.write_text("x")
+    p = run_subprocess(["run", driver, "--report-dir", str(f)])
+    assert p.returncode == 2 and "--report-dir" in p.stderr and "not a directory" in p.stderr, p.stderr
+    assert f.read_text() == "x"
+
+
+@pytest.mark.parametrize("value", ["-5", "0", "nan", "inf", "-inf", "soon"])
+def test_bad_max_seconds(driver, tmp_path, value):
+    p = run_subprocess(["run", driver, f"--max-seconds={value}", "--report-dir", str(tmp_path / "rep")])
+    _check(p, tmp_path, "--max-seconds")
+    assert "Traceback" not in p.stderr and p.stdout == ""
