@@ -1,10 +1,23 @@
 """tdemu run --explore: every schedule within a preemption bound (CHESS-style), grouped by outcome."""
+import hashlib
 import json
 
 import pytest
 from conftest import run_subprocess
 
 from tdemu.cli import run
+
+
+def _folder_digest(folder, files):
+    """explore's digest of a folder, computed here: lower-case path, NUL, data, NUL per file in name order."""
+    d = hashlib.sha256()
+    for name, data in files:
+        d.update(f"{folder}\\{name}".lower().encode() + b"\0" + data + b"\0")
+    return d.hexdigest()[:16]
+
+
+# C:\Temp2 when the fixed build is done: NewFile_0..999.txt, each "Hello, World!\r\n" x 100 (1500 bytes)
+TEMP2_SHA256 = _folder_digest("C:\\Temp2", [(f"NewFile_{i}.txt", b"Hello, World!\r\n" * 100) for i in range(1000)])
 
 
 def explore(args, tmp_path, code=None):
@@ -45,8 +58,7 @@ def test_fixed_build_one_outcome_in_every_schedule(fixed_driver, tmp_path, extra
     assert o["outcome"]["findings"] == [] and o["outcome"]["deadlock"] is None and o["outcome"]["fatal"] is None
     if not extra:
         assert code == 0 and x["schedules"] >= 2  # both threads first, and the event set before or after the wait
-        assert o["outcome"]["files"]["C:\\Temp2"] == {"files": 1000, "bytes": 1_500_000,
-                                                     "sha256": o["outcome"]["files"]["C:\\Temp2"]["sha256"]}
+        assert o["outcome"]["files"]["C:\\Temp2"] == {"files": 1000, "bytes": 1_500_000, "sha256": TEMP2_SHA256}
         assert o["outcome"]["files"]["C:\\Temp"]["files"] == 0
 
 
