@@ -90,6 +90,7 @@ unsafe extern "C" fn file_creation_thread(context: PVOID) {
     // SAFETY: `context` is the live device extension; taking a field's
     // address reads nothing.
     let file_mutex = unsafe { &raw mut (*sync_res).file_mutex };
+    // The C leaves these locals uninitialised; Rust requires a value, so zeros.
     let mut uni_file_path = UNICODE_STRING::default();
     let mut file_path_buffer: PathBuffer = [0; PATH_CCH];
     let mut data_to_write = DATA_TO_WRITE;
@@ -179,6 +180,7 @@ unsafe extern "C" fn file_move_thread(context: PVOID) {
     // SAFETY: `context` is the live device extension; taking a field's
     // address reads nothing.
     let file_mutex = unsafe { &raw mut (*sync_res).file_mutex };
+    // The C leaves these locals uninitialised; Rust requires a value, so zeros.
     let mut io_status_block = IO_STATUS_BLOCK::default();
     let mut old_file_path_buffer: PathBuffer = [0; PATH_CCH];
     let mut new_file_path_buffer: PathBuffer = [0; PATH_CCH];
@@ -194,6 +196,7 @@ unsafe extern "C" fn file_move_thread(context: PVOID) {
         let _ =
             rtl_string_cch_printf_w(&mut new_file_path_buffer, &MOVED_FILE_PREFIX, i, &TXT_SUFFIX);
 
+        // Uninitialised in the C too; RtlInitUnicodeString fills each one.
         let mut old_file_path = UNICODE_STRING::default();
         let mut new_file_path = UNICODE_STRING::default();
         // SAFETY: both buffers are NUL-terminated and outlive the strings.
@@ -278,6 +281,7 @@ unsafe extern "C" fn unload_driver(driver_object: PDRIVER_OBJECT) {
 #[cfg_attr(not(test), unsafe(export_name = "DriverEntry"))]
 pub unsafe extern "system" fn driver_entry(
     driver_object: PDRIVER_OBJECT,
+    // The C has `PUNICODE_STRING`: the same pointer, const as neither uses it.
     _registry_path: PCUNICODE_STRING,
 ) -> NTSTATUS {
     // SAFETY: the I/O manager passes a valid, writable driver object.
