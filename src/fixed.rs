@@ -7,7 +7,11 @@
 //!
 //! The `FAST_MUTEX` gives the two threads mutual exclusion; the
 //! `files_created` event gives them their order, whichever thread the
-//! scheduler runs first.
+//! scheduler runs first. The device extension and the driver's code outlive
+//! both threads: unload waits for each thread it holds a reference to,
+//! `DriverEntry` waits for a thread it could not reference
+//! ([`wait_for_thread`]), and if even that wait fails the driver is never
+//! unloaded.
 
 use core::ptr::null_mut;
 
@@ -68,6 +72,7 @@ use wdk_sys::{
         ZwCreateFile,
         ZwOpenFile,
         ZwSetInformationFile,
+        ZwWaitForSingleObject,
         ZwWriteFile,
     },
 };
@@ -112,7 +117,8 @@ pub struct SyncResources {
     /// Notification event set by `FileCreationThread` when its loop has
     /// ended: `FileMoveThread` waits for it before it moves anything.
     pub files_created: KEVENT,
-    /// The two threads, referenced, so that unload can wait for them.
+    /// The two threads, referenced, so that unload can wait for them; NULL
+    /// for a thread not started, or not referenced ([`wait_for_thread`]).
     pub threads: [PVOID; 2],
 }
 
@@ -203,8 +209,9 @@ unsafe extern "C" fn file_creation_thread(context: PVOID) {
 
     // Acquire the FAST_MUTEX, once: the seed acquires it a second time here and
     // waits for itself forever (fast mutexes cannot be acquired recursively).
-    // SAFETY: `context` is the live device extension (unload waits for this
-    // thread), whose mutex driver_entry initialised; PASSIVE_LEVEL.
+    // SAFETY: `context` is the live device extension (it outlives this
+    // thread: see `wait_for_thread`), whose mutex driver_entry initialised;
+    // PASSIVE_LEVEL.
     unsafe { acquire(file_mutex) };
 
     for i in 0..FILE_COUNT {
@@ -284,8 +291,9 @@ unsafe extern "C" fn file_creation_thread(context: PVOID) {
     // The seed gives the two threads no order: when FileMoveThread runs first,
     // it finds no file and the files stay in C:\Temp.
     #[allow(clippy::cast_possible_wrap, reason = "IO_NO_INCREMENT is 0")]
-    // SAFETY: `files_created` was initialised by driver_entry and lives until
-    // unload, which waits for this thread; PASSIVE_LEVEL, Wait FALSE.
+    // SAFETY: `files_created` was initialised by driver_entry and lives as
+    // long as the extension, which outlives this thread (see
+    // `wait_for_thread`); PASSIVE_LEVEL, Wait FALSE.
     let _ = unsafe {
         KeSetEvent(
             files_created,
@@ -330,8 +338,9 @@ unsafe extern "C" fn file_move_thread(context: PVOID) {
     }
 
     // Acquire the FAST_MUTEX
-    // SAFETY: `context` is the live device extension (unload waits for this
-    // thread), whose mutex driver_entry initialised; PASSIVE_LEVEL.
+    // SAFETY: `context` is the live device extension (it outlives this
+    // thread: see `wait_for_thread`), whose mutex driver_entry initialised;
+    // PASSIVE_LEVEL.
     unsafe { acquire(file_mutex) };
 
     for i in 0..FILE_COUNT {
@@ -426,6 +435,9 @@ unsafe extern "C" fn unload_driver(driver_object: PDRIVER_OBJECT) {
     let sync_res = unsafe { (*device_object).DeviceExtension }.cast::<SyncResources>();
     // SAFETY: as above; only unload touches `threads` after driver_entry.
     let threads = unsafe { &mut (*sync_res).threads };
+    // NULL: a thread never started, or one DriverEntry could not reference and
+    // waited for (wait_for_thread); had that wait failed, DriverUnload would be
+    // NULL and this routine never called.
     for thread in threads.iter_mut().filter(|thread| !thread.is_null()) {
         // SAFETY: a referenced thread object (a dispatcher object, signalled
         // when the thread ends); unload runs at PASSIVE_LEVEL, no timeout.
@@ -446,7 +458,8 @@ unsafe extern "C" fn unload_driver(driver_object: PDRIVER_OBJECT) {
 }
 
 /// A referenced pointer to the thread object behind `thread_handle`, for
-/// unload to wait on, or NULL (logged) if it cannot be referenced.
+/// unload to wait on, or NULL (logged) if it cannot be referenced: the caller
+/// then waits for the thread with [`wait_for_thread`].
 ///
 /// # Safety
 ///
@@ -474,6 +487,52 @@ unsafe fn reference_thread(thread_handle: HANDLE) -> PVOID {
         return null_mut();
     }
     thread
+}
+
+/// Waits in `DriverEntry`, through its handle, for a thread that
+/// [`reference_thread`] could not reference, so that the device extension and
+/// the driver's code outlive it although unload has nothing to wait on.
+///
+/// `ObReferenceObjectByHandle` cannot fail there (a thread handle
+/// `PsCreateSystemThread` just returned, the thread type, kernel mode), but if
+/// it did and `DriverEntry` went on, unload would skip the thread and free
+/// the extension, and unmap the code, under it. This wait cannot deadlock, as
+/// neither thread waits for anything `DriverEntry` holds or has still to do
+/// (`DriverEntry` takes no mutex): `FileCreationThread` waits only for the
+/// `FAST_MUTEX`, which `FileMoveThread` takes only after `files_created` is
+/// set, that is after `FileCreationThread` has released it; `FileMoveThread`
+/// waits for `files_created`, which `FileCreationThread` sets (started before
+/// it, and not waiting for `DriverEntry`), or which `DriverEntry` set before
+/// starting it when `FileCreationThread` could not be started. The cost, on
+/// this path only, is a driver load that lasts as long as the thread's work.
+/// Keeping the handle for unload to wait on would work too, with one more
+/// field in the extension and a second kind of wait in unload.
+///
+/// If the wait fails as well, nothing can tell when the thread ends: the
+/// driver then clears its `DriverUnload`, so that it is never unloaded and its
+/// code and device extension outlive the thread.
+///
+/// # Safety
+///
+/// `thread_handle` is an open kernel handle `PsCreateSystemThread` returned
+/// to `DriverEntry`; `driver_object` is the driver object the I/O manager
+/// passed to `DriverEntry`; IRQL `PASSIVE_LEVEL`.
+unsafe fn wait_for_thread(driver_object: PDRIVER_OBJECT, thread_handle: HANDLE) {
+    // SAFETY: an open handle; PASSIVE_LEVEL, not alertable, no timeout.
+    // DriverEntry holds nothing the thread waits for (see above).
+    let status =
+        unsafe { ZwWaitForSingleObject(thread_handle, BOOLEAN::from(false), null_mut()) };
+    // STATUS_SUCCESS (STATUS_WAIT_0) alone says that the thread has ended.
+    if status != STATUS_SUCCESS {
+        log_failure!(
+            c"TestDriver: ZwWaitForSingleObject failed: %08x, the driver stays loaded\n",
+            status,
+        );
+        // SAFETY: the I/O manager's driver object, writable; it calls
+        // DriverUnload only after DriverEntry has returned, and not at all
+        // when it is NULL.
+        unsafe { (*driver_object).DriverUnload = None };
+    }
 }
 
 /// `DriverEntry`: creates the device holding the `FAST_MUTEX` and the
@@ -547,7 +606,8 @@ pub unsafe extern "system" fn driver_entry(
     // The thread routines have the KSTART_ROUTINE signature (the C casts
     // routines that return NTSTATUS).
     // SAFETY: the routine's context, the device extension, is initialised and
-    // outlives the thread (unload waits for it); PASSIVE_LEVEL.
+    // outlives the thread (unload or `wait_for_thread` waits for it, or the
+    // driver is never unloaded); PASSIVE_LEVEL.
     status = unsafe {
         PsCreateSystemThread(
             &raw mut thread_handle1,
@@ -563,6 +623,10 @@ pub unsafe extern "system" fn driver_entry(
     if nt_success(status) {
         // SAFETY: a kernel handle PsCreateSystemThread just returned.
         let thread = unsafe { reference_thread(thread_handle1) };
+        if thread.is_null() {
+            // SAFETY: the handle is open; the I/O manager's driver object.
+            unsafe { wait_for_thread(driver_object, thread_handle1) };
+        }
         // SAFETY: the extension is live; unload reads `threads` only after
         // DriverEntry has returned.
         unsafe { (*threads)[0] = thread };
@@ -598,6 +662,10 @@ pub unsafe extern "system" fn driver_entry(
     if nt_success(status) {
         // SAFETY: a kernel handle PsCreateSystemThread just returned.
         let thread = unsafe { reference_thread(thread_handle2) };
+        if thread.is_null() {
+            // SAFETY: the handle is open; the I/O manager's driver object.
+            unsafe { wait_for_thread(driver_object, thread_handle2) };
+        }
         // SAFETY: the extension is live; unload reads `threads` only after
         // DriverEntry has returned.
         unsafe { (*threads)[1] = thread };
@@ -608,6 +676,7 @@ pub unsafe extern "system" fn driver_entry(
     }
 
     // DriverEntry succeeds even if a thread could not be started: the other
-    // already runs in the driver's code, and unload waits for it.
+    // already runs in the driver's code, and unload waits for it (or
+    // wait_for_thread did, or the driver is never unloaded).
     STATUS_SUCCESS
 }

@@ -30,12 +30,13 @@ SEED_IMPORTS = {
 }
 # What the fixed build calls instead of ExAcquireFastMutex/ExReleaseFastMutex,
 # for the event that orders the threads, for the unload that waits for the
-# threads (PsThreadType is a data import: the thread object type), and for its
-# logging.
+# threads (PsThreadType is a data import: the thread object type; DriverEntry
+# waits with ZwWaitForSingleObject for a thread it could not reference), and
+# for its logging.
 FIXED_IMPORTS = (SEED_IMPORTS - {"ExAcquireFastMutex", "ExReleaseFastMutex"}) | {
     "KeEnterCriticalRegion", "ExAcquireFastMutexUnsafe", "ExReleaseFastMutexUnsafe",
     "KeLeaveCriticalRegion", "KeSetEvent", "ObReferenceObjectByHandle", "PsThreadType",
-    "KeWaitForSingleObject", "ObfDereferenceObject", "DbgPrintEx",
+    "KeWaitForSingleObject", "ObfDereferenceObject", "DbgPrintEx", "ZwWaitForSingleObject",
 }
 # Compiler helpers ntoskrnl.exe exports, which the port's code may call.
 RUNTIME_IMPORTS = {"memcpy", "memset", "memmove", "memcmp"}
