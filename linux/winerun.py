@@ -21,7 +21,12 @@ Facts this relies on (measured with wine64 8.0~repack-4):
 - Wine stops its services when no user process is left: a keeper process
   (cmd.exe waiting on a pipe) lives for the whole session. It is the first
   process of the wineserver, so services.exe and winedevice.exe inherit its
-  stderr: their debug output (WINEDEBUG=+loaddll) lands in the prefix's log.
+  stderr: their debug output (WINEDEBUG=+loaddll,+pid) lands in the prefix's
+  log, each line led by the process and thread ids (`0124:0130:trace:...`):
+  the "Loaded ...TestDriver.sys" line names the winedevice.exe that hosts it.
+- winedbg exits 0 whatever happened: a failed `attach` is only a line of its
+  output ("Can't attach process ..."), after which `print` and `bt` do nothing.
+  Its listings are checked for what was asked, never trusted to be complete.
 - Wine's sc.exe prints nothing when create or delete succeed; its failures
   go to stderr as `err:sc:... failed ... CODE` (with exit code 1).
 - Every wine command runs with a time limit; the only processes ended are
@@ -283,7 +288,7 @@ class Prefix:
             self.keeper = subprocess.Popen(
                 [str(WINE64), "cmd", "/c", "echo keeper-ready& pause >nul"],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
-                env=self.env("fixme-all,+loaddll"), cwd=self.root)
+                env=self.env("fixme-all,+loaddll,+pid"), cwd=self.root)
         finally:
             log.close()
         assert self.keeper.stdout is not None
@@ -378,16 +383,20 @@ class Prefix:
     def processes(self) -> list[tuple[int, str]]:
         """(pid, executable) of every Windows process of the prefix (winedbg `info process`)."""
         r = self.run(["winedbg", "--command", "info process"], timeout=60, debug="-all")
-        procs = []
+        procs, listed = [], 0
         for line in r.stdout.splitlines():
             m = re.match(r"^([ =])([0-9a-f]{8})\s+\d+\s+[\\_ ]*'([^']+)'", line)
             if not m:
                 continue
+            listed += 1
             if m.group(1) == "=":  # winedbg itself, and the start.exe that launched it
                 if procs and procs[-1][1] == "start.exe":
                     procs.pop()
                 continue
             procs.append((int(m.group(2), 16), m.group(3)))
+        if r.returncode != 0 or not listed:  # it lists itself at least: none means it failed
+            raise WineError(f"winedbg `info process` listed no process (exit {r.returncode}): "
+                            f"{(r.stdout + r.stderr).strip()[-500:]}")
         return procs
 
     def winedevice_pids(self) -> set[int]:
@@ -406,6 +415,9 @@ class Prefix:
                 procs[current] = (p.group(2).split("\\")[-1], [])
             elif t and current is not None:
                 procs[current][1].append(int(t.group(1), 16))
+        if r.returncode != 0 or not procs:
+            raise WineError(f"winedbg `info thread` listed no process (exit {r.returncode}): "
+                            f"{(r.stdout + r.stderr).strip()[-500:]}")
         return procs
 
     def backtraces(self, pid: int, tids: list[int]) -> list[Stack]:
@@ -431,16 +443,27 @@ class Prefix:
                 frames.append(f)
         if tid is not None:
             stacks.append(Stack(pid, tid, frames))
+        failed = next((line for line in r.stdout.splitlines() if line.startswith("Can't attach")), None)
+        if r.returncode != 0 or failed or [s.tid for s in stacks] != list(tids) or (
+                tids and not any(s.frames for s in stacks)):
+            raise WineError(f"winedbg did not walk the threads of pid 0x{pid:x} (exit {r.returncode}, "
+                            f"{sum(1 for s in stacks if s.frames)} of {len(tids)} stacks): "
+                            f"{failed or (r.stdout + r.stderr).strip()[-500:]}")
         return stacks
 
-    def driver_stacks(self) -> list[Stack]:
-        """The stacks of every thread that has a TestDriver.sys frame, in all winedevice.exe processes."""
-        found = []
-        for pid, (exe, tids) in sorted(self.threads().items()):
-            if exe.lower() != "winedevice.exe" or not tids:
-                continue
-            found += [s for s in self.backtraces(pid, tids) if s.driver_frame() is not None]
-        return found
+    def winedevice_stacks(self) -> dict[int, list[Stack]]:
+        """pid -> the stacks of all its threads, for every winedevice.exe; a WineError if winedbg
+        did not list the processes or walk their threads."""
+        return {pid: self.backtraces(pid, tids) for pid, (exe, tids) in sorted(self.threads().items())
+                if exe.lower() == "winedevice.exe" and tids}
+
+    def driver_host_pid(self, since: int = 0) -> int | None:
+        """The winedevice.exe that loaded TestDriver.sys after log line `since` (from the log, no winedbg)."""
+        for line in self.driver_log(since):
+            m = re.match(r"^([0-9a-f]{4,8}):[0-9a-f]{4,8}:trace:loaddll:.*Loaded L\"", line)
+            if m:
+                return int(m.group(1), 16)
+        return None
 
     # -- the driver's world -----------------------------------------------
 
@@ -518,7 +541,8 @@ class Run:
     stacks: list[Stack] = field(default_factory=list)
     last_file_seconds: float | None = None  # sc start launched -> 1000 files in C:\Temp2, C:\Temp empty
     state: int | None = None
-    host_pid: int | None = None  # the winedevice.exe that sc start made for the driver
+    host_pid: int | None = None  # the winedevice.exe that sc start made for the driver (from the log)
+    host_stacks: list[Stack] = field(default_factory=list)  # all its threads, as winedbg walked them
 
     @property
     def blocked(self) -> list[Stack]:
@@ -560,19 +584,20 @@ def wait_for_files(prefix: Prefix, started: float, limit: float, quiet: float) -
 
 
 def run_once(prefix: Prefix, settle: float, wait: float, stacks: bool = True) -> Run:
-    """Starts the service (created already), waits, then looks at files, state and threads."""
-    hosts = prefix.winedevice_pids() if stacks else set()
+    """Starts the service (created already), waits, then looks at files, state and (with `stacks`)
+    threads: every winedevice.exe thread is walked, those with a TestDriver.sys frame are `stacks`."""
+    mark = len(prefix.log())
     t0 = time.monotonic()
     start, running = start_service(prefix)
     if state_of(start.stdout) != 4:
         return Run(start, running, prefix.files(), state=state_of(start.stdout))
     files, last = wait_for_files(prefix, t0, wait, quiet=settle)
-    run = Run(start, running, files, last_file_seconds=last)
+    run = Run(start, running, files, last_file_seconds=last, host_pid=prefix.driver_host_pid(mark))
     run.state = prefix.query()[0]
     if stacks:
-        new = prefix.winedevice_pids() - hosts
-        run.host_pid = new.pop() if len(new) == 1 else None
-        run.stacks = prefix.driver_stacks()
+        walked = prefix.winedevice_stacks()
+        run.host_stacks = walked.get(run.host_pid, [])
+        run.stacks = [s for pid_stacks in walked.values() for s in pid_stacks if s.driver_frame() is not None]
     return run
 
 
@@ -606,7 +631,9 @@ def _wine_version() -> str:
 
 def _show_stacks(run: Run) -> None:
     if not run.stacks:
-        _show("winedbg: no thread of TestDriver.sys is left (the driver's threads have ended)")
+        host = (f", of the {len(run.host_stacks)} threads of its winedevice.exe (pid 0x{run.host_pid:x})"
+                if run.host_pid else "")
+        _show(f"winedbg: no thread of TestDriver.sys is left{host}: the driver's threads have ended")
         return
     _show(f"winedbg: {len(run.stacks)} thread(s) in TestDriver.sys "
           f"(winedevice.exe, pid 0x{run.stacks[0].pid:x}), symbols from TestDriver.pdb:")

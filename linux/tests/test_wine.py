@@ -88,16 +88,22 @@ class Stopped:
     host_exited: bool | None
     files_before: W.Files | None = None
     files_after: W.Files | None = None
+    host_pid: int | None = None
 
 
-def stop_service(prefix: W.Prefix, host_pid: int | None) -> Stopped:
+def stop_service(prefix: W.Prefix, host_pid: int | None = None, started_at: int | None = None) -> Stopped:
+    """sc stop, with the folders listed just before and after it; then, if the host winedevice.exe is
+    known (`host_pid`, or found in the log from line `started_at` on, after the stop), whether it exited.
+    Nothing here runs winedbg before sc stop."""
     mark = len(prefix.log())
     before = prefix.files()
     r = prefix.sc("stop", W.SERVICE, timeout=90)
     after = prefix.files()
     unloaded = any("Unloaded module" in line for line in prefix.driver_log(mark))
+    if host_pid is None and started_at is not None:
+        host_pid = prefix.driver_host_pid(started_at)
     exited = W.wait_processes_gone(prefix, {host_pid}, 10) if host_pid is not None else None
-    return Stopped(r, unloaded, exited, before, after)
+    return Stopped(r, unloaded, exited, before, after, host_pid)
 
 
 @dataclass
@@ -143,7 +149,8 @@ def fixed_runs(prefix, builds) -> FixedRuns:
             result.runs.append(run)
             result.natural_stops.append(stop_service(prefix, run.host_pid))
         else:
-            hosts = prefix.winedevice_pids() if detail else set()
+            # Nothing between sc start and sc stop but the folder listing: the host winedevice.exe is
+            # found in the log afterwards, and winedbg (about 0.5 s a call) only runs after sc stop.
             mark = len(prefix.log())
             start, _ = W.start_service(prefix)
             previous = (result.natural_stops or [None])[-1]
@@ -154,8 +161,7 @@ def fixed_runs(prefix, builds) -> FixedRuns:
                     f"unload logged {previous.unload_logged}, host exited {previous.host_exited}\n"
                     if previous else "none\n") +
                 "Wine's services log since this sc start:\n" + "\n".join(prefix.log()[mark:][-40:]))
-            new = prefix.winedevice_pids() - hosts if detail else set()
-            result.stops.append(stop_service(prefix, new.pop() if len(new) == 1 else None))
+            result.stops.append(stop_service(prefix, started_at=mark if detail else None))
     result.seconds = time.monotonic() - t0
     prefix.sc("delete", W.SERVICE)
     return result
@@ -211,7 +217,7 @@ def test_default_build_threads_blocked_in_exacquirefastmutex(default_run):
         assert called is not None and called.function == "ExAcquireFastMutex" and called.module == "ntoskrnl"
         # The wait is Wine's: KeWaitForSingleObject on the mutex's event, below ExAcquireFastMutex.
         assert any(f.function == "KeWaitForSingleObject" for f in s.frames if f.index < called.index)
-        assert s.pid == run.stacks[0].pid, "the two threads are not in the same winedevice.exe"
+        assert s.pid == run.host_pid, "a blocked thread is not in the winedevice.exe that loaded the driver"
 
 
 def test_default_build_stacks_are_named_from_the_pdb(default_run):
@@ -280,6 +286,11 @@ def test_fixed_build_completes_and_its_threads_end(fixed_runs):
     first = fixed_runs.runs[0]
     assert W.state_of(first.start.stdout) == 4
     assert first.last_file_seconds is not None and first.last_file_seconds < 30
+    # No driver frame means something only if winedbg walked the host's threads (it exits 0 either way).
+    assert first.host_pid is not None, "no 'Loaded ...TestDriver.sys' line names the host winedevice.exe"
+    assert first.host_stacks and any(s.frames for s in first.host_stacks), (
+        f"winedbg walked no thread of the host winedevice.exe 0x{first.host_pid:x}: "
+        "then no driver stack proves nothing")
     assert first.stacks == [], "a thread is still in TestDriver.sys after the 1000 files were moved"
     assert first.outcome == "completed"
     assert all(r.last_file_seconds is not None for r in fixed_runs.runs)
@@ -295,6 +306,7 @@ def test_sc_stop_of_the_fixed_build_waits_for_the_threads(fixed_runs):
         assert stop.files_after.moved_ok(), f"run {2 * i + 1}: sc stop returned before the threads' work " \
                                             f"was done: {stop.files_after.summary()}"
         assert stop.unload_logged
+    assert fixed_runs.stops[0].host_pid is not None, "no 'Loaded ...TestDriver.sys' line names the host"
     assert fixed_runs.stops[0].host_exited, "the winedevice.exe of the fixed build is still running after sc stop"
 
 
@@ -328,3 +340,51 @@ def test_bad_input_is_refused_before_any_prefix(tmp_path, builds, args, message)
     assert message in p.stderr, p.stderr
     assert p.stdout == ""
     assert sorted(x.name for x in tmp_path.iterdir()) == ["notpe.sys"], "a prefix was made for bad input"
+
+
+# -- winerun's reading of winedbg and of the log, without Wine -------------------------
+
+
+class CannedPrefix(W.Prefix):
+    """A Prefix (never created) whose wine commands all answer `stdout` with exit code `returncode`."""
+
+    def __init__(self, parent: Path, stdout: str, returncode: int = 0):
+        super().__init__(str(parent))
+        self.canned = W.Result([], returncode, stdout, "", 0.0)
+
+    def run(self, args, timeout, debug="fixme-all"):
+        return self.canned
+
+
+# What winedbg 8.0 printed, with exit code 0, for a script whose `attach` failed (measured).
+ATTACH_FAILED = ("Can't attach process 0124: error 87\n"
+                 "No process loaded, cannot execute 'print 0x128'\n"
+                 "You must be attached to a process to run this command.\n"
+                 "No process loaded, cannot execute 'detach'\n")
+
+
+@pytest.mark.parametrize("stdout, returncode", [(ATTACH_FAILED, 0), ("", 0), ("", 1)],
+                         ids=["attach_failed", "no_output", "exit_1"])
+def test_winedbg_failures_are_errors_not_empty_listings(tmp_path, stdout, returncode):
+    """An empty stack list is how "no thread left in the driver" reads: winedbg failing must not read so."""
+    with CannedPrefix(tmp_path, stdout, returncode) as p:
+        with pytest.raises(W.WineError, match="did not walk the threads of pid 0x124"):
+            p.backtraces(0x124, [0x128, 0x130])
+        with pytest.raises(W.WineError, match="`info thread` listed no process"):
+            p.threads()
+        with pytest.raises(W.WineError, match="`info process` listed no process"):
+            p.processes()  # else wait_processes_gone would take every process for gone
+    assert not p.root.exists()
+
+
+def test_the_host_pid_is_read_from_the_load_line(tmp_path):
+    with CannedPrefix(tmp_path, "") as p:
+        p.log_path.write_text(
+            '0124:0128:trace:loaddll:build_module Loaded L"C:\\windows\\system32\\ntoskrnl.exe" at '
+            '000000031CA90000: builtin\n'
+            '0124:0130:trace:loaddll:build_module Loaded L"C:\\windows\\system32\\drivers\\TestDriver.sys" at '
+            '0000000180000000: native\n'
+            '0124:0130:trace:loaddll:free_modref Unloaded module L"C:\\windows\\system32\\drivers\\'
+            'TestDriver.sys" : native\n')
+        assert p.driver_host_pid(0) == 0x124
+        assert p.driver_host_pid(2) is None  # only the unload after line 2
