@@ -61,6 +61,14 @@ def parse_faults(specs: list[str]):
                 f.thread_fail_nth, status = _count_and_status(key, val)
                 if status is not None:
                     f.thread_fail_status = status
+            elif key == "reference":
+                f.reference_fail_nth, status = _count_and_status(key, val)
+                if status is not None:
+                    f.reference_fail_status = status
+            elif key == "zwwait":
+                f.zwwait_fail_nth, status = _count_and_status(key, val)
+                if status is not None:
+                    f.zwwait_fail_status = status
             else:
                 raise ValueError(f"unknown fault '{key}'")
         except ValueError as e:
@@ -113,7 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "DriverEntry before the threads run, or never")
     r.add_argument("--fault", action="append", default=[], metavar="SPEC",
                    help="fault injection, repeatable: no-temp | no-temp2 | missing-dir=C:\\X | "
-                        "create-every=N[:STATUS] | iocreatedevice=STATUS | thread=N[:STATUS] "
+                        "create-every=N[:STATUS] | iocreatedevice=STATUS | thread=N[:STATUS] | "
+                        "reference=N[:STATUS] | zwwait=N[:STATUS] "
                         "(STATUS: access_denied, insufficient_resources, 0xC0000022, ...)")
     r.add_argument("--report-dir", default="report", help="where report.json, report.txt and waitgraph.svg go "
                                                            "(default: ./report)")

@@ -65,15 +65,21 @@ def after_driver_entry(k) -> None:
             if t in k.sched.ready:
                 k.sched.ready.remove(t)
         return
+    if k.opts.unload == "early":
+        start_unload(k)
+    start_pending_threads(k)
+    k.pending_driver_threads = []
+
+
+def start_pending_threads(k) -> None:
+    """The system threads DriverEntry created and that have not run yet become ready, in creation order
+    (or reversed): when DriverEntry returns, or when it waits (they run meanwhile, as on Windows)."""
     order = list(k.pending_driver_threads)
     if k.opts.order == "reverse":
         order.reverse()
-    if k.opts.unload == "early":
-        start_unload(k)
     for t in order:
         if not t.started and t not in k.sched.ready:  # (exploring: already ready since created)
             k.sched.make_ready(t)
-    k.pending_driver_threads = []
 
 
 def start_unload(k) -> None:

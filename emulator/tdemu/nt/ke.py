@@ -398,17 +398,7 @@ def KeWaitForSingleObject(k):
     typ = k.mem(obj, 1)[0]
     rname = WAIT_REASONS.get(reason & 0xFFFFFFFF, f"WaitReason{reason}")
     if typ == THREAD_OBJECT:
-        target = k.by_ethread.get(obj)
-        signalled = (target.state == "Terminated") if target else signal_state(k, obj) > 0
-        if signalled:
-            return 0
-        if target is t:
-            k.violation("wait_for_self", "thread waits for its own thread object", site, t)
-        if at == k.virtual_time:
-            return st.STATUS_TIMEOUT
-        k.thread_waiters.setdefault(obj, []).append(t)
-        k.event(f"{t.name} waits for thread {target.name if target else hex(obj)} to end at {k.fmt_sym(site)}", t)
-        return block(k, t, "thread", rname, obj, "nt!KeWaitForSingleObject", timeout_at=at)
+        return wait_for_thread(k, obj, rname, site, at, "nt!KeWaitForSingleObject")
     if typ in (NOTIFICATION_EVENT, SYNCHRONIZATION_EVENT):
         if signal_state(k, obj) > 0:
             if typ == SYNCHRONIZATION_EVENT:
@@ -420,6 +410,24 @@ def KeWaitForSingleObject(k):
         return block(k, t, "event", rname, obj, "nt!KeWaitForSingleObject", timeout_at=at)
     k.crash("unsupported_object", f"KeWaitForSingleObject on dispatcher object type {typ} at {obj:#x}", site)
     return BLOCK
+
+
+def wait_for_thread(k, obj: int, rname: str, site: int, at, function: str):
+    """The current thread waits for the thread object `obj` to be signalled (the thread ends): 0 at once
+    if it has ended, STATUS_TIMEOUT for a zero time-out, else it blocks. KeWaitForSingleObject on a
+    thread object, and ZwWaitForSingleObject on a thread handle (`ob`)."""
+    t = k.sched.current
+    target = k.by_ethread.get(obj)
+    signalled = (target.state == "Terminated") if target else signal_state(k, obj) > 0
+    if signalled:
+        return 0
+    if target is t:
+        k.violation("wait_for_self", "thread waits for its own thread object", site, t)
+    if at == k.virtual_time:
+        return st.STATUS_TIMEOUT
+    k.thread_waiters.setdefault(obj, []).append(t)
+    k.event(f"{t.name} waits for thread {target.name if target else hex(obj)} to end at {k.fmt_sym(site)}", t)
+    return block(k, t, "thread", rname, obj, function, timeout_at=at)
 
 
 def delay(_k) -> frozenset:

@@ -48,6 +48,10 @@ class Faults:
     iocreatedevice_status: int | None = None
     thread_fail_nth: int = 0
     thread_fail_status: int = st.STATUS_INSUFFICIENT_RESOURCES
+    reference_fail_nth: int = 0
+    reference_fail_status: int = st.STATUS_OBJECT_TYPE_MISMATCH
+    zwwait_fail_nth: int = 0
+    zwwait_fail_status: int = st.STATUS_INVALID_HANDLE
 
     def describe(self) -> list[str]:
         out = [f"directory {d} missing" for d in self.missing_dirs]
@@ -57,6 +61,12 @@ class Faults:
             out.append(f"IoCreateDevice fails with {st.name(self.iocreatedevice_status)}")
         if self.thread_fail_nth:
             out.append(f"PsCreateSystemThread call #{self.thread_fail_nth} fails with {st.name(self.thread_fail_status)}")
+        if self.reference_fail_nth:
+            out.append(f"ObReferenceObjectByHandle call #{self.reference_fail_nth} fails with "
+                       f"{st.name(self.reference_fail_status)}")
+        if self.zwwait_fail_nth:
+            out.append(f"ZwWaitForSingleObject call #{self.zwwait_fail_nth} fails with "
+                       f"{st.name(self.zwwait_fail_status)}")
         return out
 
 
@@ -87,6 +97,7 @@ FOOTPRINT_WORDS = {"arg0_object": "the object (1st argument)", "file_system": "t
                    "everything": "everything (frees memory / stops)", "arg0_handle": "the handle",
                    "arg0_handle_and_file": "the handle (and the file system)", "device_list": "the device list",
                    "thread_list": "the thread list", "current_thread": "the calling thread's object",
+                   "arg0_handle_and_object": "the handle and its object",
                    "delay": "nothing (a scheduling point)"}
 
 
@@ -452,6 +463,8 @@ class Kernel(CpuEvents):
                 if t is loader and t.state == "Terminated" and not entry_done:
                     entry_done = True
                     io.after_driver_entry(self)
+                elif t is loader and t.state == "Waiting":
+                    io.start_pending_threads(self)  # DriverEntry waits: the threads it started run
                 continue
             if ke.fire_timers(self):
                 continue

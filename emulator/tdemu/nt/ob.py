@@ -1,5 +1,5 @@
-"""ob: the object manager (ReactOS ntoskrnl/ob): the kernel handle table, object references and
-object types (the data imports `*PsThreadType`, `*IoFileObjectType`, ...)."""
+"""ob: the object manager (ReactOS ntoskrnl/ob): the kernel handle table, object references,
+waits through a handle, and object types (the data imports `*PsThreadType`, `*IoFileObjectType`, ...)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ import struct
 from dataclasses import dataclass
 
 from .. import ntstatus as st
+from ..machine import BLOCK
 from .api import FILE_SYSTEM, Component, arg0_object
 from .defs import DISPATCH_LEVEL, NT_CURRENT_THREAD, PASSIVE_LEVEL
+from .ke import timeout_at, wait_for_thread
 
 ob = Component("ob")
 
@@ -36,6 +38,8 @@ def init(k) -> None:
     k.closed_invalid: list[dict] = []
     k.refs: dict[int, dict] = {}  # object addr -> {count, sites}
     k.opaque_regions: list[tuple] = []  # (start, end, describe(k, address)): kernel structures no driver touches
+    k._reference_count = 0  # ObReferenceObjectByHandle calls (--fault reference=N)
+    k._zwwait_count = 0  # ZwWaitForSingleObject calls (--fault zwwait=N)
     k.cpu.map(NTDATA_BASE, 0x1000, "tdemu.ntdata")
 
 
@@ -139,6 +143,13 @@ def ObReferenceObjectByHandle(k):
     handle, _access, otype, _mode, pobj, _hinfo = k.args(6)
     t = k.sched.current
     site = k.ret_site()
+    faults = k.opts.faults
+    k._reference_count += 1
+    if faults.reference_fail_nth and k._reference_count == faults.reference_fail_nth:
+        k.event(f"fault injected: ObReferenceObjectByHandle #{k._reference_count} fails with "
+                f"{st.name(faults.reference_fail_status)}", t)
+        k.w64(pobj, 0)  # ObReferenceObjectByHandle clears *Object first
+        return faults.reference_fail_status
     if handle == NT_CURRENT_THREAD:
         target = t
     else:
@@ -183,3 +194,45 @@ def ObfDereferenceObject(k):
         return 0
     r["count"] -= 1
     return r["count"]
+
+
+# ---------------------------------------------------------------- waits through a handle (ob/obwait.c)
+
+def arg0_handle_and_object(k) -> frozenset:
+    """The handle, and the thread object behind it (the thread's end signals it)."""
+    handle = k.cpu.arg0()
+    h = k.handles.get(handle)
+    if handle == NT_CURRENT_THREAD:
+        return frozenset({("handle", handle), ("obj", k.sched.current.ethread)})
+    if h is not None and h.kind == "thread":
+        return frozenset({("handle", handle), ("obj", h.obj.ethread)})
+    return frozenset({("handle", handle)})
+
+
+@ob.export(max_irql=PASSIVE_LEVEL, footprint=arg0_handle_and_object)
+def ZwWaitForSingleObject(k):
+    """NtWaitForSingleObject: the object behind the handle, then a wait on it (UserRequest). Thread
+    handles are modelled: the wait ends when the thread does. The model has no APCs, so Alertable
+    changes nothing."""
+    handle, _alertable, tptr = k.args(3)
+    t = k.sched.current
+    site = k.ret_site()
+    faults = k.opts.faults
+    k._zwwait_count += 1
+    if faults.zwwait_fail_nth and k._zwwait_count == faults.zwwait_fail_nth:
+        k.event(f"fault injected: ZwWaitForSingleObject #{k._zwwait_count} fails with "
+                f"{st.name(faults.zwwait_fail_status)}", t)
+        return faults.zwwait_fail_status
+    if handle == NT_CURRENT_THREAD:
+        obj = t.ethread
+    else:
+        h = k.handles.get(handle)
+        if h is None:
+            k.violation("invalid_handle", f"ZwWaitForSingleObject on invalid handle {handle:#x}", site, t)
+            return st.STATUS_INVALID_HANDLE
+        if h.kind != "thread":
+            k.crash("unsupported_object", f"ZwWaitForSingleObject on a {h.kind} handle ({handle:#x}): only thread "
+                    "handles are modelled", site)
+            return BLOCK
+        obj = h.obj.ethread
+    return wait_for_thread(k, obj, "UserRequest", site, timeout_at(k, tptr), "nt!ZwWaitForSingleObject")
