@@ -2,7 +2,8 @@
 
 The fixed build orders its two threads with a notification event (FileCreationThread sets it when its loop
 ends, on every path; FileMoveThread waits for it before taking the mutex), so both thread orders give one
-outcome; every fault scenario runs in both orders to show it.
+outcome; every fault scenario runs in both orders to show it. A thread DriverEntry cannot reference is waited
+for by DriverEntry through its handle; if that wait fails too, the driver clears DriverUnload (never unloaded).
 
 Every scenario runs once (module-scoped cache). Fixed-build runs go through the CLI (exit code, report.json)
 with a Kernel subclass that also keeps the emulated kernel (file contents) and a trace of the calls that
@@ -10,6 +11,7 @@ matter for the proofs: IRQL and critical region at each Zw call, the handle kind
 order of unload's KeWaitForSingleObject / ObfDereferenceObject / IoDeleteDevice relative to thread ends.
 """
 import gc
+import json
 import struct
 from collections import Counter
 from types import SimpleNamespace
@@ -27,9 +29,13 @@ CREATE_LOG = "TestDriver: ZwCreateFile(\\DosDevices\\C:\\Temp\\file_{}.txt) fail
 OPEN_LOG = "TestDriver: ZwOpenFile(\\DosDevices\\C:\\Temp\\file_{}.txt) failed: {:08x}\n"
 RENAME_LOG = "TestDriver: renaming \\DosDevices\\C:\\Temp\\file_{}.txt failed: {:08x}\n"
 THREAD_LOG = "TestDriver: PsCreateSystemThread failed: {:08x}\n"
+REFERENCE_LOG = "TestDriver: ObReferenceObjectByHandle failed: {:08x}\n"
+ZWWAIT_LOG = "TestDriver: ZwWaitForSingleObject failed: {:08x}, the driver stays loaded\n"
+LOADER = "DriverEntry (System worker, IopLoadDriver)"
 FILE_IO = ("ZwCreateFile", "ZwOpenFile", "ZwWriteFile", "ZwSetInformationFile", "ZwClose")
 NOT_FOUND, PATH_NOT_FOUND, ACCESS_DENIED = 0xC0000034, 0xC000003A, 0xC0000022
 INSUFFICIENT_RESOURCES, TOO_MANY_THREADS, NAME_COLLISION = 0xC000009A, 0xC0000129, 0xC0000035
+OBJECT_TYPE_MISMATCH, INVALID_HANDLE = 0xC0000024, 0xC0000008
 
 # name -> (CLI arguments after the driver path, expected exit code)
 FIXED = {
@@ -47,6 +53,15 @@ FAULTS = {
     "thread2": (["--fault", "thread=2"], 0),
     "thread2_early": (["--fault", f"thread=2:{TOO_MANY_THREADS:#x}", "--unload", "early"], 0),
     "thread1": (["--fault", "thread=1"], 0),
+    # the Nth ObReferenceObjectByHandle fails (STATUS_OBJECT_TYPE_MISMATCH): DriverEntry waits for that thread
+    "reference1": (["--fault", "reference=1"], 0),
+    "reference2": (["--fault", "reference=2"], 0),
+    "reference1_early": (["--fault", "reference=1", "--unload", "early"], 0),
+    "reference2_early": (["--fault", "reference=2", "--unload", "early"], 0),
+    # ... and DriverEntry's wait through the handle fails too (STATUS_INVALID_HANDLE): the driver stays loaded,
+    # keeping its reference to the other thread for good (exit 6 with --strict: that reference is a finding)
+    "pinned1": (["--fault", "reference=1", "--fault", "zwwait=1"], 6),
+    "pinned2": (["--fault", "reference=2", "--fault", "zwwait=1"], 6),
 }
 for _name, (_args, _code) in FAULTS.items():  # every fault, in both thread orders
     FIXED[_name] = (_args, _code)
@@ -55,7 +70,7 @@ COMPLETED = [k for k, (_a, code) in FIXED.items() if code == 0]
 TRACED = ("ZwCreateFile", "ZwOpenFile", "ZwSetInformationFile", "ZwClose", "PsCreateSystemThread",
           "ObReferenceObjectByHandle", "ObfDereferenceObject", "KeWaitForSingleObject", "IoDeleteDevice",
           "ExAcquireFastMutexUnsafe", "ExReleaseFastMutexUnsafe", "KeEnterCriticalRegion", "KeLeaveCriticalRegion",
-          "KeSetEvent")
+          "KeSetEvent", "ZwWaitForSingleObject")
 
 
 class Run:
@@ -100,6 +115,7 @@ def _wrap(m, api):
                "arg": rcx, "target": target.name if target else None,
                "target_ended": target.state == "Terminated" if target else None,
                "handle_kind": h.kind if h else None,
+               "handle_thread": h.obj.name if h and h.kind == "thread" else None,
                "driver_threads": _shared(m, {x.name: x.state for x in m.threads if x.kind == "driver"})}
         if m.devices:
             ext = next(iter(m.devices.values()))["extension"]
@@ -297,8 +313,10 @@ def test_every_handle_closed(fixed, scenario):
     ok_threads = sum(1 for c in r.trace("PsCreateSystemThread") if c["rv"] == 0)
     assert r.calls("ZwClose") == ok_opens + ok_threads
     assert r.m.opened == Counter({k: v for k, v in (("file", ok_opens), ("thread", ok_threads)) if v})
-    assert r.calls("ObReferenceObjectByHandle") == r.calls("ObfDereferenceObject") == ok_threads
-    assert {o: v["count"] for o, v in r.m.refs.items()} == {t.ethread: 0 for t in r.m.threads if t.kind == "driver"}
+    # one reference taken per thread started, released by unload (a failed one is not taken)
+    referenced = [c["handle_thread"] for c in r.trace("ObReferenceObjectByHandle") if c["rv"] == 0]
+    assert r.calls("ObReferenceObjectByHandle") == ok_threads and r.calls("ObfDereferenceObject") == len(referenced)
+    assert {o: v["count"] for o, v in r.m.refs.items()} == {r.ethread(norm(name)): 0 for name in referenced}
 
 
 @pytest.mark.parametrize("scenario", ["creation", "move", "early", "early_move"])
@@ -338,7 +356,7 @@ def test_no_fault_crashes_the_emulator(fixed, scenario):
     r = fixed(scenario)
     expected = FIXED[scenario][1]
     assert r.code == expected, (r.rep["outcome"], r.rep["fatal"], r.rep["verifier"])
-    assert r.rep["outcome"] == {0: "completed", 5: "driver_entry_failed"}[expected]
+    assert r.rep["outcome"] == {0: "completed", 5: "driver_entry_failed", 6: "completed"}[expected]
     assert r.rep["fatal"] is None and r.rep["deadlock"] is None
     assert [t["state"] for t in r.rep["threads"]] == ["Terminated"] * len(r.rep["threads"])
 
@@ -355,6 +373,7 @@ def test_fault_same_outcome_in_both_orders(fixed, fault):
         assert a.data(d) == b.data(d)
     assert [(p["thread"], p["text"]) for p in a.rep["dbgprint"]] == [(p["thread"], p["text"]) for p in b.rep["dbgprint"]]
     assert a.rep["verifier"] == b.rep["verifier"] == []
+    assert a.rep["references_not_released"] == b.rep["references_not_released"]
 
 
 @ORDERS
@@ -450,6 +469,118 @@ def test_fault_first_thread_creation(fixed, order):
     assert [p["text"] for p in r.rep["dbgprint"]] == (
         [THREAD_LOG.format(INSUFFICIENT_RESOURCES)] + [OPEN_LOG.format(i, NOT_FOUND) for i in range(N)])
     assert r.data("C:\\Temp") == {} and r.data("C:\\Temp2") == {}
+
+
+REFERENCE = pytest.mark.parametrize("which", [1, 2], ids=["creation_thread_unreferenced", "move_thread_unreferenced"])
+THREAD_NAMES = {1: "filecreationthread", 2: "filemovethread"}
+
+
+def _moved_all(r):
+    moved = r.data("C:\\Temp2")
+    assert sorted(moved) == sorted(f"NewFile_{i}.txt" for i in range(N)) and all(d == CONTENT for d in moved.values())
+    assert r.data("C:\\Temp") == {} and r.rep["renames"] == N
+
+
+def _driver_entry_waited_for(r, which):
+    """DriverEntry's one ZwWaitForSingleObject: on the thread it could not reference, through the thread's
+    handle, before it closed that handle; it blocked until the thread had ended."""
+    unref = r.name(THREAD_NAMES[which])
+    [wait] = r.trace("ZwWaitForSingleObject")
+    assert (wait["kind"], wait["handle_kind"], wait["handle_thread"]) == ("loader", "thread", unref)
+    assert wait["blocked"] is True and wait["driver_threads"][unref] != "Terminated"
+    [close] = [c for c in r.trace("ZwClose") if c["handle_thread"] == unref]
+    assert close["kind"] == "loader" and close["driver_threads"][unref] == "Terminated"
+    assert r.m.trace.index(wait) < r.m.trace.index(close)
+    loader = next(t for t in r.m.threads if t.kind == "loader")
+    assert loader.cswitches == 2  # DriverEntry ran, waited, ran again until it returned
+    if which == 1:  # FileMoveThread was started only once FileCreationThread had ended
+        assert r.trace("PsCreateSystemThread")[1]["driver_threads"] == {unref: "Terminated"}
+    return unref
+
+
+@ORDERS
+@REFERENCE
+def test_fault_reference_driver_entry_waits_for_the_thread(fixed, which, order):
+    """ObReferenceObjectByHandle fails for one thread (it cannot on Windows, but the driver handles it): the
+    failure is logged, DriverEntry waits for that thread through its handle (no deadlock in either order),
+    and unload waits only for the other thread before IoDeleteDevice: every file moved, nothing freed
+    under a running thread, no finding."""
+    r = fixed(f"reference{which}{order}")
+    assert r.code == 0 and r.rep["outcome"] == "completed" and r.rep["deadlock"] is None
+    _clean(r.rep)
+    _moved_all(r)
+    assert [(p["thread"], p["text"]) for p in r.rep["dbgprint"]] == [(LOADER, REFERENCE_LOG.format(OBJECT_TYPE_MISMATCH))]
+    assert [c["rv"] for c in r.trace("ObReferenceObjectByHandle")] == [
+        OBJECT_TYPE_MISMATCH if i == which else 0 for i in (1, 2)]
+    unref = _driver_entry_waited_for(r, which)
+    other = r.ethread(THREAD_NAMES[3 - which])
+    dev = next(iter(r.m.devices))
+    assert [(c["api"], c["arg"]) for c in r.trace(kind="unload")] == [
+        ("KeWaitForSingleObject", other), ("ObfDereferenceObject", other), ("IoDeleteDevice", dev)]
+    [delete] = r.trace("IoDeleteDevice")
+    assert delete["driver_threads"] == {unref: "Terminated", r.name(THREAD_NAMES[3 - which]): "Terminated"}
+    assert r.rep["use_after_free"] == [] and r.rep["unload"]["returned"] is True and r.rep["devices"][0]["deleted"]
+
+
+@ORDERS
+@REFERENCE
+def test_fault_reference_with_early_unload(fixed, which, order):
+    """--unload early: DriverUnload starts as soon as DriverEntry returns; the unreferenced thread has ended
+    by then, and unload blocks on the other one until it ends, then deletes the device."""
+    r = fixed(f"reference{which}_early{order}")
+    assert r.code == 0 and r.rep["outcome"] == "completed"
+    _clean(r.rep)
+    _moved_all(r)
+    _driver_entry_waited_for(r, which)
+    [wait] = r.trace("KeWaitForSingleObject", kind="unload")
+    assert wait["target"] == r.name(THREAD_NAMES[3 - which])
+    [delete] = r.trace("IoDeleteDevice")
+    assert set(delete["driver_threads"].values()) == {"Terminated"} and r.rep["use_after_free"] == []
+
+
+@ORDERS
+@REFERENCE
+def test_fault_reference_and_wait_the_driver_stays_loaded(fixed, which, order):
+    """The reference fails and DriverEntry's wait through the handle fails too: nothing tells when that
+    thread ends, so the driver clears DriverUnload and is never unloaded: the device (and the extension
+    the threads use) is never deleted. Both failures are logged; the one finding is the reference to the
+    other thread, which no unload will release."""
+    r = fixed(f"pinned{which}{order}")
+    assert r.code == 6 and r.rep["outcome"] == "completed" and r.rep["deadlock"] is None
+    assert [(p["thread"], p["text"]) for p in r.rep["dbgprint"]] == [
+        (LOADER, REFERENCE_LOG.format(OBJECT_TYPE_MISMATCH)), (LOADER, ZWWAIT_LOG.format(INVALID_HANDLE))]
+    assert r.rep["unload"]["called"] is True and r.rep["unload"]["routine"] is None  # DriverUnload is NULL
+    assert r.calls("IoDeleteDevice") == 0 and r.rep["devices"][0]["deleted"] is False
+    assert r.trace(kind="unload") == []
+    [wait] = r.trace("ZwWaitForSingleObject")
+    assert wait["rv"] == INVALID_HANDLE and wait["handle_thread"] == r.name(THREAD_NAMES[which])
+    other = r.name(THREAD_NAMES[3 - which])
+    assert [(x["what"], x["count"]) for x in r.rep["references_not_released"]] == [(f"ETHREAD of {other}", 1)]
+    assert r.rep["use_after_free"] == [] and r.rep["verifier"] == [] and r.rep["irql_violations"] == []
+    assert r.rep["handles"] == {"leaked": [], "invalid_closes": []}
+    _moved_all(r)
+
+
+@pytest.mark.parametrize("faults", [["reference=1"], ["reference=2"], ["reference=2", "zwwait=1"]],
+                         ids=["creation_thread_unreferenced", "move_thread_unreferenced", "pinned"])
+def test_fault_reference_every_schedule_frees_nothing_under_a_thread(fixed_driver, tmp_path, faults):
+    """The run-to-block runs above let a thread run until it blocks, so DriverUnload rarely meets a running
+    thread; --explore --unload early runs DriverUnload right after DriverEntry and tries every order and
+    preemption (bound 2): one outcome, every file moved, no use-after-free, no finding but the pinned
+    driver's reference. (The driver before DriverEntry waited for an unreferenced thread: with
+    --fault reference=2 --unload early --preemptions 1, device_deleted_threads_running and use_after_free
+    in 10 of 27 schedules.)"""
+    from tdemu.cli import run
+
+    code = run(["run", fixed_driver, "--strict", "--explore", "--unload", "early",
+                *[a for f in faults for a in ("--fault", f)], "--report-dir", str(tmp_path), "--quiet"])
+    x = json.load(open(tmp_path / "explore.json"))["explore"]
+    assert x["complete"] and x["schedules"] >= 2
+    [o] = x["outcomes"]
+    out = o["outcome"]
+    assert (out["outcome"], out["deadlock"], out["fatal"], out["findings"]) == ("completed", None, None, []), out
+    assert out["files"]["C:\\Temp"]["files"] == 0 and out["files"]["C:\\Temp2"]["files"] == N
+    assert code == (6 if "zwwait=1" in faults else 0)
 
 
 # ------------------------------------------------------------------ the default build, same checks
