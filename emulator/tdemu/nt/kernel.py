@@ -132,6 +132,7 @@ class Kernel(CpuEvents):
         self.events: list[dict] = []
         self.fatal: dict | None = None
         self.freed: list[dict] = []
+        self._fault_call_counts: dict[str, int] = {}  # api -> calls so far, for --fault api=N
         self.uaf: list[dict] = []
         self._uaf_seen: set = set()
         self.unsupported: Counter = Counter()
@@ -211,6 +212,15 @@ class Kernel(CpuEvents):
 
     def event(self, text: str, t: KThread | None = None) -> None:
         self.events.append({"call": self.total_calls, "thread": t.name if t else None, "text": text})
+
+    def injected_fault(self, api: str, nth: int, status: int) -> int | None:
+        """Counts this call to API; on the NTH (a --fault N, 0 for none) logs the injection and
+        returns STATUS for the handler to return, else None."""
+        n = self._fault_call_counts[api] = self._fault_call_counts.get(api, 0) + 1
+        if not nth or n != nth:
+            return None
+        self.event(f"fault injected: {api} #{n} fails with {st.name(status)}", self.sched.current)
+        return status
 
     def violation(self, rule: str, text: str, site: int, t: KThread | None = None) -> None:
         verifier.violation(self, rule, text, site, t)

@@ -38,8 +38,6 @@ def init(k) -> None:
     k.closed_invalid: list[dict] = []
     k.refs: dict[int, dict] = {}  # object addr -> {count, sites}
     k.opaque_regions: list[tuple] = []  # (start, end, describe(k, address)): kernel structures no driver touches
-    k._reference_count = 0  # ObReferenceObjectByHandle calls (--fault reference=N)
-    k._zwwait_count = 0  # ZwWaitForSingleObject calls (--fault zwwait=N)
     k.cpu.map(NTDATA_BASE, 0x1000, "tdemu.ntdata")
 
 
@@ -144,12 +142,10 @@ def ObReferenceObjectByHandle(k):
     t = k.sched.current
     site = k.ret_site()
     faults = k.opts.faults
-    k._reference_count += 1
-    if faults.reference_fail_nth and k._reference_count == faults.reference_fail_nth:
-        k.event(f"fault injected: ObReferenceObjectByHandle #{k._reference_count} fails with "
-                f"{st.name(faults.reference_fail_status)}", t)
+    failed = k.injected_fault("ObReferenceObjectByHandle", faults.reference_fail_nth, faults.reference_fail_status)
+    if failed is not None:
         k.w64(pobj, 0)  # ObReferenceObjectByHandle clears *Object first
-        return faults.reference_fail_status
+        return failed
     if handle == NT_CURRENT_THREAD:
         target = t
     else:
@@ -218,11 +214,9 @@ def ZwWaitForSingleObject(k):
     t = k.sched.current
     site = k.ret_site()
     faults = k.opts.faults
-    k._zwwait_count += 1
-    if faults.zwwait_fail_nth and k._zwwait_count == faults.zwwait_fail_nth:
-        k.event(f"fault injected: ZwWaitForSingleObject #{k._zwwait_count} fails with "
-                f"{st.name(faults.zwwait_fail_status)}", t)
-        return faults.zwwait_fail_status
+    failed = k.injected_fault("ZwWaitForSingleObject", faults.zwwait_fail_nth, faults.zwwait_fail_status)
+    if failed is not None:
+        return failed
     if handle == NT_CURRENT_THREAD:
         obj = t.ethread
     else:

@@ -22,7 +22,6 @@ def thread_footprint(t) -> frozenset:
 
 
 def init(k) -> None:
-    k._thread_create_count = 0
     k.pending_driver_threads: list[KThread] = []
 
 
@@ -37,11 +36,9 @@ def PsCreateSystemThread(k):
     ph, access, _oa, _hproc, cid, start, ctx = k.args(7)
     faults = k.opts.faults
     cur = k.sched.current
-    k._thread_create_count += 1
-    if faults.thread_fail_nth and k._thread_create_count == faults.thread_fail_nth:
-        k.event(f"fault injected: PsCreateSystemThread #{k._thread_create_count} fails with "
-                f"{st.name(faults.thread_fail_status)}", cur)
-        return faults.thread_fail_status
+    failed = k.injected_fault("PsCreateSystemThread", faults.thread_fail_nth, faults.thread_fail_status)
+    if failed is not None:
+        return failed
     name = k.fmt_sym(start).split("!", 1)[-1]
     if name.endswith("+0x0"):
         name = name[:-4]
