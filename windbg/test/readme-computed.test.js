@@ -5,22 +5,17 @@ const test = require("node:test");
 const assert = require("node:assert/strict");
 const fs = require("node:fs");
 const path = require("node:path");
-const { makeHost } = require("../testlib/fake-host.js");
+const { withHost } = require("../testlib/fake-host.js");
 const seed = require("../testlib/seed-dump.js");
 const m = require("../WrFastMutex.js");
 
 const README = fs.readFileSync(path.join(__dirname, "..", "..", "README.md"), "utf8").split("\n");
 
 function report(dump, options) {
-    const fake = makeHost(dump, options);
-    const previous = global.host;
-    global.host = fake.host;
-    try {
+    return withHost(dump, options, (fake) => {
         m.WrFastMutexJs();
-    } finally {
-        global.host = previous;
-    }
-    return fake.log.join("").replace(/\n$/, "").split("\n");
+        return fake.log.join("").replace(/\n$/, "").split("\n");
+    });
 }
 
 // The lines of the README code block that follow the line `first`, up to its closing fence.

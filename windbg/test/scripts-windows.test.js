@@ -10,7 +10,7 @@ const test = require("node:test");
 const assert = require("node:assert/strict");
 const fs = require("node:fs");
 const path = require("node:path");
-const { makeHost } = require("../testlib/fake-host.js");
+const { withHost } = require("../testlib/fake-host.js");
 const seed = require("../testlib/seed-dump.js");
 const m = require("../WrFastMutex.js");
 
@@ -191,17 +191,10 @@ function reports() {
         [seed.seedDump(), { unreadable: [seed.MUTEX] }],
         [seed.seedDump(), { processesThrowAt: 0, processIndex: "none" }]
     ];
-    return scenarios.map(([dump, options]) => {
-        const fake = makeHost(dump, options);
-        const previous = global.host;
-        global.host = fake.host;
-        try {
-            m.WrFastMutexJs();
-        } finally {
-            global.host = previous;
-        }
+    return scenarios.map(([dump, options]) => withHost(dump, options, (fake) => {
+        m.WrFastMutexJs();
         return fake.log.join("").split("\n");
-    });
+    }));
 }
 
 test("Invoke-DumpAnalysis picks exactly the extension's answer lines, and warns on the incomplete ones", () => {

@@ -5,20 +5,9 @@
 // iterators that throw part-way, missing nt symbols, getModuleType giving null.
 const test = require("node:test");
 const assert = require("node:assert/strict");
-const { makeHost, makeFrame, FakeInt64 } = require("../testlib/fake-host.js");
+const { makeFrame, FakeInt64, withHost } = require("../testlib/fake-host.js");
 const seed = require("../testlib/seed-dump.js");
 const m = require("../WrFastMutex.js");
-
-function withHost(dump, options, body) {
-    const fake = makeHost(dump, options);
-    const previous = global.host;
-    global.host = fake.host;
-    try {
-        return body(fake);
-    } finally {
-        global.host = previous;
-    }
-}
 
 function output(fake) {
     return fake.log.join("");

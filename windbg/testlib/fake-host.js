@@ -399,4 +399,17 @@ function makeHost(dump, options) {
     return { host, log, commands, typedReads, rawReads, memory, processList };
 }
 
-module.exports = { FakeInt64, FakeMemory, pointer, lazy, makeFrame, makeThread, makeHost, writeFastMutex, FAST_MUTEX_FIELDS };
+// Runs body(fake) with a fake host made from dump and options installed as the global `host`
+// the extension reads, and puts the previous one back afterwards.
+function withHost(dump, options, body) {
+    const fake = makeHost(dump, options);
+    const previous = global.host;
+    global.host = fake.host;
+    try {
+        return body(fake);
+    } finally {
+        global.host = previous;
+    }
+}
+
+module.exports = { FakeInt64, FakeMemory, pointer, lazy, makeFrame, makeThread, makeHost, withHost, writeFastMutex, FAST_MUTEX_FIELDS };
