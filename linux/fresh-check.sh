@@ -63,14 +63,11 @@ if ((${#commands[@]} == 0)); then
   ((${#commands[@]})) || die "README.md has no \`\`\`bash block to run"
 fi
 
-if [[ -n $keep_dir ]]; then
-  [[ ! -e $keep_dir || -z $(ls -A "$keep_dir" 2>/dev/null) ]] \
-    || die "--keep $keep_dir: not a new or empty directory"
-fi
-if [[ -n $log_dir ]]; then
-  [[ ! -e $log_dir || -z $(ls -A "$log_dir" 2>/dev/null) ]] \
-    || die "--logs $log_dir: not a new or empty directory"
-fi
+new_or_empty() { # OPTION DIR: dies unless DIR is unset, new or empty
+  [[ -z $2 || ! -e $2 || -z $(ls -A "$2" 2>/dev/null) ]] || die "$1 $2: not a new or empty directory"
+}
+new_or_empty --keep "$keep_dir"
+new_or_empty --logs "$log_dir"
 
 # This machine's Debian mirrors (from its apt sources), else Debian's own.
 mirror=http://deb.debian.org/debian security_mirror=http://deb.debian.org/debian-security
@@ -175,7 +172,7 @@ in_root() {
   mount --bind /dev "$root/dev"
   mount -t devpts -o newinstance,ptmxmode=0666,mode=0620 devpts "$root/dev/pts"
   mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs "$root/dev/shm"
-  local i=0 cmd start status
+  local i=0 cmd start status seconds
   for cmd in "$@"; do
     i=$((i + 1))
     echo "== [$i] $cmd"
@@ -185,15 +182,16 @@ in_root() {
       /bin/bash -c 'cd /root/TestDriver && exec bash -c "$1"' bash "$cmd" \
       </dev/null >"$log_dir/$i.log" 2>&1 || status=$?
     tail -n 25 "$log_dir/$i.log" | sed 's/^/   | /'
-    echo "$i	$status	$((SECONDS - start))	$cmd" >>"$log_dir/times.tsv"
-    echo "   exit $status after $(printf '%dm %02ds' $(((SECONDS - start) / 60)) $(((SECONDS - start) % 60)))"
+    seconds=$((SECONDS - start))
+    echo "$i	$status	$seconds	$cmd" >>"$log_dir/times.tsv"
+    echo "   exit $status after $(elapsed "$seconds")"
   done
   umount "$root/dev/shm" "$root/dev/pts" "$root/dev" "$root/sys" "$root/proc"
 }
 
 : >"$log_dir/times.tsv"
 unshare --mount --pid --fork --propagation private \
-  bash -c "$(declare -f in_root); in_root \"\$@\"" in_root \
+  bash -c "$(declare -f in_root elapsed); in_root \"\$@\"" in_root \
   "$root" "$log_dir" $((timeout_min * 60)) "${#env_vars[@]}" "${env_vars[@]}" "${commands[@]}"
 
 findmnt -rn -o TARGET | grep "^$root/" && die "mounts were left under $root"
