@@ -111,6 +111,15 @@ _debian_packages_to_install() {
   done
 }
 
+# Sets the caller's array `missing` to what the named groups lack, once each,
+# sorted; exits the calling script on an unknown group.
+_missing_debian_packages() {
+  local list
+  list=$(_debian_packages_to_install "$@") || exit 1
+  missing=()
+  [[ -z $list ]] || mapfile -t missing < <(sort -u <<<"$list")
+}
+
 # Installs (or upgrades) whatever is missing or too old of the named groups
 # (default: build) with apt-get, as root or through sudo. Recommended packages
 # are left out: every group works without them on a minimal Debian 12
@@ -118,12 +127,10 @@ _debian_packages_to_install() {
 # Prints nothing when everything is there; when something cannot be installed,
 # says what to do and exits the calling script.
 ensure_debian_packages() {
-  local groups=("${@:-build}") list package version log key
+  local groups=("${@:-build}") package version log key
   local -a missing sudo=()
-  list=$(_debian_packages_to_install "${groups[@]}") || exit 1
-  [[ -n $list ]] || return 0
-  list=$(sort -u <<<"$list")
-  mapfile -t missing <<<"$list"
+  _missing_debian_packages "${groups[@]}"
+  ((${#missing[@]})) || return 0
   if ! command -v apt-get >/dev/null 2>&1; then
     echo "env.sh: apt-get not found: this needs Debian 12, or these Debian packages: ${missing[*]}" >&2
     exit 1
@@ -154,10 +161,8 @@ ensure_debian_packages() {
     exit 1
   fi
   rm -f "$log"
-  list=$(_debian_packages_to_install "${groups[@]}") || exit 1
-  [[ -n $list ]] || return 0
-  list=$(sort -u <<<"$list")
-  mapfile -t missing <<<"$list"
+  _missing_debian_packages "${groups[@]}"
+  ((${#missing[@]})) || return 0
   local hinted=' '
   for package in "${missing[@]}"; do
     version=$(dpkg-query -W -f='${Version}' "$package" 2>/dev/null) || version=''
