@@ -34,7 +34,8 @@ fi
 venv=$REPO_ROOT/target/venv-lint-workflows
 requirements=$here/requirements-lint-workflows.txt
 stamp=$venv/requirements.sha256
-wanted=$(sha256sum "$requirements" | cut -d ' ' -f 1)
+# the file and the one it includes (-r): a change to either makes the venv again
+wanted=$(cat "$requirements" "$REPO_ROOT/scripts/requirements-ps1-check.txt" | sha256sum | cut -d ' ' -f 1)
 if [[ ! -x $venv/bin/python || $(cat "$stamp" 2>/dev/null) != "$wanted" ]]; then
   ensure_debian_packages python
   echo "lint-workflows: installing $requirements into $venv" >&2
