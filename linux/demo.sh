@@ -39,39 +39,18 @@ for arg in "$@"; do
 done
 
 # Refuses what `tdemu run` would refuse (an unknown option, a value outside an
-# option's choices, a stray argument), from its own --help, so that nothing
-# is built for bad input. tdemu checks the rest (e.g. a --fault SPEC) itself.
+# option's choices or of the wrong type, a stray argument) with tdemu's own
+# argument parser, so that nothing is built for bad input. tdemu checks the
+# rest (e.g. a --fault SPEC) itself.
 check_tdemu_args() {
-  local py=$1 help
+  local py=$1
   shift
-  if ! help=$(PYTHONPATH=emulator "$py" -m tdemu run --help); then
-    echo "demo.sh: 'tdemu run --help' failed (above): cannot check the arguments" >&2
+  PYTHONPATH=emulator "$py" -c 'import sys
+from tdemu.cli import build_parser
+build_parser().parse_args(["run", "TestDriver.sys", *sys.argv[1:]])' "$@" || {
+    echo "demo.sh: the arguments demo.sh does not take itself go to 'tdemu run', which refuses them (above)" >&2
     return 1
-  fi
-  "$py" - "$help" "$@" <<'PY'
-import re, sys
-help_text, args = sys.argv[1], sys.argv[2:]
-options = {}  # name -> None (a switch), "" (any value) or the set of choices
-for m in re.finditer(r"^  (--[\w-]+)(?: (\{[^}]*\}|[A-Z_]+))?", help_text, re.MULTILINE):
-    value = m.group(2)
-    options[m.group(1)] = None if value is None else (set(value[1:-1].split(",")) if value[0] == "{" else "")
-i = 0
-while i < len(args):
-    name, eq, value = args[i].partition("=")
-    if not name.startswith("--") or name not in options:
-        sys.exit(f"demo.sh: unknown argument '{args[i]}' (see linux/demo.sh --help and `python -m tdemu run --help`)")
-    if options[name] is not None:
-        if not eq:
-            i += 1
-            if i == len(args):
-                sys.exit(f"demo.sh: {name} needs a value")
-            value = args[i]
-        if options[name] and value not in options[name]:
-            sys.exit(f"demo.sh: {name} {value}: expected one of {', '.join(sorted(options[name]))}")
-    elif eq:
-        sys.exit(f"demo.sh: {name} takes no value")
-    i += 1
-PY
+  }
 }
 
 if $wine; then
