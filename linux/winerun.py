@@ -376,6 +376,11 @@ class Prefix:
                 return r
             time.sleep(0.3)
 
+    def create_service(self) -> Result:
+        """sc create of the kernel service for system32\\drivers\\TestDriver.sys (retried while
+        the service manager is not ready)."""
+        return self.sc("create", SERVICE, "type=", "kernel", "binPath=", BIN_PATH, retry=SC_NOT_READY)
+
     def query(self, service: str = SERVICE) -> tuple[int | None, Result]:
         r = self.sc("query", service)
         return state_of(r.stdout), r
@@ -687,7 +692,7 @@ def _demo(prefix: Prefix, sys_path: Path, settle: float, wait: float) -> int:
         _show("  (no TestDriver.pdb next to the .sys: stacks will show offsets, not names)")
     _show()
 
-    create = prefix.sc("create", SERVICE, "type=", "kernel", "binPath=", BIN_PATH, retry=SC_NOT_READY)
+    create = prefix.create_service()
     _show_sc(create, "Wine's sc.exe prints nothing on success" if create.returncode == 0 else "")
     if create.returncode != 0:
         _show("Outcome: sc create failed (exit 1)")
@@ -775,7 +780,7 @@ def bench(sys_path: Path, runs: int) -> int:
     with Prefix() as prefix:
         prefix.create()
         prefix.install(sys_path)
-        create = prefix.sc("create", SERVICE, "type=", "kernel", "binPath=", BIN_PATH, retry=SC_NOT_READY)
+        create = prefix.create_service()
         if create.returncode != 0:
             print(f"wine: sc create failed: {create.describe_error()}", file=sys.stderr)
             return EXIT_UNEXPECTED

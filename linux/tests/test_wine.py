@@ -74,7 +74,7 @@ def recreate_service(prefix: W.Prefix, sys_path: Path) -> None:
     prefix.sc("stop", W.SERVICE)
     prefix.sc("delete", W.SERVICE)
     prefix.install(sys_path)
-    r = prefix.sc("create", W.SERVICE, "type=", "kernel", "binPath=", W.BIN_PATH, retry=W.SC_NOT_READY)
+    r = prefix.create_service()
     assert r.returncode == 0, f"sc create: {r.describe_error()}\n{r.stderr}"
     prefix.clear_folders()
 
