@@ -464,11 +464,7 @@ class Prefix:
 
     def driver_host_pid(self, since: int = 0) -> int | None:
         """The winedevice.exe that loaded TestDriver.sys after log line `since` (from the log, no winedbg)."""
-        for line in self.driver_log(since):
-            m = re.match(r"^([0-9a-f]{4,8}):[0-9a-f]{4,8}:trace:loaddll:.*Loaded L\"", line)
-            if m:
-                return int(m.group(1), 16)
-        return None
+        return host_pid_of(self.driver_log(since))
 
     # -- the driver's world -----------------------------------------------
 
@@ -517,6 +513,15 @@ class Prefix:
         return [line for line in self.log()[since:] if "testdriver.sys" in line.lower()]
 
 
+def host_pid_of(driver_lines: list[str]) -> int | None:
+    """The process that loaded TestDriver.sys, from its "Loaded" line among `driver_lines` (driver_log)."""
+    for line in driver_lines:
+        m = re.match(r"^([0-9a-f]{4,8}):[0-9a-f]{4,8}:trace:loaddll:.*Loaded L\"", line)
+        if m:
+            return int(m.group(1), 16)
+    return None
+
+
 def state_of(sc_output: str) -> int | None:
     m = re.search(r"STATE\s*:\s*(\d+)", sc_output)
     return int(m.group(1)) if m else None
@@ -548,6 +553,7 @@ class Run:
     state: int | None = None
     host_pid: int | None = None  # the winedevice.exe that sc start made for the driver (from the log)
     host_stacks: list[Stack] = field(default_factory=list)  # all its threads, as winedbg walked them
+    driver_lines: list[str] = field(default_factory=list)  # the log's TestDriver.sys lines since before sc start
 
     @property
     def blocked(self) -> list[Stack]:
@@ -595,9 +601,11 @@ def run_once(prefix: Prefix, settle: float, wait: float, stacks: bool = True) ->
     t0 = time.monotonic()
     start, running = start_service(prefix)
     if state_of(start.stdout) != 4:
-        return Run(start, running, prefix.files(), state=state_of(start.stdout))
+        return Run(start, running, prefix.files(), state=state_of(start.stdout),
+                   driver_lines=prefix.driver_log(mark))
     files, last = wait_for_files(prefix, t0, wait, quiet=settle)
-    run = Run(start, running, files, last_file_seconds=last, host_pid=prefix.driver_host_pid(mark))
+    lines = prefix.driver_log(mark)
+    run = Run(start, running, files, last_file_seconds=last, host_pid=host_pid_of(lines), driver_lines=lines)
     run.state = prefix.query()[0]
     if stacks:
         walked = prefix.winedevice_stacks()
@@ -697,11 +705,10 @@ def _demo(prefix: Prefix, sys_path: Path, settle: float, wait: float) -> int:
     if create.returncode != 0:
         _show("Outcome: sc create failed (exit 1)")
         return EXIT_UNEXPECTED
-    log_mark = len(prefix.log())
     run = run_once(prefix, settle, wait)
     _show_sc(run.start, f"RUNNING {run.running_seconds:.2f} s after sc start was launched"
              if state_of(run.start.stdout) == 4 else "")
-    for line in prefix.driver_log(log_mark)[:1]:
+    for line in run.driver_lines[:1]:
         _show(f"    winedevice.exe: {line[line.find('Loaded'):]}")
     if state_of(run.start.stdout) != 4:
         _show("Outcome: the service did not reach RUNNING (exit 1)")

@@ -119,9 +119,8 @@ class DefaultRun:
 @pytest.fixture(scope="session")
 def default_run(prefix, builds) -> DefaultRun:
     recreate_service(prefix, builds["default"])
-    mark = len(prefix.log())
     run = W.run_once(prefix, settle=SETTLE, wait=SETTLE * 3)
-    loaded = [line for line in prefix.driver_log(mark) if "Loaded" in line]
+    loaded = [line for line in run.driver_lines if "Loaded" in line]
     stop = stop_service(prefix, run.host_pid)
     services = prefix.query("PlugPlay")[0]
     delete = prefix.sc("delete", W.SERVICE)
