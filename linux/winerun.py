@@ -46,6 +46,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -380,6 +381,19 @@ class Prefix:
         """sc create of the kernel service for system32\\drivers\\TestDriver.sys (retried while
         the service manager is not ready)."""
         return self.sc("create", SERVICE, "type=", "kernel", "binPath=", BIN_PATH, retry=SC_NOT_READY)
+
+    def stop_service(self, hosts: Callable[[], set[int]], stopped: Callable[[Result], object] = lambda r: None,
+                     since: int | None = None) -> tuple[Result, bool, bool | None]:
+        """sc stop; returns its result, whether the log shows TestDriver.sys unloaded since line `since`
+        (default: just before sc stop), and whether the processes `hosts()` names (asked after sc stop)
+        exited within 10 s, None if it names none. `stopped` runs as soon as sc stop returns."""
+        mark = len(self.log()) if since is None else since
+        r = self.sc("stop", SERVICE, timeout=90)
+        stopped(r)
+        unloaded = any("Unloaded module" in line for line in self.driver_log(mark))
+        pids = hosts()
+        gone = wait_processes_gone(self, pids, 10) if pids else None
+        return r, unloaded, gone
 
     def query(self, service: str = SERVICE) -> tuple[int | None, Result]:
         r = self.sc("query", service)
@@ -739,10 +753,8 @@ def _demo(prefix: Prefix, sys_path: Path, settle: float, wait: float) -> int:
     _show()
 
     pids = {s.pid for s in run.stacks} | ({run.host_pid} if run.host_pid else set())
-    stop_mark = len(prefix.log())
-    stop = prefix.sc("stop", SERVICE, timeout=90)
-    _show_sc(stop)
-    _show("  " + describe_stop(prefix, stop, stop_mark, pids, run))
+    stop, unloaded, gone = prefix.stop_service(lambda: pids, stopped=_show_sc)
+    _show("  " + describe_stop(stop, unloaded, gone, pids, run))
     delete = prefix.sc("delete", SERVICE)
     after, q = prefix.query()
     _show_sc(delete, f"then sc query {SERVICE}: "
@@ -753,11 +765,9 @@ def _demo(prefix: Prefix, sys_path: Path, settle: float, wait: float) -> int:
     return code
 
 
-def describe_stop(prefix: Prefix, stop: Result, log_mark: int, pids: set[int], run: Run) -> str:
-    """What `sc stop` did, in words, from its state, the log and the processes left."""
+def describe_stop(stop: Result, unloaded: bool, gone: bool | None, pids: set[int], run: Run) -> str:
+    """What `sc stop` did, in words, from its state, the log and the processes left (Prefix.stop_service)."""
     state = state_of(stop.stdout)
-    unloaded = any("Unloaded module" in line for line in prefix.driver_log(log_mark))
-    gone = wait_processes_gone(prefix, pids, 10) if pids else True
     parts = [f"STATE {state} {SC_STATES.get(state or 0, '?')} after {stop.seconds:.2f} s"]
     parts.append("Wine ran DriverUnload, then unloaded TestDriver.sys (log: \"Unloaded module ...TestDriver.sys\")"
                  if unloaded else "no unload of TestDriver.sys was logged")

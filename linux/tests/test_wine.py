@@ -97,13 +97,16 @@ def stop_service(prefix: W.Prefix, host_pid: int | None = None, started_at: int 
     Nothing here runs winedbg before sc stop."""
     mark = len(prefix.log())
     before = prefix.files()
-    r = prefix.sc("stop", W.SERVICE, timeout=90)
-    after = prefix.files()
-    unloaded = any("Unloaded module" in line for line in prefix.driver_log(mark))
-    if host_pid is None and started_at is not None:
-        host_pid = prefix.driver_host_pid(started_at)
-    exited = W.wait_processes_gone(prefix, {host_pid}, 10) if host_pid is not None else None
-    return Stopped(r, unloaded, exited, before, after, host_pid)
+    after: list[W.Files] = []
+
+    def host() -> set[int]:
+        nonlocal host_pid
+        if host_pid is None and started_at is not None:
+            host_pid = prefix.driver_host_pid(started_at)
+        return {host_pid} if host_pid is not None else set()
+
+    r, unloaded, exited = prefix.stop_service(host, stopped=lambda _: after.append(prefix.files()), since=mark)
+    return Stopped(r, unloaded, exited, before, after[0], host_pid)
 
 
 @dataclass
