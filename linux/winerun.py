@@ -598,7 +598,7 @@ def wait_for_files(prefix: Prefix, started: float, limit: float, quiet: float) -
     while True:
         files = prefix.files()
         now = time.monotonic()
-        if not files.temp and len(files.temp2) == FILE_COUNT and files.moved_ok():
+        if files.moved_ok():
             return files, now - started
         key = (len(files.temp), len(files.temp2), sum(files.temp.values()), sum(files.temp2.values()))
         if key != last:
