@@ -170,7 +170,7 @@ class Stack:
         address (`acquire+0x8`, then `TestDriver::file_creation_thread+0x6a`);
         the last one at that address is the real function.
         """
-        first = next((f for f in self.frames if f.module.lower().startswith("testdriver")), None)
+        first = next((f for f in self.frames if f.module.lower().startswith(Path(DRIVER_MODULE).stem)), None)
         if first is None:
             return None
         same = [f for f in self.frames if f.address == first.address and f.module == first.module]
@@ -418,9 +418,6 @@ class Prefix:
                             f"{(r.stdout + r.stderr).strip()[-500:]}")
         return procs
 
-    def winedevice_pids(self) -> set[int]:
-        return {pid for pid, exe in self.processes() if exe.lower() == "winedevice.exe"}
-
     def threads(self) -> dict[int, tuple[str, list[int]]]:
         """pid -> (executable, thread ids) (winedbg `info thread`)."""
         r = self.run(["winedbg", "--command", "info thread"], timeout=60, debug="-all")
@@ -524,7 +521,7 @@ class Prefix:
 
     def driver_log(self, since: int = 0) -> list[str]:
         """The log lines about TestDriver.sys from line `since` on (loaded, unloaded)."""
-        return [line for line in self.log()[since:] if "testdriver.sys" in line.lower()]
+        return [line for line in self.log()[since:] if DRIVER_MODULE in line.lower()]
 
 
 def host_pid_of(driver_lines: list[str]) -> int | None:
