@@ -46,7 +46,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -382,18 +381,11 @@ class Prefix:
         the service manager is not ready)."""
         return self.sc("create", SERVICE, "type=", "kernel", "binPath=", BIN_PATH, retry=SC_NOT_READY)
 
-    def stop_service(self, hosts: Callable[[], set[int]], stopped: Callable[[Result], object] = lambda r: None,
-                     since: int | None = None) -> tuple[Result, bool, bool | None]:
-        """sc stop; returns its result, whether the log shows TestDriver.sys unloaded since line `since`
-        (default: just before sc stop), and whether the processes `hosts()` names (asked after sc stop)
-        exited within 10 s, None if it names none. `stopped` runs as soon as sc stop returns."""
-        mark = len(self.log()) if since is None else since
+    def stop_service(self) -> tuple[Result, bool]:
+        """sc stop; returns its result and whether the log shows TestDriver.sys unloaded during it."""
+        mark = len(self.log())
         r = self.sc("stop", SERVICE, timeout=90)
-        stopped(r)
-        unloaded = any("Unloaded module" in line for line in self.driver_log(mark))
-        pids = hosts()
-        gone = wait_processes_gone(self, pids, 10) if pids else None
-        return r, unloaded, gone
+        return r, any("Unloaded module" in line for line in self.driver_log(mark))
 
     def query(self, service: str = SERVICE) -> tuple[int | None, Result]:
         r = self.sc("query", service)
@@ -750,7 +742,9 @@ def _demo(prefix: Prefix, sys_path: Path, settle: float, wait: float) -> int:
     _show()
 
     pids = {s.pid for s in run.stacks} | ({run.host_pid} if run.host_pid else set())
-    stop, unloaded, gone = prefix.stop_service(lambda: pids, stopped=_show_sc)
+    stop, unloaded = prefix.stop_service()
+    _show_sc(stop)
+    gone = wait_processes_gone(prefix, pids, 10) if pids else True
     _show("  " + describe_stop(stop, unloaded, gone, pids, run))
     delete = prefix.sc("delete", SERVICE)
     after, q = prefix.query()
@@ -762,7 +756,7 @@ def _demo(prefix: Prefix, sys_path: Path, settle: float, wait: float) -> int:
     return code
 
 
-def describe_stop(stop: Result, unloaded: bool, gone: bool | None, pids: set[int], run: Run) -> str:
+def describe_stop(stop: Result, unloaded: bool, gone: bool, pids: set[int], run: Run) -> str:
     """What `sc stop` did, in words, from its state, the log and the processes left (Prefix.stop_service)."""
     state = state_of(stop.stdout)
     parts = [f"STATE {state} {SC_STATES.get(state or 0, '?')} after {stop.seconds:.2f} s"]

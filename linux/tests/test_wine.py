@@ -95,18 +95,13 @@ def stop_service(prefix: W.Prefix, host_pid: int | None = None, started_at: int 
     """sc stop, with the folders listed just before and after it; then, if the host winedevice.exe is
     known (`host_pid`, or found in the log from line `started_at` on, after the stop), whether it exited.
     Nothing here runs winedbg before sc stop."""
-    mark = len(prefix.log())
     before = prefix.files()
-    after: list[W.Files] = []
-
-    def host() -> set[int]:
-        nonlocal host_pid
-        if host_pid is None and started_at is not None:
-            host_pid = prefix.driver_host_pid(started_at)
-        return {host_pid} if host_pid is not None else set()
-
-    r, unloaded, exited = prefix.stop_service(host, stopped=lambda _: after.append(prefix.files()), since=mark)
-    return Stopped(r, unloaded, exited, before, after[0], host_pid)
+    r, unloaded = prefix.stop_service()
+    after = prefix.files()
+    if host_pid is None and started_at is not None:
+        host_pid = prefix.driver_host_pid(started_at)
+    exited = W.wait_processes_gone(prefix, {host_pid}, 10) if host_pid is not None else None
+    return Stopped(r, unloaded, exited, before, after, host_pid)
 
 
 @dataclass
