@@ -246,6 +246,113 @@ function Invoke-Debugger {
     return $exitCode
 }
 
+# The file names and the command line of one debugger run.
+function Get-DebuggerRun {
+    <#
+    .SYNOPSIS
+        Names the command file and the log of one debugger run and builds its arguments.
+
+    .DESCRIPTION
+        Returns the command file name testdriver-analysis<Suffix>.txt, the log name
+        testdriver-analysis<Suffix>.log and the debugger arguments
+        -z <dump> -y <symbols> -logo <log> -cf <command file>. Nothing is written or run.
+
+    .PARAMETER Dump
+        Full path of the kernel dump (-z).
+
+    .PARAMETER SymbolPath
+        The symbol path given to the debugger (-y).
+
+    .PARAMETER Suffix
+        Appended to "testdriver-analysis" in both file names: '' for the first run,
+        '-builtin' for the run again without MEX.
+
+    .EXAMPLE
+        $debuggerRun = Get-DebuggerRun -Dump $dump -SymbolPath $symbolArgument -Suffix ''
+
+    .OUTPUTS
+        PSCustomObject with CommandFileName (string), LogName (string) and Arguments (string[]).
+    #>
+    [CmdletBinding()]
+    param(
+        [string]$Dump,
+        [string]$SymbolPath,
+        [string]$Suffix = ''
+    )
+    $commandFileName = 'testdriver-analysis' + $Suffix + '.txt'
+    $logName = 'testdriver-analysis' + $Suffix + '.log'
+    [pscustomobject]@{
+        CommandFileName = $commandFileName
+        LogName         = $logName
+        Arguments       = @('-z', $Dump, '-y', $SymbolPath, '-logo', $logName, '-cf', $commandFileName)
+    }
+}
+
+# One debugger run: its command file, the debugger, then its log, which must exist.
+function Invoke-AnalysisRun {
+    <#
+    .SYNOPSIS
+        Writes the command file of a run, runs the debugger on it and reads the log.
+
+    .DESCRIPTION
+        Writes Run.CommandFileName in WorkingFolder (Write-CommandFile), runs the debugger
+        there with Run.Arguments (Invoke-Debugger), and reads Run.LogName. Throws
+        "The debugger (exit code <code>) wrote no log at <log>." when the log is missing.
+
+    .PARAMETER Debugger
+        Full path of kd.exe or cdb.exe.
+
+    .PARAMETER Run
+        The object returned by Get-DebuggerRun.
+
+    .PARAMETER UseMex
+        Whether the command file loads MEX (.load mex, .chain).
+
+    .PARAMETER AnalysisFile
+        The repository's analysis commands: windbg\analyze-mex.txt or windbg\analyze-builtin.txt.
+
+    .PARAMETER WorkingFolder
+        The output folder: the command file, WrFastMutex.js and the log are there.
+
+    .PARAMETER ExtensionFolder
+        Put first in _NT_DEBUGGER_EXTENSION_PATH for the run (mex.dll's folder), or ''.
+
+    .PARAMETER Announcement
+        Written with Write-Host after the command file and before the debugger starts, if given.
+
+    .EXAMPLE
+        $result = Invoke-AnalysisRun -Debugger $debugger -Run $debuggerRun -UseMex $false -AnalysisFile $builtinAnalysis `
+            -WorkingFolder $OutputDirectory -ExtensionFolder ''
+
+    .OUTPUTS
+        PSCustomObject with ExitCode, Log (string) and Text (string[], the log's lines).
+    #>
+    [CmdletBinding()]
+    param(
+        [string]$Debugger,
+        $Run,
+        [bool]$UseMex,
+        [string]$AnalysisFile,
+        [string]$WorkingFolder,
+        [string]$ExtensionFolder = '',
+        [string]$Announcement = ''
+    )
+    Write-CommandFile -Path (Join-Path -Path $WorkingFolder -ChildPath $Run.CommandFileName) -UseMex $UseMex -AnalysisFile $AnalysisFile
+    if ($Announcement) {
+        Write-Host $Announcement
+    }
+    $exitCode = Invoke-Debugger -Debugger $Debugger -Arguments $Run.Arguments -WorkingFolder $WorkingFolder -ExtensionFolder $ExtensionFolder
+    $log = Join-Path -Path $WorkingFolder -ChildPath $Run.LogName
+    if (-not (Test-Path -LiteralPath $log -PathType Leaf)) {
+        throw "The debugger (exit code $exitCode) wrote no log at $log."
+    }
+    [pscustomobject]@{
+        ExitCode = $exitCode
+        Log      = $log
+        Text     = @(Get-Content -LiteralPath $log)
+    }
+}
+
 if (-not (Test-Path -LiteralPath $DumpPath -PathType Leaf)) {
     throw "Dump not found: $DumpPath"
 }
@@ -317,39 +424,30 @@ foreach ($needed in @($scriptFile, $mexAnalysis, $builtinAnalysis)) {
     }
 }
 
-$commandFileName = 'testdriver-analysis.txt'
-$logName = 'testdriver-analysis.log'
-$debuggerArguments = @('-z', $dump, '-y', $symbolArgument, '-logo', $logName, '-cf', $commandFileName)
+$debuggerRun = Get-DebuggerRun -Dump $dump -SymbolPath $symbolArgument -Suffix ''
 
-if (-not $PSCmdlet.ShouldProcess($OutputDirectory, "$debugger $($debuggerArguments -join ' ')")) {
+if (-not $PSCmdlet.ShouldProcess($OutputDirectory, "$debugger $($debuggerRun.Arguments -join ' ')")) {
     return
 }
 
 New-Item -ItemType Directory -Path $OutputDirectory -Force | Out-Null
 Copy-Item -LiteralPath $scriptFile -Destination (Join-Path -Path $OutputDirectory -ChildPath 'WrFastMutex.js') -Force
-Write-CommandFile -Path (Join-Path -Path $OutputDirectory -ChildPath $commandFileName) -UseMex $useMex -AnalysisFile $analysisFile
-
-Write-Host "Running the debugger (symbol download on first use can take minutes) ..."
-$exitCode = Invoke-Debugger -Debugger $debugger -Arguments $debuggerArguments -WorkingFolder $OutputDirectory -ExtensionFolder $mexFolder
-$log = Join-Path -Path $OutputDirectory -ChildPath $logName
-if (-not (Test-Path -LiteralPath $log -PathType Leaf)) {
-    throw "The debugger (exit code $exitCode) wrote no log at $log."
-}
-$text = @(Get-Content -LiteralPath $log)
+$result = Invoke-AnalysisRun -Debugger $debugger -Run $debuggerRun -UseMex $useMex -AnalysisFile $analysisFile `
+    -Announcement 'Running the debugger (symbol download on first use can take minutes) ...' `
+    -WorkingFolder $OutputDirectory -ExtensionFolder $mexFolder
+$exitCode = $result.ExitCode
+$log = $result.Log
+$text = $result.Text
 
 if ($useMex -and -not (($text -join "`n") -match $MEX_LOADED_PATTERN)) {
     if ($Mode -eq 'Auto') {
         Write-Warning "MEX did not load (.chain in $log lists no mex.dll): running again with the built-in commands."
-        $commandFileName = 'testdriver-analysis-builtin.txt'
-        $logName = 'testdriver-analysis-builtin.log'
-        $debuggerArguments = @('-z', $dump, '-y', $symbolArgument, '-logo', $logName, '-cf', $commandFileName)
-        Write-CommandFile -Path (Join-Path -Path $OutputDirectory -ChildPath $commandFileName) -UseMex $false -AnalysisFile $builtinAnalysis
-        $exitCode = Invoke-Debugger -Debugger $debugger -Arguments $debuggerArguments -WorkingFolder $OutputDirectory -ExtensionFolder ''
-        $log = Join-Path -Path $OutputDirectory -ChildPath $logName
-        if (-not (Test-Path -LiteralPath $log -PathType Leaf)) {
-            throw "The debugger (exit code $exitCode) wrote no log at $log."
-        }
-        $text = @(Get-Content -LiteralPath $log)
+        $debuggerRun = Get-DebuggerRun -Dump $dump -SymbolPath $symbolArgument -Suffix '-builtin'
+        $result = Invoke-AnalysisRun -Debugger $debugger -Run $debuggerRun -UseMex $false -AnalysisFile $builtinAnalysis `
+            -WorkingFolder $OutputDirectory -ExtensionFolder ''
+        $exitCode = $result.ExitCode
+        $log = $result.Log
+        $text = $result.Text
     }
     else {
         Write-Warning "MEX did not load (.chain in $log lists no mex.dll): its commands failed; see the log."

@@ -138,6 +138,10 @@ test("Invoke-DumpAnalysis: MEX by name, its folder always through _NT_DEBUGGER_E
     assert.match(code, /\$mexFolder = ''\nif \(\$useMex\) \{\n\s*\$mexFolder = \$mex\.Folder\n/,
         "with MEX, its folder is always given to Invoke-Debugger");
     assert.match(code, /-WorkingFolder \$OutputDirectory -ExtensionFolder \$mexFolder\n/);
+    // the first run passes that folder to Invoke-AnalysisRun, which hands it to Invoke-Debugger
+    assert.match(code, /\$result = Invoke-AnalysisRun [^\n]*-UseMex \$useMex [^\n]*`\n(?:[^\n]*`\n)*\s*-WorkingFolder \$OutputDirectory -ExtensionFolder \$mexFolder\n/);
+    assert.match(functionBody(text, "Invoke-AnalysisRun"),
+        /Invoke-Debugger -Debugger \$Debugger -Arguments \$Run\.Arguments -WorkingFolder \$WorkingFolder -ExtensionFolder \$ExtensionFolder\n/);
     assert.match(invoke, /if \(\$ExtensionFolder\) \{\n\s*\$env:_NT_DEBUGGER_EXTENSION_PATH = \(@\(\$ExtensionFolder, \$previousExtensionPath\)/,
         "first in the variable, before what the user had");
     assert.match(code, /if \(\$useMex -and -not \(\(\$text -join "`n"\) -match \$MEX_LOADED_PATTERN\)\) \{\n\s*if \(\$Mode -eq 'Auto'\) \{[\s\S]*?-UseMex \$false/,
@@ -164,7 +168,8 @@ test("Invoke-DumpAnalysis: a -SymbolCache that would cut the unquoted .symfix+ l
     }
     // before the debugger is looked for, anything is written or run
     const at = code.indexOf(check[0]);
-    for (const later of ["$debugger = Find-Debugger", "New-Item -ItemType Directory", "Write-CommandFile -Path", "Invoke-Debugger -Debugger"]) {
+    for (const later of ["$debugger = Find-Debugger", "New-Item -ItemType Directory", "Write-CommandFile -Path", "Invoke-Debugger -Debugger",
+        "Invoke-AnalysisRun -Debugger"]) {
         assert.ok(code.indexOf(later) > at, later);
     }
     assert.match(text, /\.PARAMETER SymbolCache\n(?:(?!\.PARAMETER)[\s\S])*It must not contain a space,/, "said in its help");
