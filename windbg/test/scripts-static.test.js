@@ -5,9 +5,9 @@ const test = require("node:test");
 const assert = require("node:assert/strict");
 const fs = require("node:fs");
 const path = require("node:path");
+const { SCRIPTS, read, functionsOf } = require("../testlib/ps-text.js");
 
 const REPO = path.join(__dirname, "..", "..");
-const SCRIPTS = path.join(REPO, "scripts");
 const WINDBG = path.join(REPO, "windbg");
 const ps1Files = fs.readdirSync(SCRIPTS).filter((f) => f.endsWith(".ps1")).sort();
 // The helpers every script shares live once in this module; each script imports it.
@@ -25,10 +25,6 @@ const ELEVATION = {
     "New-LiveKernelDump.ps1": "Assert-Administrator",
     "Remove-TestDriver.ps1": "Assert-Administrator"
 };
-
-function read(file) {
-    return fs.readFileSync(file, "utf8");
-}
 
 // The code of a script without its comment-based help, # comments and string contents.
 function codeOnly(text) {
@@ -53,18 +49,6 @@ function balanced(text, open) {
         }
     }
     assert.fail("unbalanced parentheses after index " + open);
-}
-
-// The top-level functions of a script or module: name -> body (from "function" to the closing "}").
-function functionsOf(text) {
-    const result = new Map();
-    const re = /^function ([A-Za-z-]+) \{\n([\s\S]*?)^\}$/gm;
-    let m;
-    while ((m = re.exec(text)) !== null) {
-        assert.ok(!result.has(m[1]), m[1] + " is defined once");
-        result.set(m[1], m[2]);
-    }
-    return result;
 }
 
 // Names declared in the top-level param( ... ) block.

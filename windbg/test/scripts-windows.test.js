@@ -9,23 +9,10 @@
 const test = require("node:test");
 const assert = require("node:assert/strict");
 const fs = require("node:fs");
-const path = require("node:path");
 const { withHost } = require("../testlib/fake-host.js");
+const { SCRIPTS, readScript, functionBody } = require("../testlib/ps-text.js");
 const seed = require("../testlib/seed-dump.js");
 const m = require("../WrFastMutex.js");
-
-const SCRIPTS = path.join(__dirname, "..", "..", "scripts");
-
-function read(name) {
-    return fs.readFileSync(path.join(SCRIPTS, name), "utf8");
-}
-
-// The body of a top-level "function Name {" ... "}" of a script or module.
-function functionBody(text, name) {
-    const match = text.match(new RegExp("^function " + name + " \\{\\n([\\s\\S]*?)^\\}$", "m"));
-    assert.ok(match, "function " + name);
-    return match[1];
-}
 
 // The text without comment-based help and # comments (strings kept).
 function withoutComments(text) {
@@ -49,7 +36,7 @@ const scripts = fs.readdirSync(SCRIPTS).filter((f) => /\.ps1$|\.psm1$/.test(f));
 
 test("no script reads the translated text of sc.exe, bcdedit or the storage subsystem's name", () => {
     for (const file of scripts) {
-        const code = withoutComments(read(file));
+        const code = withoutComments(readScript(file));
         assert.doesNotMatch(code, /STATE\\s|'STATE|STATE\s+:/, file + ": sc.exe STATE text");
         assert.doesNotMatch(code, /-eq 'Yes'|testsigning\\s\+\(/i, file + ": bcdedit Yes/No text");
         assert.doesNotMatch(code, /'\/enum'/, file + ": bcdedit /enum output");
@@ -59,7 +46,7 @@ test("no script reads the translated text of sc.exe, bcdedit or the storage subs
 });
 
 test("service state and path come from WMI's Win32_SystemDriver (fixed strings on every language)", () => {
-    const module = read("TestDriver.Common.psm1");
+    const module = readScript("TestDriver.Common.psm1");
     const body = functionBody(module, "Get-DriverService");
     assert.match(body, /Get-CimInstance -ClassName Win32_SystemDriver -Filter "Name='\$Name'"/);
     assert.match(body, /Get-CimInstance -ClassName Win32_Service -Filter "Name='\$Name'"/,
@@ -69,17 +56,17 @@ test("service state and path come from WMI's Win32_SystemDriver (fixed strings o
     assert.match(body, /Running\s+= \(\[string\]\$found\.State -eq 'Running'\)/);
     assert.match(body, /Stopped\s+= \(\[string\]\$found\.State -eq 'Stopped'\)/);
     for (const file of ["Install-TestDriver.ps1", "Remove-TestDriver.ps1"]) {
-        const code = withoutComments(read(file));
+        const code = withoutComments(readScript(file));
         assert.match(code, /\$service = Get-DriverService -Name \$ServiceName/, file);
         assert.match(code, /-not \$service\.IsKernelDriver/, file + ": someone else's service is refused");
     }
     // Remove-TestDriver refuses before it could run sc.exe delete on that service
-    const remove = withoutComments(read("Remove-TestDriver.ps1"));
+    const remove = withoutComments(readScript("Remove-TestDriver.ps1"));
     assert.ok(remove.indexOf("-not $service.IsKernelDriver") < remove.indexOf("'delete'"));
 });
 
 test("cargo make builds are looked for in debug and release (and the target triple), newest first", () => {
-    const body = functionBody(read("TestDriver.Common.psm1"), "Find-TestDriverBuild");
+    const body = functionBody(readScript("TestDriver.Common.psm1"), "Find-TestDriverBuild");
     function list(variable) {
         const match = body.match(new RegExp("foreach \\(\\$" + variable + " in @\\(([^)]*)\\)\\)"));
         assert.ok(match, "foreach $" + variable);
@@ -101,7 +88,7 @@ test("cargo make builds are looked for in debug and release (and the target trip
     assert.match(body, /return @\(\$found \| Sort-Object -Property LastWriteTime -Descending\)/);
     assert.doesNotMatch(body, /\$profile\b/i, "$PROFILE is an automatic variable");
 
-    const install = functionBody(read("Install-TestDriver.ps1"), "Resolve-DriverPath");
+    const install = functionBody(readScript("Install-TestDriver.ps1"), "Resolve-DriverPath");
     assert.match(install, /Find-TestDriverBuild -RepositoryRoot \$root -FileName 'TestDriver\.sys'/);
     assert.match(install, /\$chosen = \$builds\[0\]/);
     assert.match(install, /Write-Host "Driver: \$\(\$chosen\.FullName\) .*the newest of/, "says which build it used");
@@ -110,14 +97,14 @@ test("cargo make builds are looked for in debug and release (and the target trip
     assert.ok(install.indexOf("Find-TestDriverBuild") < install.indexOf("out\\TestDriver.sys"),
         "the unsigned Linux build only when no cargo make build exists");
 
-    const analysis = read("Invoke-DumpAnalysis.ps1");
+    const analysis = readScript("Invoke-DumpAnalysis.ps1");
     assert.match(analysis, /Find-TestDriverBuild -RepositoryRoot \$repoRoot -FileName 'TestDriver\.pdb'/);
     assert.match(analysis, /Write-Host "Driver symbols: \$\(\$pdbs\[0\]\.FullName\)/);
     assert.doesNotMatch(withoutComments(analysis), /'target\\release'/, "no fixed release-only symbol folder");
 });
 
 test("Invoke-DumpAnalysis: MEX by name, its folder always through _NT_DEBUGGER_EXTENSION_PATH, Auto falls back", () => {
-    const text = read("Invoke-DumpAnalysis.ps1");
+    const text = readScript("Invoke-DumpAnalysis.ps1");
     const code = withoutComments(text);
     assert.doesNotMatch(code, /-match '\\s'/, "no space check on mex.dll's path");
     assert.doesNotMatch(code, /'\.load ' \+/, "no path after .load");
@@ -154,7 +141,7 @@ test("Invoke-DumpAnalysis: MEX by name, its folder always through _NT_DEBUGGER_E
 });
 
 test("Invoke-DumpAnalysis: a -SymbolCache that would cut the unquoted .symfix+ line is refused before anything runs", () => {
-    const text = read("Invoke-DumpAnalysis.ps1");
+    const text = readScript("Invoke-DumpAnalysis.ps1");
     const code = withoutComments(text);
     assert.match(functionBody(text, "Write-CommandFile"), /\$lines\.Add\('\.symfix\+ ' \+ \$SymbolCache\)/);
     const check = code.match(/^if \(\[string\]::IsNullOrWhiteSpace\(\$SymbolCache\) -or \$SymbolCache -match '([^']+)'\) \{\n\s*throw \("-SymbolCache '\$SymbolCache' cannot be used/m);
@@ -176,7 +163,7 @@ test("Invoke-DumpAnalysis: a -SymbolCache that would cut the unquoted .symfix+ l
 });
 
 test("Invoke-DumpAnalysis's .chain check matches a loaded mex.dll and nothing else", () => {
-    const loaded = dotNetRegex(psString(read("Invoke-DumpAnalysis.ps1"), "MEX_LOADED_PATTERN"));
+    const loaded = dotNetRegex(psString(readScript("Invoke-DumpAnalysis.ps1"), "MEX_LOADED_PATTERN"));
     // the shape of Microsoft's .load page: "<path>: image <version>, API <version>, built <date>"
     assert.match("Extension DLL chain:\n    C:\\Program Files (x86)\\Windows Kits\\10\\Debuggers\\x64\\winext\\mex.dll: " +
         "image 18.0.0.0, API 1.0.0, built Mon Jan  1 00:00:00 2024\n", loaded);
@@ -203,7 +190,7 @@ function reports() {
 }
 
 test("Invoke-DumpAnalysis picks exactly the extension's answer lines, and warns on the incomplete ones", () => {
-    const text = read("Invoke-DumpAnalysis.ps1");
+    const text = readScript("Invoke-DumpAnalysis.ps1");
     const answer = dotNetRegex(psString(text, "ANSWER_PATTERN"));
     const warn = text.match(/\$_\.Line -match '([^']+)'/);
     assert.ok(warn, "the incomplete-answer check");
@@ -229,7 +216,7 @@ test("Invoke-DumpAnalysis picks exactly the extension's answer lines, and warns 
 });
 
 test("Initialize-TestVM: test signing read without words, BitLocker suspended before boot changes", () => {
-    const text = read("Initialize-TestVM.ps1");
+    const text = readScript("Initialize-TestVM.ps1");
     const code = withoutComments(text);
     assert.match(code, /\$BCD_ALLOW_PRERELEASE_SIGNATURES = \[uint32\]0x16000049/);
     assert.match(code, /\$BCD_CURRENT_ENTRY = '\{fa926493-6f1c-4193-a414-58f0b2456d1e\}'/);
@@ -247,7 +234,7 @@ test("Initialize-TestVM: test signing read without words, BitLocker suspended be
 });
 
 test("Initialize-TestVM: when the BCD WMI provider refuses (Backup/Restore privileges), bcdedit is run", () => {
-    const text = read("Initialize-TestVM.ps1");
+    const text = readScript("Initialize-TestVM.ps1");
     const code = withoutComments(text);
     const body = functionBody(text, "Get-BcdTestSigning");
     // access denied as an exception: WMI could not tell
@@ -265,7 +252,7 @@ test("Initialize-TestVM: when the BCD WMI provider refuses (Backup/Restore privi
 });
 
 test("Install-TestDriver: error 577 says what it means, without a certificate-import hint", () => {
-    const body = functionBody(read("Install-TestDriver.ps1"), "Get-StartErrorText");
+    const body = functionBody(readScript("Install-TestDriver.ps1"), "Get-StartErrorText");
     const line = body.split("\n").findIndex((l) => /^\s*577 \{/.test(l));
     assert.ok(line >= 0);
     const text577 = body.split("\n").slice(line, line + 3).join(" ");
@@ -275,14 +262,14 @@ test("Install-TestDriver: error 577 says what it means, without a certificate-im
 });
 
 test("New-LiveKernelDump passes the storage subsystem object, not its translated name", () => {
-    const code = withoutComments(read("New-LiveKernelDump.ps1"));
+    const code = withoutComments(readScript("New-LiveKernelDump.ps1"));
     assert.match(code, /\$arguments = @\{\n\s*InputObject\s+= \$subsystem\n/);
     assert.doesNotMatch(code.slice(code.indexOf("$arguments = @{")), /StorageSubSystemFriendlyName\s*=/);
     assert.match(code, /\$all = @\(Get-StorageSubSystem\)\n\s*if \(\$all\.Count -ne 1\) \{/);
 });
 
 test("Remove-TestDriver explains sc stop as freed memory under waiting threads, not an immediate crash", () => {
-    const text = read("Remove-TestDriver.ps1");
+    const text = readScript("Remove-TestDriver.ps1");
     assert.doesNotMatch(text, /crashes the machine/);
     assert.match(text, /does not crash at once/);
     assert.match(text, /undefined behaviour/);
