@@ -662,8 +662,7 @@ function readThreadRecord(thread, processName, pid, coverage) {
         state: state,
         waitReason: reason,
         waitObject: null,
-        frames: [],
-        framesError: null
+        frames: []
     };
     if (state === KTHREAD_STATE_WAITING && reason === WAIT_REASON_WR_FAST_MUTEX) {
         try {
@@ -675,14 +674,13 @@ function readThreadRecord(thread, processName, pid, coverage) {
             coverage.waitBlocksUnreadable++;
         }
         // the frames read before a failing step are kept: the wait function is near the top
-        var walked = forEachGuarded(function () { return thread.Stack.Frames; }, function (frame) {
+        forEachGuarded(function () { return thread.Stack.Frames; }, function (frame) {
             if (record.frames.length >= MAX_FRAMES) {
                 return false;
             }
             record.frames.push(String(frame.toString()));
             return true;
         });
-        record.framesError = walked.error;
     }
     return record;
 }
