@@ -865,8 +865,6 @@ if (typeof module !== "undefined" && module.exports) {
         KTHREAD_STATE_WAITING: KTHREAD_STATE_WAITING,
         WAIT_REASON_WR_FAST_MUTEX: WAIT_REASON_WR_FAST_MUTEX,
         FAST_MUTEX_EVENT_OFFSET: FAST_MUTEX_EVENT_OFFSET,
-        FAST_MUTEX_RAW: FAST_MUTEX_RAW,
-        SYSTEM_PID: SYSTEM_PID,
         normalizeHex: normalizeHex,
         hexAdd: hexAdd,
         hexSub: hexSub,

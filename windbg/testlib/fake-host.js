@@ -396,7 +396,7 @@ function makeHost(dump, options) {
             this.name = name;
         }
     };
-    return { host, log, commands, typedReads, rawReads, memory, processList };
+    return { host, log, commands, typedReads, rawReads, processList };
 }
 
 // Runs body(fake) with a fake host made from dump and options installed as the global `host`
@@ -412,4 +412,4 @@ function withHost(dump, options, body) {
     }
 }
 
-module.exports = { FakeInt64, FakeMemory, pointer, lazy, makeFrame, makeThread, makeHost, withHost, writeFastMutex, FAST_MUTEX_FIELDS };
+module.exports = { FakeInt64, pointer, lazy, makeFrame, makeThread, makeHost, withHost };
