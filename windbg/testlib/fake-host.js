@@ -154,13 +154,18 @@ const FAST_MUTEX_FIELDS = {
     OldIrql: { offset: 0x30, size: 4 }
 };
 
-// Write a FAST_MUTEX at `address` into memory (0x38 bytes).
+// Write a FAST_MUTEX at `address` into memory (0x38 bytes): each field of FAST_MUTEX_FIELDS
+// from m's property of the same name in camelCase (Count -> m.count); the Event stays zero.
 function writeFastMutex(memory, address, m) {
     const bytes = new Array(0x38).fill(0);
-    leBytes(m.count, 4).forEach((b, i) => { bytes[0x0 + i] = b; });
-    leBytes(m.owner, 8).forEach((b, i) => { bytes[0x8 + i] = b; });
-    leBytes(m.contention, 4).forEach((b, i) => { bytes[0x10 + i] = b; });
-    leBytes(m.oldIrql, 4).forEach((b, i) => { bytes[0x30 + i] = b; });
+    for (const name of Object.keys(FAST_MUTEX_FIELDS)) {
+        if (name === "Event") {
+            continue;
+        }
+        const f = FAST_MUTEX_FIELDS[name];
+        const value = m[name.charAt(0).toLowerCase() + name.slice(1)];
+        leBytes(value, f.size).forEach((b, i) => { bytes[f.offset + i] = b; });
+    }
     memory.write(address, bytes);
 }
 
