@@ -35,7 +35,6 @@ done
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/.." && pwd)"
 ACORN_VERSION="8.19.0"
-NODE_MIN_MAJOR=18
 VENV="$HERE/.venv"
 REQUIREMENTS="$REPO/scripts/requirements-ps1-check.txt"
 
@@ -44,6 +43,8 @@ die() { echo "windbg/test.sh: $*" >&2; exit 1; }
 
 # shellcheck source=../linux/env.sh
 source "$REPO/linux/env.sh"
+# The oldest node major: the one env.sh's ensure_debian_packages holds Debian's nodejs to.
+NODE_MIN_MAJOR="${DEBIAN_MIN_VERSION[nodejs]:?linux/env.sh sets no DEBIAN_MIN_VERSION[nodejs]}"
 ensure_debian_packages python test
 python3 -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)' \
     || die "Python >= 3.10 is required, found $(python3 -V 2>&1) (Debian 12: apt-get install python3 python3-venv)"
