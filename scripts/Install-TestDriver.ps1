@@ -250,18 +250,21 @@ elseif ($PSCmdlet.ShouldProcess($ServiceName, "sc.exe start $ServiceName")) {
         throw "sc.exe start $ServiceName failed with exit code $($result.ExitCode): $(Get-StartErrorText $result.ExitCode)"
     }
     # A driver's DriverEntry has returned by the time sc.exe start does; allow a moment for the state.
+    # $state and $running: the last answer WMI gave (a lookup that finds nothing keeps them).
     $state = ''
+    $running = $false
     foreach ($attempt in 1..10) {
         $current = Get-DriverService -Name $ServiceName
         if ($current) {
             $state = $current.State
+            $running = $current.Running
         }
-        if ($state -eq 'Running') {
+        if ($running) {
             break
         }
         Start-Sleep -Milliseconds 500
     }
-    if ($state -ne 'Running') {
+    if (-not $running) {
         Write-Warning "After sc.exe start, WMI reports $ServiceName as '$state', not 'Running': check the output above."
     }
 }
