@@ -5,17 +5,14 @@ const test = require("node:test");
 const assert = require("node:assert/strict");
 const fs = require("node:fs");
 const path = require("node:path");
-const { withHost } = require("../testlib/fake-host.js");
+const { reportLines } = require("../testlib/report.js");
 const seed = require("../testlib/seed-dump.js");
-const m = require("../WrFastMutex.js");
 
 const README = fs.readFileSync(path.join(__dirname, "..", "..", "README.md"), "utf8").split("\n");
 
+// The report's lines without the empty one its final newline leaves, as README shows them.
 function report(dump, options) {
-    return withHost(dump, options, (fake) => {
-        m.WrFastMutexJs();
-        return fake.log.join("").replace(/\n$/, "").split("\n");
-    });
+    return reportLines(dump, options).join("\n").replace(/\n$/, "").split("\n");
 }
 
 // The lines of the README code block that follow the line `first`, up to its closing fence.

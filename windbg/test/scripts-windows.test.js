@@ -9,10 +9,9 @@
 const test = require("node:test");
 const assert = require("node:assert/strict");
 const fs = require("node:fs");
-const { withHost } = require("../testlib/fake-host.js");
 const { SCRIPTS, readScript, functionBody } = require("../testlib/ps-text.js");
+const { reportLines } = require("../testlib/report.js");
 const seed = require("../testlib/seed-dump.js");
-const m = require("../WrFastMutex.js");
 
 // The text without comment-based help and # comments (strings kept).
 function withoutComments(text) {
@@ -183,10 +182,7 @@ function reports() {
         [seed.seedDump(), { unreadable: [seed.MUTEX] }],
         [seed.seedDump(), { processesThrowAt: 0, processIndex: "none" }]
     ];
-    return scenarios.map(([dump, options]) => withHost(dump, options, (fake) => {
-        m.WrFastMutexJs();
-        return fake.log.join("").split("\n");
-    }));
+    return scenarios.map(([dump, options]) => reportLines(dump, options));
 }
 
 test("Invoke-DumpAnalysis picks exactly the extension's answer lines, and warns on the incomplete ones", () => {
