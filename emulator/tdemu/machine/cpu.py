@@ -172,10 +172,10 @@ class Cpu:
         return self._reg.value
 
     def w32(self, addr: int, v: int) -> None:
-        self.uc.mem_write(addr, struct.pack("<I", v & 0xFFFFFFFF))
+        self.mem_write(addr, struct.pack("<I", v & 0xFFFFFFFF))
 
     def w64(self, addr: int, v: int) -> None:
-        self.uc.mem_write(addr, struct.pack("<Q", v & 0xFFFFFFFFFFFFFFFF))
+        self.mem_write(addr, struct.pack("<Q", v & 0xFFFFFFFFFFFFFFFF))
 
     def wstr(self, addr: int, nbytes: int) -> str:
         if not addr or nbytes <= 0:

@@ -28,7 +28,6 @@ class Wait:
     ret_addr: int
     rsp: int
     regs: dict
-    call_no: int
     old_irql: int = 0
     unsafe: bool = False
     timeout_at: int | None = None
@@ -38,12 +37,10 @@ class Wait:
 class Thread:
     name: str
     start: int
-    arg: int
     kind: str = "driver"  # what the kernel model makes of it: driver | loader | unload
     stack_top: int = 0
     ret: int = 0  # the address its start routine returns to
     args: list = field(default_factory=list)
-    index: int = 0  # creation order
     state: str = "Initialized"  # Initialized, Ready, Running, Waiting, Terminated, Crashed
     ctx: object = None
     started: bool = False
@@ -73,16 +70,12 @@ class Scheduler:
         self.on_wake = None  # callback(thread, check) after a thread is woken
 
     def add(self, t: Thread) -> Thread:
-        t.index = len(self.threads)
         self.threads.append(t)
         return t
 
-    def make_ready(self, t: Thread, front: bool = False) -> None:
+    def make_ready(self, t: Thread) -> None:
         t.state = "Ready"
-        if front:
-            self.ready.appendleft(t)
-        else:
-            self.ready.append(t)
+        self.ready.append(t)
 
     def next_ready(self) -> Thread | None:
         return self.ready.popleft() if self.ready else None

@@ -192,16 +192,14 @@ def ExReleaseFastMutexUnsafe(k):
 def ExTryToAcquireFastMutex(k):
     fm = k.cpu.arg0()
     t = k.sched.current
+    site = k.ret_site()
     count = _count(k, fm)
-    check_initialized(k, fm, count, "ExTryToAcquireFastMutex", k.ret_site(), t)
-    if count & 1:
-        k.w32(fm, count & ~1)
-        k.w64(fm + 8, t.ethread)
-        k.w32(fm + 0x30, t.irql)
+    check_initialized(k, fm, count, "ExTryToAcquireFastMutex", site, t)
+    if count & FM_LOCK_BIT:
+        k.w32(fm, count & ~FM_LOCK_BIT)
+        _own(k, t, fm, t.irql, False, site)
         if t.irql < APC_LEVEL:
             set_irql(k, t, APC_LEVEL)
-        t.acquires.append((fm, k.ret_site()))
-        t.held.append(fm)
         return 1
     return 0
 

@@ -7,14 +7,15 @@ from __future__ import annotations
 import struct
 
 from .. import ntstatus as st
+from ..machine.cpu import STUB_BASE
 from . import fs as V
 from .api import Component, everything, file_system
 from .defs import OBJ_KERNEL_HANDLE, PASSIVE_LEVEL, SYSTEM_PROCESS
 
 io = Component("io")
 
-ENTRY_RETURN = 0xFEEDF001  # DriverEntry returns here: nt!IopLoadDriver
-UNLOAD_RETURN = 0xFEEDF002  # DriverUnload returns here: nt!IopUnloadDriver
+ENTRY_RETURN = STUB_BASE + 1  # DriverEntry returns here: nt!IopLoadDriver
+UNLOAD_RETURN = STUB_BASE + 2  # DriverUnload returns here: nt!IopUnloadDriver
 LOADER_ETHREAD, LOADER_TID = 0xFFFF9709A5581040, 0x1F4
 UNLOAD_ETHREAD, UNLOAD_TID = 0xFFFF9709A55A4040, 0x218
 DEVICE_PAGE = 0xFFFF9709AC3D4000
@@ -45,7 +46,7 @@ def start_driver_entry(k):
     """IopLoadDriver: DriverEntry(DriverObject, RegistryPath) on a system worker thread."""
     from .ke import create_thread
 
-    loader = create_thread(k, "DriverEntry (System worker, IopLoadDriver)", k.base + k.image.entry_rva, 0, "loader",
+    loader = create_thread(k, "DriverEntry (System worker, IopLoadDriver)", k.base + k.image.entry_rva, "loader",
                            ENTRY_RETURN, [k.driver_object, k.registry_path], LOADER_ETHREAD, LOADER_TID)
     k.sched.make_ready(loader)
     return loader
@@ -93,7 +94,7 @@ def start_unload(k) -> None:
         k.unload_routine = None
         return
     k.unload_routine = unload
-    t = create_thread(k, "DriverUnload (System worker, IopUnloadDriver)", unload, 0, "unload", UNLOAD_RETURN,
+    t = create_thread(k, "DriverUnload (System worker, IopUnloadDriver)", unload, "unload", UNLOAD_RETURN,
                       [k.driver_object], UNLOAD_ETHREAD, UNLOAD_TID)
     k.event(f"calling DriverUnload {k.fmt_sym(unload)}")
     k.sched.make_ready(t)

@@ -56,7 +56,7 @@ def init(k) -> None:
     k.spin_retry = lambda t: spin_retry(k, t)
 
 
-def create_thread(k, name: str, start: int, arg: int, kind: str, ret: int, args: list[int],
+def create_thread(k, name: str, start: int, kind: str, ret: int, args: list[int],
                   ethread: int | None = None, tid: int | None = None) -> KThread:
     """A new thread (KeInitializeThread): its stack, its ETHREAD (a thread dispatcher object, not signalled)."""
     idx = len(k.sched.threads)
@@ -72,7 +72,7 @@ def create_thread(k, name: str, start: int, arg: int, kind: str, ret: int, args:
     k.cpu.map(ethread & ~0xFFF, 0x1000, f"tdemu.ethread.{name}")
     # DISPATCHER_HEADER: Type=ThreadObject, Size (in ULONGs), SignalState=0
     k.mem_write(ethread, struct.pack("<BBBBi", THREAD_OBJECT, 0, 0x1A, 0, 0))
-    t = KThread(name=name, start=start, arg=arg, kind=kind, stack_top=stack_lo + KERNEL_STACK_SIZE, ret=ret,
+    t = KThread(name=name, start=start, kind=kind, stack_top=stack_lo + KERNEL_STACK_SIZE, ret=ret,
                 args=args, ethread=ethread, tid=tid)
     k.sched.add(t)
     k.by_ethread[ethread] = t
@@ -90,7 +90,7 @@ def block(k, t: KThread, kind: str, reason: str, obj: int, function: str, **kw):
     regs = k.cpu.nonvolatile()
     regs["rsp"] = rsp + 8
     wait = Wait(kind=kind, reason=reason, obj=obj, function=function, ret_addr=k.u64(rsp), rsp=rsp, regs=regs,
-                call_no=k.total_calls, **kw)
+                **kw)
     return k.sched.block(t, wait)
 
 
@@ -201,19 +201,22 @@ def KeLeaveGuardedRegion(k):
 # One CPU runs the threads, but a spin lock is modelled as on a multiprocessor: a thread that finds
 # it held spins (a wait of kind "spinlock") until the owner releases it.
 
+def _take_spin(k, t: KThread, lock: int, site: int) -> None:
+    k.spinlocks[lock] = t
+    k.w64(lock, 1)
+    t.held.append(lock)
+    t.acquires.append((lock, site))
+
+
 def spin_acquire(k, lock: int, fn: str):
     t = k.sched.current
     site = k.ret_site()
     if k.freed:
         k.check_freed(lock, 8, fn)
     owner = k.spinlocks.get(lock)
-    if not fn.startswith("KeTryTo"):  # a try never waits: it orders nothing
-        lock_acquire(k, t, lock, "spin lock", site)
+    lock_acquire(k, t, lock, "spin lock", site)
     if owner is None:
-        k.spinlocks[lock] = t
-        k.w64(lock, 1)
-        t.held.append(lock)
-        t.acquires.append((lock, site))
+        _take_spin(k, t, lock, site)
         return None
     if owner is t:
         k.violation("spin_lock_recursive", f"{fn}: thread acquires spin lock {lock:#x} it already holds (it spins "
@@ -225,10 +228,7 @@ def spin_acquire(k, lock: int, fn: str):
 def spin_retry(k, t: KThread) -> bool:
     lock = t.last_wait.obj
     if k.spinlocks.get(lock) is None:
-        k.spinlocks[lock] = t
-        k.w64(lock, 1)
-        t.held.append(lock)
-        t.acquires.append((lock, t.last_wait.ret_addr))
+        _take_spin(k, t, lock, t.last_wait.ret_addr)
         return True
     k.spin_waiters.setdefault(lock, []).append(t)
     t.wait, t.state = t.last_wait, "Waiting"
@@ -297,7 +297,9 @@ def KeTryToAcquireSpinLockAtDpcLevel(k):
     lock = k.cpu.arg0()
     if lock in k.spinlocks:
         return 0
-    spin_acquire(k, lock, "KeTryToAcquireSpinLockAtDpcLevel")
+    if k.freed:
+        k.check_freed(lock, 8, "KeTryToAcquireSpinLockAtDpcLevel")
+    _take_spin(k, k.sched.current, lock, k.ret_site())  # a try never waits: it orders nothing
     return 1
 
 

@@ -438,6 +438,12 @@ class Kernel(CpuEvents):
         sched.ready.remove(t)
         return t
 
+    @staticmethod
+    def _resume(t: KThread) -> bool:
+        """Run a woken thread's resume check (e.g. retry the lock); False: it waits again."""
+        chk, t.resume_check = t.resume_check, None
+        return chk is None or chk(t)
+
     def _position_ready(self) -> None:
         """Run each ready thread whose next call is not known up to that call."""
         sched = self.sched
@@ -446,10 +452,8 @@ class Kernel(CpuEvents):
                 continue
             idx = sched.ready.index(r)
             sched.ready.remove(r)
-            if r.resume_check is not None:
-                chk, r.resume_check = r.resume_check, None
-                if not chk(r):
-                    continue  # waits again
+            if not self._resume(r):
+                continue  # waits again
             r.positioning = True
             stop = self._run_slice(r)
             r.positioning = False
@@ -465,10 +469,8 @@ class Kernel(CpuEvents):
         while not self.fatal:
             t = self._pick()
             if t is not None:
-                if t.resume_check is not None:
-                    chk, t.resume_check = t.resume_check, None
-                    if not chk(t):
-                        continue  # waits again
+                if not self._resume(t):
+                    continue  # waits again
                 self._run_slice(t)
                 if t is loader and t.state == "Terminated" and not entry_done:
                     entry_done = True
@@ -514,7 +516,6 @@ class Kernel(CpuEvents):
         if self.unload_started:
             # the state after unload (e.g. unload itself blocked) is recorded too
             self.deadlock["after_unload"] = verifier.analyse_deadlock(self, waiting, brief=True)
-        self.wall = time.perf_counter() - self.t_start
 
     def _run_slice(self, t: KThread) -> tuple:
         t.pending = None

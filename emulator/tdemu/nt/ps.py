@@ -6,13 +6,14 @@ import struct
 
 from .. import ntstatus as st
 from ..machine import BLOCK
+from ..machine.cpu import STUB_BASE
 from .api import Component
 from .defs import PASSIVE_LEVEL, SYSTEM_PROCESS, irql_name
 from .ke import KThread, create_thread, thread_ended
 
 ps = Component("ps")
 
-THREAD_RETURN = 0xFEEDF000  # a start routine returns here: nt!PspSystemThreadStartup
+THREAD_RETURN = STUB_BASE + 0  # a start routine returns here: nt!PspSystemThreadStartup
 THREADS = frozenset({("threads",)})
 
 
@@ -42,7 +43,7 @@ def PsCreateSystemThread(k):
     name = k.fmt_sym(start).split("!", 1)[-1]
     if name.endswith("+0x0"):
         name = name[:-4]
-    t = create_thread(k, name, start, ctx, "driver", THREAD_RETURN, [ctx])
+    t = create_thread(k, name, start, "driver", THREAD_RETURN, [ctx])
     t.created_by_site = k.ret_site()
     h = k.new_handle("thread", t, "PsCreateSystemThread", t.created_by_site, access)
     k.w64(ph, h)
