@@ -37,7 +37,7 @@
     of the WDK/EWDK: from -DebuggerPath, PATH, or
     C:\Program Files (x86)\Windows Kits\10\Debuggers\x64. The WinDbg app (Microsoft
     Store / winget) puts no kd.exe or cdb.exe on PATH; with only that app, open the
-    dump in it and follow README's "By hand in WinDbg".
+    dump in it and follow docs/windows.md, "By hand in WinDbg".
 
     MEX: mex.dll is looked for at -MexPath, else in the debugger's winext, winxp and
     own folders, %LOCALAPPDATA%\dbg\EngineExtensions and the folders in
@@ -169,7 +169,7 @@ function Find-Debugger {
     throw ('Neither kd.exe nor cdb.exe was found. This script needs "Debugging Tools for Windows" (a feature of the ' +
         'Windows SDK installer, also part of the WDK/EWDK), or pass -DebuggerPath. The WinDbg app from the Microsoft ' +
         'Store or winget does not put kd.exe or cdb.exe on PATH: with only that app, open the dump in it and follow ' +
-        'README "By hand in WinDbg".')
+        'docs/windows.md, "By hand in WinDbg".')
 }
 
 # mex.dll -> @{ Path; Folder }, or $null. Its folder always goes first in _NT_DEBUGGER_EXTENSION_PATH

@@ -6,7 +6,8 @@
 #      windbg/WrFastMutex.js against a fake data model of the seed's dump, its
 #      ECMAScript 2015 check (acorn, pinned in windbg/package-lock.json), static
 #      checks of the PowerShell scripts and debugger command files, and the
-#      syntax checker itself on deliberately broken scripts.
+#      syntax checker itself on deliberately broken scripts; and docs/test/*.test.js,
+#      the checks of README.md and docs/ (size, links, the [computed] outputs).
 # Installs what it needs (Debian's nodejs and npm, python3-venv: linux/env.sh's
 # `python` and `test` groups; acorn and the PowerShell parser, pinned) and works
 # with Debian 12's node 18 or newer. Exits non-zero on any failure, with its
@@ -18,9 +19,9 @@ usage() {
 Usage: bash windbg/test.sh [--help]
 
 Runs the PowerShell syntax check of scripts/*.ps1 and *.psm1, then node's test
-runner over windbg/test/*.test.js. Installs what it needs first (Debian's nodejs,
-npm and python3-venv; acorn and the PowerShell parser, pinned). Takes no other
-arguments.
+runner over windbg/test/*.test.js and docs/test/*.test.js. Installs what it needs
+first (Debian's nodejs, npm and python3-venv; acorn and the PowerShell parser,
+pinned). Takes no other arguments.
 USAGE
 }
 
@@ -95,10 +96,10 @@ say "PowerShell syntax check of scripts/*.ps1 and *.psm1"
 # --- 2. node tests (last: the output ends with node's summary) -------------------
 # The files are named, not the folder: node 18 and 20 expand a folder given to
 # --test, node 21 and newer do not (they take files or glob patterns).
-say "node --test windbg/test/*.test.js"
+say "node --test windbg/test/*.test.js docs/test/*.test.js"
 cd "$REPO"
 shopt -s nullglob
-TEST_FILES=(windbg/test/*.test.js)
+TEST_FILES=(windbg/test/*.test.js docs/test/*.test.js)
 shopt -u nullglob
 [ "${#TEST_FILES[@]}" -gt 0 ] || die "no test files windbg/test/*.test.js"
 PS1_CHECK_PYTHON="$VENV/bin/python" node --test "${TEST_FILES[@]}"

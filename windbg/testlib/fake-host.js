@@ -22,7 +22,7 @@
 //     host.diagnostics.debugLog(...), host.namespace.Debugger.Utility.Control.ExecuteCommand(cmd),
 //     new host.apiVersionSupport(major, minor), new host.functionAlias(fn, name).
 // It models the documentation, not WinDbg itself: what it cannot show is listed
-// in README.md (Windows, "Testing from Linux").
+// in docs/windows.md ("Not run: what a first Windows run must confirm").
 
 class FakeInt64 {
     // hex: 1..16 hex digits; style: "0x" (default) or "bare" for toString(16)
@@ -189,7 +189,7 @@ function pointer(hex, target, style) {
 // One Stack.Frames entry. Its display string is the text given; with a source
 // position (file, line) it carries it as the k command prints one,
 // "module!symbol+0xoff [file @ line]", before a trailing "[Switch To]" link. How
-// the real data model prints a frame with line information was not seen (README,
+// the real data model prints a frame with line information was not seen (docs/windows.md,
 // "first run must confirm"); the extension strips the position either way.
 function makeFrame(text, source) {
     let display = text;
