@@ -1,7 +1,7 @@
 "use strict";
-// The front door stays small and the docs stay connected: README.md is at most 12,000 bytes,
-// and every relative link in README.md and docs/*.md reaches a file of this repository that
-// exists and, with a #fragment, a heading of that file (the anchor GitHub makes for it).
+// The docs stay connected: every relative link in README.md and docs/*.md reaches a file of
+// this repository that exists and, with a #fragment, a heading of that file (the anchor
+// GitHub makes for it).
 const test = require("node:test");
 const assert = require("node:assert/strict");
 const fs = require("node:fs");
@@ -9,7 +9,6 @@ const os = require("node:os");
 const path = require("node:path");
 
 const REPO = path.join(__dirname, "..", "..");
-const README_MAX_BYTES = 12000;
 
 // Markdown lines outside fenced code blocks, with their line numbers.
 function proseLines(text) {
@@ -119,12 +118,6 @@ test("the checker finds planted broken links and only those", () => {
     } finally {
         fs.rmSync(root, { recursive: true, force: true });
     }
-});
-
-test("README.md is at most 12,000 bytes", () => {
-    const size = fs.statSync(path.join(REPO, "README.md")).size;
-    assert.ok(size <= README_MAX_BYTES,
-        `README.md is ${size} bytes, more than ${README_MAX_BYTES}: move the details to docs/ and link them`);
 });
 
 test("every relative link in README.md and docs/*.md reaches a file and heading that exist", () => {
