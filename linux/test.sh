@@ -84,7 +84,7 @@ run "GitHub workflows (actionlint, shellcheck, pins, pwsh parse)" bash linux/lin
 
 python=$(bash emulator/setup.sh) || { echo "test.sh: emulator/setup.sh failed (above)" >&2; exit 1; }
 run "WinDbg extension and PowerShell syntax" bash windbg/test.sh
-run "PE checks, Wine and emulated kernel" "$python" -m pytest -c emulator/pyproject.toml --rootdir emulator linux/tests emulator/tests
+run "PE checks, Wine and emulated kernel" "$python" -m pytest -c emulator/pyproject.toml --rootdir emulator linux/tests emulator/tests docs/test
 
 summarize
 ((failed == 0))
