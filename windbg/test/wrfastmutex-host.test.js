@@ -141,7 +141,7 @@ test("the fast mutex's page is not in the dump: waiters still listed, the verdic
         m.WrFastMutexWalk();
         assert.deepEqual(fake.commands, [
             "!thread ffff9709ac20e040",
-            ".thread /r /p ffff9709ac20e040",
+            ".thread ffff9709ac20e040",
             ".frame /r 0n5",
             "dt nt!_FAST_MUTEX ffff9709ac3d4f20",
             "!thread ffff9709ab278040",
