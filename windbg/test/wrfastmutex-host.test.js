@@ -162,6 +162,18 @@ test("the process list throws on its first step: System, looked up by PID, is st
     }
 });
 
+test("the fake's Processes is indexed as obj[i] by default, as Microsoft's Indexability says", () => {
+    withHost(seed.seedDump(), {}, (fake) => {
+        const processes = host.currentSession.Processes;
+        assert.equal(typeof processes.getValueAt, "undefined", "no getValueAt unless asked for");
+        assert.equal(processes[4].Name, "System");
+    });
+    withHost(seed.seedDump(), { processIndex: "getValueAt" }, () => {
+        assert.equal(host.currentSession.Processes.getValueAt(4).Name, "System");
+    });
+    assert.throws(() => withHost(seed.seedDump(), { processIndex: "Bracket" }, () => {}), /processIndex must be/);
+});
+
 test("the process list throws and System cannot be looked up: cannot tell, System not found", () => {
     withHost(seed.seedDump(), { processesThrowAt: 0, processIndex: "none" }, (fake) => {
         assert.deepEqual(m.WrFastMutexJs(), []);
