@@ -136,7 +136,7 @@ test("Invoke-DumpAnalysis: MEX by name, its folder always through _NT_DEBUGGER_E
     assert.match(text, /Debugging Tools for Windows/);
     // in the error Find-Debugger throws, not only in the help
     assert.match(functionBody(text, "Find-Debugger"),
-        /The WinDbg app from the Microsoft ' \+\s*'Store or winget does not put kd\.exe or cdb\.exe on PATH/);
+        /The WinDbg app from the Microsoft ' \+\s*'Store or winget does not put kd\.exe on PATH/);
 });
 
 test("Invoke-DumpAnalysis: a -SymbolCache that would cut the unquoted .symfix+ line is refused before anything runs", () => {
