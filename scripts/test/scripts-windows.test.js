@@ -9,9 +9,9 @@
 const test = require("node:test");
 const assert = require("node:assert/strict");
 const fs = require("node:fs");
-const { SCRIPTS, readScript, functionBody } = require("../testlib/ps-text.js");
-const { reportLines } = require("../testlib/report.js");
-const seed = require("../testlib/seed-dump.js");
+const { SCRIPTS, readScript, functionBody } = require("./lib/ps-text.js");
+const { reportLines } = require("../../windbg/testlib/report.js");
+const seed = require("../../windbg/testlib/seed-dump.js");
 
 // The text without comment-based help and # comments (strings kept).
 function withoutComments(text) {

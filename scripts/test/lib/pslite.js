@@ -1,0 +1,37 @@
+"use strict";
+// Runs a scripts/ script, or one of its functions, under scripts/test/pslite.py with fakes
+// for the commands it calls, and returns what it did: the calls in order, the host lines,
+// the warnings, the output and the PowerShell error it stopped with (or null).
+const assert = require("node:assert/strict");
+const path = require("node:path");
+const { spawnSync } = require("node:child_process");
+const { REPO, python } = require("./python.js");
+
+const PSLITE = path.join(__dirname, "..", "pslite.py");
+
+function runScenario(scenario) {
+    const input = Object.assign({}, scenario, { script: path.join(REPO, "scripts", scenario.script) });
+    const r = spawnSync(python(), [PSLITE], { input: JSON.stringify(input), encoding: "utf8", cwd: REPO });
+    assert.equal(r.status, 0, "pslite.py exited " + r.status + ":\n" + r.stderr);
+    const result = JSON.parse(r.stdout);
+    // The commands called, each as "Name arg arg" (positional) or "Name -Param value".
+    result.commandLines = result.calls.map((c) => [c.command].concat(
+        c.positional.map(String),
+        Object.keys(c.named).map((k) => "-" + k + (c.named[k] === true ? "" : " " + JSON.stringify(c.named[k])))
+    ).join(" "));
+    result.called = (name) => result.calls.filter((c) => c.command.toLowerCase() === name.toLowerCase());
+    return result;
+}
+
+// A native program's answer: its exit code and output lines, for the call with these arguments.
+function nativeFake(program, args, exitCode, output) {
+    return { command: program, when: { args }, exitCode, output: output || [] };
+}
+
+// Every native program a script runs goes through Invoke-NativeCommand, which asks
+// Get-Command first; these programs "exist".
+function programsExist(names) {
+    return names.map((name) => ({ command: "Get-Command", when: { Name: name }, output: [{ Path: "C:\\Windows\\System32\\" + name }] }));
+}
+
+module.exports = { runScenario, nativeFake, programsExist };
