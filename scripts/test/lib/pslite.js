@@ -9,9 +9,14 @@ const { REPO, python } = require("./python.js");
 
 const PSLITE = path.join(__dirname, "..", "pslite.py");
 
+// The raw run: { status, stdout, stderr }. scenario.script is relative to scripts/ or absolute.
+function spawnScenario(scenario) {
+    const input = Object.assign({}, scenario, { script: path.resolve(REPO, "scripts", scenario.script) });
+    return spawnSync(python(), [PSLITE], { input: JSON.stringify(input), encoding: "utf8", cwd: REPO });
+}
+
 function runScenario(scenario) {
-    const input = Object.assign({}, scenario, { script: path.join(REPO, "scripts", scenario.script) });
-    const r = spawnSync(python(), [PSLITE], { input: JSON.stringify(input), encoding: "utf8", cwd: REPO });
+    const r = spawnScenario(scenario);
     assert.equal(r.status, 0, "pslite.py exited " + r.status + ":\n" + r.stderr);
     const result = JSON.parse(r.stdout);
     // The commands called, each as "Name arg arg" (positional) or "Name -Param value".
@@ -34,4 +39,4 @@ function programsExist(names) {
     return names.map((name) => ({ command: "Get-Command", when: { Name: name }, output: [{ Path: "C:\\Windows\\System32\\" + name }] }));
 }
 
-module.exports = { runScenario, nativeFake, programsExist };
+module.exports = { spawnScenario, runScenario, nativeFake, programsExist };
