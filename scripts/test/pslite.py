@@ -318,7 +318,19 @@ class Interpreter:
         found = scope.find(low)
         if found is None:
             raise PSError("The variable '$%s' cannot be retrieved because it has not been set." % name)
-        return found.vars[low]
+        value = found.vars[low]
+        return None if value is AUTOMATION_NULL else value
+
+    def holds_nothing(self, node, scope):
+        """A variable assigned from a command that wrote nothing: @() and foreach see no element."""
+        node = unwrap(node)
+        if node.type not in ("variable", "braced_variable"):
+            return False
+        prefix, name = self.split_name(self.text(node))
+        if prefix is not None:
+            return False
+        found = scope.find(name.lower())
+        return found is not None and found.vars[name.lower()] is AUTOMATION_NULL
 
     def set_var(self, raw, value, scope):
         prefix, name = self.split_name(raw)
@@ -385,7 +397,7 @@ class Interpreter:
     def foreach_statement(self, node, scope, out):
         parts = named(node)
         variable, source, block = parts[0], parts[1], parts[-1]
-        items = self.value(source, scope)
+        items = None if self.holds_nothing(source, scope) else self.value(source, scope)
         items = [] if items is None else (items if isinstance(items, list) else [items])
         for item in list(items):
             self.set_var(self.text(variable), item, scope)
@@ -475,6 +487,8 @@ class Interpreter:
         parts = named(node)
         target, operator, source = unwrap(parts[0]), self.text(parts[1]).strip(), parts[2]
         value = self.value(source, scope)
+        if value is None and operator == "=" and any(self.is_command(e) for e in self.elements(source)):
+            value = AUTOMATION_NULL
         if operator != "=":
             current = self.expr(target, scope)
             op = {"+=": "+", "-=": "-"}.get(operator)
@@ -519,6 +533,8 @@ class Interpreter:
         for index, element in enumerate(elements):
             if self.is_command(element):
                 data = self.command(unwrap(element), scope, data)
+            elif self.holds_nothing(element, scope):
+                data = []
             else:
                 if index > 0:
                     self.fail(element, "expression after a pipe")
@@ -844,6 +860,11 @@ class Interpreter:
         else:
             name = self.text(children[0])
             rest = children[1:]
+            bounds = re.match(r"^(-?\d+)\.\.(-?\d+)$", name)
+            if bounds and not rest:
+                # the grammar reads "foreach ($i in 1..10)"'s range as a command name
+                a, b = int(bounds.group(1)), int(bounds.group(2))
+                return list(range(a, b + 1)) if a <= b else list(range(a, b - 1, -1))
         named_args, positional = self.arguments(rest, scope, name)
         return self.call(name, named_args, positional, pipeline_input, scope, node)
 
@@ -1110,6 +1131,14 @@ class _Void:
 
 
 VOID = _Void()
+
+
+class _AutomationNull:
+    """What a variable holds after "$x = <a command that wrote nothing>": $null to every
+    expression, but no element at all to @($x) and foreach, as in PowerShell."""
+
+
+AUTOMATION_NULL = _AutomationNull()
 
 
 def collapse(values):

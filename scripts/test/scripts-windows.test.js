@@ -247,16 +247,6 @@ test("Initialize-TestVM: when the BCD WMI provider refuses (Backup/Restore privi
     assert.match(text, /must be an administrator, hold the Backup and\n# Restore privileges/, "the reason is said beside the function");
 });
 
-test("Install-TestDriver: error 577 says what it means, without a certificate-import hint", () => {
-    const body = functionBody(readScript("Install-TestDriver.ps1"), "Get-StartErrorText");
-    const line = body.split("\n").findIndex((l) => /^\s*577 \{/.test(l));
-    assert.ok(line >= 0);
-    const text577 = body.split("\n").slice(line, line + 3).join(" ");
-    assert.doesNotMatch(text577, /ImportCertificate|certificate/i);
-    assert.match(text577, /In test mode any test ' \+\s*'signature is accepted/);
-    assert.match(text577, /not signed .* or test signing is not on in this boot/);
-});
-
 test("New-LiveKernelDump passes the storage subsystem object, not its translated name", () => {
     const code = withoutComments(readScript("New-LiveKernelDump.ps1"));
     assert.match(code, /\$arguments = @\{\n\s*InputObject\s+= \$subsystem\n/);
