@@ -16,6 +16,8 @@ Input (stdin, JSON):
    "run": {"parameters": {...}}              run the whole script, or
    "call": {"function": "Name", "arguments": {...}}   define the script's functions
                                              (not its top level) and call one,
+   "modules": ["TestDriver.Common.psm1"],    with "call": modules (beside the script)
+                                             whose functions are defined first,
    "env": {"COMPUTERNAME": "VM"},            $env: (case-insensitive)
    "whatIf": false,                          $PSCmdlet.ShouldProcess answers not whatIf
    "fakes": [{"command": "sc.exe", "when": {"args": ["delete", "TestDrv"]},
@@ -1371,6 +1373,8 @@ def main():
     output = []
     try:
         if "call" in scenario:
+            for module in scenario.get("modules", []):
+                it.load_functions(os.path.join(os.path.dirname(script), module), source_file=module)
             it.load_functions(script)
             it.script_scope.vars["psscriptroot"] = os.path.dirname(os.path.abspath(script))
             call = scenario["call"]

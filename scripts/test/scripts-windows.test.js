@@ -133,32 +133,6 @@ test("Invoke-DumpAnalysis: MEX by name, its folder always through _NT_DEBUGGER_E
     assert.match(code, /if \(\$useMex -and -not \(\(\$text -join "`n"\) -match \$MEX_LOADED_PATTERN\)\) \{\n\s*if \(\$Mode -eq 'Auto'\) \{[\s\S]*?-UseMex \$false/,
         "Auto runs again with the built-in commands when MEX did not load");
     assert.match(code, /default \{ \$useMex = \(\$null -ne \$mex\) \}/, "Auto without mex.dll: built-in, no error");
-    assert.match(text, /Debugging Tools for Windows/);
-    // in the error Find-Debugger throws, not only in the help
-    assert.match(functionBody(text, "Find-Debugger"),
-        /The WinDbg app from the Microsoft ' \+\s*'Store or winget does not put kd\.exe on PATH/);
-});
-
-test("Invoke-DumpAnalysis: a -SymbolCache that would cut the unquoted .symfix+ line is refused before anything runs", () => {
-    const text = readScript("Invoke-DumpAnalysis.ps1");
-    const code = withoutComments(text);
-    assert.match(functionBody(text, "Write-CommandFile"), /\$lines\.Add\('\.symfix\+ ' \+ \$SymbolCache\)/);
-    const check = code.match(/^if \(\[string\]::IsNullOrWhiteSpace\(\$SymbolCache\) -or \$SymbolCache -match '([^']+)'\) \{\n\s*throw \("-SymbolCache '\$SymbolCache' cannot be used/m);
-    assert.ok(check, "the -SymbolCache check");
-    const refused = new RegExp(check[1]);
-    for (const ok of ["C:\\Symbols", "D:\\sym-cache\\x64", "\\\\server\\symbols"]) {
-        assert.doesNotMatch(ok, refused, ok);
-    }
-    for (const bad of ["C:\\My Symbols", "C:\\Program Files\\sym", "C:\\a;srv*C:\\b", "C:\\a\"b", "C:\\a\tb"]) {
-        assert.match(bad, refused, bad);
-    }
-    // before the debugger is looked for, anything is written or run
-    const at = code.indexOf(check[0]);
-    for (const later of ["$debugger = Find-Debugger", "New-Item -ItemType Directory", "Write-CommandFile -Path", "Invoke-Debugger -Debugger",
-        "Invoke-AnalysisRun -Debugger"]) {
-        assert.ok(code.indexOf(later) > at, later);
-    }
-    assert.match(text, /\.PARAMETER SymbolCache\n(?:(?!\.PARAMETER)[\s\S])*It must not contain a space,/, "said in its help");
 });
 
 test("Invoke-DumpAnalysis's .chain check matches a loaded mex.dll and nothing else", () => {
