@@ -116,3 +116,34 @@ test("test signing off in this boot: stops before any service change unless -For
     assert.match(r.error, /^Test signing is not active in this boot\. .*\(Use -Force to try anyway\.\)$/);
     assert.deepEqual(scRuns(r), []);
 });
+
+function resolveDriver(fakes) {
+    return runScenario({ script: "Install-TestDriver.ps1", modules: ["TestDriver.Common.psm1"],
+        call: { function: "Resolve-DriverPath", arguments: { Path: "" } }, fakes });
+}
+
+test("Resolve-DriverPath takes the newest cargo make build, names the older ones, and asks for the repository root", () => {
+    const builds = [
+        { FullName: "C:\\src\\target\\release\\TestDriver_package\\TestDriver.sys", LastWriteTime: "2026-12-02 10:00" },
+        { FullName: "C:\\src\\target\\debug\\TestDriver_package\\TestDriver.sys", LastWriteTime: "2026-12-01 10:00" }
+    ];
+    const r = resolveDriver([{ command: "Find-TestDriverBuild", when: { FileName: "TestDriver.sys" }, output: builds }]);
+    assert.equal(r.error, null);
+    assert.deepEqual(r.output, [builds[0].FullName]);
+    assert.match(r.host[0], /^Driver: C:\\src\\target\\release\\TestDriver_package\\TestDriver\.sys \(written 2026-12-02 10:00: the newest of 2 cargo make build\(s\)\)$/);
+    assert.match(r.host[1], /not used, older: C:\\src\\target\\debug\\TestDriver_package\\TestDriver\.sys .*pass -DriverPath to choose it/);
+    assert.equal(r.called("Find-TestDriverBuild")[0].named.RepositoryRoot.replace(/\\/g, "/"),
+        require("node:path").join(__dirname, "..", ".."), "the repository root is scripts/'s parent");
+});
+
+test("Resolve-DriverPath falls back to the unsigned Linux build only without a cargo make build, else says how to build", () => {
+    const linux = resolveDriver([
+        { command: "Find-TestDriverBuild", output: [] },
+        { command: "Test-Path", output: [true] },
+        { command: "Resolve-Path", output: [{ ProviderPath: "C:\\src\\out\\TestDriver.sys" }] }
+    ]);
+    assert.deepEqual(linux.output, ["C:\\src\\out\\TestDriver.sys"]);
+    assert.match(linux.host[0], /the Linux build: no cargo make build found under target\\\)$/);
+    const none = resolveDriver([{ command: "Find-TestDriverBuild", output: [] }, { command: "Test-Path", output: [false] }]);
+    assert.match(none.error, /^TestDriver\.sys not found under .*"cargo make default --release" \(target\\release\\TestDriver_package\), or pass -DriverPath\.$/);
+});

@@ -1355,6 +1355,7 @@ BUILTINS = {
     "select-object": b_select_object,
     "sort-object": b_sort_object,
     "start-sleep": b_start_sleep,
+    "new-object": b_new_object,
 }
 
 

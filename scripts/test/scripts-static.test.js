@@ -128,16 +128,13 @@ test(MODULE + ": elevation via WindowsPrincipal, native calls with relaxed error
     assert.match(testAdmin, /IsInRole\(\[Security\.Principal\.WindowsBuiltInRole\]::Administrator\)/);
     assert.match(functions.get("Assert-Administrator"),
         /if \(-not \(Test-Administrator\)\) \{\n\s*throw 'This script must run elevated: open PowerShell with "Run as administrator" and run it again\.'/);
+    // What Invoke-NativeCommand returns and throws is run in common-behaviour.test.js; its
+    // error preference (stderr lines must not stop a native call) is not modelled there.
     const invoke = functions.get("Invoke-NativeCommand");
     assert.match(invoke, /\$ErrorActionPreference = 'Continue'/);
     assert.match(invoke, /finally \{\n\s*\$ErrorActionPreference = \$previous/);
-    // $LASTEXITCODE cleared first, so a program that did not start cannot leave an unset or stale code
+    // $LASTEXITCODE cleared first, so a program that did not start cannot leave a stale code
     assert.match(invoke, /\$global:LASTEXITCODE = \$null\n\s*try \{\n\s*\$lines = & \$FilePath @ArgumentList 2>&1/);
-    assert.match(invoke, /\$code = \$global:LASTEXITCODE/);
-    assert.match(invoke, /catch \{\n\s*\$startError = \$_/);
-    assert.match(invoke, /if \(\$null -eq \$code\) \{\n\s*throw "Could not run \$\{FilePath\}/);
-    assert.match(invoke, /ExitCode = \$code/);
-    assert.match(functions.get("Restart-ComputerIfRequested"), /\$Cmdlet\.ShouldProcess\(\$env:COMPUTERNAME, 'Restart-Computer'\)/);
     const code = codeOnly(text);
     assert.doesNotMatch(code, /(^|[\s;&|(])(sc|bcdedit|verifier)(\.exe)?\s+[\/a-z]/im, "no native tool is called directly");
     assert.doesNotMatch(code, /&&|\|\||\?\?|\?\.|\$IsWindows|ForEach-Object -Parallel|Join-String/,

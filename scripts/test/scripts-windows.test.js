@@ -44,58 +44,7 @@ test("no script reads the translated text of sc.exe, bcdedit or the storage subs
     }
 });
 
-test("service state and path come from WMI's Win32_SystemDriver (fixed strings on every language)", () => {
-    const module = readScript("TestDriver.Common.psm1");
-    const body = functionBody(module, "Get-DriverService");
-    assert.match(body, /Get-CimInstance -ClassName Win32_SystemDriver -Filter "Name='\$Name'"/);
-    assert.match(body, /Get-CimInstance -ClassName Win32_Service -Filter "Name='\$Name'"/,
-        "a program's service that took the name is seen, and refused by the callers");
-    assert.match(body, /ValidatePattern\('\^\[A-Za-z0-9_\]\+\$'\)/, "the name cannot break the WQL filter");
-    assert.match(body, /IsKernelDriver = \(\[string\]\$found\.ServiceType -eq 'Kernel Driver'\)/);
-    assert.match(body, /Running\s+= \(\[string\]\$found\.State -eq 'Running'\)/);
-    assert.match(body, /Stopped\s+= \(\[string\]\$found\.State -eq 'Stopped'\)/);
-    for (const file of ["Install-TestDriver.ps1", "Remove-TestDriver.ps1"]) {
-        const code = withoutComments(readScript(file));
-        assert.match(code, /\$service = Get-DriverService -Name \$ServiceName/, file);
-        assert.match(code, /-not \$service\.IsKernelDriver/, file + ": someone else's service is refused");
-    }
-    // Remove-TestDriver refuses before it could run sc.exe delete on that service
-    const remove = withoutComments(readScript("Remove-TestDriver.ps1"));
-    assert.ok(remove.indexOf("-not $service.IsKernelDriver") < remove.indexOf("'delete'"));
-});
-
-test("cargo make builds are looked for in debug and release (and the target triple), newest first", () => {
-    const body = functionBody(readScript("TestDriver.Common.psm1"), "Find-TestDriverBuild");
-    function list(variable) {
-        const match = body.match(new RegExp("foreach \\(\\$" + variable + " in @\\(([^)]*)\\)\\)"));
-        assert.ok(match, "foreach $" + variable);
-        return match[1].split(",").map((x) => x.trim().replace(/^'|'$/g, "").replace(/\\\\/g, "\\"));
-    }
-    const folders = [];
-    for (const t of list("targetFolder")) {
-        for (const p of list("buildProfile")) {
-            for (const k of list("packageFolder")) {
-                folders.push([t, p, k].join("\\"));
-            }
-        }
-    }
-    for (const expected of ["target\\debug\\TestDriver_package", "target\\release\\TestDriver_package",
-        "target\\x86_64-pc-windows-msvc\\debug\\TestDriver_package",
-        "target\\x86_64-pc-windows-msvc\\release\\TestDriver_package"]) {
-        assert.ok(folders.includes(expected), expected + " in " + folders.join(", "));
-    }
-    assert.match(body, /return @\(\$found \| Sort-Object -Property LastWriteTime -Descending\)/);
-    assert.doesNotMatch(body, /\$profile\b/i, "$PROFILE is an automatic variable");
-
-    const install = functionBody(readScript("Install-TestDriver.ps1"), "Resolve-DriverPath");
-    assert.match(install, /Find-TestDriverBuild -RepositoryRoot \$root -FileName 'TestDriver\.sys'/);
-    assert.match(install, /\$chosen = \$builds\[0\]/);
-    assert.match(install, /Write-Host "Driver: \$\(\$chosen\.FullName\) .*the newest of/, "says which build it used");
-    assert.match(install, /not used, older:/, "and which it left");
-    assert.match(install, /cargo make default --release/, "names the release command");
-    assert.ok(install.indexOf("Find-TestDriverBuild") < install.indexOf("out\\TestDriver.sys"),
-        "the unsigned Linux build only when no cargo make build exists");
-
+test("Invoke-DumpAnalysis points the debugger at the symbols of every cargo make build it finds", () => {
     const analysis = readScript("Invoke-DumpAnalysis.ps1");
     assert.match(analysis, /Find-TestDriverBuild -RepositoryRoot \$repoRoot -FileName 'TestDriver\.pdb'/);
     assert.match(analysis, /Write-Host "Driver symbols: \$\(\$pdbs\[0\]\.FullName\)/);
