@@ -20,6 +20,7 @@ Input (stdin, JSON):
                                              whose functions are defined first,
    "env": {"COMPUTERNAME": "VM"},            $env: (case-insensitive)
    "whatIf": false,                          $PSCmdlet.ShouldProcess answers not whatIf
+   "statics": {"[Environment]::Is64BitOperatingSystem": true},   static members read
    "fakes": [{"command": "sc.exe", "when": {"args": ["delete", "TestDrv"]},
               "exitCode": 1072, "output": ["..."]},
              {"command": "Get-CimInstance", "when": {"ClassName": "Win32_SystemDriver"},
@@ -265,6 +266,8 @@ class Interpreter:
     def __init__(self, scenario):
         self.parser = tree_sitter.Parser(tree_sitter.Language(tree_sitter_powershell.language()))
         self.fakes = [dict(f) for f in scenario.get("fakes", [])]
+        self.statics = {k.replace("[", "").replace("]", "").lower(): from_json(v)
+                        for k, v in scenario.get("statics", {}).items()}
         self.env = {k.lower(): v for k, v in scenario.get("env", {}).items()}
         self.calls = []
         self.host = []
@@ -616,6 +619,11 @@ class Interpreter:
         if kind == "cast_expression":
             return self.cast(named(node)[0], self.expr(named(node)[-1], scope), node, statement)
         if kind == "member_access":
+            if any(c.type == "::" for c in node.children):
+                key = self.text(named(node)[0]).strip("[]").lower() + "::" + self.text(named(node)[-1]).lower()
+                if key not in self.statics:
+                    self.fail(node, "static member %s (give it in the scenario's statics)" % key)
+                return self.statics[key]
             return self.member(self.expr(named(node)[0], scope), self.text(named(node)[-1]), node)
         if kind == "element_access":
             return self.index(self.expr(named(node)[0], scope), self.expr(named(node)[1], scope))
@@ -823,6 +831,8 @@ class Interpreter:
             if type_name in ("string", "system.string") and method in ("isnullorwhitespace", "isnullorempty"):
                 text = to_str(args[0])
                 return text.strip() == "" if method == "isnullorwhitespace" else text == ""
+            if type_name in ("math", "system.math") and method == "round":
+                return round(to_number(args[0]), int(to_number(args[1])) if len(args) > 1 else 0)
             if type_name in ("string", "system.string") and method == "join":
                 items = args[1] if isinstance(args[1], list) else args[1:]
                 return to_str(args[0]).join(to_str(v) for v in items)
@@ -924,12 +934,9 @@ class Interpreter:
 
     def switch_names(self, command_name):
         function = self.functions.get(command_name.lower())
-        names = set(SWITCHES)
-        if function is not None:
-            for param in self.params_of(function.node):
-                if param["type"] in ("switch",):
-                    names.add(param["name"].lower())
-        return names
+        if function is None:
+            return SWITCHES  # the cmdlets' switches the scripts use
+        return {p["name"].lower() for p in self.params_of(function.node) if p["type"] == "switch"}
 
     def record(self, name, named_args, positional):
         self.calls.append({"command": name, "named": {k: to_json(v) for k, v in named_args.items()},
@@ -978,7 +985,7 @@ class Interpreter:
             if p.type != "script_parameter":
                 continue
             info = {"name": None, "type": None, "default": None, "mandatory": False, "pattern": None,
-                    "set": None, "range": None, "allow_empty": False}
+                    "set": None, "range": None, "allow_empty": False, "parameter_set": None}
             stack = list(p.children)
             while stack:
                 c = stack.pop(0)
@@ -1013,6 +1020,9 @@ class Interpreter:
                 else:
                     values.append(("value", self.expr(inner[-1] if inner else a, self.global_scope)))
         if name == "parameter":
+            for v in values:
+                if v[0] == "named" and v[1].lower() == "parametersetname":
+                    info["parameter_set"] = to_str(v[2])
             info["mandatory"] = any(v[0] == "flag" and v[1].lower() == "mandatory" or
                                     v[0] == "named" and v[1].lower() == "mandatory" and truthy(v[2])
                                     for v in values)
@@ -1040,6 +1050,8 @@ class Interpreter:
                 label, to_str(positional[len(free)])))
         for p, value in zip(free, positional):
             given[p["name"]] = value
+        # the parameter set in use: the one named by a parameter given (no set model beyond that)
+        chosen = next((p["parameter_set"] for p in params if p["name"] in given and p["parameter_set"]), None)
         for p in params:
             name = p["name"]
             if name in given:
@@ -1058,7 +1070,7 @@ class Interpreter:
                                   "belong to the set \"%s\"." % (label, name, to_str(value), ",".join(p["set"])))
                 if p["range"] is not None and not p["range"][0] <= to_number(value) <= p["range"][1]:
                     raise PSError("%s: Cannot validate argument on parameter '%s'." % (label, name))
-            elif p["mandatory"]:
+            elif p["mandatory"] and (p["parameter_set"] is None or p["parameter_set"] == chosen):
                 raise PSError("%s: Cannot process command because of one or more missing mandatory parameters: %s."
                               % (label, name))
             elif p["default"] is not None:
@@ -1068,8 +1080,8 @@ class Interpreter:
             scope.vars[name.lower()] = value
 
     def convert(self, value, type_name, label, name):
-        if type_name is None or type_name in ("object", "psobject") or type_name.startswith("system.management"):
-            return value
+        if type_name is None or type_name in ("object", "psobject") or "." in type_name:
+            return value  # objects (PSCmdlet, IO.FileInfo, ...) are passed as they are
         if type_name == "switch" or type_name == "bool":
             return truthy(value)
         if type_name == "string":

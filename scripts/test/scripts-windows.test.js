@@ -134,49 +134,6 @@ test("Invoke-DumpAnalysis picks exactly the extension's answer lines, and warns 
     assert.deepEqual(picked.map((a) => a.some((l) => incomplete.test(l))), [false, false, true, true, false, true]);
 });
 
-test("Initialize-TestVM: test signing read without words, BitLocker suspended before boot changes", () => {
-    const text = readScript("Initialize-TestVM.ps1");
-    const code = withoutComments(text);
-    assert.match(code, /\$BCD_ALLOW_PRERELEASE_SIGNATURES = \[uint32\]0x16000049/);
-    assert.match(code, /\$BCD_CURRENT_ENTRY = '\{fa926493-6f1c-4193-a414-58f0b2456d1e\}'/);
-    assert.match(functionBody(text, "Get-BcdTestSigning"),
-        /Invoke-CimMethod -InputObject \$entry -MethodName 'GetElement' -Arguments @\{ Type = \$BCD_ALLOW_PRERELEASE_SIGNATURES \}/);
-    assert.match(functionBody(text, "Get-TestSigningState"), /\$startOptions -match 'TESTSIGNING'/);
-    const suspend = code.indexOf("Suspend-BitLocker -MountPoint $env:SystemDrive -RebootCount 1");
-    assert.ok(suspend > 0, "Suspend-BitLocker -RebootCount 1");
-    assert.match(code, /if \(\$PSCmdlet\.ShouldProcess\(\$env:SystemDrive, 'Suspend-BitLocker -RebootCount 1'\)\) \{\n\s*Suspend-BitLocker/);
-    assert.match(code, /if \(\$bitLocker -eq 'On'\) \{/);
-    assert.ok(suspend < code.indexOf("throw ('Secure Boot is on"), "before the user is sent to turn Secure Boot off");
-    assert.ok(suspend < code.indexOf("@('/set', 'testsigning', 'on')"), "before bcdedit changes the boot configuration");
-    assert.match(text, /Expected, NOT CONFIRMED[\s\S]*parameter 1 = 0x1000/);
-    assert.match(code, /Expected \(not confirmed\): bug check 0xC4 with parameter 1 = 0x1000/);
-});
-
-test("Initialize-TestVM: when the BCD WMI provider refuses (Backup/Restore privileges), bcdedit is run", () => {
-    const text = readScript("Initialize-TestVM.ps1");
-    const code = withoutComments(text);
-    const body = functionBody(text, "Get-BcdTestSigning");
-    // access denied as an exception: WMI could not tell
-    assert.match(body, /^\s*catch \{\n(?:\s*Write-Verbose [^\n]*\n)?\s*return \$null\n\s*\}/m);
-    // a refused or missing element: not on
-    assert.match(body, /if \(-not \$result\.ReturnValue\) \{\n(?:\s*#[^\n]*\n)*\s*return \$false\n/);
-    // only a positive answer skips bcdedit: the one test of Configured that avoids it is "-eq $true"
-    const uses = code.match(/\$signing\.Configured[^\n]*/g);
-    assert.deepEqual(uses.map((u) => u.replace(/\)? \{$/, "")), [
-        "$signing.Configured -eq $true -and -not $secureBootOn",
-        "$signing.Configured"
-    ]);
-    assert.match(code, /if \(\$null -eq \$signing\.Configured\) \{\n\s*Write-Host 'Test signing: the boot configuration could not be read through WMI; setting it/);
-    assert.match(text, /must be an administrator, hold the Backup and\n# Restore privileges/, "the reason is said beside the function");
-});
-
-test("New-LiveKernelDump passes the storage subsystem object, not its translated name", () => {
-    const code = withoutComments(readScript("New-LiveKernelDump.ps1"));
-    assert.match(code, /\$arguments = @\{\n\s*InputObject\s+= \$subsystem\n/);
-    assert.doesNotMatch(code.slice(code.indexOf("$arguments = @{")), /StorageSubSystemFriendlyName\s*=/);
-    assert.match(code, /\$all = @\(Get-StorageSubSystem\)\n\s*if \(\$all\.Count -ne 1\) \{/);
-});
-
 test("Remove-TestDriver explains sc stop as freed memory under waiting threads, not an immediate crash", () => {
     const text = readScript("Remove-TestDriver.ps1");
     assert.doesNotMatch(text, /crashes the machine/);
