@@ -22,17 +22,19 @@ Input (stdin, JSON):
    "whatIf": false,                          $PSCmdlet.ShouldProcess answers not whatIf
    "statics": {"[Environment]::Is64BitOperatingSystem": true},   static members read
    "fakes": [{"command": "sc.exe", "when": {"args": ["delete", "TestDrv"]},
-              "exitCode": 1072, "output": ["..."]},
+              "exitCode": 1072, "output": ["..."], "env": ["NAME"]},
              {"command": "Get-CimInstance", "when": {"ClassName": "Win32_SystemDriver"},
               "output": [{"Name": "TestDrv", ...}], "times": 1},
              {"command": "Test-Path", "throw": "message"}]}
   A fake answers the first call it matches ("when": named arguments, or "args": the
   positional ones, compared case-insensitively); "times" limits how often.
-  A fake with "exitCode" is a native program: it sets $LASTEXITCODE.
+  A fake with "exitCode" is a native program: it sets $LASTEXITCODE. "whenMatch": named
+  arguments matched by a regular expression; "env": variables recorded with the call.
 
 Output (stdout, JSON): {"calls": [{"command", "named", "positional"}], "host": [lines],
   "warnings": [...], "output": [values], "error": null or "message", "shouldProcess":
-  [[target, action]], "variables": {name: value} (the script scope at the end)}
+  [[target, action]], "files": {path: lines} ([IO.File]::WriteAllLines), "variables":
+  {name: value} (the script scope at the end)}
 Exit: 0 the run ended (a PowerShell error is reported in "error"), 2 bad input,
 3 the script used something this interpreter does not support (message on stderr).
 """
@@ -143,7 +145,7 @@ BINARY = {
 COMMON_PARAMETERS = {"erroraction", "warningaction", "verbose", "debug", "errorvariable", "outvariable",
                      "whatif", "confirm", "informationaction"}
 SWITCHES = {"nonewline", "force", "recurse", "file", "directory", "leaf", "parent", "descending",
-            "includelivedump", "excludeoperationallog", "excludediagnosticlog", "unique", "asjob"}
+            "includelivedump", "excludeoperationallog", "excludediagnosticlog", "unique", "asjob", "simplematch"}
 
 
 def named(node):
@@ -280,6 +282,7 @@ class Interpreter:
         self.script_scope = Scope(self.global_scope)
         self.cmdlet = FakeCmdlet(self, bool(scenario.get("whatIf")))
         self.sources = {}
+        self.files = {}
 
     # --- parsing -------------------------------------------------------------------
     def parse(self, path):
@@ -831,6 +834,10 @@ class Interpreter:
             if type_name in ("string", "system.string") and method in ("isnullorwhitespace", "isnullorempty"):
                 text = to_str(args[0])
                 return text.strip() == "" if method == "isnullorwhitespace" else text == ""
+            if type_name in ("io.file", "system.io.file") and method == "writealllines":
+                self.files[to_str(args[0])] = [to_str(line) for line in args[1]]
+                self.record("[IO.File]::WriteAllLines", {}, [to_str(args[0])])
+                return VOID
             if type_name in ("math", "system.math") and method == "round":
                 return round(to_number(args[0]), int(to_number(args[1])) if len(args) > 1 else 0)
             if type_name in ("string", "system.string") and method == "join":
@@ -849,6 +856,8 @@ class Interpreter:
         if isinstance(obj, PSList) and method == "add":
             obj.append(args[0])
             return VOID
+        if isinstance(obj, list) and method == "toarray":
+            return list(obj)
         if isinstance(obj, list) and method == "contains":
             return any(self.compare("-ceq", item, args[0]) for item in obj)
         if obj is None:
@@ -950,10 +959,14 @@ class Interpreter:
             when = fake.get("when", {})
             lowered = {k.lower(): v for k, v in named_args.items()}
             if all((k == "args" and same(v, positional)) or
-                   (k != "args" and k.lower() in lowered and same(v, lowered[k.lower()])) for k, v in when.items()):
+                   (k != "args" and k.lower() in lowered and same(v, lowered[k.lower()])) for k, v in when.items()) and \
+                    all(k.lower() in lowered and re.search(v, to_str(lowered[k.lower()]), re.IGNORECASE)
+                        for k, v in fake.get("whenMatch", {}).items()):
                 if "times" in fake:
                     fake["times"] -= 1
                 self.record(name, named_args, positional)
+                if "env" in fake:
+                    self.calls[-1]["env"] = {v: self.env.get(v.lower()) for v in fake["env"]}
                 if "throw" in fake:
                     raise PSError(fake["throw"])
                 if "exitCode" in fake:
@@ -1342,7 +1355,41 @@ def b_new_object(it, named_args, positional, data, scope, node):
     type_name = to_str(values.get("typename", positional[0] if positional else ""))
     if type_name.startswith("System.Collections.Generic.List["):
         return [PSList()]
+    if type_name == "System.Text.UTF8Encoding":
+        args = values.get("argumentlist")
+        return [PSObject({"TypeName": type_name, "EmitsByteOrderMark": truthy(args)})]
     it.fail(node, "New-Object " + type_name)
+
+
+def b_select_string(it, named_args, positional, data, scope, node):
+    values = dict((k.lower(), v) for k, v in named_args.items())
+    given = values.get("pattern", positional[0] if positional else None)
+    if given is None:
+        it.fail(node, "Select-String without -Pattern")
+    if values.get("simplematch"):
+        wanted = to_str(given)
+        hit = lambda line: wanted.lower() in line.lower()
+    else:
+        pattern = dotnet_regex(to_str(given))
+        hit = lambda line: pattern.search(line) is not None
+    out = []
+    for number, item in enumerate(data or [], 1):
+        line = to_str(item)
+        if hit(line):
+            out.append(PSObject({"Line": line, "LineNumber": number}))
+    return out
+
+
+def b_get_content(it, named_args, positional, data, scope, node):
+    """Reads a file of this repository (a Windows path of it is mapped back); others must be faked."""
+    values = dict((k.lower(), v) for k, v in named_args.items())
+    path = to_str(values.get("literalpath", values.get("path", positional[0] if positional else "")))
+    local = path.replace("\\", "/")
+    if not os.path.isfile(local):
+        raise Unsupported("Get-Content of %s: not a file here, fake it" % path)
+    it.record("Get-Content", named_args, positional)
+    with open(local, encoding="utf-8-sig") as handle:
+        return handle.read().splitlines()
 
 
 def b_start_sleep(it, named_args, positional, data, scope, node):
@@ -1368,6 +1415,10 @@ BUILTINS = {
     "sort-object": b_sort_object,
     "start-sleep": b_start_sleep,
     "new-object": b_new_object,
+    "select-string": b_select_string,
+    "get-content": b_get_content,
+    "push-location": b_quiet("Push-Location"),
+    "pop-location": b_quiet("Pop-Location"),
 }
 
 
@@ -1408,7 +1459,7 @@ def main():
         return 3
     output = [o for o in output if o is not VOID]
     json.dump({"calls": it.calls, "host": it.host, "warnings": it.warnings, "output": to_json(output),
-               "error": error, "shouldProcess": it.should_process,
+               "error": error, "shouldProcess": it.should_process, "files": it.files,
                "variables": {k: to_json(v) for k, v in it.script_scope.vars.items()
                              if isinstance(v, (str, int, float, bool, list, PSObject)) or v is None}},
               sys.stdout, indent=1)

@@ -8,8 +8,6 @@ const fs = require("node:fs");
 const path = require("node:path");
 const { SCRIPTS, read, functionsOf } = require("./lib/ps-text.js");
 
-const REPO = path.join(__dirname, "..", "..");
-const WINDBG = path.join(REPO, "windbg");
 const ps1Files = fs.readdirSync(SCRIPTS).filter((f) => f.endsWith(".ps1")).sort();
 // The helpers every script shares live once in this module; each script imports it.
 const MODULE = "TestDriver.Common.psm1";
@@ -219,13 +217,3 @@ for (const file of ps1Files) {
         assert.doesNotMatch(code, /&&|\|\||\?\?|\?\.|\$IsWindows|ForEach-Object -Parallel|Join-String/);
     });
 }
-
-test("Invoke-DumpAnalysis.ps1 uses the repository's command files and extension", () => {
-    const text = read(path.join(SCRIPTS, "Invoke-DumpAnalysis.ps1"));
-    for (const name of ["analyze-mex.txt", "analyze-builtin.txt", "WrFastMutex.js"]) {
-        assert.ok(text.includes("'" + name + "'"), name);
-        assert.ok(fs.existsSync(path.join(WINDBG, name)), name + " exists");
-    }
-    assert.match(text, /\.scriptload WrFastMutex\.js/);
-    assert.match(text, /\$lines\.Add\('q'\)/);
-});

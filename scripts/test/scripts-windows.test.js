@@ -1,15 +1,13 @@
 "use strict";
-// Static checks of what the scripts must do on a real Windows that this machine
-// cannot run: no parsing of translated tool output, builds found in both cargo
-// make profiles, MEX loaded by name with an automatic fallback, BitLocker
-// suspended before boot changes, the debugger's answer lines matched against
-// what windbg/WrFastMutex.js really prints. PowerShell does not run here, so
-// these read the scripts' text; where a script and the extension must agree
-// (the answer lines), both sides are exercised.
+// What the scripts must not do or must agree on, read from their text where running them
+// cannot show it: no translated tool output is parsed (an absence), the patterns the
+// analysis matches the debugger's log with agree with what windbg/WrFastMutex.js really
+// prints, and Remove-TestDriver's help explains why it never stops the driver. What the
+// scripts do is run under pslite.py in the *-behaviour tests.
 const test = require("node:test");
 const assert = require("node:assert/strict");
 const fs = require("node:fs");
-const { SCRIPTS, readScript, functionBody } = require("./lib/ps-text.js");
+const { SCRIPTS, readScript } = require("./lib/ps-text.js");
 const { reportLines } = require("../../windbg/testlib/report.js");
 const seed = require("../../windbg/testlib/seed-dump.js");
 
@@ -42,46 +40,6 @@ test("no script reads the translated text of sc.exe, bcdedit or the storage subs
         assert.doesNotMatch(code, /FriendlyName -like|'Windows Storage/, file + ": the storage subsystem's English name");
         assert.doesNotMatch(code, /@\('query'/, file + ": sc.exe query output");
     }
-});
-
-test("Invoke-DumpAnalysis points the debugger at the symbols of every cargo make build it finds", () => {
-    const analysis = readScript("Invoke-DumpAnalysis.ps1");
-    assert.match(analysis, /Find-TestDriverBuild -RepositoryRoot \$repoRoot -FileName 'TestDriver\.pdb'/);
-    assert.match(analysis, /Write-Host "Driver symbols: \$\(\$pdbs\[0\]\.FullName\)/);
-    assert.doesNotMatch(withoutComments(analysis), /'target\\release'/, "no fixed release-only symbol folder");
-});
-
-test("Invoke-DumpAnalysis: MEX by name, its folder always through _NT_DEBUGGER_EXTENSION_PATH, Auto falls back", () => {
-    const text = readScript("Invoke-DumpAnalysis.ps1");
-    const code = withoutComments(text);
-    assert.doesNotMatch(code, /-match '\\s'/, "no space check on mex.dll's path");
-    assert.doesNotMatch(code, /'\.load ' \+/, "no path after .load");
-    assert.match(functionBody(text, "Write-CommandFile"), /\$lines\.Add\('\.load mex'\)\n\s*\$lines\.Add\('\.echo [^']*'\)\n\s*\$lines\.Add\('\.chain'\)/);
-    const find = functionBody(text, "Find-Mex");
-    for (const folder of ["'winext'", "'winxp'", "'dbg\\EngineExtensions'", "$env:_NT_DEBUGGER_EXTENSION_PATH -split ';'"]) {
-        assert.ok(find.includes(folder), "Find-Mex looks on the extension search path: " + folder);
-    }
-    assert.match(find, /-ne 'mex\.dll'\) \{\n\s*throw/, "-MexPath must be mex.dll, the name .load and !mex.* use");
-    const invoke = functionBody(text, "Invoke-Debugger");
-    assert.match(invoke, /\$exitCode = \$null\n/, "$exitCode initialised");
-    assert.ok(invoke.indexOf("$exitCode = $null") < invoke.indexOf("try {"));
-    assert.match(invoke, /try \{[\s\S]*\$env:_NT_DEBUGGER_EXTENSION_PATH = [\s\S]*Invoke-NativeCommand -FilePath \$Debugger[\s\S]*finally \{\n\s*\$env:_NT_DEBUGGER_EXTENSION_PATH = \$previousExtensionPath/,
-        "the variable is set for the run and restored whatever happens");
-    // the folder mex.dll was found in always goes on the path for the run, even one the debugger
-    // might search itself (the SDK's kd.exe need not know %LOCALAPPDATA%\dbg\EngineExtensions)
-    assert.doesNotMatch(code, /OnSearchPath/, "no folder is assumed to be on the debugger's own search path");
-    assert.match(code, /\$mexFolder = ''\nif \(\$useMex\) \{\n\s*\$mexFolder = \$mex\.Folder\n/,
-        "with MEX, its folder is always given to Invoke-Debugger");
-    assert.match(code, /-WorkingFolder \$OutputDirectory -ExtensionFolder \$mexFolder\n/);
-    // the first run passes that folder to Invoke-AnalysisRun, which hands it to Invoke-Debugger
-    assert.match(code, /\$result = Invoke-AnalysisRun [^\n]*-UseMex \$useMex [^\n]*`\n(?:[^\n]*`\n)*\s*-WorkingFolder \$OutputDirectory -ExtensionFolder \$mexFolder\n/);
-    assert.match(functionBody(text, "Invoke-AnalysisRun"),
-        /Invoke-Debugger -Debugger \$Debugger -Arguments \$Run\.Arguments -WorkingFolder \$WorkingFolder -ExtensionFolder \$ExtensionFolder\n/);
-    assert.match(invoke, /if \(\$ExtensionFolder\) \{\n\s*\$env:_NT_DEBUGGER_EXTENSION_PATH = \(@\(\$ExtensionFolder, \$previousExtensionPath\)/,
-        "first in the variable, before what the user had");
-    assert.match(code, /if \(\$useMex -and -not \(\(\$text -join "`n"\) -match \$MEX_LOADED_PATTERN\)\) \{\n\s*if \(\$Mode -eq 'Auto'\) \{[\s\S]*?-UseMex \$false/,
-        "Auto runs again with the built-in commands when MEX did not load");
-    assert.match(code, /default \{ \$useMex = \(\$null -ne \$mex\) \}/, "Auto without mex.dll: built-in, no error");
 });
 
 test("Invoke-DumpAnalysis's .chain check matches a loaded mex.dll and nothing else", () => {
