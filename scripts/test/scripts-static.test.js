@@ -16,15 +16,6 @@ const IMPORT_LINE = "Import-Module -Name (Join-Path $PSScriptRoot '" + MODULE + 
 const SHARED = ["Test-Administrator", "Assert-Administrator", "Invoke-NativeCommand", "Write-NativeOutput",
     "Resolve-ExistingFile", "Restart-ComputerIfRequested", "ConvertFrom-ImagePath", "Get-DriverService",
     "Find-TestDriverBuild"];
-// The elevation check each script runs itself: Invoke-DumpAnalysis.ps1 only warns, the others stop.
-const ELEVATION = {
-    "Initialize-TestVM.ps1": "Assert-Administrator",
-    "Install-TestDriver.ps1": "Assert-Administrator",
-    "Invoke-DumpAnalysis.ps1": "Test-Administrator",
-    "New-LiveKernelDump.ps1": "Assert-Administrator",
-    "Remove-TestDriver.ps1": "Assert-Administrator"
-};
-
 // The code of a script without its comment-based help, # comments and string contents.
 function codeOnly(text) {
     let code = text.replace(/<#[\s\S]*?#>/g, "");
@@ -69,7 +60,6 @@ function parameterNames(text) {
 test("the five workflow scripts and their shared module are there", () => {
     assert.deepEqual(ps1Files, ["Initialize-TestVM.ps1", "Install-TestDriver.ps1", "Invoke-DumpAnalysis.ps1",
         "New-LiveKernelDump.ps1", "Remove-TestDriver.ps1"]);
-    assert.deepEqual(Object.keys(ELEVATION).sort(), ps1Files);
     assert.ok(fs.existsSync(MODULE_PATH), MODULE);
     assert.deepEqual(fs.readdirSync(SCRIPTS).filter((f) => f.endsWith(".psm1")), [MODULE]);
 });
@@ -184,24 +174,6 @@ for (const file of ps1Files) {
             assert.ok(use < 0 || use > importAt, name + " is used only after the import");
         }
         assert.doesNotMatch(text, /Security\.Principal\.WindowsPrincipal/, "the elevation check lives in " + MODULE);
-    });
-
-    test(file + ": runs its own elevation check at the top level before doing anything", () => {
-        const check = ELEVATION[file];
-        // top level only: the script's own function definitions are left out
-        const lines = text.replace(/^function [A-Za-z-]+ \{\n[\s\S]*?^\}$/gm, "").split("\n");
-        const at = check === "Assert-Administrator" ?
-            lines.indexOf("Assert-Administrator") :
-            lines.indexOf("if (-not (Test-Administrator)) {");
-        assert.ok(at >= 0, "calls " + check + " on a top-level line");
-        for (const body of functionsOf(text).values()) {
-            assert.ok(!body.includes(check), check + " is called by the script itself, not from a function");
-        }
-        const firstAction = lines.findIndex((l) => /Invoke-NativeCommand -FilePath|\$PSCmdlet\.ShouldProcess\(|Restart-ComputerIfRequested -Cmdlet/.test(l));
-        assert.ok(firstAction < 0 || at < firstAction, check + " before the first native call or change");
-        if (check === "Test-Administrator") {
-            assert.match(lines[at + 1], /^\s*Write-Warning 'Not elevated:/);
-        }
     });
 
     test(file + ": native tools run through Invoke-NativeCommand, exit codes checked, no sc stop", () => {
