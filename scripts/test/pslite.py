@@ -35,6 +35,8 @@ Output (stdout, JSON): {"calls": [{"command", "named", "positional"}], "host": [
   "warnings": [...], "output": [values], "error": null or "message", "shouldProcess":
   [[target, action]], "files": {path: lines} ([IO.File]::WriteAllLines), "variables":
   {name: value} (the script scope at the end)}
+pslite.py --inventory FILE...: what each file's parse tree holds, for the form checks
+(see inventory()).
 Exit: 0 the run ended (a PowerShell error is reported in "error"), 2 bad input,
 3 the script used something this interpreter does not support (message on stderr).
 """
@@ -1422,7 +1424,69 @@ BUILTINS = {
 }
 
 
+def inventory(path):
+    """What a file's parse tree contains, for the form checks: every command called (name,
+    line, its -Parameter arguments as source text, the function it is in), every token
+    type, every variable, each Invoke-NativeCommand result with whether its ExitCode is
+    read before the variable is assigned again, and the lines the grammar cannot parse."""
+    parser = tree_sitter.Parser(tree_sitter.Language(tree_sitter_powershell.language()))
+    with open(path, "rb") as handle:
+        source = handle.read()
+    root = parser.parse(source[3:] if source.startswith(b"\xef\xbb\xbf") else source).root_node
+    commands, tokens, variables, assignments, exit_reads, errors = [], set(), set(), [], [], []
+
+    def text(node):
+        return node.text.decode("utf-8")
+
+    def walk(node, function):
+        if node.type == "function_statement":
+            function = text([c for c in node.children if c.type == "function_name"][0])
+        if not node.is_named:
+            tokens.add(node.type)
+        if node.type == "ERROR" or node.is_missing:
+            errors.append(node.start_point[0] + 1)
+        if node.type in ("variable", "braced_variable"):
+            variables.add(text(node).lower())
+        if node.type == "command":
+            first = node.children[0]
+            name = text(first) if first.type != "command_invokation_operator" else "& " + text(node.children[1])
+            elements = [c for c in node.children if c.type == "command_elements"]
+            parts = [c for c in (elements[0].children if elements else [])
+                     if c.type not in ("command_argument_sep", "comment")]
+            named_args = {}
+            for i, part in enumerate(parts):
+                if part.type == "command_parameter":
+                    value = parts[i + 1] if i + 1 < len(parts) and parts[i + 1].type != "command_parameter" else None
+                    named_args[text(part)[1:].rstrip(":")] = text(value) if value is not None else True
+            commands.append({"name": name, "line": node.start_point[0] + 1, "named": named_args, "function": function})
+        if node.type == "assignment_expression":
+            left = unwrap(named(node)[0])
+            right = text(named(node)[-1])
+            assignments.append((text(left).lower(), node.start_byte, node.end_byte,
+                                right.startswith("Invoke-NativeCommand"), node.start_point[0] + 1, right))
+        if node.type == "member_access" and text(named(node)[-1]).lower() == "exitcode":
+            exit_reads.append((text(unwrap(named(node)[0])).lower(), node.start_byte))
+        for child in node.children:
+            walk(child, function)
+
+    walk(root, None)
+    native = []
+    for i, (var, start, end, is_native, line, right) in enumerate(assignments):
+        if not is_native:
+            continue
+        later = [a[1] for a in assignments[i + 1:] if a[0] == var]
+        limit = later[0] if later else len(source)
+        native.append({"variable": var, "line": line, "call": right,
+                       "checked": any(v == var and end <= at < limit for v, at in exit_reads)})
+    return {"commands": commands, "tokens": sorted(tokens), "variables": sorted(variables), "nativeResults": native,
+            "unparsed": sorted(set(errors))}
+
+
 def main():
+    if sys.argv[1:2] == ["--inventory"]:
+        json.dump({f: inventory(f) for f in sys.argv[2:]}, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+        return 0
     try:
         scenario = json.load(sys.stdin)
         script = scenario["script"]
