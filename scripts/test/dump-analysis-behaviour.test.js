@@ -203,3 +203,47 @@ test("-Mode Mex without mex.dll stops before kd.exe runs; an incomplete report i
         "WrFastMutex.js could not read everything (see above): an incomplete dump or missing nt symbols. " +
         "An empty or partial result here is not a \"no deadlock\" answer."]);
 });
+
+test("the answer printed is exactly the extension's answer lines, for every report it can print; " +
+    "the warning comes for exactly the incomplete ones", () => {
+    const scenarios = [
+        [seed.seedDump(), {}, false],
+        [seed.cleanDump(), {}, false],
+        [seed.cleanDump(), { symbols: "none" }, true],
+        [seed.withSystemThreads(seed.seedDump(), [seed.UNREADABLE_THREAD]), {}, true],
+        [seed.seedDump(), { unreadable: [seed.MUTEX] }, false],
+        [seed.seedDump(), { processesThrowAt: 0, processIndex: "none" }, true]
+    ];
+    const INCOMPLETE = "WrFastMutex.js could not read everything (see above): an incomplete dump or missing nt symbols. " +
+        "An empty or partial result here is not a \"no deadlock\" answer.";
+    for (const [dump, options, incomplete] of scenarios) {
+        const report = reportLines(dump, options);
+        const r = analysis({ logs: { "testdriver-analysis.log": log({ report }) } });
+        assert.equal(r.error, null);
+        const printed = r.host.slice(r.host.indexOf("Answer (from the log):") + 1, -1);
+        const expected = report.filter((l) => /^(Verdict: |No thread is waiting|Cannot tell |Incomplete: )/.test(l));
+        assert.ok(expected.length >= 1, "every report has an answer line:\n" + report.join("\n"));
+        assert.deepEqual(printed, expected.map((l) => "  " + l), report.join("\n"));
+        assert.equal(r.warnings.includes(INCOMPLETE), incomplete, report.join("\n"));
+    }
+});
+
+test("MEX counts as loaded only for a mex.dll line of .chain, not for its name elsewhere in the log", () => {
+    const folder = "C:\\dbg\\winext";
+    const report = reportLines(seed.seedDump(), {});
+    const notLoaded = [
+        ["Extension DLL search Path:", "    C:\\dbg\\winext;C:\\dbg\\mex", "Extension DLL chain:",
+            "    C:\\Windows\\Microsoft.NET\\Framework64\\v4.0.30319\\SOS.dll: image 4.8.4084.0, API 1.0.0"],
+        ["The call to LoadLibrary(mex) failed, Win32 error 0n2"]
+    ];
+    for (const lines of notLoaded) {
+        const r = analysis({ mex: folder, logs: {
+            "testdriver-analysis.log": lines.concat(report), "testdriver-analysis-builtin.log": log({ report }) } });
+        assert.equal(kdRuns(r).length, 2, lines.join("\n"));
+    }
+    // the shape of Microsoft's .load page: "<path>: image <version>, API <version>, built <date>"
+    const loaded = analysis({ mex: folder, logs: { "testdriver-analysis.log": ["Extension DLL chain:",
+        "    C:\\Program Files (x86)\\Windows Kits\\10\\Debuggers\\x64\\winext\\mex.dll: image 18.0.0.0, API 1.0.0, " +
+        "built Mon Jan  1 00:00:00 2024"].concat(report) } });
+    assert.equal(kdRuns(loaded).length, 1);
+});
