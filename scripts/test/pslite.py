@@ -117,8 +117,7 @@ class ErrorRecord:
 class FakeCmdlet:
     """$PSCmdlet: ShouldProcess is answered by the scenario's whatIf and recorded."""
 
-    def __init__(self, interp, what_if):
-        self.interp = interp
+    def __init__(self, what_if):
         self.what_if = what_if
 
 
@@ -282,8 +281,7 @@ class Interpreter:
         self.global_scope.vars.update({"true": True, "false": False, "null": None, "lastexitcode": None,
                                        "erroractionpreference": "Continue"})
         self.script_scope = Scope(self.global_scope)
-        self.cmdlet = FakeCmdlet(self, bool(scenario.get("whatIf")))
-        self.sources = {}
+        self.cmdlet = FakeCmdlet(bool(scenario.get("whatIf")))
         self.files = {}
 
     # --- parsing -------------------------------------------------------------------
@@ -293,7 +291,6 @@ class Interpreter:
         if source.startswith(b"\xef\xbb\xbf"):
             source = source[3:]
         tree = self.parser.parse(source)
-        self.sources[path] = source
         return tree.root_node
 
     def fail(self, node, what):
