@@ -29,13 +29,19 @@
          C:\Temp\file_N.txt and FileMoveThread would move them to C:\Temp2.
       4. Optionally (-EnableDriverVerifier) turns on Driver Verifier's deadlock
          detection for TestDriver.sys only ("verifier /flags 0x20 /driver TestDriver.sys";
-         0x20 is bit 5, "deadlock detection"). With it, the recursive
-         ExAcquireFastMutex no longer hangs silently: Driver Verifier stops the
-         machine with bug check 0xC4 (DRIVER_VERIFIER_DETECTED_VIOLATION),
-         parameter 1 = 0x1000 ("self-deadlock": a thread acquires a lock it
-         already holds), parameter 2 = the address of the fast mutex, and the
-         crash dump shows the second acquire. Turn it off again with
-         "verifier /reset" (or scripts\Remove-TestDriver.ps1 -ResetVerifier) and a reboot.
+         0x20 is bit 5, "deadlock detection"). Expected, NOT CONFIRMED (never
+         run here): the recursive ExAcquireFastMutex no longer hangs silently and
+         Driver Verifier stops the machine with bug check 0xC4
+         (DRIVER_VERIFIER_DETECTED_VIOLATION), parameter 1 = 0x1000, parameter 2 =
+         the address of the fast mutex. Microsoft's two pages do not say this in one
+         place: "Bug Check 0xC4" lists parameter 1 = 0x1000, parameter 2 = the
+         address of the resource, as "Self-deadlock: the current thread has tried to
+         recursively acquire a resource" with Deadlock Detection on; "Deadlock
+         Detection" says the option watches spin locks, mutexes and fast mutexes and
+         lists "a thread that tries to acquire the same resource twice (a
+         self-deadlock)" among its violations, without a code. Whether a fast mutex
+         acquired twice takes the 0x1000 path has not been seen. Turn it off again
+         with "verifier /reset" (or scripts\Remove-TestDriver.ps1 -ResetVerifier) and a reboot.
       5. Tells you to reboot (or reboots with -Restart). Test signing and Driver
          Verifier settings only take effect after a reboot.
 
@@ -246,8 +252,9 @@ if ($EnableDriverVerifier) {
             Write-Warning "verifier /querysettings exited with code $($query.ExitCode): check the settings by hand."
         }
         Write-Host ('Driver Verifier: deadlock detection set for ' + $DriverImageName +
-            ' after the next reboot. Expect bug check 0xC4 with parameter 1 = 0x1000 (self-deadlock) instead of a ' +
-            'silent hang when the driver starts. Turn it off with "verifier /reset" and a reboot.')
+            ' after the next reboot. Expected (not confirmed): bug check 0xC4 with parameter 1 = 0x1000, which ' +
+            'Microsoft''s "Bug Check 0xC4" page lists as a self-deadlock, instead of a silent hang when the driver ' +
+            'starts. Turn it off with "verifier /reset" and a reboot.')
     }
 }
 

@@ -143,6 +143,8 @@ function Get-StartErrorText {
                 'signing: use the one in the package folder) or test signing is not on in this boot (reboot after bcdedit).') }
         1056 { return 'ERROR_SERVICE_ALREADY_RUNNING: the driver is already loaded.' }
         1058 { return 'ERROR_SERVICE_DISABLED: the service start type is disabled (sc.exe config TestDrv start= demand).' }
+        1072 { return ('ERROR_SERVICE_MARKED_FOR_DELETE: the service is already marked for deletion (Remove-TestDriver.ps1 ' +
+                'ran while the driver was loaded) and is gone at the reboot. Reboot, then run this again.') }
         1275 { return 'ERROR_DRIVER_BLOCKED: a policy blocks this driver (HVCI / vulnerable driver blocklist / WDAC).' }
         default { return "Win32 error $Code (see: net helpmsg $Code)." }
     }
@@ -222,7 +224,7 @@ else {
         $result = Invoke-NativeCommand -FilePath 'sc.exe' -ArgumentList @('config', $ServiceName, 'binPath=', $driver)
         Write-NativeOutput $result
         if ($result.ExitCode -ne 0) {
-            throw "sc.exe config failed with exit code $($result.ExitCode)."
+            throw "sc.exe config failed with exit code $($result.ExitCode): $(Get-StartErrorText $result.ExitCode)"
         }
         $service = Get-DriverService -Name $ServiceName
     }

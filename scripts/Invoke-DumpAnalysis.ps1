@@ -1,7 +1,7 @@
 #Requires -Version 5.1
 <#
 .SYNOPSIS
-    Runs the seed's WinDbg walk-through on a kernel dump with kd.exe (or cdb.exe), with or without MEX, and writes a log.
+    Runs the seed's WinDbg walk-through on a kernel dump with kd.exe, with or without MEX, and writes a log.
 
 .DESCRIPTION
     Builds a debugger command file in the output folder and runs
@@ -32,12 +32,15 @@
     "Incomplete: ..." line, with a warning: an unreadable dump is not a "no deadlock".
     It returns the log path.
 
-    Debuggers: this script needs the console debuggers of "Debugging Tools for
-    Windows" (kd.exe, else cdb.exe), a feature of the Windows SDK installer and part
-    of the WDK/EWDK: from -DebuggerPath, PATH, or
-    C:\Program Files (x86)\Windows Kits\10\Debuggers\x64. The WinDbg app (Microsoft
-    Store / winget) puts no kd.exe or cdb.exe on PATH; with only that app, open the
-    dump in it and follow docs/windows.md, "By hand in WinDbg".
+    Debugger: this script needs kd.exe, the kernel console debugger of "Debugging
+    Tools for Windows", a feature of the Windows SDK installer and part of the
+    WDK/EWDK: from -DebuggerPath, PATH, or
+    C:\Program Files (x86)\Windows Kits\10\Debuggers\x64. Microsoft documents the
+    analysis of a kernel-mode dump with KD or WinDbg ("Analyzing a Kernel-Mode Dump
+    File"), so cdb.exe, the user-mode console debugger in the same folder, is not
+    looked for; a -DebuggerPath that is not kd.exe is used with a warning. The WinDbg
+    app (Microsoft Store / winget) puts no kd.exe on PATH; with only that app, open
+    the dump in it and follow docs/windows.md, "By hand in WinDbg".
 
     MEX: mex.dll is looked for at -MexPath, else in the debugger's winext, winxp and
     own folders, %LOCALAPPDATA%\dbg\EngineExtensions and the folders in
@@ -75,7 +78,8 @@
     Auto (default), Mex or BuiltIn.
 
 .PARAMETER DebuggerPath
-    Full path of kd.exe or cdb.exe.
+    Full path of kd.exe. Another debugger is run with a warning: Microsoft documents kernel
+    dumps with KD and WinDbg only.
 
 .PARAMETER MexPath
     Full path of mex.dll (the file must be named mex.dll: the command files call !mex.di and !mex.t).
@@ -147,33 +151,36 @@ $MEX_LOADED_PATTERN = '(?im)\bmex(\.dll)?: image '
 function Find-Debugger {
     param([string]$Path)
     if ($Path) {
-        return Resolve-ExistingFile -Path $Path -Description 'Debugger'
+        $given = Resolve-ExistingFile -Path $Path -Description 'Debugger'
+        if ((Split-Path -Leaf $given) -ne 'kd.exe') {
+            Write-Warning ("-DebuggerPath $given is not kd.exe: Microsoft documents the analysis of kernel-mode " +
+                'dumps with KD or WinDbg only (cdb.exe is the user-mode debugger). Running it anyway.')
+        }
+        return $given
     }
     $folders = @()
     if (${env:ProgramFiles(x86)}) {
         $folders += Join-Path -Path ${env:ProgramFiles(x86)} -ChildPath 'Windows Kits\10\Debuggers\x64'
     }
     $folders += Join-Path -Path $env:ProgramFiles -ChildPath 'Windows Kits\10\Debuggers\x64'
-    foreach ($name in @('kd.exe', 'cdb.exe')) {
-        $onPath = Get-Command -Name $name -CommandType Application -ErrorAction SilentlyContinue | Select-Object -First 1
-        if ($onPath) {
-            return $onPath.Path
-        }
-        foreach ($folder in $folders) {
-            $candidate = Join-Path -Path $folder -ChildPath $name
-            if (Test-Path -LiteralPath $candidate -PathType Leaf) {
-                return $candidate
-            }
+    $onPath = Get-Command -Name 'kd.exe' -CommandType Application -ErrorAction SilentlyContinue | Select-Object -First 1
+    if ($onPath) {
+        return $onPath.Path
+    }
+    foreach ($folder in $folders) {
+        $candidate = Join-Path -Path $folder -ChildPath 'kd.exe'
+        if (Test-Path -LiteralPath $candidate -PathType Leaf) {
+            return $candidate
         }
     }
-    throw ('Neither kd.exe nor cdb.exe was found. This script needs "Debugging Tools for Windows" (a feature of the ' +
+    throw ('kd.exe was not found. This script needs "Debugging Tools for Windows" (a feature of the ' +
         'Windows SDK installer, also part of the WDK/EWDK), or pass -DebuggerPath. The WinDbg app from the Microsoft ' +
-        'Store or winget does not put kd.exe or cdb.exe on PATH: with only that app, open the dump in it and follow ' +
+        'Store or winget does not put kd.exe on PATH: with only that app, open the dump in it and follow ' +
         'docs/windows.md, "By hand in WinDbg".')
 }
 
 # mex.dll -> @{ Path; Folder }, or $null. Its folder always goes first in _NT_DEBUGGER_EXTENSION_PATH
-# for the run: the SDK's kd.exe/cdb.exe need not search every folder looked in here.
+# for the run: the SDK's kd.exe need not search every folder looked in here.
 function Find-Mex {
     param([string]$Path, [string]$DebuggerFolder)
     if ($Path) {
@@ -300,7 +307,7 @@ function Invoke-AnalysisRun {
         "The debugger (exit code <code>) wrote no log at <log>." when the log is missing.
 
     .PARAMETER Debugger
-        Full path of kd.exe or cdb.exe.
+        Full path of kd.exe.
 
     .PARAMETER Run
         The object returned by Get-DebuggerRun.
@@ -382,7 +389,7 @@ $mexFolder = ''
 if ($useMex) {
     # Whichever folder it was found in, even one the debugger may search itself: Microsoft's
     # "Loading Debugger Extension DLLs" names %LOCALAPPDATA%\dbg\EngineExtensions in the default
-    # search path, but the SDK's kd.exe or cdb.exe may be older than that.
+    # search path, but the SDK's kd.exe may be older than that.
     $mexFolder = $mex.Folder
     Write-Host "MEX: $($mex.Path), loaded as "".load mex"" with $mexFolder first in _NT_DEBUGGER_EXTENSION_PATH"
 }

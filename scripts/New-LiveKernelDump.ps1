@@ -4,8 +4,9 @@
     Writes a live kernel memory dump of the running VM (no crash, no reboot), or finds the one Task Manager wrote.
 
 .DESCRIPTION
-    The seed takes its dump with Task Manager (Windows 11): Details > right-click
-    "System" > "Create live kernel memory dump file" > "Full live kernel memory dump".
+    The seed takes its dump with Task Manager (Windows 11), started as administrator:
+    Details > right-click "System" > "Create live kernel memory dump file" > "Full
+    live kernel memory dump".
     Task Manager writes it to %LOCALAPPDATA%\Microsoft\Windows\TaskManager\LiveKernelDumps
     and the dump reports bug check 0x161 (LIVE_SYSTEM_DUMP). That menu exists from
     Windows 11 22H2 build 22621.1992 on, per Microsoft's "Task Manager live memory dump" page.
@@ -25,9 +26,17 @@
     Manager's LiveKernelDumps folder, for piping into Invoke-DumpAnalysis.ps1.
 
     The dump is as large as the kernel memory in use (hundreds of MB to GB): the
-    destination needs the room. A live dump may miss pages (Microsoft calls it a
-    "partial" live dump when memory is short); the threads and the fast mutex this
-    demo needs are in non-paged memory and kernel stacks, which it keeps first.
+    destination needs the room. A live dump may be partial: Microsoft's "Kernel Live
+    Dump Code Reference" says that when a live dump cannot capture every page it
+    takes the pages needed for a valid dump first, kernel pages before user pages,
+    and that memory may then be missing from the file; its "Task Manager live memory
+    dump" page adds that the capture needs enough free physical memory to hold a
+    copy of what it writes (closing other programs first leaves it more). Nothing
+    promises that the fast mutex or a thread this demo reads is among the pages
+    kept: WrFastMutex.js says what it could not read, and Invoke-DumpAnalysis.ps1
+    warns when its answer is incomplete. Task Manager's menu needs Task Manager
+    running as an administrator (the same page, under troubleshooting), as this
+    script needs an elevated PowerShell.
 
     The storage subsystem is passed to Get-StorageDiagnosticInfo as the object
     Get-StorageSubSystem returned (-InputObject), never matched by its friendly
@@ -93,7 +102,8 @@ if ($FromTaskManager) {
     $folder = Join-Path -Path $env:LOCALAPPDATA -ChildPath 'Microsoft\Windows\TaskManager\LiveKernelDumps'
     if (-not (Test-Path -LiteralPath $folder -PathType Container)) {
         throw ("$folder does not exist: no live kernel dump was made with Task Manager by this user. " +
-            'Task Manager > Details > right-click System > Create live kernel memory dump file > Full live kernel memory dump.')
+            'Start Task Manager as administrator (Microsoft: it must run as an Administrator level user), then ' +
+            'Details > right-click System > Create live kernel memory dump file > Full live kernel memory dump.')
     }
     $newest = Get-ChildItem -LiteralPath $folder -Filter '*.dmp' -File -Recurse |
         Sort-Object -Property LastWriteTime -Descending | Select-Object -First 1

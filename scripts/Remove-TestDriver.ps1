@@ -22,6 +22,10 @@
     What this script does, each step only if needed and each one -WhatIf-able:
       1. sc.exe delete TestDrv. On a loaded driver this marks the service for
          deletion; Windows removes it when the driver is gone, that is at the reboot.
+         Until then a second sc.exe delete answers 1072
+         (ERROR_SERVICE_MARKED_FOR_DELETE, Microsoft's DeleteService page): the
+         script says so and goes on, so running it again before the reboot still
+         reaches the steps below.
       2. -ResetVerifier: verifier /reset (all Driver Verifier settings off after reboot).
       3. -DisableTestSigning: bcdedit /set testsigning off (after reboot).
       4. -RemoveTestFolders: deletes C:\Temp and C:\Temp2 if they are empty
@@ -81,6 +85,9 @@ Set-StrictMode -Version 2.0
 
 Import-Module -Name (Join-Path $PSScriptRoot 'TestDriver.Common.psm1') -Force
 
+# DeleteService's answer for a service an earlier call already marked for deletion.
+$ERROR_SERVICE_MARKED_FOR_DELETE = 1072
+
 Assert-Administrator
 $rebootNeeded = $false
 
@@ -103,7 +110,13 @@ else {
     if ($PSCmdlet.ShouldProcess($ServiceName, "sc.exe delete $ServiceName")) {
         $result = Invoke-NativeCommand -FilePath 'sc.exe' -ArgumentList @('delete', $ServiceName)
         Write-NativeOutput $result
-        if ($result.ExitCode -ne 0) {
+        if ($result.ExitCode -eq $ERROR_SERVICE_MARKED_FOR_DELETE) {
+            # A run before this one already deleted it; the loaded driver keeps it until the reboot.
+            Write-Host ("Service ${ServiceName}: already marked for deletion (sc.exe delete: $ERROR_SERVICE_MARKED_FOR_DELETE, " +
+                'ERROR_SERVICE_MARKED_FOR_DELETE). Windows removes it at the reboot.')
+            $rebootNeeded = $true
+        }
+        elseif ($result.ExitCode -ne 0) {
             throw "sc.exe delete $ServiceName failed with exit code $($result.ExitCode)."
         }
     }

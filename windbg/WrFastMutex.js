@@ -13,7 +13,7 @@
 //   !WrFastMutexJs                        table of waiters + one summary per mutex
 //   dx @$scriptContents.WrFastMutexJs()   the same rows as data-model objects
 //   !WrFastMutexWalk                      the same table, then the seed's walk-through with
-//                                         built-in commands (!thread, .thread /r /p,
+//                                         built-in commands (!thread, .thread <thread>,
 //                                         .frame /r, dt nt!_FAST_MUTEX), from one walk
 //   !WrFastMutexWalk 1                    the same, but with MEX's !mex.t (MEX loaded)
 //
@@ -504,7 +504,9 @@ function planWalkthrough(rows, useMex) {
         var first = ownerRow ? ownerRow : rows.filter(function (r) { return r.mutex === s.mutex; })[0];
         var threadCmd = useMex ? "!mex.t " : "!thread ";
         commands.push(threadCmd + formatPlain(first.thread));
-        commands.push(".thread /r /p " + formatPlain(first.thread));
+        // Plain ".thread <thread>": its /p and /r switches are for live debugging only
+        // (Microsoft's .thread page), and the walk usually runs on a dump.
+        commands.push(".thread " + formatPlain(first.thread));
         if (first.waitFrameIndex >= 0) {
             commands.push(".frame /r 0n" + first.waitFrameIndex);
         }

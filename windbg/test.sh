@@ -2,12 +2,14 @@
 # Tests of the Windows workflow that can run on Linux:
 #   1. the PowerShell syntax check of scripts/*.ps1 and *.psm1 (tree-sitter PowerShell grammar,
 #      pinned in scripts/requirements-ps1-check.txt, installed into windbg/.venv),
-#   2. node's test runner over windbg/test/*.test.js: the WinDbg JavaScript extension
-#      windbg/WrFastMutex.js against a fake data model of the seed's dump, its
-#      ECMAScript 2015 check (acorn, pinned in windbg/package-lock.json), static
-#      checks of the PowerShell scripts and debugger command files, and the
-#      syntax checker itself on deliberately broken scripts; and docs/test/*.test.js,
-#      the checks of README.md and docs/ (size, links, the [computed] outputs).
+#   2. one run of node's test runner over windbg/test/*.test.js (the WinDbg JavaScript
+#      extension windbg/WrFastMutex.js against a fake data model of the seed's dump, its
+#      ECMAScript 2015 check with acorn, pinned in windbg/package-lock.json, the debugger
+#      command files) and scripts/test/*.test.js (the PowerShell scripts run under
+#      scripts/test/pslite.py against fakes of the cmdlets and programs they call, their
+#      form, the syntax checker on deliberately broken scripts, this runner's arguments),
+#      and docs/test/*.test.js, the checks of README.md and docs/ (size, links, the
+#      [computed] outputs).
 # Installs what it needs (Debian's nodejs and npm, python3-venv: linux/env.sh's
 # `python` and `test` groups; acorn and the PowerShell parser, pinned) and works
 # with Debian 12's node 18 or newer. Exits non-zero on any failure, with its
@@ -19,9 +21,9 @@ usage() {
 Usage: bash windbg/test.sh [--help]
 
 Runs the PowerShell syntax check of scripts/*.ps1 and *.psm1, then node's test
-runner over windbg/test/*.test.js and docs/test/*.test.js. Installs what it needs
-first (Debian's nodejs, npm and python3-venv; acorn and the PowerShell parser,
-pinned). Takes no other arguments.
+runner over windbg/test/*.test.js, scripts/test/*.test.js and docs/test/*.test.js.
+Installs what it needs first (Debian's nodejs, npm and python3-venv; acorn and the PowerShell
+parser, pinned). Takes no other arguments.
 USAGE
 }
 
@@ -96,10 +98,15 @@ say "PowerShell syntax check of scripts/*.ps1 and *.psm1"
 # --- 2. node tests (last: the output ends with node's summary) -------------------
 # The files are named, not the folder: node 18 and 20 expand a folder given to
 # --test, node 21 and newer do not (they take files or glob patterns).
-say "node --test windbg/test/*.test.js docs/test/*.test.js"
+say "node --test windbg/test/*.test.js scripts/test/*.test.js docs/test/*.test.js"
 cd "$REPO"
 shopt -s nullglob
-TEST_FILES=(windbg/test/*.test.js docs/test/*.test.js)
+WINDBG_TESTS=(windbg/test/*.test.js)
+SCRIPTS_TESTS=(scripts/test/*.test.js)
+DOCS_TESTS=(docs/test/*.test.js)
 shopt -u nullglob
-[ "${#TEST_FILES[@]}" -gt 0 ] || die "no test files windbg/test/*.test.js"
+[ "${#WINDBG_TESTS[@]}" -gt 0 ] || die "no test files windbg/test/*.test.js"
+[ "${#SCRIPTS_TESTS[@]}" -gt 0 ] || die "no test files scripts/test/*.test.js"
+[ "${#DOCS_TESTS[@]}" -gt 0 ] || die "no test files docs/test/*.test.js"
+TEST_FILES=("${WINDBG_TESTS[@]}" "${SCRIPTS_TESTS[@]}" "${DOCS_TESTS[@]}")
 PS1_CHECK_PYTHON="$VENV/bin/python" node --test "${TEST_FILES[@]}"

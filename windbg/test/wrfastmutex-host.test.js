@@ -141,7 +141,7 @@ test("the fast mutex's page is not in the dump: waiters still listed, the verdic
         m.WrFastMutexWalk();
         assert.deepEqual(fake.commands, [
             "!thread ffff9709ac20e040",
-            ".thread /r /p ffff9709ac20e040",
+            ".thread ffff9709ac20e040",
             ".frame /r 0n5",
             "dt nt!_FAST_MUTEX ffff9709ac3d4f20",
             "!thread ffff9709ab278040",
@@ -160,6 +160,18 @@ test("the process list throws on its first step: System, looked up by PID, is st
             assert.match(out, /\nIncomplete: the process list stopped after 0 process\(es\) \(Unable to read memory at Address 0xffffdead00000000\)\. /);
         });
     }
+});
+
+test("the fake's Processes is indexed as obj[i] by default, as Microsoft's Indexability says", () => {
+    withHost(seed.seedDump(), {}, (fake) => {
+        const processes = host.currentSession.Processes;
+        assert.equal(typeof processes.getValueAt, "undefined", "no getValueAt unless asked for");
+        assert.equal(processes[4].Name, "System");
+    });
+    withHost(seed.seedDump(), { processIndex: "getValueAt" }, () => {
+        assert.equal(host.currentSession.Processes.getValueAt(4).Name, "System");
+    });
+    assert.throws(() => withHost(seed.seedDump(), { processIndex: "Bracket" }, () => {}), /processIndex must be/);
 });
 
 test("the process list throws and System cannot be looked up: cannot tell, System not found", () => {

@@ -217,7 +217,7 @@ test("a mutex whose owner is not waiting: ordinary contention, not a self-deadlo
     assert.ok(report.includes("   Count      : 0n4  (held: lock bit 0 clear, 1 waiter(s) = Count >> 2)"));
     assert.deepEqual(m.planWalkthrough(rows, false), [
         "!thread ffff9709b0001080",
-        ".thread /r /p ffff9709b0001080",
+        ".thread ffff9709b0001080",
         ".frame /r 0n5",
         "dt nt!_FAST_MUTEX ffff9709b1000040",
         "!thread ffff9709b0002080",
@@ -282,7 +282,7 @@ test("a reader that throws: the waiters stay, the mutex is marked unreadable, th
     assert.match(lines[lines.length - 1], /^Verdict: cannot read the fast mutex ffff9709`ac3d4f20 \(Unable to read memory at Address 0xffff9709ac3d4f20\): 2 thread\(s\) wait on it/);
     // the walk starts at the first waiter, since the owner is unknown
     assert.deepEqual(m.planWalkthrough(rows, false), [
-        "!thread ffff9709ac20e040", ".thread /r /p ffff9709ac20e040", ".frame /r 0n5",
+        "!thread ffff9709ac20e040", ".thread ffff9709ac20e040", ".frame /r 0n5",
         "dt nt!_FAST_MUTEX ffff9709ac3d4f20", "!thread ffff9709ab278040", ".thread"
     ]);
     // something that is not an Error

@@ -254,7 +254,9 @@ function makeThread(spec, style, symbols) {
 //                   "none" (no nt symbols at all)
 //   unreadable      [hex16 addresses of fast mutexes whose page is not in the dump]
 //   processesThrowAt  k: the process list's k-th next() throws
-//   processIndex    "getValueAt" (default), "bracket" (Processes[4]) or "none" (not indexable)
+//   processIndex    "bracket" (default: Processes[4], how Microsoft's "Indexability" says an
+//                   ordinal indexer reaches JavaScript), "getValueAt" (the method the JavaScript
+//                   provider projects for indexers by name or in more dimensions) or "none"
 //   sessionThrows   reading host.currentSession throws
 function makeHost(dump, options) {
     const opts = options || {};
@@ -281,7 +283,7 @@ function makeHost(dump, options) {
     }));
     const processList = { walks: 0 };
     const processes = lazy(processObjects, opts.processesThrowAt, "Processes", processList);
-    const indexMode = opts.processIndex || "getValueAt";
+    const indexMode = opts.processIndex || "bracket";
     if (indexMode === "getValueAt") {
         processes.getValueAt = (pid) => {
             const p = processObjects.find((x) => x.Id === pid);
@@ -294,6 +296,8 @@ function makeHost(dump, options) {
         for (const p of processObjects) {
             processes[p.Id] = p;
         }
+    } else if (indexMode !== "none") {
+        throw new Error("makeHost: processIndex must be bracket, getValueAt or none, not " + indexMode);
     }
     const session = { Processes: processes };
     function typedObject(location, typeName) {

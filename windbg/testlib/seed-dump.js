@@ -106,7 +106,7 @@ function cleanDump() {
 function walkthroughCommands(threadCommand) {
     return [
         threadCommand + " ffff9709ac20e040",
-        ".thread /r /p ffff9709ac20e040",
+        ".thread ffff9709ac20e040",
         ".frame /r 0n5",
         "dt nt!_FAST_MUTEX ffff9709ac3d4f20",
         threadCommand + " ffff9709ab278040",

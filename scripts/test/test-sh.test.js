@@ -6,7 +6,7 @@ const assert = require("node:assert/strict");
 const { spawnSync } = require("node:child_process");
 const path = require("node:path");
 
-const TEST_SH = path.join(__dirname, "..", "test.sh");
+const TEST_SH = path.join(__dirname, "..", "..", "windbg", "test.sh");
 
 function run(args) {
     return spawnSync("bash", [TEST_SH].concat(args), { encoding: "utf8", timeout: 30000 });

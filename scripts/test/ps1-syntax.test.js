@@ -3,30 +3,18 @@
 // scripts/requirements-ps1-check.txt) over every scripts/*.ps1 and scripts/*.psm1, and proves on
 // deliberately broken scripts that the check can fail.
 // The parser lives in windbg/.venv, which windbg/test.sh creates; PS1_CHECK_PYTHON
-// can point at another interpreter that has it.
+// can point at another interpreter that has it (lib/python.js).
 const test = require("node:test");
 const assert = require("node:assert/strict");
 const fs = require("node:fs");
 const os = require("node:os");
 const path = require("node:path");
 const { spawnSync } = require("node:child_process");
+const { python } = require("./lib/python.js");
 
 const REPO = path.join(__dirname, "..", "..");
 const CHECKER = path.join(REPO, "scripts", "check-ps1-syntax.py");
 const SCRIPTS = path.join(REPO, "scripts");
-
-function python() {
-    const candidates = [process.env.PS1_CHECK_PYTHON, path.join(REPO, "windbg", ".venv", "bin", "python")]
-        .filter(Boolean);
-    for (const candidate of candidates) {
-        const probe = spawnSync(candidate, ["-c", "import tree_sitter, tree_sitter_powershell"], { encoding: "utf8" });
-        if (probe.status === 0) {
-            return candidate;
-        }
-    }
-    assert.fail("no Python with tree_sitter_powershell (tried " + candidates.join(", ") +
-        "): run windbg/test.sh, which installs scripts/requirements-ps1-check.txt into windbg/.venv");
-}
 
 function check(args) {
     const result = spawnSync(python(), [CHECKER].concat(args), { encoding: "utf8" });

@@ -1,11 +1,11 @@
 "use strict";
 // Reading the PowerShell scripts as text, for the tests that check them without
-// running PowerShell (windbg/test/scripts-static.test.js, scripts-windows.test.js).
+// running PowerShell (scripts/test/scripts-static.test.js, scripts-windows.test.js).
 const assert = require("node:assert/strict");
 const fs = require("node:fs");
 const path = require("node:path");
 
-const SCRIPTS = path.join(__dirname, "..", "..", "scripts");
+const SCRIPTS = path.join(__dirname, "..", "..");
 
 function read(file) {
     return fs.readFileSync(file, "utf8");

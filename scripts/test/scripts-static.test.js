@@ -1,14 +1,17 @@
 "use strict";
-// Static checks of what the issue asks of every PowerShell script and of the
-// debugger command files, done on the text since no PowerShell or WinDbg runs here.
+// The form every PowerShell script must have: #Requires, CmdletBinding and help for every
+// parameter, the shared module imported once, read from the text; native programs only
+// through Invoke-NativeCommand with their exit code read and nothing newer than Windows
+// PowerShell 5.1, read from the parse tree (pslite.py --inventory). What the scripts do
+// is run under pslite.py in the *-behaviour tests.
 const test = require("node:test");
 const assert = require("node:assert/strict");
 const fs = require("node:fs");
 const path = require("node:path");
-const { SCRIPTS, read, functionsOf } = require("../testlib/ps-text.js");
+const os = require("node:os");
+const { SCRIPTS, read, functionsOf } = require("./lib/ps-text.js");
+const { inventory, formProblems } = require("./lib/pslite.js");
 
-const REPO = path.join(__dirname, "..", "..");
-const WINDBG = path.join(REPO, "windbg");
 const ps1Files = fs.readdirSync(SCRIPTS).filter((f) => f.endsWith(".ps1")).sort();
 // The helpers every script shares live once in this module; each script imports it.
 const MODULE = "TestDriver.Common.psm1";
@@ -17,24 +20,6 @@ const IMPORT_LINE = "Import-Module -Name (Join-Path $PSScriptRoot '" + MODULE + 
 const SHARED = ["Test-Administrator", "Assert-Administrator", "Invoke-NativeCommand", "Write-NativeOutput",
     "Resolve-ExistingFile", "Restart-ComputerIfRequested", "ConvertFrom-ImagePath", "Get-DriverService",
     "Find-TestDriverBuild"];
-// The elevation check each script runs itself: Invoke-DumpAnalysis.ps1 only warns, the others stop.
-const ELEVATION = {
-    "Initialize-TestVM.ps1": "Assert-Administrator",
-    "Install-TestDriver.ps1": "Assert-Administrator",
-    "Invoke-DumpAnalysis.ps1": "Test-Administrator",
-    "New-LiveKernelDump.ps1": "Assert-Administrator",
-    "Remove-TestDriver.ps1": "Assert-Administrator"
-};
-
-// The code of a script without its comment-based help, # comments and string contents.
-function codeOnly(text) {
-    let code = text.replace(/<#[\s\S]*?#>/g, "");
-    code = code.replace(/'[^'\n]*'/g, "''");
-    code = code.replace(/"(?:`.|[^"`\n])*"/g, "\"\"");
-    code = code.replace(/#.*$/gm, "");
-    return code;
-}
-
 // The text from the "(" at index open to its matching ")", both included.
 function balanced(text, open) {
     let depth = 0;
@@ -70,7 +55,6 @@ function parameterNames(text) {
 test("the five workflow scripts and their shared module are there", () => {
     assert.deepEqual(ps1Files, ["Initialize-TestVM.ps1", "Install-TestDriver.ps1", "Invoke-DumpAnalysis.ps1",
         "New-LiveKernelDump.ps1", "Remove-TestDriver.ps1"]);
-    assert.deepEqual(Object.keys(ELEVATION).sort(), ps1Files);
     assert.ok(fs.existsSync(MODULE_PATH), MODULE);
     assert.deepEqual(fs.readdirSync(SCRIPTS).filter((f) => f.endsWith(".psm1")), [MODULE]);
 });
@@ -119,33 +103,25 @@ test(MODULE + ": comment-based help for every exported function and parameter", 
     }
 });
 
-test(MODULE + ": elevation via WindowsPrincipal, native calls with relaxed error preference", () => {
+test(MODULE + ": elevation read from WindowsPrincipal, native calls with a relaxed error preference", () => {
+    // Neither runs here: the behaviour tests fake Test-Administrator, and pslite does not
+    // model stderr lines becoming errors under the Stop preference.
     const text = read(MODULE_PATH);
     const functions = functionsOf(text);
     const testAdmin = functions.get("Test-Administrator");
     assert.match(testAdmin, /New-Object -TypeName Security\.Principal\.WindowsPrincipal/);
     assert.match(testAdmin, /IsInRole\(\[Security\.Principal\.WindowsBuiltInRole\]::Administrator\)/);
-    assert.match(functions.get("Assert-Administrator"),
-        /if \(-not \(Test-Administrator\)\) \{\n\s*throw 'This script must run elevated: open PowerShell with "Run as administrator" and run it again\.'/);
+    // What Invoke-NativeCommand returns and throws is run in common-behaviour.test.js; its
+    // error preference (stderr lines must not stop a native call) is not modelled there.
     const invoke = functions.get("Invoke-NativeCommand");
     assert.match(invoke, /\$ErrorActionPreference = 'Continue'/);
     assert.match(invoke, /finally \{\n\s*\$ErrorActionPreference = \$previous/);
-    // $LASTEXITCODE cleared first, so a program that did not start cannot leave an unset or stale code
+    // $LASTEXITCODE cleared first, so a program that did not start cannot leave a stale code
     assert.match(invoke, /\$global:LASTEXITCODE = \$null\n\s*try \{\n\s*\$lines = & \$FilePath @ArgumentList 2>&1/);
-    assert.match(invoke, /\$code = \$global:LASTEXITCODE/);
-    assert.match(invoke, /catch \{\n\s*\$startError = \$_/);
-    assert.match(invoke, /if \(\$null -eq \$code\) \{\n\s*throw "Could not run \$\{FilePath\}/);
-    assert.match(invoke, /ExitCode = \$code/);
-    assert.match(functions.get("Restart-ComputerIfRequested"), /\$Cmdlet\.ShouldProcess\(\$env:COMPUTERNAME, 'Restart-Computer'\)/);
-    const code = codeOnly(text);
-    assert.doesNotMatch(code, /(^|[\s;&|(])(sc|bcdedit|verifier)(\.exe)?\s+[\/a-z]/im, "no native tool is called directly");
-    assert.doesNotMatch(code, /&&|\|\||\?\?|\?\.|\$IsWindows|ForEach-Object -Parallel|Join-String/,
-        "no syntax newer than Windows PowerShell 5.1");
 });
 
 for (const file of ps1Files) {
     const text = read(path.join(SCRIPTS, file));
-    const code = codeOnly(text);
 
     test(file + ": PowerShell 5.1, CmdletBinding with ShouldProcess, Stop on errors", () => {
         assert.ok(text.startsWith("#Requires -Version 5.1\n"), "first line #Requires -Version 5.1");
@@ -190,101 +166,43 @@ for (const file of ps1Files) {
         assert.doesNotMatch(text, /Security\.Principal\.WindowsPrincipal/, "the elevation check lives in " + MODULE);
     });
 
-    test(file + ": runs its own elevation check at the top level before doing anything", () => {
-        const check = ELEVATION[file];
-        // top level only: the script's own function definitions are left out
-        const lines = text.replace(/^function [A-Za-z-]+ \{\n[\s\S]*?^\}$/gm, "").split("\n");
-        const at = check === "Assert-Administrator" ?
-            lines.indexOf("Assert-Administrator") :
-            lines.indexOf("if (-not (Test-Administrator)) {");
-        assert.ok(at >= 0, "calls " + check + " on a top-level line");
-        for (const body of functionsOf(text).values()) {
-            assert.ok(!body.includes(check), check + " is called by the script itself, not from a function");
-        }
-        const firstAction = lines.findIndex((l) => /Invoke-NativeCommand -FilePath|\$PSCmdlet\.ShouldProcess\(|Restart-ComputerIfRequested -Cmdlet/.test(l));
-        assert.ok(firstAction < 0 || at < firstAction, check + " before the first native call or change");
-        if (check === "Test-Administrator") {
-            assert.match(lines[at + 1], /^\s*Write-Warning 'Not elevated:/);
-        }
-    });
-
-    test(file + ": native tools run through Invoke-NativeCommand, exit codes checked, no sc stop", () => {
-        assert.doesNotMatch(code, /(^|[\s;&|(])(sc|bcdedit|verifier)(\.exe)?\s+[\/a-z]/im,
-            "sc/bcdedit/verifier are never called directly (the sc alias is Set-Content)");
-        assert.doesNotMatch(text, /ArgumentList @\([^)]*'stop'/i, "sc.exe stop is never run");
-        const calls = (text.match(/Invoke-NativeCommand -FilePath/g) || []).length;
-        const checks = (text.match(/(\.ExitCode|\$exitCode) -(ne|eq) |-notcontains \$result\.ExitCode/g) || []).length;
-        assert.ok(checks >= calls, file + ": " + calls + " native calls but " + checks + " exit-code checks");
-    });
-
-    test(file + ": no syntax newer than Windows PowerShell 5.1", () => {
-        assert.doesNotMatch(code, /&&|\|\||\?\?|\?\.|\$IsWindows|ForEach-Object -Parallel|Join-String/);
-    });
 }
 
-test("the debugger scripts follow the seed's steps in order", () => {
-    const mex = read(path.join(WINDBG, "analyze-mex.txt"));
-    const builtin = read(path.join(WINDBG, "analyze-builtin.txt"));
-    function inOrder(text, steps) {
-        let at = -1;
-        for (const step of steps) {
-            const i = text.indexOf("\n" + step + "\n", at + 1);
-            assert.ok(i > at, "step '" + step + "' in order");
-            at = i;
-        }
-    }
-    inOrder(mex, ["!mex.di", "!WrFastMutex", "!WrFastMutexWalk 1"]);
-    inOrder(builtin, ["vertarget", ".bugcheck", "!stacks 2 ExAcquireFastMutex", "!WrFastMutexWalk"]);
-    // one walk over every thread per analysis: !WrFastMutexWalk prints the table itself
-    for (const text of [mex, builtin]) {
-        assert.equal((text.match(/^!WrFastMutex(Js|Walk)\b/gm) || []).length, 1, "one walking command:\n" + text);
-    }
-    assert.match(builtin, /\ndx -g @\$cursession\.Processes\[4\]\.Threads\.Where\(t => t\.KernelObject\.Tcb\.State == 5 && t\.KernelObject\.Tcb\.WaitReason == 34\)/);
-    for (const text of [mex, builtin]) {
-        for (const line of text.split("\n")) {
-            if (line.startsWith("$$") || line.startsWith(".echo")) {
-                assert.ok(!line.includes(";"), "a semicolon would end this comment/echo early: " + line);
-            }
-        }
-        assert.ok(!/^q$/m.test(text), "the command files do not quit: Invoke-DumpAnalysis.ps1 adds q");
+test("form rules, read from the parse tree: native tools only through Invoke-NativeCommand with their exit code read, " +
+    "no sc.exe stop, nothing newer than Windows PowerShell 5.1", () => {
+    const files = ps1Files.concat([MODULE]).map((f) => path.join(SCRIPTS, f));
+    const all = inventory(files);
+    for (const file of files) {
+        assert.deepEqual(formProblems(all[file]), [], path.basename(file));
     }
 });
 
-test("every !alias the command files use is registered by WrFastMutex.js", () => {
-    const previous = global.host;
-    global.host = {
-        apiVersionSupport: function () {},
-        functionAlias: function (fn, name) {
-            this.name = name;
-        }
-    };
-    let names;
+test("the form rules catch each break", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "form-"));
+    const file = path.join(dir, "bad.ps1");
+    fs.writeFileSync(file, [
+        "sc.exe stop TestDrv",
+        "& 'bcdedit' /set testsigning on",
+        "$r = Invoke-NativeCommand -FilePath 'sc.exe' -ArgumentList @('stop', 'TestDrv')",
+        "$r = Invoke-NativeCommand -FilePath 'verifier.exe' -ArgumentList @('/reset')",
+        "if ($r.ExitCode -ne 0) { throw 'x' }",
+        "Get-Item x && Get-Item y",
+        "$a = $b ?? 1",
+        "if ($IsWindows) { 1..3 | ForEach-Object -Parallel { $_ } }",
+        ""
+    ].join("\n"));
     try {
-        names = require("../WrFastMutex.js").initializeScript().map((r) => r.name).filter(Boolean);
+        assert.deepEqual(formProblems(inventory([file])[file]), [
+            "line 1: sc.exe called directly, not through Invoke-NativeCommand (and the sc alias is Set-Content)",
+            "line 2: & 'bcdedit' called directly, not through Invoke-NativeCommand (and the sc alias is Set-Content)",
+            "line 3: sc.exe stop",
+            "line 8: ForEach-Object is newer than Windows PowerShell 5.1",
+            "line 3: $r.ExitCode is never read after Invoke-NativeCommand -FilePath 'sc.exe' -ArgumentList @('stop', 'TestDrv')",
+            "operator && is newer than Windows PowerShell 5.1",
+            "line 7: not PowerShell the grammar can parse (PowerShell 7 syntax, or a typo)",
+            "$IsWindows is newer than Windows PowerShell 5.1"
+        ]);
     } finally {
-        global.host = previous;
+        fs.rmSync(dir, { recursive: true, force: true });
     }
-    const used = new Set();
-    for (const file of ["analyze-mex.txt", "analyze-builtin.txt"]) {
-        const re = /^!(WrFastMutex\w+)/gm;
-        let m;
-        const text = read(path.join(WINDBG, file));
-        while ((m = re.exec(text)) !== null) {
-            used.add(m[1]);
-        }
-    }
-    assert.deepEqual([...used].sort(), ["WrFastMutexWalk"]);
-    for (const name of used) {
-        assert.ok(names.includes(name), name + " is registered");
-    }
-});
-
-test("Invoke-DumpAnalysis.ps1 uses the repository's command files and extension", () => {
-    const text = read(path.join(SCRIPTS, "Invoke-DumpAnalysis.ps1"));
-    for (const name of ["analyze-mex.txt", "analyze-builtin.txt", "WrFastMutex.js"]) {
-        assert.ok(text.includes("'" + name + "'"), name);
-        assert.ok(fs.existsSync(path.join(WINDBG, name)), name + " exists");
-    }
-    assert.match(text, /\.scriptload WrFastMutex\.js/);
-    assert.match(text, /\$lines\.Add\('q'\)/);
 });
