@@ -6,9 +6,9 @@
 #   3. the driver's unit and layout tests on the host (cargo test), both builds,
 #      and the wdk-build stand-in's tests;
 #   4. that Cargo.lock (the Windows build's) is up to date;
-#   5. the PE checks, both builds under Wine (sc.exe in a throwaway prefix) and
-#      the emulator tests (pytest), the WinDbg extension and PowerShell syntax
-#      tests (windbg/test.sh).
+#   5. the PE checks, the INX check (linux/inxcheck.py), both builds under Wine
+#      (sc.exe in a throwaway prefix) and the emulator tests (pytest), the
+#      WinDbg extension and PowerShell syntax tests (windbg/test.sh).
 # Ends with one line: "all: N passed, M failed".
 set -euo pipefail
 case $# in

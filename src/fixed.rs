@@ -5,13 +5,9 @@
 //! `src/seed.rs`, so that `diff src/seed.rs src/fixed.rs` lists the fixes;
 //! each fix carries a comment saying what the seed did.
 //!
-//! The `FAST_MUTEX` gives the two threads mutual exclusion; the
-//! `files_created` event gives them their order, whichever thread the
-//! scheduler runs first. The device extension and the driver's code outlive
-//! both threads: unload waits for each thread it holds a reference to,
-//! `DriverEntry` waits for a thread it could not reference
-//! ([`wait_for_thread`]), and if even that wait fails the driver is never
-//! unloaded.
+//! The `FAST_MUTEX` gives the two threads mutual exclusion, the
+//! `files_created` event their order. Unload waits for both threads before it
+//! deletes the device whose extension they use ([`start_thread`]).
 
 use core::ptr::null_mut;
 
@@ -163,6 +159,26 @@ unsafe fn release(mutex: PFAST_MUTEX) {
     unsafe { KeLeaveCriticalRegion() };
 }
 
+/// Sets `files_created`, which `FileMoveThread` waits for before it moves
+/// anything.
+///
+/// # Safety
+///
+/// `files_created` is the initialised event of a live device extension; IRQL
+/// `<= DISPATCH_LEVEL`.
+unsafe fn signal_files_created(files_created: *mut KEVENT) {
+    #[allow(clippy::cast_possible_wrap, reason = "IO_NO_INCREMENT is 0")]
+    // SAFETY: an initialised event in nonpaged memory (the caller's
+    // contract); Wait FALSE, so no wait must follow.
+    let _ = unsafe {
+        KeSetEvent(
+            files_created,
+            IO_NO_INCREMENT as KPRIORITY,
+            BOOLEAN::from(false),
+        )
+    };
+}
+
 /// Logs a failure and its `NTSTATUS` with `DbgPrintEx` (the seed ignores every
 /// status and logs nothing), as an error of the component for independent
 /// drivers: plain `DbgPrint` is an info-level message, which the kernel's
@@ -210,7 +226,7 @@ unsafe extern "C" fn file_creation_thread(context: PVOID) {
     // Acquire the FAST_MUTEX, once: the seed acquires it a second time here and
     // waits for itself forever (fast mutexes cannot be acquired recursively).
     // SAFETY: `context` is the live device extension (it outlives this
-    // thread: see `wait_for_thread`), whose mutex driver_entry initialised;
+    // thread: see `start_thread`), whose mutex driver_entry initialised;
     // PASSIVE_LEVEL.
     unsafe { acquire(file_mutex) };
 
@@ -290,17 +306,9 @@ unsafe extern "C" fn file_creation_thread(context: PVOID) {
 
     // The seed gives the two threads no order: when FileMoveThread runs first,
     // it finds no file and the files stay in C:\Temp.
-    #[allow(clippy::cast_possible_wrap, reason = "IO_NO_INCREMENT is 0")]
     // SAFETY: `files_created` was initialised by driver_entry and lives as
-    // long as the extension, which outlives this thread (see
-    // `wait_for_thread`); PASSIVE_LEVEL, Wait FALSE.
-    let _ = unsafe {
-        KeSetEvent(
-            files_created,
-            IO_NO_INCREMENT as KPRIORITY,
-            BOOLEAN::from(false),
-        )
-    };
+    // long as the extension, which outlives this thread; PASSIVE_LEVEL.
+    unsafe { signal_files_created(files_created) };
 }
 
 /// `FileMoveThread`: waits until `FileCreationThread` has written the files,
@@ -339,7 +347,7 @@ unsafe extern "C" fn file_move_thread(context: PVOID) {
 
     // Acquire the FAST_MUTEX
     // SAFETY: `context` is the live device extension (it outlives this
-    // thread: see `wait_for_thread`), whose mutex driver_entry initialised;
+    // thread: see `start_thread`), whose mutex driver_entry initialised;
     // PASSIVE_LEVEL.
     unsafe { acquire(file_mutex) };
 
@@ -457,21 +465,50 @@ unsafe extern "C" fn unload_driver(driver_object: PDRIVER_OBJECT) {
     unsafe { IoDeleteDevice(device_object) };
 }
 
-/// A referenced pointer to the thread object behind `thread_handle`, for
-/// unload to wait on, or NULL (logged) if it cannot be referenced: the caller
-/// then waits for the thread with [`wait_for_thread`].
+/// Starts `routine` on a system thread with the device extension as its
+/// context, and returns a referenced pointer to the thread for unload to wait
+/// on. The seed keeps no reference, so its unload cannot wait.
+///
+/// Returns NULL if the thread could not be referenced: `DriverEntry` has then
+/// waited for it here ([`wait_for_thread`]). Returns the `NTSTATUS` of
+/// `PsCreateSystemThread` (logged) if the thread could not be started.
 ///
 /// # Safety
 ///
-/// `thread_handle` is a kernel handle `PsCreateSystemThread` just returned;
-/// IRQL `PASSIVE_LEVEL`.
-unsafe fn reference_thread(thread_handle: HANDLE) -> PVOID {
+/// `sync_res` is the initialised device extension of `driver_object`'s
+/// device, which outlives the thread; IRQL `PASSIVE_LEVEL`.
+unsafe fn start_thread(
+    driver_object: PDRIVER_OBJECT,
+    routine: unsafe extern "C" fn(PVOID),
+    sync_res: *mut SyncResources,
+) -> Result<PVOID, NTSTATUS> {
+    let mut thread_handle: HANDLE = null_mut();
+    // The thread routines have the KSTART_ROUTINE signature (the C casts
+    // routines that return NTSTATUS).
+    // SAFETY: the routine's context, the device extension, is initialised and
+    // outlives the thread (the caller's contract); PASSIVE_LEVEL.
+    let status = unsafe {
+        PsCreateSystemThread(
+            &raw mut thread_handle,
+            0,
+            null_mut(),
+            null_mut(),
+            null_mut(),
+            Some(routine),
+            sync_res.cast(),
+        )
+    };
+    if !nt_success(status) {
+        log_failure!(c"TestDriver: PsCreateSystemThread failed: %08x\n", status);
+        return Err(status);
+    }
+
     let mut thread: PVOID = null_mut();
     // SAFETY: reads the kernel's PsThreadType variable (through its import
     // slot), initialised at boot and never written afterwards.
     let thread_type = unsafe { PsThreadType };
-    // SAFETY: a valid kernel handle to a thread, of that type; `thread` is a
-    // live local.
+    // SAFETY: a kernel handle to a thread PsCreateSystemThread just returned,
+    // of that type; `thread` is a live local.
     let status = unsafe {
         ObReferenceObjectByHandle(
             thread_handle,
@@ -484,33 +521,23 @@ unsafe fn reference_thread(thread_handle: HANDLE) -> PVOID {
     };
     if !nt_success(status) {
         log_failure!(c"TestDriver: ObReferenceObjectByHandle failed: %08x\n", status);
-        return null_mut();
+        thread = null_mut();
+        // SAFETY: the handle is open; the I/O manager's driver object.
+        unsafe { wait_for_thread(driver_object, thread_handle) };
     }
-    thread
+    // SAFETY: a kernel handle PsCreateSystemThread returned, closed once.
+    let _ = unsafe { ZwClose(thread_handle) };
+    Ok(thread)
 }
 
-/// Waits in `DriverEntry`, through its handle, for a thread that
-/// [`reference_thread`] could not reference, so that the device extension and
-/// the driver's code outlive it although unload has nothing to wait on.
+/// Waits, through its handle, for a thread [`start_thread`] could not
+/// reference, so that the device extension and the driver's code outlive it.
 ///
-/// `ObReferenceObjectByHandle` cannot fail there (a thread handle
-/// `PsCreateSystemThread` just returned, the thread type, kernel mode), but if
-/// it did and `DriverEntry` went on, unload would skip the thread and free
-/// the extension, and unmap the code, under it. This wait cannot deadlock, as
-/// neither thread waits for anything `DriverEntry` holds or has still to do
-/// (`DriverEntry` takes no mutex): `FileCreationThread` waits only for the
-/// `FAST_MUTEX`, which `FileMoveThread` takes only after `files_created` is
-/// set, that is after `FileCreationThread` has released it; `FileMoveThread`
-/// waits for `files_created`, which `FileCreationThread` sets (started before
-/// it, and not waiting for `DriverEntry`), or which `DriverEntry` set before
-/// starting it when `FileCreationThread` could not be started. The cost, on
-/// this path only, is a driver load that lasts as long as the thread's work.
-/// Keeping the handle for unload to wait on would work too, with one more
-/// field in the extension and a second kind of wait in unload.
-///
-/// If the wait fails as well, nothing can tell when the thread ends: the
-/// driver then clears its `DriverUnload`, so that it is never unloaded and its
-/// code and device extension outlive the thread.
+/// This cannot deadlock: neither thread waits for `DriverEntry`, as
+/// `FileMoveThread` takes the mutex only once `files_created` is set (by
+/// `FileCreationThread` after it released the mutex, or by `DriverEntry` if
+/// it could not start it). If the wait fails too, the driver clears its
+/// `DriverUnload` and is never unloaded.
 ///
 /// # Safety
 ///
@@ -558,7 +585,7 @@ pub unsafe extern "system" fn driver_entry(
     let extension_size = size_of::<SyncResources>() as ULONG;
     // SAFETY: valid driver object, no device name (an unnamed device), and
     // `device_object` is a live local.
-    let mut status = unsafe {
+    let status = unsafe {
         IoCreateDevice(
             driver_object,
             extension_size,
@@ -600,79 +627,23 @@ pub unsafe extern "system" fn driver_entry(
     // SAFETY: as above.
     unsafe { threads.write([null_mut(); 2]) };
 
-    let mut thread_handle1: HANDLE = null_mut();
-    let mut thread_handle2: HANDLE = null_mut();
-
-    // The thread routines have the KSTART_ROUTINE signature (the C casts
-    // routines that return NTSTATUS).
-    // SAFETY: the routine's context, the device extension, is initialised and
-    // outlives the thread (unload or `wait_for_thread` waits for it, or the
-    // driver is never unloaded); PASSIVE_LEVEL.
-    status = unsafe {
-        PsCreateSystemThread(
-            &raw mut thread_handle1,
-            0,
-            null_mut(),
-            null_mut(),
-            null_mut(),
-            Some(file_creation_thread),
-            sync_res.cast(),
-        )
-    };
-    // The seed keeps no reference to its threads, so its unload cannot wait.
-    if nt_success(status) {
-        // SAFETY: a kernel handle PsCreateSystemThread just returned.
-        let thread = unsafe { reference_thread(thread_handle1) };
-        if thread.is_null() {
-            // SAFETY: the handle is open; the I/O manager's driver object.
-            unsafe { wait_for_thread(driver_object, thread_handle1) };
-        }
+    // SAFETY: the extension is initialised; unload waits for both threads
+    // before deleting the device, or start_thread waited for the thread, or
+    // the driver is never unloaded; PASSIVE_LEVEL.
+    match unsafe { start_thread(driver_object, file_creation_thread, sync_res) } {
         // SAFETY: the extension is live; unload reads `threads` only after
         // DriverEntry has returned.
-        unsafe { (*threads)[0] = thread };
-        // SAFETY: a kernel handle PsCreateSystemThread just returned.
-        let _ = unsafe { ZwClose(thread_handle1) };
-    } else {
-        log_failure!(c"TestDriver: PsCreateSystemThread failed: %08x\n", status);
+        Ok(thread) => unsafe { (*threads)[0] = thread },
         // No FileCreationThread will set the event: set it, so that
         // FileMoveThread does not wait forever.
-        #[allow(clippy::cast_possible_wrap, reason = "IO_NO_INCREMENT is 0")]
-        // SAFETY: the event is initialised; PASSIVE_LEVEL, Wait FALSE.
-        let _ = unsafe {
-            KeSetEvent(
-                files_created,
-                IO_NO_INCREMENT as KPRIORITY,
-                BOOLEAN::from(false),
-            )
-        };
+        // SAFETY: the event is initialised; PASSIVE_LEVEL.
+        Err(_) => unsafe { signal_files_created(files_created) },
     }
 
     // SAFETY: as above.
-    status = unsafe {
-        PsCreateSystemThread(
-            &raw mut thread_handle2,
-            0,
-            null_mut(),
-            null_mut(),
-            null_mut(),
-            Some(file_move_thread),
-            sync_res.cast(),
-        )
-    };
-    if nt_success(status) {
-        // SAFETY: a kernel handle PsCreateSystemThread just returned.
-        let thread = unsafe { reference_thread(thread_handle2) };
-        if thread.is_null() {
-            // SAFETY: the handle is open; the I/O manager's driver object.
-            unsafe { wait_for_thread(driver_object, thread_handle2) };
-        }
-        // SAFETY: the extension is live; unload reads `threads` only after
-        // DriverEntry has returned.
+    if let Ok(thread) = unsafe { start_thread(driver_object, file_move_thread, sync_res) } {
+        // SAFETY: as above.
         unsafe { (*threads)[1] = thread };
-        // SAFETY: a kernel handle PsCreateSystemThread just returned.
-        let _ = unsafe { ZwClose(thread_handle2) };
-    } else {
-        log_failure!(c"TestDriver: PsCreateSystemThread failed: %08x\n", status);
     }
 
     // DriverEntry succeeds even if a thread could not be started: the other

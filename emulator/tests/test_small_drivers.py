@@ -133,6 +133,23 @@ def test_closing_a_handle_twice_is_bugcheck_0x93(cdriver, tmp_path):
     assert f["where"].startswith("bad_exit!DriverEntry+0x") and rep["dbgprint"] == []  # never returned
 
 
+@pytest.mark.parametrize("use,where", [(1, "src/fixed.rs:231:17"), (2, "an unknown location"),
+                                       (3, "<unreadable file name at 0x10>:5:9")],
+                         ids=["location", "no-location", "unmapped-name"])
+def test_a_rust_panic_bugcheck_names_the_panic_location(cdriver, tmp_path, use, where):
+    code, rep = run_cli([cdriver("rust_panic", USE=use)], tmp_path)
+    assert (code, rep["outcome"]) == (4, "fault")
+    f = rep["fatal"]
+    assert (f["kind"], f["bugcheck"]["code"], f["thread"]) == ("bugcheck", 0x52504E43, "Worker")
+    assert f["text"].endswith(f": Rust panic at {where} (wdk-panic's bug check)"), f["text"]
+    assert f["where"].startswith("rust_panic!")  # the call site, in the driver
+    assert [p["text"] for p in rep["dbgprint"]] == ["worker panics\n"]
+    if use == 1:
+        assert f["bugcheck"]["parameters"][1:] == [12, 231, 17]
+        text = (tmp_path / "report.txt").read_text()
+        assert "*** DRIVER FAULT (bugcheck): bugcheck 0x52504e43 (" in text and "Rust panic at src/fixed.rs:231:17" in text
+
+
 def test_closing_null_is_an_error_status_not_a_bugcheck(cdriver, tmp_path):
     code, rep = run_cli([cdriver("bad_exit", USE=4)], tmp_path)
     assert (code, rep["outcome"], rep["fatal"]) == (0, "completed", None)

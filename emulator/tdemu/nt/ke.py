@@ -6,6 +6,8 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
+from unicorn import UcError
+
 from .. import ntstatus as st
 from ..machine import BLOCK, Thread, Wait
 from .api import Component, arg0_object, everything
@@ -305,10 +307,33 @@ def KeTryToAcquireSpinLockAtDpcLevel(k):
 
 # ---------------------------------------------------------------- bug checks (ke/bug.c)
 
+# wdk-panic's panic handler bug-checks with "RPNC" and the panic's file (pointer, length), line, column.
+RUST_PANIC = 0x52504E43
+MAX_FILE_NAME = 4096
+
+
+def rust_panic_location(k, file: int, length: int, line: int, column: int) -> str:
+    """FILE:LINE:COL of a Rust panic from wdk-panic's bug check parameters, the file name read from the
+    driver's memory (wdk-panic passes zeros when the panic has no location)."""
+    if not file or not length:
+        return "an unknown location"
+    if length > MAX_FILE_NAME:
+        return f"<a {length}-byte file name at {file:#x}>:{line}:{column}"
+    try:
+        name = k.cpu.mem(file, length).decode("utf-8", "backslashreplace")
+    except UcError:
+        name = f"<unreadable file name at {file:#x}>"
+    return f"{name}:{line}:{column}"
+
+
 @ke.export(footprint=everything)
 def KeBugCheckEx(k):
     code, p1, p2, p3, p4 = k.args(5)
-    k.bugcheck(code & 0xFFFFFFFF, (p1, p2, p3, p4), "the driver called KeBugCheckEx")
+    code &= 0xFFFFFFFF
+    why = "the driver called KeBugCheckEx"
+    if code == RUST_PANIC:
+        why = f"Rust panic at {rust_panic_location(k, p1, p2, p3, p4)} (wdk-panic's bug check)"
+    k.bugcheck(code, (p1, p2, p3, p4), why)
     return BLOCK
 
 

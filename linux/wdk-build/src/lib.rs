@@ -4,11 +4,13 @@
 //! compile on a Linux host, and it looks for an installed WDK. The Linux build
 //! of TestDriver replaces it (through a cargo patch that only the Linux build
 //! applies) with this crate, which offers the part of the API that `wdk`,
-//! `wdk-alloc`, `wdk-sys` and the driver's own `build.rs` call:
+//! `wdk-alloc`, `wdk-panic`, `wdk-sys` and the driver's own `build.rs` call:
 //!
 //! * [`configure_wdk_library_build`]: emits the `driver_model__driver_type`
 //!   cfg (and its `check-cfg`), read from the top-level `Cargo.toml`'s
-//!   `[package.metadata.wdk.driver-model]` table, as the real one does;
+//!   `[package.metadata.wdk.driver-model]` table, as the real one does
+//!   (`wdk-panic` 0.5.0's build script calls only this: without the WDM cfg
+//!   it would build as a `std` crate with no panic handler);
 //! * [`configure_wdk_binary_build`]: the same cfg plus the linker arguments the
 //!   real crate emits for a WDM driver (`/DRIVER`, `/SUBSYSTEM:NATIVE`,
 //!   `/ENTRY:DriverEntry`, `/INTEGRITYCHECK`, `/MAP`, ...), after the same
