@@ -1,6 +1,6 @@
 """TestDriver.sys under Wine: loaded by sc.exe into winedevice.exe, on real threads and files.
 
-One throwaway prefix serves the whole session (linux/winerun.py makes it and
+One throwaway prefix serves the whole session (wine/winerun.py makes it and
 removes it). The default build is started once: it must reach RUNNING, write
 nothing, and leave its threads blocked in ExAcquireFastMutex at the return
 addresses tdemu reports; `sc stop` is then observed. The fixed build is
@@ -29,7 +29,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "linux"))
+sys.path.insert(0, str(REPO / "wine"))
 import winerun as W  # noqa: E402
 
 BUILDS = {"default": REPO / "out" / "TestDriver.sys", "fixed": REPO / "out" / "fixed" / "TestDriver.sys"}
@@ -331,7 +331,7 @@ def test_bad_input_is_refused_before_any_prefix(tmp_path, builds, args, message)
     notpe.write_bytes(b"not a driver")
     argv = [a.format(notpe=notpe, sys=builds["default"]) for a in args]
     env = dict(os.environ, TMPDIR=str(tmp_path))
-    p = subprocess.run([sys.executable, str(REPO / "linux" / "winerun.py"), *argv], capture_output=True,
+    p = subprocess.run([sys.executable, str(REPO / "wine" / "winerun.py"), *argv], capture_output=True,
                        text=True, env=env, timeout=60)
     assert p.returncode == 2, (p.returncode, p.stderr)
     assert message in p.stderr, p.stderr
