@@ -28,7 +28,7 @@ set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$REPO_ROOT"
 
-usage() { sed -n '2,25s/^# \{0,1\}//p' "$0"; }
+usage() { sed -n '2,26s/^# \{0,1\}//p' "$0"; }
 
 wine=false dump=false build_args=() driver=out/TestDriver.sys expect=deadlock tdemu_args=()
 for arg in "$@"; do

@@ -504,3 +504,25 @@ def test_dump_with_the_other_builds_pdb_is_refused(default_run, builds, tmp_path
     a = analyze(lone / "TestDriver.dmp", "--symbols", str(tmp_path))
     assert a.code == 2 and "no TestDriver.pdb matching the dump's TestDriver.sys" in a.err, a.err
     assert sorted(p.name for p in lone.iterdir()) == ["TestDriver.dmp"]
+
+
+def test_fulldump_refuses_bad_input(prefix):
+    """fulldump.exe: a message, exit 2, no file, for bad arguments, a process that does not host
+    TestDriver.sys, and a file that exists already."""
+    exe = prefix.root / "fulldump-test.exe"
+    shutil.copyfile(W.FULLDUMP, exe)
+    drive_c = prefix.path / "drive_c"
+    services = next(pid for pid, name in prefix.processes() if name.lower() == "services.exe")
+    (drive_c / "exists.dmp").write_bytes(b"keep")
+    cases = [
+        ([], "expected a process id and a file name"),
+        (["abc", "C:\\x.dmp"], "the process id must be a number"),
+        ([f"0x{services:x}", "C:\\x.dmp", "TestDriver.sys"], "has no module TestDriver.sys"),
+        ([f"0x{services:x}", "C:\\exists.dmp"], "it exists already"),
+    ]
+    for args, message in cases:
+        r = prefix.run([str(exe), *args], timeout=120)
+        assert r.returncode == 2 and message in r.stderr, (args, r.returncode, r.stderr[-500:])
+        assert not (drive_c / "x.dmp").exists(), f"{args}: a dump was written"
+    assert (drive_c / "exists.dmp").read_bytes() == b"keep"
+    (drive_c / "exists.dmp").unlink()
