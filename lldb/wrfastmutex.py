@@ -255,7 +255,7 @@ def describe_fields(m: FastMutex, runtime: Runtime, owner: str) -> list[str]:
         lines = [
             f"   +0x000 Count            : 0n{m.count}  bit 0 (lock) {m.count & 1}: {'free' if not held else 'held'},"
             f"{woken} waiters (Count >> 2): {waiters}",
-            f"   +0x008 Owner            : 0x{m.owner:x}  {owner}",
+            f"   +0x008 Owner            : 0x{m.owner:x}  {owner.removeprefix(f'0x{m.owner:x} ')}",
             f"   +0x010 Contention       : {m.contention}  times an acquire had to wait",
             f"   +0x018 Event            : _KEVENT {event_type}, SignalState {m.event_signal}",
             f"   +0x030 OldIrql          : {m.old_irql}  the owner's IRQL before its acquire"
