@@ -37,7 +37,7 @@ declare -A DEBIAN_PACKAGES_test=(
   [npm]=/usr/bin/npm
 )
 # `wine`: Debian's Wine, which loads TestDriver.sys in winedevice.exe, and the
-# python3 that runs linux/winerun.py. winerun.py runs the two files named here,
+# python3 that runs wine/winerun.py. winerun.py runs the two files named here,
 # not the `wine` package's /usr/bin wrappers.
 declare -A DEBIAN_PACKAGES_wine=(
   [wine64]=/usr/lib/wine/wine64
