@@ -40,7 +40,20 @@ echo "size: TestDriver.sys $(stat -c %s out/TestDriver.sys) bytes (default)," \
 python=$(bash emulator/setup.sh) || { echo "bench.sh: emulator/setup.sh failed (above)" >&2; exit 1; }
 "$python" emulator/bench.py out/TestDriver.sys
 
-# Under Wine (linux/winerun.py): making the throwaway prefix, sc start to
+# Under Wine (wine/winerun.py): making the throwaway prefix, sc start to
 # RUNNING, sc start to the 1000th file in C:\Temp2 (fixed build, 5 runs in one prefix).
 ensure_debian_packages wine
-python3 linux/winerun.py bench out/fixed/TestDriver.sys --runs 5
+python3 wine/winerun.py bench out/fixed/TestDriver.sys --runs 5
+
+# The full-memory dump of the default build's winedevice.exe under Wine
+# (wine/fulldump.c): its size, the time fulldump.exe took, then the time of
+# the whole lldb analysis (linux/analyze-dump.sh, lldb-19 started and ended).
+ensure_debian_packages dump
+dump_dir=$(mktemp -d)
+trap 'rm -rf "$dump_dir"' EXIT
+# (winerun exits 3, the deadlock: the numbers are what is wanted here)
+{ python3 wine/winerun.py run out/TestDriver.sys --dump "$dump_dir/d" || true; } |
+  sed -n 's/^Dump: .*(\(.*\)) written in \(.*\) s,.*/wine dump: \1, written in \2 s/p'
+start=$EPOCHREALTIME
+bash linux/analyze-dump.sh "$dump_dir/d/TestDriver.dmp" >/dev/null 2>&1 || true
+echo "$EPOCHREALTIME - $start" | awk '{printf "wine dump: analysed by lldb-19 in %.1f s\n", $1 - $3}'

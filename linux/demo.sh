@@ -13,24 +13,28 @@
 #                                   the loops run, at APC_LEVEL
 #   linux/demo.sh --wine [--fixed]  the real .sys under Wine: sc.exe create/start in a throwaway
 #                                   prefix, the files, the threads' stacks (winedbg), sc stop/delete
+#   linux/demo.sh --wine --dump [--fixed]
+#                                   and, before sc stop, a full-memory dump of its winedevice.exe
+#                                   to report/wine/ (with TestDriver.sys/.pdb), then the seed's
+#                                   walk-through on it with lldb (linux/analyze-dump.sh)
 #
 # Other arguments go to `tdemu run` (see emulator/README.md); they are checked
 # against its --help (after emulator/setup.sh makes its venv) before anything is built. Exit codes: an emulated run
 # exits 0 when it shows what it is expected to show (the deadlock for the
 # default build, completion for the fixed one or with the recursion switch);
-# a Wine run exits as tdemu does: 3 deadlock, 0 completed (the 1000 files in
-# C:\Temp2), 1 anything else. Bad usage: 2, before anything is built. A failed
+# a Wine run likewise (with --dump: and the dump's analysis agrees). Bad usage: 2, before anything is built. A failed
 # build: 1, and no older .sys is run.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$REPO_ROOT"
 
-usage() { sed -n '2,25s/^# \{0,1\}//p' "$0"; }
+usage() { sed -n '2,26s/^# \{0,1\}//p' "$0"; }
 
-wine=false build_args=() driver=out/TestDriver.sys expect=deadlock tdemu_args=()
+wine=false dump=false build_args=() driver=out/TestDriver.sys expect=deadlock tdemu_args=()
 for arg in "$@"; do
   case $arg in
     --wine) wine=true ;;
+    --dump) dump=true ;;
     --fixed) build_args=(--fixed); driver=out/fixed/TestDriver.sys; expect=completed ;;
     --allow-recursive-acquire) tdemu_args+=("$arg"); expect=completed ;;
     -h|--help) usage; exit 0 ;;
@@ -55,10 +59,12 @@ build_parser().parse_args(["run", "TestDriver.sys", *sys.argv[1:]])' "$@" || {
 
 if $wine; then
   if ((${#tdemu_args[@]})); then
-    echo "demo.sh: --wine takes only --fixed (got: ${tdemu_args[*]})" >&2
+    echo "demo.sh: --wine takes only --fixed and --dump (got: ${tdemu_args[*]})" >&2
     exit 2
   fi
+  [[ -d report/wine && ! -w report/wine ]] && { echo "demo.sh: report/wine is not writable" >&2; exit 2; }
 else
+  $dump && tdemu_args+=(--dump)
   # the emulator's environment first: its --help is what checks the arguments
   python=$(bash emulator/setup.sh) || { echo "demo.sh: emulator/setup.sh failed (above)" >&2; exit 1; }
   if ((${#tdemu_args[@]})); then
@@ -82,6 +88,20 @@ trap - EXIT
 
 if $wine; then
   ensure_debian_packages wine
-  exec python3 linux/winerun.py run "$driver"
+  if ! $dump; then
+    exec python3 wine/winerun.py run "$driver" --expect "$expect"
+  fi
+  ensure_debian_packages dump
+  rm -rf report/wine
+  code=0
+  python3 wine/winerun.py run "$driver" --expect "$expect" --dump report/wine || code=$?
+  [[ -f report/wine/TestDriver.dmp ]] || exit 1
+  echo
+  echo "== The seed's WinDbg walk-through on report/wine/TestDriver.dmp with lldb (linux/analyze-dump.sh)"
+  verdict=0
+  bash linux/analyze-dump.sh report/wine/TestDriver.dmp || verdict=$?
+  want=$([[ $expect == deadlock ]] && echo 3 || echo 0)
+  ((code == 0 && verdict == want)) || exit 1
+  exit 0
 fi
 PYTHONPATH=emulator exec "$python" -m tdemu run "$driver" --expect "$expect" "${tdemu_args[@]}"
