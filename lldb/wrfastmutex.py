@@ -1,0 +1,373 @@
+"""lldb commands that read TestDriver's fast-mutex deadlock from a minidump, as the seed's WinDbg session does.
+
+    (lldb) command script import lldb/wrfastmutex.py
+    (lldb) wrfastmutex            # ~ !WrFastMutex: threads waiting in ExAcquireFastMutex, their mutex, caller, owner
+    (lldb) fastmutex ADDRESS      # ~ dt nt!_FAST_MUTEX ADDRESS, decoded with the runtime's own meaning
+
+The dump is any minidump lldb opens with `target create --core` (a full-memory
+dump of Wine's winedevice.exe, tdemu's dump of its emulated kernel). The
+runtime is recognised from the dump itself (see `recognise`), never passed in.
+How a waiter, its frame and its mutex are found is the interface tdemu's dump
+writer relies on: lldb/README.md states it.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import sys
+from dataclasses import dataclass, field
+
+import lldb
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import minidump as M  # noqa: E402
+
+WAIT_FUNCTION = "ExAcquireFastMutex"
+DRIVER = "TestDriver.sys"
+FAST_MUTEX_SIZE = 0x38
+# Names of the mutex in the debug information of a frame that has it: Wine's ntoskrnl.exe
+# (`ExAcquireFastMutex(FAST_MUTEX *mutex)`, DWARF) and TestDriver's thread routines (the PDB).
+MUTEX_VARIABLES = ("mutex", "FastMutex", "fast_mutex", "file_mutex")
+
+
+@dataclass
+class Runtime:
+    """What kind of kernel wrote the dump, and which FAST_MUTEX fields it keeps."""
+
+    name: str  # "Wine", "tdemu", "Windows"
+    evidence: str
+    records_owner: bool  # Owner, Contention and OldIrql are written by its ExAcquireFastMutex
+
+    @property
+    def wine(self) -> bool:
+        return self.name == "Wine"
+
+
+def recognise(dump: M.Minidump) -> Runtime:
+    """The runtime, from the dump: tdemu names itself in a comment stream; Wine's ntoskrnl.exe
+    carries "Wine builtin DLL" in its DOS header (read from the dump's memory); else Windows."""
+    for comment in dump.comments:
+        if comment.startswith("tdemu"):
+            return Runtime("tdemu", f"comment stream: {comment.splitlines()[0][:100]!r}", True)
+    nt = dump.module("ntoskrnl.exe")
+    if nt is not None:
+        marker = dump.read(nt.base + 0x40, 16)
+        if marker == b"Wine builtin DLL":
+            return Runtime("Wine", f"ntoskrnl.exe at 0x{nt.base:x} is Wine's builtin DLL "
+                                   f"(\"Wine builtin DLL\" in its DOS header, read from the dump)", False)
+        if marker is None and dump.module("winedevice.exe") is not None:
+            return Runtime("Wine", "the process is winedevice.exe with an ntoskrnl.exe module "
+                                   "(its image is not in the dump)", False)
+    return Runtime("Windows", "neither tdemu's comment stream nor Wine's builtin ntoskrnl.exe", True)
+
+
+def _load_dump(target: lldb.SBTarget) -> M.Minidump:
+    """The minidump behind lldb's process (its core file), read with the standard-library reader."""
+    core = target.GetProcess().GetCoreFile()
+    path = core.fullpath if core.IsValid() else None
+    if not path or not os.path.isfile(path):
+        raise M.BadDump("this process was not loaded from a dump: open one with `target create --core FILE`")
+    return M.read_minidump(path)
+
+
+def function_name(frame: lldb.SBFrame) -> str | None:
+    """The frame's concrete function (an inlined frame belongs to the function it is inlined in):
+    from debug information when there is some, else the module's symbol (its exports)."""
+    fn = frame.GetFunction()
+    if fn.IsValid() and fn.GetName():
+        return fn.GetName()
+    sym = frame.GetSymbol()
+    return sym.GetName() if sym.IsValid() else None
+
+
+def _start(frame: lldb.SBFrame, target: lldb.SBTarget) -> int | None:
+    fn = frame.GetFunction()
+    addr = fn.GetStartAddress() if fn.IsValid() else frame.GetSymbol().GetStartAddress()
+    load = addr.GetLoadAddress(target) if addr.IsValid() else lldb.LLDB_INVALID_ADDRESS
+    return None if load == lldb.LLDB_INVALID_ADDRESS else load
+
+
+def module_stem(frame: lldb.SBFrame) -> str:
+    name = frame.GetModule().GetFileSpec().GetFilename() or "?"
+    return name.rsplit(".", 1)[0]
+
+
+def location(frame: lldb.SBFrame, target: lldb.SBTarget) -> str:
+    """module!function+0xoffset, as WinDbg writes a call site (TestDriver!...file_creation_thread+0x6a)."""
+    name, start = function_name(frame), _start(frame, target)
+    if name is None or start is None:
+        return f"{module_stem(frame)}+0x{frame.GetPC() - frame.GetModule().GetObjectFileHeaderAddress().GetLoadAddress(target):x}"
+    return f"{module_stem(frame)}!{name}+0x{frame.GetPC() - start:x}"
+
+
+def source_line(frame: lldb.SBFrame) -> str | None:
+    le = frame.GetLineEntry()
+    if not le.IsValid() or not le.GetFileSpec().GetFilename():
+        return None
+    return f"{le.GetFileSpec().GetFilename()}:{le.GetLine()}"
+
+
+@dataclass
+class Waiter:
+    """A driver thread blocked in ExAcquireFastMutex."""
+
+    thread: lldb.SBThread
+    wait_frame: int  # innermost frame of ExAcquireFastMutex: its pc is the real one (inlined frames share it)
+    caller_frame: int  # the TestDriver.sys frame that called it
+    wait_site: str
+    caller: str
+    source: str | None
+    return_address: int
+    mutex: int | None = None
+    mutex_from: list[str] = field(default_factory=list)
+    disagreements: list[str] = field(default_factory=list)
+
+    @property
+    def tid(self) -> int:
+        return self.thread.GetThreadID()
+
+
+def _mutex_candidates(thread: lldb.SBThread, first: int, caller: int) -> list[tuple[int, str]]:
+    found: list[tuple[int, str]] = []
+    for i in range(first, caller + 1):
+        frame = thread.GetFrameAtIndex(i)
+        for name in MUTEX_VARIABLES:
+            var = frame.FindVariable(name)
+            if var.IsValid() and var.GetError().Success():
+                value = var.GetValueAsUnsigned(0)
+                if value:
+                    module = frame.GetModule().GetFileSpec().GetFilename() or "?"
+                    symbols = "TestDriver.pdb" if module.lower() == DRIVER.lower() else f"{module}'s debug info"
+                    text = f"`{name}` in {module_stem(frame)}!{frame.GetFunctionName()} ({symbols})"
+                    if (value, text) not in found:
+                        found.append((value, text))
+    top = thread.GetFrameAtIndex(0)
+    target = thread.GetProcess().GetTarget()
+    if first == 0 and _start(top, target) == top.GetPC():
+        rcx = top.FindRegister("rcx")
+        if rcx.IsValid():
+            found.append((rcx.GetValueAsUnsigned(0), "rcx at ExAcquireFastMutex's entry (its first argument)"))
+    return found
+
+
+def find_waiters(process: lldb.SBProcess) -> list[Waiter]:
+    """Every thread with a frame in ExAcquireFastMutex called from TestDriver.sys, in lldb's thread order."""
+    target = process.GetTarget()
+    waiters = []
+    for thread in process:
+        n = thread.GetNumFrames()
+        names = [function_name(thread.GetFrameAtIndex(i)) for i in range(n)]
+        if WAIT_FUNCTION not in names:
+            continue
+        first = names.index(WAIT_FUNCTION)
+        last = first
+        while last + 1 < n and names[last + 1] == WAIT_FUNCTION:
+            last += 1
+        if last + 1 >= n:
+            continue
+        caller = thread.GetFrameAtIndex(last + 1)
+        if (caller.GetModule().GetFileSpec().GetFilename() or "").lower() != DRIVER.lower():
+            continue
+        w = Waiter(thread, first, last + 1, location(thread.GetFrameAtIndex(first), target),
+                   location(caller, target), source_line(caller), caller.GetPC())
+        candidates = _mutex_candidates(thread, first, last + 1)
+        if candidates:
+            w.mutex = candidates[0][0]
+            w.mutex_from = [src for value, src in candidates if value == w.mutex]
+            w.disagreements = [f"{src} says 0x{value:x}" for value, src in candidates if value != w.mutex]
+        waiters.append(w)
+    return waiters
+
+
+# -- the fields -----------------------------------------------------------------------------
+
+
+@dataclass
+class FastMutex:
+    address: int
+    count: int  # signed
+    owner: int
+    contention: int
+    event_type: int
+    event_signal: int
+    event_flink: int
+    event_blink: int
+    old_irql: int
+
+    @classmethod
+    def parse(cls, address: int, raw: bytes) -> FastMutex:
+        count, owner, contention = struct.unpack_from("<iQI", raw, 0)[0], struct.unpack_from("<Q", raw, 8)[0], \
+            struct.unpack_from("<I", raw, 0x10)[0]
+        etype, esignal = raw[0x18], struct.unpack_from("<i", raw, 0x1C)[0]
+        flink, blink = struct.unpack_from("<QQ", raw, 0x20)
+        (old_irql,) = struct.unpack_from("<I", raw, 0x30)
+        return cls(address, count, owner, contention, etype, esignal, flink, blink, old_irql)
+
+    def holders_and_waiters(self, runtime: Runtime) -> tuple[bool, int]:
+        """(held, waiters) as the runtime's ExAcquireFastMutex counts them."""
+        if runtime.wine:  # 1 free; each acquire decrements, a result below 0 waits
+            return self.count < 1, max(0, -self.count)
+        # Windows (and tdemu, which keeps Windows's rules): bit 0 set = free, bit 1 = a waiter
+        # was woken, each waiter adds 4
+        return not self.count & 1, self.count >> 2
+
+
+def read_fast_mutex(process: lldb.SBProcess, address: int) -> FastMutex | str:
+    err = lldb.SBError()
+    raw = process.ReadMemory(address, FAST_MUTEX_SIZE, err)
+    if not err.Success() or raw is None or len(raw) != FAST_MUTEX_SIZE:
+        return (f"the dump does not hold the {FAST_MUTEX_SIZE} bytes at 0x{address:x} "
+                f"({err.GetCString() or 'no memory there'}): a dump without full memory has stacks only")
+    return FastMutex.parse(address, raw)
+
+
+def owner_text(process: lldb.SBProcess, dump: M.Minidump, runtime: Runtime, owner: int) -> str:
+    if not runtime.records_owner:
+        return f"not recorded ({runtime.name} does not write Owner)"
+    if owner == 0:
+        return "none (Owner is 0)"
+    for t in dump.threads:
+        if t.teb == owner:
+            th = process.GetThreadByID(t.tid)
+            idx = f"thread #{th.GetIndexID()} " if th.IsValid() else ""
+            return f"0x{owner:x} = {idx}tid 0x{t.tid:x}"
+    return f"0x{owner:x} (no thread of the dump has this TEB/ETHREAD address)"
+
+
+def describe_fields(m: FastMutex, runtime: Runtime, owner: str) -> list[str]:
+    held, waiters = m.holders_and_waiters(runtime)
+    state = f"{'held' if held else 'free'}, {waiters} waiter{'s' if waiters != 1 else ''}"
+    event_type = {0: "NotificationEvent", 1: "SynchronizationEvent"}.get(m.event_type, f"type {m.event_type}")
+    if runtime.wine:
+        lines = [
+            f"   +0x000 Count            : 0n{m.count} (0x{m.count & 0xffffffff:08x})  Wine counts down from 1: "
+            f"1 free, 0 held, -N held with N waiters -> {state}",
+            f"   +0x008 Owner            : 0x{m.owner:x}  {owner}",
+            f"   +0x010 Contention       : {m.contention}  not recorded (Wine never writes it)",
+            f"   +0x018 Event            : _KEVENT {event_type}, SignalState {m.event_signal}; "
+            f"WaitListHead.Flink {m.event_flink} (Wine: threads waiting on it), "
+            f"WaitListHead.Blink 0x{m.event_blink:x} (Wine: the handle of its event object)",
+            f"   +0x030 OldIrql          : {m.old_irql}  not recorded (Wine has no IRQL)",
+        ]
+    else:
+        woken = " a waiter was woken," if m.count & 2 else ""
+        lines = [
+            f"   +0x000 Count            : 0n{m.count}  bit 0 (lock) {m.count & 1}: {'free' if not held else 'held'},"
+            f"{woken} waiters (Count >> 2): {waiters}",
+            f"   +0x008 Owner            : 0x{m.owner:x}  {owner}",
+            f"   +0x010 Contention       : {m.contention}  times an acquire had to wait",
+            f"   +0x018 Event            : _KEVENT {event_type}, SignalState {m.event_signal}",
+            f"   +0x030 OldIrql          : {m.old_irql}  the owner's IRQL before its acquire"
+            + (" (PASSIVE_LEVEL)" if m.old_irql == 0 else ""),
+        ]
+    return lines
+
+
+# -- the commands ----------------------------------------------------------------------------
+
+
+def _context(debugger: lldb.SBDebugger):
+    target = debugger.GetSelectedTarget()
+    process = target.GetProcess()
+    if not process.IsValid():
+        raise M.BadDump("no process: open a dump first (target create --core FILE)")
+    return target, process, _load_dump(target)
+
+
+def not_recorded(runtime: Runtime) -> str:
+    if runtime.wine:
+        return ("Not recorded by Wine: its ExAcquireFastMutex writes no Owner, Contention or OldIrql (and Wine "
+                "has no IRQL), so no owner can be named: Count (counting down from 1) and the event's "
+                "waiter count say how many wait.")
+    if runtime.name == "tdemu":
+        return "tdemu records Owner, Contention and OldIrql as Windows does."
+    return "Windows records Owner, Contention and OldIrql."
+
+
+def wrfastmutex_lines(debugger: lldb.SBDebugger) -> tuple[list[str], list[Waiter], Runtime, M.Minidump]:
+    target, process, dump = _context(debugger)
+    runtime = recognise(dump)
+    waiters = find_waiters(process)
+    out = [f"Runtime: {runtime.name} ({runtime.evidence})"]
+    if not waiters:
+        driver_threads = [t for t in process if any(
+            (t.GetFrameAtIndex(i).GetModule().GetFileSpec().GetFilename() or "").lower() == DRIVER.lower()
+            for i in range(t.GetNumFrames()))]
+        out.append(f"No thread waits in {WAIT_FUNCTION} ({len(driver_threads)} of the dump's "
+                   f"{process.GetNumThreads()} threads have a {DRIVER} frame).")
+        out.append("Count: 0")
+        return out, waiters, runtime, dump
+    rows = [("Thread", "Tid", "Waiting in", "Fast mutex", "Owner", "Caller")]
+    for w in waiters:
+        owner = "?"
+        if w.mutex is not None:
+            m = read_fast_mutex(process, w.mutex)
+            owner = owner_text(process, dump, runtime, m.owner) if isinstance(m, FastMutex) else "not in the dump"
+        caller = w.caller + (f" ({w.source})" if w.source else "")
+        rows.append((f"#{w.thread.GetIndexID()}", f"0x{w.tid:x}", w.wait_site,
+                     f"0x{w.mutex:x}" if w.mutex is not None else "unknown", owner, caller))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    for i, r in enumerate(rows):
+        out.append(" ".join(c.ljust(widths[j]) for j, c in enumerate(r[:-1])) + " " + r[-1])
+        if i == 0:
+            out.append(" ".join("=" * w for w in widths) + " " + "=" * len(r[-1]))
+    out.append(f"Count: {len(waiters)}")
+    for w in waiters:
+        if w.mutex_from:
+            out.append(f"#{w.thread.GetIndexID()}: the mutex is {', '.join(w.mutex_from)}; "
+                       f"return address 0x{w.return_address:x}")
+        else:
+            out.append(f"#{w.thread.GetIndexID()}: the mutex is unknown: no frame names it in debug information "
+                       f"and the thread is not stopped at {WAIT_FUNCTION}'s entry")
+        for d in w.disagreements:
+            out.append(f"#{w.thread.GetIndexID()}: WARNING: {d}")
+    out.append(not_recorded(runtime))
+    return out, waiters, runtime, dump
+
+
+def wrfastmutex(debugger, command, result, _internal_dict):
+    """wrfastmutex: the threads waiting in ExAcquireFastMutex (as WinDbg's !WrFastMutex), the mutex
+    each waits on, its caller in TestDriver.sys (function+offset and source line from TestDriver.pdb)
+    and the owner where the runtime records one."""
+    if command.strip():
+        result.SetError("wrfastmutex takes no arguments")
+        return
+    try:
+        lines = wrfastmutex_lines(debugger)[0]
+    except M.BadDump as e:
+        result.SetError(str(e))
+        return
+    result.AppendMessage("\n".join(lines))
+
+
+def fastmutex_lines(debugger: lldb.SBDebugger, address: int) -> list[str]:
+    _, process, dump = _context(debugger)
+    runtime = recognise(dump)
+    m = read_fast_mutex(process, address)
+    if not isinstance(m, FastMutex):
+        raise M.BadDump(m)
+    meaning = "Wine 8's dlls/ntoskrnl.exe/sync.c" if runtime.wine else (
+        "tdemu, with Windows's fields" if runtime.name == "tdemu" else "Windows")
+    return ([f"_FAST_MUTEX at 0x{address:x} ({meaning}):"]
+            + describe_fields(m, runtime, owner_text(process, dump, runtime, m.owner)))
+
+
+def fastmutex(debugger, command, result, _internal_dict):
+    """fastmutex ADDRESS: the FAST_MUTEX at ADDRESS decoded with the runtime's meaning (dt nt!_FAST_MUTEX)."""
+    text = command.strip()
+    try:
+        address = int(text, 0)
+    except ValueError:
+        result.SetError(f"fastmutex: expected an address (e.g. 0x34d0f0), got {text!r}")
+        return
+    try:
+        result.AppendMessage("\n".join(fastmutex_lines(debugger, address)))
+    except M.BadDump as e:
+        result.SetError(str(e))
+
+
+def __lldb_init_module(debugger, _internal_dict):
+    module = __name__
+    debugger.HandleCommand(f"command script add -o -f {module}.wrfastmutex wrfastmutex")
+    debugger.HandleCommand(f"command script add -o -f {module}.fastmutex fastmutex")
