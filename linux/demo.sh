@@ -11,6 +11,10 @@
 #   linux/demo.sh --allow-recursive-acquire
 #                                   the harness ignores the recursive acquire:
 #                                   the loops run, at APC_LEVEL
+#   linux/demo.sh --dump [--fixed]  as above, and tdemu writes its state as a minidump,
+#                                   report/tdemu/TestDriver.dmp (with ntoskrnl.exe, the .sys
+#                                   and the .pdb beside it), which lldb-19 then reads as the
+#                                   seed's WinDbg session reads its dump (lldb/analyze.py)
 #   linux/demo.sh --wine [--fixed]  the real .sys under Wine: sc.exe create/start in a throwaway
 #                                   prefix, the files, the threads' stacks (winedbg), sc stop/delete
 #
@@ -25,12 +29,13 @@ set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$REPO_ROOT"
 
-usage() { sed -n '2,25s/^# \{0,1\}//p' "$0"; }
+usage() { sed -n '2,29s/^# \{0,1\}//p' "$0"; }
 
-wine=false build_args=() driver=out/TestDriver.sys expect=deadlock tdemu_args=()
+wine=false dump=false build_args=() driver=out/TestDriver.sys expect=deadlock tdemu_args=()
 for arg in "$@"; do
   case $arg in
     --wine) wine=true ;;
+    --dump) dump=true ;;
     --fixed) build_args=(--fixed); driver=out/fixed/TestDriver.sys; expect=completed ;;
     --allow-recursive-acquire) tdemu_args+=("$arg"); expect=completed ;;
     -h|--help) usage; exit 0 ;;
@@ -54,8 +59,8 @@ build_parser().parse_args(["run", "TestDriver.sys", *sys.argv[1:]])' "$@" || {
 }
 
 if $wine; then
-  if ((${#tdemu_args[@]})); then
-    echo "demo.sh: --wine takes only --fixed (got: ${tdemu_args[*]})" >&2
+  if ((${#tdemu_args[@]})) || $dump; then
+    echo "demo.sh: --wine takes only --fixed (got: ${tdemu_args[*]}${tdemu_args[*]:+ }$($dump && echo --dump))" >&2
     exit 2
   fi
 else
@@ -84,4 +89,44 @@ if $wine; then
   ensure_debian_packages wine
   exec python3 linux/winerun.py run "$driver"
 fi
-PYTHONPATH=emulator exec "$python" -m tdemu run "$driver" --expect "$expect" "${tdemu_args[@]}"
+if ! $dump; then
+  PYTHONPATH=emulator exec "$python" -m tdemu run "$driver" --expect "$expect" "${tdemu_args[@]}"
+fi
+
+# --dump: the run as above, then its dump read with lldb-19 (the seed's walk-through); it shows
+# what it set out to show when the run did and the dump's verdict agrees (3 deadlock, 0 none).
+dump_file=report/tdemu/TestDriver.dmp
+rc=0
+PYTHONPATH=emulator "$python" -m tdemu run "$driver" --expect "$expect" --dump "$dump_file" "${tdemu_args[@]}" || rc=$?
+if ((rc == 2)); then exit 2; fi
+if [[ ! -f $dump_file ]]; then
+  echo "demo.sh: tdemu wrote no dump ($dump_file)" >&2
+  exit 1
+fi
+if [[ -f linux/analyze-dump.sh ]]; then
+  analyze=(bash linux/analyze-dump.sh "$dump_file")
+elif [[ -f lldb/analyze.py ]]; then
+  analyze=(python3 lldb/analyze.py "$dump_file")
+else
+  echo "demo.sh: the dump is $dump_file; this tree has no lldb analysis (lldb/) to read it" >&2
+  exit "$rc"
+fi
+if ! command -v lldb-19 >/dev/null; then
+  if declare -p DEBIAN_PACKAGES_dump >/dev/null 2>&1; then
+    ensure_debian_packages dump
+  else
+    echo "demo.sh: lldb-19 is not installed (Debian: apt-get install lldb-19 python3-lldb-19)" >&2
+    exit 1
+  fi
+fi
+echo
+echo "=== the dump read with lldb-19: ${analyze[*]}"
+verdict=0
+"${analyze[@]}" || verdict=$?
+want=0
+[[ $expect == deadlock ]] && want=3
+if ((rc != 0 || verdict != want)); then
+  echo "demo.sh: the run exited $rc (0 wanted) and the dump's analysis $verdict ($want wanted)" >&2
+  exit 1
+fi
+exit 0
