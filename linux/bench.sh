@@ -44,3 +44,24 @@ python=$(bash emulator/setup.sh) || { echo "bench.sh: emulator/setup.sh failed (
 # RUNNING, sc start to the 1000th file in C:\Temp2 (fixed build, 5 runs in one prefix).
 ensure_debian_packages wine
 python3 linux/winerun.py bench out/fixed/TestDriver.sys --runs 5
+
+# tdemu's minidump (tdemu run --dump): its size and the time to write it (collect the state,
+# build the stub, write the file), default and fixed builds, then the time lldb-19 takes to
+# read it with the seed's walk-through (lldb/analyze.py), when this tree has it.
+dump_dir=$(mktemp -d)
+for build in default fixed; do
+  sys=out/TestDriver.sys
+  [[ $build == fixed ]] && sys=out/fixed/TestDriver.sys
+  PYTHONPATH=emulator "$python" -m tdemu run "$sys" --quiet --report-dir "$dump_dir/$build" \
+    --dump "$dump_dir/$build/dump/TestDriver.dmp" || true
+  "$python" -c 'import json, sys
+size, threads, ranges, memory, secs = (json.load(open(sys.argv[1]))["dump"][k]
+                                       for k in ("bytes", "threads", "ranges", "memory_bytes", "seconds"))
+print(f"tdemu dump ({sys.argv[2]}): {size} bytes ({threads} threads, {ranges} memory ranges of {memory} bytes), "
+      f"written in {secs * 1000:.1f} ms")' "$dump_dir/$build/report.json" "$build"
+  if [[ -f lldb/analyze.py ]] && command -v lldb-19 >/dev/null; then
+    echo "tdemu dump ($build): analysed by lldb-19 (lldb/analyze.py) in" \
+      "$(seconds python3 lldb/analyze.py "$dump_dir/$build/dump/TestDriver.dmp") s"
+  fi
+done
+rm -rf "$dump_dir"
