@@ -28,8 +28,6 @@ MISC_INFO_STREAM = 15
 THREAD_NAMES_STREAM = 24
 # MINIDUMP_TYPE: what the dump holds
 MINI_DUMP_WITH_FULL_MEMORY = 0x2
-MINI_DUMP_WITH_HANDLE_DATA = 0x4
-MINI_DUMP_WITH_THREAD_INFO = 0x1000
 
 PROCESSOR_ARCHITECTURE_AMD64 = 9
 VER_PLATFORM_WIN32_NT = 2
@@ -239,7 +237,7 @@ def build(d: Dump) -> bytes:
         out += r.data
 
     assert len(streams) == n_streams
-    flags = MINI_DUMP_WITH_FULL_MEMORY | MINI_DUMP_WITH_THREAD_INFO
+    flags = MINI_DUMP_WITH_FULL_MEMORY  # no handle data, no ThreadInfoList: the flags claim only what is there
     struct.pack_into("<IIIIIIQ", out, 0, MINIDUMP_SIGNATURE, MINIDUMP_VERSION, n_streams, 32, 0,
                      d.timestamp & 0xFFFFFFFF, flags)
     for i, (kind, size, srva) in enumerate(streams):
