@@ -386,7 +386,8 @@ def stub_image(name: str, base: int, code_base: int, code: bytes, routines: list
     img[0x40:0x40 + 39] = b"tdemu kernel stub: exports and unwind\0\0"
     pe = 0x80
     img[pe:pe + 4] = b"PE\0\0"
-    struct.pack_into("<HHIIIHH", img, pe + 4, 0x8664, 2, timestamp, 0, 0, 0xF0, 0x22)
+    # EXECUTABLE_IMAGE | LARGE_ADDRESS_AWARE | DLL: a DLL may have no entry point, and the stub has none
+    struct.pack_into("<HHIIIHH", img, pe + 4, 0x8664, 2, timestamp, 0, 0, 0xF0, 0x2022)
     opt = pe + 24
     struct.pack_into("<HBBIIIII", img, opt, 0x20B, 14, 0, code_size, rdata_size, 0, 0, code_rva)
     struct.pack_into("<QIIHHHHHHIIIIHHQQQQII", img, opt + 24, base, page, page, 10, 0, 10, 0, 10, 0, 0,
