@@ -40,28 +40,37 @@ echo "size: TestDriver.sys $(stat -c %s out/TestDriver.sys) bytes (default)," \
 python=$(bash emulator/setup.sh) || { echo "bench.sh: emulator/setup.sh failed (above)" >&2; exit 1; }
 "$python" emulator/bench.py out/TestDriver.sys
 
-# Under Wine (linux/winerun.py): making the throwaway prefix, sc start to
+# Under Wine (wine/winerun.py): making the throwaway prefix, sc start to
 # RUNNING, sc start to the 1000th file in C:\Temp2 (fixed build, 5 runs in one prefix).
 ensure_debian_packages wine
-python3 linux/winerun.py bench out/fixed/TestDriver.sys --runs 5
+python3 wine/winerun.py bench out/fixed/TestDriver.sys --runs 5
+
+# The full-memory dump of the default build's winedevice.exe under Wine
+# (wine/fulldump.c): its size, the time fulldump.exe took, then the time of
+# the whole lldb analysis (linux/analyze-dump.sh, lldb-19 started and ended).
+ensure_debian_packages dump
+dump_dir=$(mktemp -d)
+trap 'rm -rf "$dump_dir"' EXIT
+python3 wine/winerun.py run out/TestDriver.sys --dump "$dump_dir/d" | sed -n 's/^Dump: .*(\(.*\)) written in \(.*\) s,.*/wine dump: \1, written in \2 s/p'
+start=$EPOCHREALTIME
+bash linux/analyze-dump.sh "$dump_dir/d/TestDriver.dmp" >/dev/null 2>&1 || true
+echo "$EPOCHREALTIME - $start" | awk '{printf "wine dump: analysed by lldb-19 in %.1f s\n", $1 - $3}'
 
 # tdemu's minidump (tdemu run --dump): its size and the time to write it (collect the state,
 # build the stub, write the file), default and fixed builds, then the time lldb-19 takes to
-# read it with the seed's walk-through (lldb/analyze.py), when this tree has it.
-dump_dir=$(mktemp -d)
+# read it with the seed's walk-through (linux/analyze-dump.sh, lldb-19 started and ended).
+tdemu_dumps="$dump_dir/tdemu"
 for build in default fixed; do
   sys=out/TestDriver.sys
   [[ $build == fixed ]] && sys=out/fixed/TestDriver.sys
-  PYTHONPATH=emulator "$python" -m tdemu run "$sys" --quiet --report-dir "$dump_dir/$build" \
-    --dump "$dump_dir/$build/dump/TestDriver.dmp" || true
+  PYTHONPATH=emulator "$python" -m tdemu run "$sys" --quiet --report-dir "$tdemu_dumps/$build" \
+    --dump "$tdemu_dumps/$build/dump/TestDriver.dmp" || true
   "$python" -c 'import json, sys
 size, threads, ranges, memory, secs = (json.load(open(sys.argv[1]))["dump"][k]
                                        for k in ("bytes", "threads", "ranges", "memory_bytes", "seconds"))
 print(f"tdemu dump ({sys.argv[2]}): {size} bytes ({threads} threads, {ranges} memory ranges of {memory} bytes), "
-      f"written in {secs * 1000:.1f} ms")' "$dump_dir/$build/report.json" "$build"
-  if [[ -f lldb/analyze.py ]] && command -v lldb-19 >/dev/null; then
-    echo "tdemu dump ($build): analysed by lldb-19 (lldb/analyze.py) in" \
-      "$(seconds python3 lldb/analyze.py "$dump_dir/$build/dump/TestDriver.dmp") s"
-  fi
+      f"written in {secs * 1000:.1f} ms")' "$tdemu_dumps/$build/report.json" "$build"
+  start=$EPOCHREALTIME
+  bash linux/analyze-dump.sh "$tdemu_dumps/$build/dump/TestDriver.dmp" >/dev/null 2>&1 || true
+  echo "$EPOCHREALTIME - $start" | awk -v b="$build" '{printf "tdemu dump (%s): analysed by lldb-19 in %.1f s\n", b, $1 - $3}'
 done
-rm -rf "$dump_dir"

@@ -14,22 +14,25 @@
 #   linux/demo.sh --dump [--fixed]  as above, and tdemu writes its state as a minidump,
 #                                   report/tdemu/TestDriver.dmp (with ntoskrnl.exe, the .sys
 #                                   and the .pdb beside it), which lldb-19 then reads as the
-#                                   seed's WinDbg session reads its dump (lldb/analyze.py)
+#                                   seed's WinDbg session reads its dump (linux/analyze-dump.sh)
 #   linux/demo.sh --wine [--fixed]  the real .sys under Wine: sc.exe create/start in a throwaway
 #                                   prefix, the files, the threads' stacks (winedbg), sc stop/delete
+#   linux/demo.sh --wine --dump [--fixed]
+#                                   and, before sc stop, a full-memory dump of its winedevice.exe
+#                                   to report/wine/ (with TestDriver.sys/.pdb), then the seed's
+#                                   walk-through on it with lldb (linux/analyze-dump.sh)
 #
 # Other arguments go to `tdemu run` (see emulator/README.md); they are checked
 # against its --help (after emulator/setup.sh makes its venv) before anything is built. Exit codes: an emulated run
 # exits 0 when it shows what it is expected to show (the deadlock for the
 # default build, completion for the fixed one or with the recursion switch);
-# a Wine run exits as tdemu does: 3 deadlock, 0 completed (the 1000 files in
-# C:\Temp2), 1 anything else. Bad usage: 2, before anything is built. A failed
+# a Wine run likewise (with --dump: and the dump's analysis agrees). Bad usage: 2, before anything is built. A failed
 # build: 1, and no older .sys is run.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$REPO_ROOT"
 
-usage() { sed -n '2,29s/^# \{0,1\}//p' "$0"; }
+usage() { sed -n '2,30s/^# \{0,1\}//p' "$0"; }
 
 wine=false dump=false build_args=() driver=out/TestDriver.sys expect=deadlock tdemu_args=()
 for arg in "$@"; do
@@ -59,10 +62,11 @@ build_parser().parse_args(["run", "TestDriver.sys", *sys.argv[1:]])' "$@" || {
 }
 
 if $wine; then
-  if ((${#tdemu_args[@]})) || $dump; then
-    echo "demo.sh: --wine takes only --fixed (got: ${tdemu_args[*]}${tdemu_args[*]:+ }$($dump && echo --dump))" >&2
+  if ((${#tdemu_args[@]})); then
+    echo "demo.sh: --wine takes only --fixed and --dump (got: ${tdemu_args[*]})" >&2
     exit 2
   fi
+  [[ -d report/wine && ! -w report/wine ]] && { echo "demo.sh: report/wine is not writable" >&2; exit 2; }
 else
   # the emulator's environment first: its --help is what checks the arguments
   python=$(bash emulator/setup.sh) || { echo "demo.sh: emulator/setup.sh failed (above)" >&2; exit 1; }
@@ -87,7 +91,21 @@ trap - EXIT
 
 if $wine; then
   ensure_debian_packages wine
-  exec python3 linux/winerun.py run "$driver"
+  if ! $dump; then
+    exec python3 wine/winerun.py run "$driver" --expect "$expect"
+  fi
+  ensure_debian_packages dump
+  rm -rf report/wine
+  code=0
+  python3 wine/winerun.py run "$driver" --expect "$expect" --dump report/wine || code=$?
+  [[ -f report/wine/TestDriver.dmp ]] || exit 1
+  echo
+  echo "== The seed's WinDbg walk-through on report/wine/TestDriver.dmp with lldb (linux/analyze-dump.sh)"
+  verdict=0
+  bash linux/analyze-dump.sh report/wine/TestDriver.dmp || verdict=$?
+  want=$([[ $expect == deadlock ]] && echo 3 || echo 0)
+  ((code == 0 && verdict == want)) || exit 1
+  exit 0
 fi
 if ! $dump; then
   PYTHONPATH=emulator exec "$python" -m tdemu run "$driver" --expect "$expect" "${tdemu_args[@]}"
@@ -103,26 +121,11 @@ if [[ ! -f $dump_file ]]; then
   echo "demo.sh: tdemu wrote no dump ($dump_file)" >&2
   exit 1
 fi
-if [[ -f linux/analyze-dump.sh ]]; then
-  analyze=(bash linux/analyze-dump.sh "$dump_file")
-elif [[ -f lldb/analyze.py ]]; then
-  analyze=(python3 lldb/analyze.py "$dump_file")
-else
-  echo "demo.sh: the dump is $dump_file; this tree has no lldb analysis (lldb/) to read it" >&2
-  exit "$rc"
-fi
-if ! command -v lldb-19 >/dev/null; then
-  if declare -p DEBIAN_PACKAGES_dump >/dev/null 2>&1; then
-    ensure_debian_packages dump
-  else
-    echo "demo.sh: lldb-19 is not installed (Debian: apt-get install lldb-19 python3-lldb-19)" >&2
-    exit 1
-  fi
-fi
+ensure_debian_packages dump
 echo
-echo "=== the dump read with lldb-19: ${analyze[*]}"
+echo "== The seed's WinDbg walk-through on $dump_file with lldb (linux/analyze-dump.sh)"
 verdict=0
-"${analyze[@]}" || verdict=$?
+bash linux/analyze-dump.sh "$dump_file" || verdict=$?
 want=0
 [[ $expect == deadlock ]] && want=3
 if ((rc != 0 || verdict != want)); then

@@ -21,6 +21,7 @@ declare -A DEBIAN_PACKAGES_build=(
   [clang-19]=/usr/bin/clang-19
   [libclang-19-dev]=/usr/lib/llvm-19/lib/libclang.so
   [mingw-w64-common]=/usr/share/mingw-w64/include/ddk/ntifs.h
+  [gcc-mingw-w64-x86-64-win32]=/usr/bin/x86_64-w64-mingw32-gcc-win32
   [ca-certificates]=/etc/ssl/certs/ca-certificates.crt
 )
 # `python`: Debian's Python 3.11 with venv and ensurepip, for the venvs of
@@ -41,6 +42,13 @@ declare -A DEBIAN_PACKAGES_test=(
 declare -A DEBIAN_PACKAGES_wine=(
   [wine64]=/usr/lib/wine/wine64
   [libwine]=/usr/lib/wine/wineserver
+  [python3]=/usr/bin/python3
+)
+# `dump`: lldb-19 and its Python module, for linux/analyze-dump.sh (lldb/analyze.py runs
+# inside lldb-19, whose embedded Python loads the module).
+declare -A DEBIAN_PACKAGES_dump=(
+  [lldb-19]=/usr/bin/lldb-19
+  [python3-lldb-19]=/usr/lib/llvm-19/lib/python3.11/site-packages/lldb/__init__.py
   [python3]=/usr/bin/python3
 )
 # `fresh`: what linux/fresh-check.sh needs to make a minimal Debian 12 root.

@@ -51,7 +51,7 @@ summarize() {
   echo "all: $passed passed, $failed failed"
 }
 
-ensure_debian_packages build python test wine
+ensure_debian_packages build python test wine dump
 
 run "build TestDriver.sys (default)" bash linux/build.sh
 run "build TestDriver.sys (fixed)" bash linux/build.sh --fixed
@@ -84,7 +84,7 @@ run "GitHub workflows (actionlint, shellcheck, pins, pwsh parse)" bash linux/lin
 
 python=$(bash emulator/setup.sh) || { echo "test.sh: emulator/setup.sh failed (above)" >&2; exit 1; }
 run "WinDbg extension and PowerShell syntax" bash windbg/test.sh
-run "PE checks, Wine and emulated kernel" "$python" -m pytest -c emulator/pyproject.toml --rootdir emulator linux/tests emulator/tests
+run "PE checks, Wine, dump analysis and emulated kernel" "$python" -m pytest -c emulator/pyproject.toml --rootdir emulator linux/tests wine/tests lldb/tests emulator/tests
 
 summarize
 ((failed == 0))

@@ -7,12 +7,18 @@ creates C:\\Temp and C:\\Temp2, copies the .sys and its .pdb to
 system32\\drivers, and drives the service with sc.exe; it reads the files the
 driver wrote and the driver threads' stacks (winedbg).
 
-    python3 linux/winerun.py run PATH.sys [--settle S] [--wait S]
-    python3 linux/winerun.py bench PATH.sys [--runs N]
+    python3 wine/winerun.py run PATH.sys [--settle S] [--wait S] [--expect OUTCOME] [--dump DIR]
+    python3 wine/winerun.py bench PATH.sys [--runs N]
 
-`run` prints each step and exits as tdemu does: 3 deadlock, 0 completed (the
-1000 files moved to C:\\Temp2, C:\\Temp empty), 1 anything else or an error,
-2 bad usage; 130 when interrupted. `bench` prints the prefix creation time,
+`run` prints each step and exits with tdemu's codes (imported from tdemu.cli):
+3 deadlock, 0 completed (the 1000 files moved to C:\\Temp2, C:\\Temp empty),
+1 anything else or an error, 2 bad usage; 130 when interrupted; with
+`--expect OUTCOME`, as `tdemu run --expect`: 0 if the outcome is that one, else 1.
+`--dump DIR`: before `sc stop`, a full-memory minidump of the winedevice.exe
+that hosts the driver (out/fulldump.exe, built by linux/build.sh, run in the
+prefix) goes to DIR/TestDriver.dmp with TestDriver.sys and TestDriver.pdb
+beside it: what `bash linux/analyze-dump.sh DIR/TestDriver.dmp` needs.
+`bench` prints the prefix creation time,
 the time to RUNNING and the time to the 1000th file of N runs.
 
 Facts this relies on (measured with wine64 8.0~repack-4):
@@ -49,6 +55,17 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "emulator"))
+# tdemu's exit codes and argument checks: one meaning for both runtimes
+from tdemu.cli import EXIT_BAD_INPUT as EXIT_USAGE  # noqa: E402
+from tdemu.cli import EXIT_COMPLETED, EXIT_DEADLOCK  # noqa: E402
+from tdemu.cli import EXIT_INTERNAL as EXIT_UNEXPECTED  # noqa: E402
+from tdemu.cli import UsageError, report_dir_problem  # noqa: E402
+from tdemu.cli import _seconds as seconds_arg  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+FULLDUMP = REPO / "out" / "fulldump.exe"  # wine/fulldump.c, built by linux/build.sh
+DUMP_NAME = "TestDriver.dmp"
 WINE64 = Path("/usr/lib/wine/wine64")
 WINESERVER = Path("/usr/lib/wine/wineserver")
 SERVICE = "TestDrv"
@@ -59,7 +76,7 @@ FILE_COUNT = 1000
 FILE_DATA = b"Hello, World!\r\n" * 100  # what FileCreationThread writes to each file
 EXPECTED_FILES = {f"NewFile_{i}.txt" for i in range(FILE_COUNT)}
 
-EXIT_COMPLETED, EXIT_UNEXPECTED, EXIT_USAGE, EXIT_DEADLOCK, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_INTERRUPTED = 130
 
 # sc.exe errors of a service manager that is not ready yet (the window after
 # wineboot): the service database is locked, does not know the service yet, or
@@ -79,10 +96,6 @@ ERROR_NAMES = {
 
 class WineError(RuntimeError):
     """Wine did not do what a step needs (timed out, failed, not installed)."""
-
-
-class UsageError(ValueError):
-    """Bad input: reported with exit code 2 before anything is written."""
 
 
 @dataclass
@@ -465,6 +478,29 @@ class Prefix:
         return {pid: self.backtraces(pid, tids) for pid, (exe, tids) in sorted(self.threads().items())
                 if exe.lower() == "winedevice.exe" and tids}
 
+    def write_dump(self, pid: int, dump_dir: Path, sys_path: Path) -> tuple[Path, float]:
+        """A full-memory minidump of process `pid` (the winedevice.exe hosting TestDriver.sys) by
+        out/fulldump.exe run in this prefix, moved to dump_dir/TestDriver.dmp with the .sys and .pdb
+        beside it. Returns the dump's path and the seconds fulldump.exe took."""
+        if not FULLDUMP.is_file():
+            raise WineError(f"{FULLDUMP} is missing: bash linux/build.sh builds it (mingw-w64)")
+        shutil.copyfile(FULLDUMP, self.root / "fulldump.exe")
+        inside = self.root / "drive_c" / DUMP_NAME
+        inside.unlink(missing_ok=True)
+        tmp_name = "C:\\" + DUMP_NAME
+        r = self.run([str(self.root / "fulldump.exe"), f"0x{pid:x}", tmp_name, DRIVER_FILE], timeout=600)
+        produced = self.path / "drive_c" / DUMP_NAME
+        if r.returncode != 0 or not produced.is_file():
+            raise WineError(f"fulldump.exe 0x{pid:x} failed (exit {r.returncode}): "
+                            f"{(r.stdout + r.stderr).strip()[-500:]}")
+        dump_dir.mkdir(parents=True, exist_ok=True)
+        dest = dump_dir / DUMP_NAME
+        shutil.move(str(produced), dest)
+        for src in (sys_path, sys_path.with_suffix(".pdb")):
+            if src.is_file():
+                shutil.copyfile(src, dump_dir / (Path(DRIVER_FILE).stem + src.suffix))
+        return dest, r.seconds
+
     def driver_host_pid(self, since: int = 0) -> int | None:
         """The winedevice.exe that loaded TestDriver.sys after log line `since` (from the log, no winedbg)."""
         return host_pid_of(self.driver_log(since))
@@ -679,11 +715,11 @@ def _describe_deadlock(run: Run) -> str:
     return "; ".join(parts) or f"{len(run.blocked)} thread(s) wait in ExAcquireFastMutex"
 
 
-def demo(sys_path: Path, settle: float, wait: float) -> int:
+def demo(sys_path: Path, settle: float, wait: float, dump_dir: Path | None = None) -> int:
     _show(f"== Wine ({_wine_version()}): {sys_path} loaded by sc.exe into winedevice.exe")
     with Prefix() as prefix:
         try:
-            return _demo(prefix, sys_path, settle, wait)
+            return _demo(prefix, sys_path, settle, wait, dump_dir)
         finally:
             _show()
             _show("Teardown:")
@@ -691,7 +727,7 @@ def demo(sys_path: Path, settle: float, wait: float) -> int:
                 _show(f"  {line}")
 
 
-def _demo(prefix: Prefix, sys_path: Path, settle: float, wait: float) -> int:
+def _demo(prefix: Prefix, sys_path: Path, settle: float, wait: float, dump_dir: Path | None) -> int:
     _show(f"Making a throwaway prefix in {prefix.path} (wineboot -i; about 10 s) ...")
     prefix.create()
     _show(f"  prefix ready in {prefix.timings['prefix']:.1f} s ({_du(prefix.path) / 1e6:.0f} MB); "
@@ -740,6 +776,16 @@ def _demo(prefix: Prefix, sys_path: Path, settle: float, wait: float) -> int:
         _show("*** UNEXPECTED under Wine: neither the deadlock nor the 1000 files moved to C:\\Temp2 "
               f"({run.files.summary()}; {len(run.stacks)} driver thread(s) left).")
     _show()
+
+    if dump_dir is not None:
+        if run.host_pid is None:
+            raise WineError("no 'Loaded ...TestDriver.sys' line names the winedevice.exe to dump")
+        _show(f"Writing a full-memory dump of winedevice.exe (pid 0x{run.host_pid:x}) with fulldump.exe "
+              "(MiniDumpWriteDump: full memory, handles, thread info) ...")
+        dest, seconds = prefix.write_dump(run.host_pid, dump_dir, sys_path)
+        _show(f"Dump: {dest} ({dest.stat().st_size / 1e6:.1f} MB) written in {seconds:.1f} s, "
+              f"with {', '.join(sorted(p.name for p in dump_dir.iterdir() if p.suffix != '.dmp'))} beside it")
+        _show()
 
     pids = {s.pid for s in run.stacks} | ({run.host_pid} if run.host_pid else set())
     stop, unloaded = prefix.stop_service()
@@ -827,16 +873,6 @@ def check_driver(path: str) -> Path:
     return p
 
 
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a number of seconds") from None
-    if not 0 <= value <= 600:
-        raise argparse.ArgumentTypeError(f"{text}: expected 0..600 seconds")
-    return value
-
-
 def _runs(text: str) -> int:
     if not text.isdigit() or not 1 <= int(text) <= 1000:
         raise argparse.ArgumentTypeError(f"'{text}': expected a number of runs, 1..1000")
@@ -848,10 +884,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run", help="load the driver once and show what it does")
     r.add_argument("path", help="the driver, e.g. out/TestDriver.sys (its .pdb next to it names the frames)")
-    r.add_argument("--settle", type=_positive, default=3.0,
+    r.add_argument("--settle", type=seconds_arg, default=3.0,
                    help="the folders unchanged for this many seconds end the wait (default 3)")
-    r.add_argument("--wait", type=_positive, default=30.0,
+    r.add_argument("--wait", type=seconds_arg, default=30.0,
                    help="at most this many seconds for the 1000 files (default 30)")
+    r.add_argument("--expect", choices=["deadlock", "completed"],
+                   help="exit 0 if the outcome is this one, 1 otherwise (as tdemu run --expect)")
+    r.add_argument("--dump", metavar="DIR", default=None,
+                   help=f"write a full-memory dump of the driver's winedevice.exe to DIR/{DUMP_NAME} "
+                        "(with TestDriver.sys and .pdb beside it) before sc stop")
     b = sub.add_parser("bench", help="time the prefix, sc start and the 1000 files over N runs")
     b.add_argument("path")
     b.add_argument("--runs", type=_runs, default=5, help="runs of the driver in one prefix (default 5)")
@@ -865,6 +906,14 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE if e.code else EXIT_COMPLETED
     try:
         path = check_driver(args.path)
+        if getattr(args, "dump", None):
+            problem = report_dir_problem(args.dump)
+            if problem:
+                raise UsageError(f"--dump {args.dump}: {problem}")
+            if (Path(args.dump) / DUMP_NAME).exists():
+                raise UsageError(f"--dump {args.dump}: {DUMP_NAME} exists there already (remove it first)")
+            if not FULLDUMP.is_file():
+                raise UsageError(f"--dump: {FULLDUMP} is missing: bash linux/build.sh builds it")
     except UsageError as e:
         print(f"winerun.py: error: {e}", file=sys.stderr)
         return EXIT_USAGE
@@ -876,12 +925,16 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(sig, interrupted)
     try:
         if args.cmd == "run":
-            return demo(path, args.settle, args.wait)
+            code = demo(path, args.settle, args.wait, Path(args.dump) if args.dump else None)
+            if args.expect:
+                return EXIT_COMPLETED if code == {"deadlock": EXIT_DEADLOCK, "completed": EXIT_COMPLETED}[
+                    args.expect] else EXIT_UNEXPECTED
+            return code
         return bench(path, args.runs)
     except KeyboardInterrupt:
         print("winerun.py: interrupted; the prefix was removed", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except WineError as e:
+    except (WineError, OSError) as e:
         print(f"winerun.py: error: {e}", file=sys.stderr)
         return EXIT_UNEXPECTED
 

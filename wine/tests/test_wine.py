@@ -1,6 +1,6 @@
 """TestDriver.sys under Wine: loaded by sc.exe into winedevice.exe, on real threads and files.
 
-One throwaway prefix serves the whole session (linux/winerun.py makes it and
+One throwaway prefix serves the whole session (wine/winerun.py makes it and
 removes it). The default build is started once: it must reach RUNNING, write
 nothing, and leave its threads blocked in ExAcquireFastMutex at the return
 addresses tdemu reports; `sc stop` is then observed. The fixed build is
@@ -12,6 +12,11 @@ stopped with `sc stop` right after `sc start`, while the threads still work.
 What is asserted is behaviour Wine really has: files, service states, thread
 stacks, what `sc stop` does. Not FAST_MUTEX fields: Wine's ExAcquireFastMutex
 decrements Count and never writes Owner, Contention or OldIrql.
+
+Before `sc stop`, each build's winedevice.exe is dumped once (out/fulldump.exe,
+full memory) and read back with lldb (lldb/analyze.py, as linux/analyze-dump.sh
+runs it): the waiters, their return addresses (equal to winedbg's and tdemu's),
+the mutex's Count as Wine keeps it; the fixed build's dump shows no waiter.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "linux"))
+sys.path.insert(0, str(REPO / "wine"))
 import winerun as W  # noqa: E402
 
 BUILDS = {"default": REPO / "out" / "TestDriver.sys", "fixed": REPO / "out" / "fixed" / "TestDriver.sys"}
@@ -112,17 +117,25 @@ class DefaultRun:
     services_after_stop: int | None
     delete: W.Result
     query_after_delete: W.Result
+    dump: Path | None = None  # the host's full-memory dump, taken before sc stop
+
+
+def write_dump(prefix: W.Prefix, run: W.Run, sys_path: Path, directory: Path) -> Path:
+    assert run.host_pid is not None, "no 'Loaded ...TestDriver.sys' line names the winedevice.exe to dump"
+    dump, _ = prefix.write_dump(run.host_pid, directory, sys_path)
+    return dump
 
 
 @pytest.fixture(scope="session")
-def default_run(prefix, builds) -> DefaultRun:
+def default_run(prefix, builds, tmp_path_factory) -> DefaultRun:
     recreate_service(prefix, builds["default"])
     run = W.run_once(prefix, settle=SETTLE, wait=SETTLE * 3)
     loaded = [line for line in run.driver_lines if "Loaded" in line]
+    dump = write_dump(prefix, run, builds["default"], tmp_path_factory.mktemp("default-dump"))
     stop = stop_service(prefix, run.host_pid)
     services = prefix.query("PlugPlay")[0]
     delete = prefix.sc("delete", W.SERVICE)
-    return DefaultRun(run, loaded, stop, services, delete, prefix.query()[1])
+    return DefaultRun(run, loaded, stop, services, delete, prefix.query()[1], dump)
 
 
 @dataclass
@@ -131,10 +144,11 @@ class FixedRuns:
     stops: list[Stopped] = field(default_factory=list)  # odd runs: sc stop right after sc start
     natural_stops: list[Stopped] = field(default_factory=list)
     seconds: float = 0.0
+    dump: Path | None = None  # the first run's host, dumped after its threads ended, before sc stop
 
 
 @pytest.fixture(scope="session")
-def fixed_runs(prefix, builds) -> FixedRuns:
+def fixed_runs(prefix, builds, tmp_path_factory) -> FixedRuns:
     recreate_service(prefix, builds["fixed"])
     result = FixedRuns()
     t0 = time.monotonic()
@@ -144,6 +158,10 @@ def fixed_runs(prefix, builds) -> FixedRuns:
         if i % 2 == 0:
             run = W.run_once(prefix, settle=SETTLE, wait=30, stacks=detail)
             result.runs.append(run)
+            if i == 0:
+                t_dump = time.monotonic()
+                result.dump = write_dump(prefix, run, builds["fixed"], tmp_path_factory.mktemp("fixed-dump"))
+                t0 += time.monotonic() - t_dump  # the runs' time, without the dump's
             result.natural_stops.append(stop_service(prefix, run.host_pid))
         else:
             # Nothing between sc start and sc stop but the folder listing: the host winedevice.exe is
@@ -331,7 +349,7 @@ def test_bad_input_is_refused_before_any_prefix(tmp_path, builds, args, message)
     notpe.write_bytes(b"not a driver")
     argv = [a.format(notpe=notpe, sys=builds["default"]) for a in args]
     env = dict(os.environ, TMPDIR=str(tmp_path))
-    p = subprocess.run([sys.executable, str(REPO / "linux" / "winerun.py"), *argv], capture_output=True,
+    p = subprocess.run([sys.executable, str(REPO / "wine" / "winerun.py"), *argv], capture_output=True,
                        text=True, env=env, timeout=60)
     assert p.returncode == 2, (p.returncode, p.stderr)
     assert message in p.stderr, p.stderr
@@ -385,3 +403,104 @@ def test_the_host_pid_is_read_from_the_load_line(tmp_path):
             'TestDriver.sys" : native\n')
         assert p.driver_host_pid(0) == 0x124
         assert p.driver_host_pid(2) is None  # only the unload after line 2
+
+
+# -- the full-memory dumps, read with lldb (lldb/analyze.py) ------------------------------------
+
+ANALYZE = REPO / "lldb" / "analyze.py"
+_ROW = re.compile(r"^#(\d+)\s+0x([0-9a-f]+)\s+(\S+)\s+(0x[0-9a-f]+|unknown)\s+.*?(TestDriver!\S+)")
+_RET = re.compile(r"^#(\d+): .*return address 0x([0-9a-f]+)$")
+
+
+@dataclass
+class Analysis:
+    code: int
+    out: str
+    err: str
+    rows: dict[str, dict] = field(default_factory=dict)  # role -> tid, wait site, mutex, caller, return address
+
+
+def analyze(dump: Path, *args: str) -> Analysis:
+    p = subprocess.run([sys.executable, str(ANALYZE), str(dump), *args], capture_output=True, text=True,
+                       timeout=300)
+    a = Analysis(p.returncode, p.stdout, p.stderr)
+    returns = {m.group(1): int(m.group(2), 16) for m in map(_RET.match, p.stdout.splitlines()) if m}
+    for m in map(_ROW.match, p.stdout.splitlines()):
+        if m:
+            caller = m.group(5)
+            a.rows[role(caller.split("!", 1)[1].rsplit("+", 1)[0])] = {
+                "tid": int(m.group(2), 16), "wait_site": m.group(3), "mutex": m.group(4), "caller": caller,
+                "return_address": returns.get(m.group(1))}
+    return a
+
+
+@pytest.fixture(scope="session")
+def default_analysis(default_run) -> Analysis:
+    return analyze(default_run.dump)
+
+
+def test_default_dump_shows_the_deadlock_as_the_seeds_walkthrough(default_run, default_analysis):
+    a = default_analysis
+    assert a.code == 3, a.out + a.err
+    assert "Runtime: Wine (" in a.out
+    walked = by_function(default_run.run.stacks)
+    assert set(a.rows) == set(walked), f"lldb: {sorted(a.rows)}, winedbg: {sorted(walked)}"
+    for name, row in a.rows.items():
+        assert row["wait_site"].startswith("ntoskrnl!ExAcquireFastMutex+0x"), row
+        assert row["tid"] == walked[name].tid
+    assert len({row["mutex"] for row in a.rows.values()}) == 1, "the waiters wait on different mutexes"
+    for step in ("(lldb) wrfastmutex", "(lldb) thread backtrace ", "(lldb) register read",
+                 "(lldb) memory read --size 8 --format x --count 7 ", "(lldb) fastmutex "):
+        assert step in a.out, f"the walk-through lacks {step!r}"
+    # Wine's Count: 1 free, 0 held, -N held with N waiters; Owner, Contention, OldIrql never written
+    count = re.search(r"\+0x000 Count\s+: 0n(-?\d+)", a.out)
+    assert count and int(count.group(1)) == -len(a.rows), a.out
+    assert re.search(r"\+0x008 Owner\s+: 0x0 ", a.out) and "not recorded (Wine" in a.out
+    assert f"WaitListHead.Flink {len(a.rows)} (Wine: threads waiting on it)" in a.out
+
+
+def test_lldb_return_addresses_equal_winedbgs_and_tdemus(default_run, default_analysis, builds):
+    walked = by_function(default_run.run.stacks)
+    lldb_ret = {name: row["return_address"] for name, row in default_analysis.rows.items()}
+    winedbg_ret = {name: s.driver_frame().address for name, s in walked.items()}
+    assert lldb_ret == winedbg_ret, f"lldb {lldb_ret} != winedbg {winedbg_ret}"
+    report = tdemu_report(builds["default"], "creation" if MOVE in walked else "move")
+    tdemu = {role(t["name"]): int(t["return_address"], 16) - int(report["driver"]["image_base"], 16)
+             for t in report["threads"] if t["kind"] == "driver" and t["state"] == "Waiting"}
+    base = int(re.search(r" at ([0-9A-F]{16}): native", default_run.load_lines[0]).group(1), 16)
+    assert {n: r - base for n, r in lldb_ret.items()} == tdemu, "lldb's return addresses differ from tdemu's"
+
+
+def test_fixed_dump_shows_no_waiter(fixed_runs):
+    a = analyze(fixed_runs.dump)
+    assert a.code == 0, a.out + a.err
+    assert "Runtime: Wine (" in a.out and "No thread waits in ExAcquireFastMutex" in a.out
+    assert a.rows == {}
+    assert fixed_runs.runs[0].files.moved_ok(), "the dumped run did not move the 1000 files"
+
+
+def test_truncated_dump_is_refused(default_run, tmp_path):
+    cut = tmp_path / "TestDriver.dmp"
+    data = default_run.dump.read_bytes()
+    cut.write_bytes(data[:len(data) // 2])
+    for name in ("TestDriver.sys", "TestDriver.pdb"):
+        shutil.copy(default_run.dump.parent / name, tmp_path / name)
+    before = sorted(tmp_path.iterdir())
+    a = analyze(cut)
+    assert a.code == 2 and "truncated" in a.err and a.out == "", a.err
+    assert sorted(tmp_path.iterdir()) == before
+
+
+def test_dump_with_the_other_builds_pdb_is_refused(default_run, builds, tmp_path):
+    """The fixed build's PDB beside the default build's dump does not match its CodeView record."""
+    for name in ("TestDriver.sys", "TestDriver.pdb"):
+        shutil.copy(builds["fixed"].parent / name, tmp_path / name)
+    a = analyze(default_run.dump, "--symbols", str(tmp_path))
+    # the default build's own PDB is beside the dump: found there
+    assert a.code == 3, a.err
+    lone = tmp_path / "alone"
+    lone.mkdir()
+    shutil.copy(default_run.dump, lone / "TestDriver.dmp")
+    a = analyze(lone / "TestDriver.dmp", "--symbols", str(tmp_path))
+    assert a.code == 2 and "no TestDriver.pdb matching the dump's TestDriver.sys" in a.err, a.err
+    assert sorted(p.name for p in lone.iterdir()) == ["TestDriver.dmp"]
