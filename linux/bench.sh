@@ -57,3 +57,22 @@ trap 'rm -rf "$dump_dir"' EXIT
 start=$EPOCHREALTIME
 bash linux/analyze-dump.sh "$dump_dir/d/TestDriver.dmp" >/dev/null 2>&1 || true
 echo "$EPOCHREALTIME - $start" | awk '{printf "wine dump: analysed by lldb-19 in %.1f s\n", $1 - $3}'
+
+# tdemu's minidump (tdemu run --dump): its size and the time to write it (collect the state,
+# build the stub, write the file), default and fixed builds, then the time lldb-19 takes to
+# read it with the seed's walk-through (linux/analyze-dump.sh, lldb-19 started and ended).
+tdemu_dumps="$dump_dir/tdemu"
+for build in default fixed; do
+  sys=out/TestDriver.sys
+  [[ $build == fixed ]] && sys=out/fixed/TestDriver.sys
+  PYTHONPATH=emulator "$python" -m tdemu run "$sys" --quiet --report-dir "$tdemu_dumps/$build" \
+    --dump "$tdemu_dumps/$build/dump/TestDriver.dmp" || true
+  "$python" -c 'import json, sys
+size, threads, ranges, memory, secs = (json.load(open(sys.argv[1]))["dump"][k]
+                                       for k in ("bytes", "threads", "ranges", "memory_bytes", "seconds"))
+print(f"tdemu dump ({sys.argv[2]}): {size} bytes ({threads} threads, {ranges} memory ranges of {memory} bytes), "
+      f"written in {secs * 1000:.1f} ms")' "$tdemu_dumps/$build/report.json" "$build"
+  start=$EPOCHREALTIME
+  bash linux/analyze-dump.sh "$tdemu_dumps/$build/dump/TestDriver.dmp" >/dev/null 2>&1 || true
+  echo "$EPOCHREALTIME - $start" | awk -v b="$build" '{printf "tdemu dump (%s): analysed by lldb-19 in %.1f s\n", b, $1 - $3}'
+done

@@ -11,6 +11,10 @@
 #   linux/demo.sh --allow-recursive-acquire
 #                                   the harness ignores the recursive acquire:
 #                                   the loops run, at APC_LEVEL
+#   linux/demo.sh --dump [--fixed]  as above, and tdemu writes its state as a minidump,
+#                                   report/tdemu/TestDriver.dmp (with ntoskrnl.exe, the .sys
+#                                   and the .pdb beside it), which lldb-19 then reads as the
+#                                   seed's WinDbg session reads its dump (linux/analyze-dump.sh)
 #   linux/demo.sh --wine [--fixed]  the real .sys under Wine: sc.exe create/start in a throwaway
 #                                   prefix, the files, the threads' stacks (winedbg), sc stop/delete
 #   linux/demo.sh --wine --dump [--fixed]
@@ -28,7 +32,7 @@ set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$REPO_ROOT"
 
-usage() { sed -n '2,26s/^# \{0,1\}//p' "$0"; }
+usage() { sed -n '2,30s/^# \{0,1\}//p' "$0"; }
 
 wine=false dump=false build_args=() driver=out/TestDriver.sys expect=deadlock tdemu_args=()
 for arg in "$@"; do
@@ -64,7 +68,6 @@ if $wine; then
   fi
   [[ -d report/wine && ! -w report/wine ]] && { echo "demo.sh: report/wine is not writable" >&2; exit 2; }
 else
-  $dump && tdemu_args+=(--dump)
   # the emulator's environment first: its --help is what checks the arguments
   python=$(bash emulator/setup.sh) || { echo "demo.sh: emulator/setup.sh failed (above)" >&2; exit 1; }
   if ((${#tdemu_args[@]})); then
@@ -104,4 +107,29 @@ if $wine; then
   ((code == 0 && verdict == want)) || exit 1
   exit 0
 fi
-PYTHONPATH=emulator exec "$python" -m tdemu run "$driver" --expect "$expect" "${tdemu_args[@]}"
+if ! $dump; then
+  PYTHONPATH=emulator exec "$python" -m tdemu run "$driver" --expect "$expect" "${tdemu_args[@]}"
+fi
+
+# --dump: the run as above, then its dump read with lldb-19 (the seed's walk-through); it shows
+# what it set out to show when the run did and the dump's verdict agrees (3 deadlock, 0 none).
+dump_file=report/tdemu/TestDriver.dmp
+rc=0
+PYTHONPATH=emulator "$python" -m tdemu run "$driver" --expect "$expect" --dump "$dump_file" "${tdemu_args[@]}" || rc=$?
+if ((rc == 2)); then exit 2; fi
+if [[ ! -f $dump_file ]]; then
+  echo "demo.sh: tdemu wrote no dump ($dump_file)" >&2
+  exit 1
+fi
+ensure_debian_packages dump
+echo
+echo "== The seed's WinDbg walk-through on $dump_file with lldb (linux/analyze-dump.sh)"
+verdict=0
+bash linux/analyze-dump.sh "$dump_file" || verdict=$?
+want=0
+[[ $expect == deadlock ]] && want=3
+if ((rc != 0 || verdict != want)); then
+  echo "demo.sh: the run exited $rc (0 wanted) and the dump's analysis $verdict ($want wanted)" >&2
+  exit 1
+fi
+exit 0

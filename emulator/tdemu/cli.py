@@ -127,6 +127,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--report-dir", default="report", help="where report.json, report.txt and waitgraph.svg go "
                                                            "(default: ./report)")
     r.add_argument("--no-report", action="store_true", help="write no report files")
+    r.add_argument("--dump", default=None, metavar="FILE",
+                   help="after the run, write the emulated kernel's state as a full-memory minidump to FILE "
+                        "(threads, driver image, kernel objects, pool), and beside it ntoskrnl.exe (tdemu's "
+                        "kernel stub) and copies of the driver and its PDB: open it with lldb "
+                        "(linux/analyze-dump.sh) or WinDbg")
     r.add_argument("--json", action="store_true", help="print the JSON report instead of the text")
     r.add_argument("--quiet", action="store_true", help="print nothing (exit code and report files only)")
     r.add_argument("--map", default=None, help="linker .map file (default: PATH with .map)")
@@ -198,6 +203,14 @@ def run(argv: list[str] | None = None) -> int:
         problem = None if args.no_report else report_dir_problem(args.report_dir)
         if problem:
             raise UsageError(f"--report-dir {args.report_dir}: {problem} (or pass --no-report)")
+        if args.dump is not None:
+            if args.explore:
+                raise UsageError("--dump with --explore: a dump is of one run (replay a schedule with --schedule)")
+            from .dump import path_problem
+
+            problem = path_problem(args.dump, args.path)
+            if problem:
+                raise UsageError(f"--dump {args.dump}: {problem}")
         prefix = parse_schedule(args.schedule) if args.schedule is not None else None
     except (UsageError, ValueError) as e:
         print(f"tdemu: error: {e}", file=sys.stderr)
@@ -254,7 +267,20 @@ def run(argv: list[str] | None = None) -> int:
 
         rep["schedule"] = {"replayed": args.schedule, "preemptions": chooser.preemptions,
                            "choices": [vars(d) for d in chooser.decisions], "described": describe(chooser.decisions)}
+    if args.dump is not None:
+        from . import dump as D
+
+        try:
+            rep["dump"] = D.write(m, rep["outcome"], args.dump)
+        except (OSError, ValueError) as e:
+            print(f"tdemu: error: --dump {args.dump}: {e}", file=sys.stderr)
+            return EXIT_INTERNAL
     text = R.render_text(rep)
+    if "dump" in rep:
+        d = rep["dump"]
+        text += (f"Dump: {d['path']} ({d['bytes'] / 1e6:.2f} MB: {d['threads']} thread(s), {d['ranges']} memory "
+                 f"range(s) of {d['memory_bytes'] / 1e6:.2f} MB; written in {d['seconds']:.3f} s); beside it: "
+                 f"{', '.join(os.path.basename(b) for b in d['beside'])}\n")
     if not args.no_report:
         paths = R.write_all(rep, text, args.report_dir)
         text += f"Report: {paths['json']}, {paths['text']}, {paths['svg']}\n"

@@ -1,0 +1,216 @@
+"""`tdemu run ... --dump FILE`: the emulated kernel's state after the run as a full-memory minidump
+(tdemu.minidump writes the format), with what a debugger needs beside it.
+
+This is the only module that reads the kernel model for the dump; it hands `minidump` plain data:
+- threads: every thread that still exists (a terminated one is gone, as from a Windows dump), its id,
+  its ETHREAD address in the TEB field (the thread's kernel object, as lldb/README.md expects) and its
+  registers. A thread blocked in a kernel routine is shown where the driver's call left it: rip at the
+  routine's entry, rsp at the return address, the arguments still in rcx, rdx, r8, r9;
+- memory: the driver image as loaded (relocated, its import table bound), the kernel's pages (each
+  thread's stack and ETHREAD, the KPCR, the device objects with their extensions, which hold the
+  driver's FAST_MUTEX, the exported data), the pool handed out so far, the DRIVER_OBJECT and its
+  registry path, KUSER_SHARED_DATA;
+- modules: the driver (its TimeDateStamp, CheckSum, SizeOfImage and CodeView record, from the file)
+  and `ntoskrnl.exe`, tdemu's kernel stub (below).
+
+Every kernel routine the driver imports is, in tdemu, an address on a sentinel page that the CPU
+traps. A debugger names and unwinds a frame only with a module it can load from disk (lldb makes a
+symbol-less placeholder of a module it cannot find, and does not read images from a dump's memory),
+so tdemu writes `ntoskrnl.exe` beside the dump: a minimal PE image whose code is the sentinel pages,
+exporting each routine at its sentinel (and PspSystemThreadStartup where the start routines return)
+with unwind data saying the return address is at [rsp]. With it lldb shows
+`ntoskrnl.exe`ExAcquireFastMutex` above the driver's frames, and WinDbg would too. Copies of the
+driver and its PDB go beside the dump, so the directory is all a debugger needs.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import struct
+import time
+
+from . import __version__
+from . import minidump as MD
+from .machine.cpu import STUB_BASE, STUB_SIZE
+
+NT_NAME = "ntoskrnl.exe"
+SYSTEM_PID = 4
+PAGE = 0x1000
+STUB_DATA = STUB_BASE + STUB_SIZE // 2  # sentinels of imported variables start here (kernel.py)
+STUB_THUNK = STUB_BASE - PAGE  # a page before the sentinels: PspSystemThreadStartup
+STUB_IMAGE_BASE = STUB_BASE - 2 * PAGE  # the stub image's headers
+STUB_TIMESTAMP = 0x5E5E5E5E  # the stub's TimeDateStamp: fixed, its GUID says which stub it is
+CALL_RAX = b"\xff\xd0"
+
+REG_NAMES = ("rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi", "r8", "r9", "r10", "r11", "r12", "r13",
+             "r14", "r15", "rip", "rflags", "cs", "ds", "es", "fs", "gs", "ss")
+
+
+def path_problem(path: str, driver: str | None = None) -> str | None:
+    """Why --dump PATH could not be written, or None. Nothing is created here."""
+    from .cli import report_dir_problem
+
+    if not path:
+        return "empty path"
+    if os.path.isdir(path):
+        return "is a directory (give a file name, e.g. report/tdemu/TestDriver.dmp)"
+    if os.path.lexists(path) and not os.path.isfile(path):
+        return "exists and is not a regular file"
+    if os.path.isfile(path) and not os.access(path, os.W_OK):
+        return "exists and is not writable"
+    name = os.path.basename(path)
+    if name.lower() in (NT_NAME, (os.path.basename(driver) if driver else "").lower()) or \
+            name.lower().endswith(".pdb"):
+        return f"{name} is the name of a file written beside the dump"
+    return report_dir_problem(os.path.dirname(os.path.abspath(path)))
+
+
+def _registers(read) -> dict[str, int]:
+    from unicorn import x86_const as X
+
+    return {n: read(getattr(X, f"UC_X86_REG_{'EFLAGS' if n == 'rflags' else n.upper()}")) for n in REG_NAMES}
+
+
+def _thread_registers(k, t) -> dict[str, int] | None:
+    """The registers the dump shows for thread t, or None for a thread that has none (not started)."""
+    if t is k.sched.current and t.state in ("Running", "Crashed"):
+        return _registers(k.uc.reg_read)
+    if t.ctx is None:
+        return None
+    regs = _registers(t.ctx.reg_read)
+    w = t.wait
+    if w is not None:
+        # the scheduler completed the call (rip = return address, rsp above it): show the thread inside
+        # the routine it called instead, at its entry, as a debugger sees a thread blocked there
+        routine = w.function.split("!", 1)[-1]
+        entry = next((a for a, n in k.stub_names.items() if n == routine), None)
+        if entry is not None and k.u64(w.rsp) == w.ret_addr:
+            regs["rip"], regs["rsp"] = entry, w.rsp
+    return regs
+
+
+def _read_pages(k, start: int, end: int) -> list[MD.Range]:
+    """[start, end) rounded out to pages, as ranges of the pages that are mapped."""
+    out: list[MD.Range] = []
+    a = start & ~(PAGE - 1)
+    while a < end:
+        try:
+            data = k.mem(a, PAGE)
+        except Exception:  # noqa: BLE001 - an unmapped page is left out
+            a += PAGE
+            continue
+        if out and out[-1].base + len(out[-1].data) == a:
+            out[-1].data += data
+        else:
+            out.append(MD.Range(a, data))
+        a += PAGE
+    return out
+
+
+def _merge(ranges: list[MD.Range]) -> list[MD.Range]:
+    """Pages listed twice (two objects on one page) kept once; adjacent ranges joined."""
+    pages: dict[int, bytes] = {}
+    for r in ranges:
+        for off in range(0, len(r.data), PAGE):
+            pages.setdefault(r.base + off, bytes(r.data[off:off + PAGE]))
+    out: list[MD.Range] = []
+    for a in sorted(pages):
+        if out and out[-1].base + len(out[-1].data) == a:
+            out[-1].data += pages[a]
+        else:
+            out.append(MD.Range(a, bytearray(pages[a])))
+    return [MD.Range(r.base, bytes(r.data)) for r in out]
+
+
+def kernel_stub(k) -> tuple[bytes, MD.Module]:
+    """The ntoskrnl.exe stub image (its bytes) and its module entry."""
+    from .nt.kernel import STUB_NAMES
+    from .nt.ps import THREAD_RETURN
+
+    thunk = bytearray(b"\xcc" * PAGE)
+    thunk[-len(CALL_RAX):] = CALL_RAX  # PspSystemThreadStartup calls the start routine; it returns to THREAD_RETURN
+    code = bytes(thunk) + k.mem(STUB_BASE, STUB_SIZE)
+    routines = [MD.StubRoutine("PspSystemThreadStartup", THREAD_RETURN - 0x10, 0x10)]
+    for addr, name in sorted(STUB_NAMES.items()):
+        if addr != THREAD_RETURN:
+            routines.append(MD.StubRoutine(name.split("!", 1)[-1], addr - 1, 1))  # the byte before the return site
+    seen = {r.name for r in routines}
+    for addr, name in sorted(k.stub_names.items()):
+        if addr < STUB_DATA and name not in seen:
+            routines.append(MD.StubRoutine(name, addr, 8))
+            seen.add(name)
+    image = MD.stub_image(NT_NAME, STUB_IMAGE_BASE, STUB_THUNK, code, routines, STUB_TIMESTAMP)
+    stamp, checksum, size, cv = MD.pe_identity(image)
+    return image, MD.Module(f"\\SystemRoot\\system32\\{NT_NAME}", STUB_IMAGE_BASE, size, stamp, checksum, cv)
+
+
+def collect(k, outcome: str) -> tuple[MD.Dump, bytes]:
+    """The dump of kernel k after its run, and the ntoskrnl.exe stub image to write beside it."""
+    image = k.image
+    stamp, checksum, size, cv = MD.pe_identity(image.data)
+    driver = MD.Module(f"\\SystemRoot\\system32\\drivers\\{os.path.basename(image.path)}", k.base,
+                       image.size_of_image, stamp, checksum, cv)
+    stub, nt = kernel_stub(k)
+
+    ranges = [MD.Range(STUB_IMAGE_BASE, stub)]
+    ranges += _read_pages(k, k.base, k.base + image.size_of_image)
+    for base, size_, tag in k.cpu.kernel_maps:
+        if tag == "tdemu.pool":  # only what was handed out: the rest was never used
+            used = getattr(k, "_pool_next", base + size_) - base
+            size_ = (used + PAGE - 1) & ~(PAGE - 1)
+        ranges += _read_pages(k, base, base + size_)
+    for addr, n in ((k.driver_object, 0x150), (k.registry_path, 16), (0xFFFFF78000000000, PAGE)):
+        ranges += _read_pages(k, addr, addr + n)
+    if k.registry_path:
+        length, _max, _pad, buf = struct.unpack("<HHIQ", k.mem(k.registry_path, 16))
+        ranges += _read_pages(k, buf, buf + length)
+
+    threads = []
+    for t in k.threads:
+        if t.state == "Terminated":
+            continue
+        regs = _thread_registers(k, t)
+        if regs is None:
+            continue
+        threads.append(MD.Thread(t.tid, t.ethread, regs, t.stack_top, name=t.name))
+    waiting = sum(1 for t in k.threads if t.state == "Waiting")
+    comment = (f"tdemu {__version__}: the emulated Windows kernel after running {os.path.basename(image.path)} "
+               f"(outcome: {outcome}; {len(threads)} thread(s) left, {waiting} waiting). Threads are the "
+               f"driver's system threads (TEB field: their ETHREAD); {NT_NAME} is tdemu's kernel stub "
+               "(exports at the addresses the driver's imports are bound to), written beside this dump.")
+    dump = MD.Dump(threads=threads, modules=[driver, nt], memory=_merge(ranges), process_id=SYSTEM_PID,
+                   comment=comment, timestamp=int(time.time()))
+    return dump, stub
+
+
+def write(k, outcome: str, path: str) -> dict:
+    """Writes the dump to PATH, and beside it ntoskrnl.exe (the stub) and copies of the driver and its
+    PDB (when the PDB is beside the driver). Returns what was written, its size and the time taken."""
+    t0 = time.perf_counter()
+    dump, stub = collect(k, outcome)
+    out_dir = os.path.dirname(os.path.abspath(path))
+    os.makedirs(out_dir, exist_ok=True)
+    size = MD.write(path, dump)
+    beside = [os.path.join(out_dir, NT_NAME)]
+    with open(beside[0], "wb") as f:
+        f.write(stub)
+    drv = k.image.path
+    pdb_name = _pdb_name(dump.modules[0].codeview) or os.path.splitext(os.path.basename(drv))[0] + ".pdb"
+    for src in (drv, os.path.join(os.path.dirname(drv), pdb_name)):
+        dst = os.path.join(out_dir, os.path.basename(src))
+        if os.path.isfile(src) and not (os.path.exists(dst) and os.path.samefile(src, dst)):
+            shutil.copyfile(src, dst)
+            beside.append(dst)
+        elif os.path.isfile(src):
+            beside.append(dst)
+    return {"path": os.path.abspath(path), "bytes": size, "seconds": round(time.perf_counter() - t0, 4),
+            "threads": len(dump.threads), "ranges": len(dump.memory),
+            "memory_bytes": sum(len(r.data) for r in dump.memory), "beside": beside}
+
+
+def _pdb_name(cv: bytes) -> str | None:
+    if len(cv) < 25 or cv[:4] != b"RSDS":
+        return None
+    name = cv[24:].split(b"\0", 1)[0].decode("utf-8", "replace")
+    return name.replace("\\", "/").rsplit("/", 1)[-1] or None
