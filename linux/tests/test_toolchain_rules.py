@@ -8,7 +8,8 @@ driver to what the real crates accept, read from the real crates themselves
 * every `wdk_sys` item the driver names is one the real wdk-sys 0.5.2 has:
   written by hand in its sources (`STATUS_*`, `NT_SUCCESS`, ...), or generated
   by bindgen the way it generates (no clang macro fallback), which the
-  stand-in's generated files approximate from mingw-w64's headers.
+  stand-in's shipped bindings (linux/wdk-sys/src/generated/) approximate from
+  mingw-w64's headers.
 """
 
 import json
@@ -18,7 +19,6 @@ import subprocess
 from functools import cache
 from pathlib import Path
 
-import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 CARGO = "/usr/bin/cargo"
@@ -107,18 +107,14 @@ def real_wdk_sys_sources() -> str:
     return "\n".join(p.read_text() for p in sorted(src.glob("*.rs")))
 
 
-@cache
-def stand_in_out_dir() -> Path:
-    dirs = sorted(REPO.glob("target/*/*/build/wdk-sys-*/out/status.rs"),
-                  key=lambda p: p.stat().st_mtime)
-    if not dirs:
-        pytest.fail("no wdk-sys stand-in build output: run linux/build.sh first")
-    return dirs[-1].parent
+STAND_IN_GENERATED = REPO / "linux" / "wdk-sys" / "src" / "generated"
 
 
 @cache
 def generated(name: str) -> str:
-    return (stand_in_out_dir() / name).read_text()
+    """The stand-in's bindings (test_wdk_sys_bindings.py holds them to what
+    linux/wdk-sys/generate.sh makes)."""
+    return (STAND_IN_GENERATED / name).read_text()
 
 
 def defines(text: str, kinds: str, name: str) -> bool:
@@ -193,7 +189,7 @@ def test_data_exports_are_imported_only_through_their_iat_symbol():
     `__imp_PsThreadType` exists. Stricter than the WDK's library, which also has
     the bare name (the import slot the WDK's C declaration links to): here only
     the dllimport form the driver declares links, and it links with any library."""
-    definition = (stand_in_out_dir() / "ntoskrnl.def").read_text()
+    definition = generated("ntoskrnl.def")
     assert re.search(r"^\s+PsThreadType DATA$", definition, flags=re.M)
     assert re.search(r"^\s+PsCreateSystemThread$", definition, flags=re.M)
     assert defines(generated("constants.rs"), "static mut|static", "PsThreadType")
