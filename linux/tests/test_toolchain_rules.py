@@ -16,6 +16,7 @@ import json
 import os
 import re
 import subprocess
+import tomllib
 from functools import cache
 from pathlib import Path
 
@@ -193,3 +194,15 @@ def test_data_exports_are_imported_only_through_their_iat_symbol():
     assert re.search(r"^\s+PsThreadType DATA$", definition, flags=re.M)
     assert re.search(r"^\s+PsCreateSystemThread$", definition, flags=re.M)
     assert defines(generated("constants.rs"), "static mut|static", "PsThreadType")
+
+
+def test_dependencies_keep_the_debug_information_that_names_their_procedures():
+    """test_pe.py finds core::fmt and core::panicking in TestDriver.pdb by their
+    procedure records, which core (built by -Zbuild-std with the profile's
+    `package."*"` settings) only has with some debug information: line tables
+    at least. The driver itself keeps full debug information, LTO and one
+    codegen unit."""
+    profile = tomllib.loads((REPO / "Cargo.toml").read_text())["profile"]["release"]
+    assert (profile["lto"], profile["codegen-units"], profile["debug"]) == (True, 1, "full")
+    others = profile.get("package", {}).get("*", {})
+    assert others.get("debug", profile["debug"]) in {"line-tables-only", "limited", "full", 1, 2, True}
