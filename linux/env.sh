@@ -10,7 +10,10 @@ TARGET=x86_64-pc-windows-msvc
 # All come from Debian 12's standard suites bookworm, bookworm-updates and
 # bookworm-security (Rust 1.96 is only in the last).
 # `build`: what linux/build.sh needs to make TestDriver.sys (ca-certificates:
-# cargo fetches the crates over HTTPS).
+# cargo fetches the crates over HTTPS). No clang: the stand-in wdk-sys ships
+# its bindings; clang-19, libclang-19-dev and mingw-w64-common are for
+# regenerating them (linux/wdk-sys/generate.sh) and the C test drivers of
+# emulator/tests.
 declare -A DEBIAN_PACKAGES_build=(
   [rustc-web]=/usr/bin/rustc
   [cargo-web]=/usr/bin/cargo
@@ -18,9 +21,6 @@ declare -A DEBIAN_PACKAGES_build=(
   [rust-web-clippy]=/usr/bin/cargo-clippy
   [lld-19]=/usr/bin/lld-link-19
   [llvm-19]=/usr/bin/llvm-dlltool-19
-  [clang-19]=/usr/bin/clang-19
-  [libclang-19-dev]=/usr/lib/llvm-19/lib/libclang.so
-  [mingw-w64-common]=/usr/share/mingw-w64/include/ddk/ntifs.h
   [ca-certificates]=/etc/ssl/certs/ca-certificates.crt
 )
 # `python`: Debian's Python 3.11 with venv and ensurepip, for the venvs of
