@@ -1,34 +1,114 @@
 #!/usr/bin/env bash
-# Benchmarks (numbers, not tests): the Linux build of TestDriver.sys, cold (an
-# empty target directory; crates already downloaded) and warm (src/lib.rs
-# touched), the size of both .sys images, then the emulated runs
-# (emulator/bench.py: wall time, peak RSS and API calls per second), then the
-# fixed build under Wine (prefix creation, time to RUNNING, to the 1000th file).
-#   linux/bench.sh [--skip-build]
+# Benchmarks (numbers, not tests): the Linux build of TestDriver.sys cold (an
+# empty target directory; crates already downloaded) beside its floor, then
+# warm (src/lib.rs touched), the size of both .sys images, then the emulated
+# runs (emulator/bench.py: wall time, peak RSS and API calls per second), then
+# the fixed build under Wine (prefix creation, time to RUNNING, to the 1000th
+# file).
+#   linux/bench.sh [--skip-build | --build-only]
+# The floor: a cold build of an empty #![no_std] cdylib for the same target
+# with the same build-std crates (core, alloc, compiler_builtins), in the
+# release profile the driver had before its dependencies got their own (LTO,
+# one codegen unit, full debuginfo for every crate). Builds print wall and CPU
+# (user + sys) seconds, and the load average before them says whether other
+# work shared the cores.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$REPO_ROOT"
 
-skip_build=false
+skip_build=false build_only=false
 for arg in "$@"; do
   case $arg in
     --skip-build) skip_build=true ;;
-    *) echo "bench.sh: unknown argument '$arg' (expected --skip-build)" >&2; exit 2 ;;
+    --build-only) build_only=true ;;
+    *) echo "bench.sh: unknown argument '$arg' (expected --skip-build or --build-only)" >&2; exit 2 ;;
   esac
 done
+if $skip_build && $build_only; then
+  echo "bench.sh: --skip-build and --build-only exclude each other" >&2
+  exit 2
+fi
 
 ensure_debian_packages
-seconds() { local start=$EPOCHREALTIME; "$@" >/dev/null 2>&1; echo "$EPOCHREALTIME - $start" | awk '{printf "%.1f", $1 - $3}'; }
+
+# Runs a command quietly, its output kept in a log for a failure; prints
+# "WALL CPU" in seconds (CPU: user + sys of the command and its children).
+timed() {
+  local log=$1 TIMEFORMAT='%R %U %S' times
+  shift
+  if ! times=$({ time "$@" >"$log" 2>&1; } 2>&1); then
+    tail -n 20 "$log" >&2
+    echo "bench.sh: failed: $* (log: $log)" >&2
+    exit 1
+  fi
+  awk '{ printf "%.1f %.1f", $1, $2 + $3 }' <<<"$times"
+}
+
+# The floor crate. Its profile stays what it is whatever the driver's becomes.
+write_floor_crate() {
+  mkdir -p "$1/src"
+  cat >"$1/Cargo.toml" <<'EOF'
+[package]
+name = "floor"
+version = "0.0.0"
+edition = "2024"
+publish = false
+
+[lib]
+crate-type = ["cdylib"]
+
+[profile.release]
+panic = "abort"
+lto = true
+codegen-units = 1
+debug = "full"
+
+[workspace]
+EOF
+  # As the driver's build script does: no C runtime (crt-static asks for libcmt).
+  cat >"$1/build.rs" <<'EOF'
+fn main() {
+    println!("cargo::rustc-cdylib-link-arg=/NODEFAULTLIB");
+}
+EOF
+  cat >"$1/src/lib.rs" <<'EOF'
+#![no_std]
+
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
+    loop {}
+}
+
+#[unsafe(no_mangle)]
+pub extern "system" fn _DllMainCRTStartup(_: *mut u8, _: u32, _: *mut u8) -> i32 {
+    1
+}
+EOF
+}
 
 if ! $skip_build; then
-  bench_dir=target/bench
+  bench_dir=$REPO_ROOT/target/bench
   rm -rf "$bench_dir"
+  mkdir -p "$bench_dir"
   "$CARGO" fetch "${LINUX_CARGO_ARGS[@]}" >/dev/null 2>&1
-  build=("$CARGO" build "${LINUX_CARGO_ARGS[@]}" "${DRIVER_CARGO_ARGS[@]}" --release --target-dir "$bench_dir")
-  cold=$(seconds "${build[@]}")
+  write_floor_crate "$bench_dir/floor"
+  echo "build: load average $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores before the builds"
+  # The floor has its own cargo settings (no patch, no lock file of the
+  # driver's); the repository's .cargo/config.toml (crt-static) applies to
+  # both, read from here.
+  floor=$(timed "$bench_dir/floor.log" "$CARGO" build "${DRIVER_CARGO_ARGS[@]}" --release \
+    --manifest-path "$bench_dir/floor/Cargo.toml" --target-dir "$bench_dir/floor/target")
+  build=("$CARGO" build "${LINUX_CARGO_ARGS[@]}" "${DRIVER_CARGO_ARGS[@]}" --release
+    --target-dir "$bench_dir/driver")
+  cold=$(timed "$bench_dir/cold.log" "${build[@]}")
   touch src/lib.rs
-  warm=$(seconds "${build[@]}")
-  echo "build: cold $cold s, warm $warm s (release, $(nproc) cores)"
+  warm=$(timed "$bench_dir/warm.log" "${build[@]}")
+  read -r floor_wall floor_cpu <<<"$floor"
+  read -r cold_wall cold_cpu <<<"$cold"
+  echo "build: floor (empty no_std cdylib, build-std) cold $floor_wall s wall, $floor_cpu s CPU"
+  echo "build: TestDriver.sys cold $cold_wall s wall, $cold_cpu s CPU; warm ${warm%% *} s wall (release)"
+  awk -v cw="$cold_wall" -v fw="$floor_wall" -v cc="$cold_cpu" -v fc="$floor_cpu" \
+    'BEGIN { printf "build: cold / floor %.2fx wall, %.2fx CPU\n", cw / fw, cc / fc }'
   rm -rf "$bench_dir"
 fi
 
@@ -36,6 +116,7 @@ bash linux/build.sh >/dev/null 2>&1
 bash linux/build.sh --fixed >/dev/null 2>&1
 echo "size: TestDriver.sys $(stat -c %s out/TestDriver.sys) bytes (default)," \
   "$(stat -c %s out/fixed/TestDriver.sys) bytes (fixed)"
+! $build_only || exit 0
 
 python=$(bash emulator/setup.sh) || { echo "bench.sh: emulator/setup.sh failed (above)" >&2; exit 1; }
 "$python" emulator/bench.py out/TestDriver.sys

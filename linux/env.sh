@@ -10,7 +10,11 @@ TARGET=x86_64-pc-windows-msvc
 # All come from Debian 12's standard suites bookworm, bookworm-updates and
 # bookworm-security (Rust 1.96 is only in the last).
 # `build`: what linux/build.sh needs to make TestDriver.sys (ca-certificates:
-# cargo fetches the crates over HTTPS).
+# cargo fetches the crates over HTTPS). No clang: the stand-in wdk-sys ships
+# its bindings; clang-19, libclang-19-dev and mingw-w64-common are for
+# regenerating them (linux/wdk-sys/generate.sh) and the C test drivers of
+# emulator/tests: the `clang` group. gcc-mingw-w64 builds out/fulldump.exe,
+# the Wine dump helper (wine/fulldump.c).
 declare -A DEBIAN_PACKAGES_build=(
   [rustc-web]=/usr/bin/rustc
   [cargo-web]=/usr/bin/cargo
@@ -18,11 +22,16 @@ declare -A DEBIAN_PACKAGES_build=(
   [rust-web-clippy]=/usr/bin/cargo-clippy
   [lld-19]=/usr/bin/lld-link-19
   [llvm-19]=/usr/bin/llvm-dlltool-19
+  [gcc-mingw-w64-x86-64-win32]=/usr/bin/x86_64-w64-mingw32-gcc-win32
+  [ca-certificates]=/etc/ssl/certs/ca-certificates.crt
+)
+# `clang`: what linux/test.sh needs beyond `build`: clang and mingw-w64's DDK
+# headers for the C test drivers of emulator/tests and for regenerating the
+# stand-in wdk-sys's bindings (linux/wdk-sys/generate.sh).
+declare -A DEBIAN_PACKAGES_clang=(
   [clang-19]=/usr/bin/clang-19
   [libclang-19-dev]=/usr/lib/llvm-19/lib/libclang.so
   [mingw-w64-common]=/usr/share/mingw-w64/include/ddk/ntifs.h
-  [gcc-mingw-w64-x86-64-win32]=/usr/bin/x86_64-w64-mingw32-gcc-win32
-  [ca-certificates]=/etc/ssl/certs/ca-certificates.crt
 )
 # `python`: Debian's Python 3.11 with venv and ensurepip, for the venvs of
 # emulator/setup.sh and windbg/test.sh (pip installs from PyPI over HTTPS).
@@ -198,8 +207,6 @@ export CARGO=/usr/bin/cargo
 # -Zbuild-std and the separate lock file of the Linux build are unstable cargo
 # features of this stable toolchain.
 export RUSTC_BOOTSTRAP=1
-# bindgen (in linux/wdk-sys) loads libclang at run time.
-export LIBCLANG_PATH=/usr/lib/llvm-19/lib
 
 # Arguments every Linux cargo command takes: the patch that swaps wdk-sys and
 # wdk-build for the stand-ins in linux/, and the lock file linux/Cargo.lock.

@@ -51,7 +51,7 @@ summarize() {
   echo "all: $passed passed, $failed failed"
 }
 
-ensure_debian_packages build python test wine dump
+ensure_debian_packages build clang python test wine dump
 
 run "build TestDriver.sys (default)" bash linux/build.sh
 run "build TestDriver.sys (fixed)" bash linux/build.sh --fixed

@@ -1,5 +1,5 @@
 """Small C drivers for the tests, built from tests/drivers/*.c into a temporary directory (never
-committed) with the toolchain linux/env.sh's `build` group installs: clang-19 over mingw-w64's DDK
+committed) with the toolchain linux/env.sh's `build` and `clang` groups install: clang-19 over mingw-w64's DDK
 headers, an import library made by llvm-dlltool-19 from the symbols the object file needs, and
 lld-link-19 with the WDM driver options (/DRIVER, /SUBSYSTEM:NATIVE, /ENTRY:DriverEntry) and /MAP,
 so the emulator names the call sites."""

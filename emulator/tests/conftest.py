@@ -62,7 +62,7 @@ def cdriver(tmp_path_factory):
     tools = C.missing_tools()
     if tools:
         missing("the small test drivers need " + ", ".join(tools) + ": run "
-                "bash -c 'source linux/env.sh && ensure_debian_packages build' first")
+                "bash -c 'source linux/env.sh && ensure_debian_packages build clang' first")
     out = tmp_path_factory.mktemp("cdrivers")
     cache = {}
 

@@ -8,17 +8,18 @@ driver to what the real crates accept, read from the real crates themselves
 * every `wdk_sys` item the driver names is one the real wdk-sys 0.5.2 has:
   written by hand in its sources (`STATUS_*`, `NT_SUCCESS`, ...), or generated
   by bindgen the way it generates (no clang macro fallback), which the
-  stand-in's generated files approximate from mingw-w64's headers.
+  stand-in's shipped bindings (linux/wdk-sys/src/generated/) approximate from
+  mingw-w64's headers.
 """
 
 import json
 import os
 import re
 import subprocess
+import tomllib
 from functools import cache
 from pathlib import Path
 
-import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 CARGO = "/usr/bin/cargo"
@@ -107,18 +108,14 @@ def real_wdk_sys_sources() -> str:
     return "\n".join(p.read_text() for p in sorted(src.glob("*.rs")))
 
 
-@cache
-def stand_in_out_dir() -> Path:
-    dirs = sorted(REPO.glob("target/*/*/build/wdk-sys-*/out/status.rs"),
-                  key=lambda p: p.stat().st_mtime)
-    if not dirs:
-        pytest.fail("no wdk-sys stand-in build output: run linux/build.sh first")
-    return dirs[-1].parent
+STAND_IN_GENERATED = REPO / "linux" / "wdk-sys" / "src" / "generated"
 
 
 @cache
 def generated(name: str) -> str:
-    return (stand_in_out_dir() / name).read_text()
+    """The stand-in's bindings (test_wdk_sys_bindings.py holds them to what
+    linux/wdk-sys/generate.sh makes)."""
+    return (STAND_IN_GENERATED / name).read_text()
 
 
 def defines(text: str, kinds: str, name: str) -> bool:
@@ -193,7 +190,19 @@ def test_data_exports_are_imported_only_through_their_iat_symbol():
     `__imp_PsThreadType` exists. Stricter than the WDK's library, which also has
     the bare name (the import slot the WDK's C declaration links to): here only
     the dllimport form the driver declares links, and it links with any library."""
-    definition = (stand_in_out_dir() / "ntoskrnl.def").read_text()
+    definition = generated("ntoskrnl.def")
     assert re.search(r"^\s+PsThreadType DATA$", definition, flags=re.M)
     assert re.search(r"^\s+PsCreateSystemThread$", definition, flags=re.M)
     assert defines(generated("constants.rs"), "static mut|static", "PsThreadType")
+
+
+def test_dependencies_keep_the_debug_information_that_names_their_procedures():
+    """test_pe.py finds core::fmt and core::panicking in TestDriver.pdb by their
+    procedure records, which core (built by -Zbuild-std with the profile's
+    `package."*"` settings) only has with some debug information: line tables
+    at least. The driver itself keeps full debug information, LTO and one
+    codegen unit."""
+    profile = tomllib.loads((REPO / "Cargo.toml").read_text())["profile"]["release"]
+    assert (profile["lto"], profile["codegen-units"], profile["debug"]) == (True, 1, "full")
+    others = profile.get("package", {}).get("*", {})
+    assert others.get("debug", profile["debug"]) in {"line-tables-only", "limited", "full", 1, 2, True}
