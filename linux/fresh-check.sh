@@ -178,10 +178,10 @@ in_root() {
   umount "$root/dev/shm" "$root/dev/pts" "$root/dev" "$root/sys" "$root/proc"
 }
 
-# The phases of command N in ROOT: "apt 41s  venv 30s  build 62s  run 9s"
+# The phases of command N in LOGS: "apt 41s  venv 30s  build 62s  run 9s"
 # (run: what the others leave of the command's SECONDS).
 phases() {
-  local root=$1 n=$2 seconds=$3
+  local logs=$1 n=$2 seconds=$3
   awk -F '\t' -v total="$seconds" '
     { t[$1] += $2 }
     END {
@@ -191,7 +191,7 @@ phases() {
       split("apt venv build", order, " ")
       for (k = 1; k <= 3; k++) { p = order[k]; out = out sprintf("%s %.0fs  ", p, t[p]) }
       printf "%srun %.0fs", out, (rest > 0 ? rest : 0)
-    }' "$root/root/phases.$n.tsv" 2>/dev/null || echo "(no phase times)"
+    }' "$logs/phases.$n.tsv" 2>/dev/null || echo "(no phase times)"
 }
 
 # SUITE: builds its root, runs the commands there, appends its summary to
@@ -256,6 +256,7 @@ check_suite() {
     "$root" "$logs" $((timeout_min * 60)) "${#env_vars[@]}" "${env_vars[@]}" "${commands[@]}"
 
   findmnt -rn -o TARGET | grep "^$root/" && die "mounts were left under $root"
+  cp "$root"/root/phases.*.tsv "$logs/" 2>/dev/null || true
 
   local failed=0 total=0 n status seconds deadlock cmd versions
   versions=$(chroot "$root" dpkg-query -W -f='${Package} ${Version}\n' \
@@ -266,7 +267,7 @@ check_suite() {
     printf '  %-24s %s\n' "apt sources, clone" "$(elapsed "$prepare_s")"
     while IFS=$'\t' read -r n status seconds deadlock cmd; do
       printf '  %-24s %s  exit %s  (%s)%s\n' "$cmd" "$(elapsed "$seconds")" "$status" \
-        "$(phases "$root" "$n" "$seconds")" "$([[ $deadlock == - ]] || echo "; its DEADLOCK line at ${deadlock}s")"
+        "$(phases "$logs" "$n" "$seconds")" "$([[ $deadlock == - ]] || echo "; its DEADLOCK line at ${deadlock}s")"
       total=$((total + seconds))
       ((status == 0)) || failed=$((failed + 1))
     done <"$logs/times.tsv"
