@@ -221,7 +221,7 @@ ensure_debian_packages() {
 
 # GROUPS PACKAGE...: the apt-get part of ensure_debian_packages.
 _apt_install() {
-  local groups=$1 log package version key hinted=' '
+  local group_list=$1 log package version key hinted=' '
   shift
   local -a missing=("$@") apt_get=(apt-get)
   if ((EUID != 0)); then
@@ -233,7 +233,7 @@ _apt_install() {
     apt_get=(sudo env DEBIAN_FRONTEND=noninteractive apt-get)
   fi
   log=$(mktemp "${TMPDIR:-/tmp}/apt-get.XXXXXX.log")
-  progress "apt: installing Debian $DEBIAN_VERSION packages ($groups): ${missing[*]} (apt's log: $log)"
+  progress "apt: installing Debian $DEBIAN_VERSION packages ($group_list): ${missing[*]} (apt's log: $log)"
   if ! "${apt_get[@]}" update -q >"$log" 2>&1; then
     tail -n 20 "$log" >&2
     echo "env.sh: apt-get update failed (the end of its log is above; all of it: $log)" >&2
@@ -248,9 +248,9 @@ _apt_install() {
     exit 1
   fi
   rm -f "$log"
-  # (groups is one word list here: split it again)
+  # (group_list is the groups joined by spaces: split it again)
   # shellcheck disable=SC2086
-  _missing_debian_packages $groups
+  _missing_debian_packages $group_list
   ((${#missing[@]})) || return 0
   for package in "${missing[@]}"; do
     version=$(dpkg-query -W -f='${Version}' "$package" 2>/dev/null) || version=''
@@ -312,6 +312,12 @@ print(sys.version.replace("\n", " "))' 2>/dev/null); then
     echo "env.sh: $venv exists and is not a Python venv (no pyvenv.cfg): give a new or empty directory" >&2
     return 1
   fi
+  # one ensure_venv at a time per venv (test.sh runs suites side by side)
+  local existed=0 lock
+  [[ -e $venv ]] && existed=1
+  mkdir -p "$venv"
+  exec {lock}>"$venv/.ensure_venv.lock"
+  flock "$lock"
   local -a files
   mapfile -t files < <(_requirements_files "$requirements")
   if ! want=$({ echo "$version"; printf '%s\n' "$@"; cat "${files[@]}"; } | sha256sum); then
@@ -321,25 +327,27 @@ print(sys.version.replace("\n", " "))' 2>/dev/null); then
   want=${want%% *}
   venv_version=$("$venv/bin/python" -c 'import sys; print(sys.version.replace("\n", " "))' 2>/dev/null) \
     || venv_version=''
-  if [[ $venv_version == "$version" && $(cat "$venv/.requirements.sha256" 2>/dev/null) == "$want" ]]; then
-    return 0
+  local status=0
+  if [[ $venv_version != "$version" || $(cat "$venv/.requirements.sha256" 2>/dev/null) != "$want" ]]; then
+    phase venv _venv_install "$venv" "$requirements" "$py" "$version" "$venv_version" "$want" "$existed" "$@" \
+      || status=$?
   fi
-  phase venv _venv_install "$venv" "$requirements" "$py" "$version" "$venv_version" "$want" "$@"
+  exec {lock}>&-
+  return "$status"
 }
 
 # The making part of ensure_venv.
 _venv_install() {
-  local venv=$1 requirements=$2 py=$3 version=$4 venv_version=$5 want=$6 log existed=0
-  shift 6
+  local venv=$1 requirements=$2 py=$3 version=$4 venv_version=$5 want=$6 existed=$7 log
+  shift 7
   local -a upgrade=()
   log=$(mktemp "${TMPDIR:-/tmp}/pip.XXXXXX.log")
   progress "venv: pip install -r ${requirements#"$REPO_ROOT"/} into ${venv#"$REPO_ROOT"/} (pip's log: $log)"
-  [[ -e $venv ]] && existed=1
   if [[ $venv_version != "$version" ]]; then
     [[ -f $venv/pyvenv.cfg ]] && upgrade=(--upgrade)
     if ! "$py" -m venv "${upgrade[@]}" "$venv" >>"$log" 2>&1; then
       tail -n 20 "$log" >&2
-      ((existed)) || rm -rf "$venv"  # only what this call made
+      ((existed)) || rm -rf "$venv"  # only what this call made (an empty folder and its lock)
       echo "env.sh: '$py -m venv ${upgrade[*]:+${upgrade[*]} }$venv' failed (the end of its log is above; all of" \
         "it: $log): it needs the venv and ensurepip modules (Debian: apt-get install python3-venv)" >&2
       return 1

@@ -42,7 +42,7 @@ while (($#)); do
       (($# >= 2)) && [[ -n $2 ]] || { usage >&2; die "$1 needs a value"; }
       case $1 in
         --suite) [[ -n ${DEBIAN_RELEASES[$2]:-} ]] \
-                   || die "--suite takes $(printf '%s or ' "${!DEBIAN_RELEASES[@]}" | sed 's/ or $//'), not '$2'"
+                   || die "--suite takes $(printf '%s\n' "${!DEBIAN_RELEASES[@]}" | sort | paste -sd ' ' | sed 's/ / or /g'), not '$2'"
                  [[ " ${suites[*]} " == *" $2 "* ]] || suites+=("$2") ;;
         --keep) keep_dir=$2 ;;
         --logs) log_dir=$2 ;;
@@ -261,6 +261,9 @@ check_suite() {
   local failed=0 total=0 n status seconds deadlock cmd versions
   versions=$(chroot "$root" dpkg-query -W -f='${Package} ${Version}\n' \
     python3 nodejs wine64 rustc-web lld-19 clang-19 2>/dev/null | awk 'NF == 2' | paste -sd ',' | sed 's/,/, /g') || true
+  while IFS=$'\t' read -r n status seconds deadlock cmd; do
+    ((status == 0)) || failed=$((failed + 1))
+  done <"$logs/times.tsv"
   {
     echo "Debian $version ($suite) minbase, suites $suite $suite-updates$( ((with_security)) && echo " $suite-security"), HEAD ${head:0:12}"
     printf '  %-24s %s\n' "debootstrap" "$(elapsed "$debootstrap_s")"
@@ -269,7 +272,6 @@ check_suite() {
       printf '  %-24s %s  exit %s  (%s)%s\n' "$cmd" "$(elapsed "$seconds")" "$status" \
         "$(phases "$logs" "$n" "$seconds")" "$([[ $deadlock == - ]] || echo "; its DEADLOCK line at ${deadlock}s")"
       total=$((total + seconds))
-      ((status == 0)) || failed=$((failed + 1))
     done <"$logs/times.tsv"
     printf '  %-24s %s\n' "the commands, in all" "$(elapsed "$total")"
     echo "  versions: ${versions:-unknown}"
