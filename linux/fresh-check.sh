@@ -163,7 +163,7 @@ in_root() {
       while IFS= read -r line || [[ -n $line ]]; do
         printf '%s\n' "$line" >&"$log"
         case $line in
-          '==> '*|'=== '*|'Building '*|'built '*|'all: '*)
+          '==> '*|'=== '*|'Building '*|'built '*|'all: '*|*DEADLOCK*)
             printf '   %4ss  %s\n' $((SECONDS - start)) "${line:0:150}" ;;
         esac
         [[ $deadlock != - || $line != *DEADLOCK* ]] || deadlock=$((SECONDS - start))
@@ -179,7 +179,8 @@ in_root() {
 }
 
 # The phases of command N in LOGS: "apt 41s  venv 30s  build 62s  run 9s"
-# (run: what the others leave of the command's SECONDS).
+# (run: what the others leave of the command's SECONDS; when they overlap, as
+# test.sh's do, their sum says so instead).
 phases() {
   local logs=$1 n=$2 seconds=$3
   awk -F '\t' -v total="$seconds" '
@@ -190,7 +191,8 @@ phases() {
       out = ""
       split("apt venv build", order, " ")
       for (k = 1; k <= 3; k++) { p = order[k]; out = out sprintf("%s %.0fs  ", p, t[p]) }
-      printf "%srun %.0fs", out, (rest > 0 ? rest : 0)
+      if (rest >= 0) printf "%srun %.0fs", out, rest
+      else printf "%sside by side with the run", out
     }' "$logs/phases.$n.tsv" 2>/dev/null || echo "(no phase times)"
 }
 
