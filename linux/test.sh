@@ -9,15 +9,16 @@
 #   5. the PE checks, both builds under Wine (sc.exe in one throwaway prefix) and
 #      the emulator tests (pytest, in parallel by file), the GitHub workflows'
 #      lint, the WinDbg extension and PowerShell syntax tests (windbg/test.sh).
-# Suites that share no state run side by side: the workflows' lint and the
-# WinDbg tests beside the builds; the cargo checks (2-4) beside pytest, which
-# starts once both builds are there. Each suite's output is shown when it ends,
-# with its time. Ends with one line: "all: N passed, M failed" (a suite that
-# failed without a test counting as failed counts as one).
+# Suites that share no state run side by side: the workflows' lint, the
+# WinDbg tests and the pytest files that need no build beside the builds; the
+# cargo checks (2-4) beside the other pytest files, which start once both
+# builds are there. Each suite's output is shown when it ends, with its time.
+# Ends with one line: "all: N passed, M failed" (a suite that failed without a
+# test counting as failed counts as one).
 set -euo pipefail
 case $# in
   0) ;;
-  *) if [[ $1 == -h || $1 == --help ]]; then sed -n '2,16s/^# \{0,1\}//p' "$0"; exit 0; fi
+  *) if [[ $1 == -h || $1 == --help ]]; then sed -n '2,17s/^# \{0,1\}//p' "$0"; exit 0; fi
      echo "test.sh: takes no arguments (got: $*); see bash linux/test.sh --help" >&2; exit 2 ;;
 esac
 source "$(dirname "$0")/env.sh"
@@ -108,23 +109,39 @@ cargo_checks() {
   suite "Cargo.lock is up to date" windows_lock_is_current || true
 }
 
+# The pytest files that need neither build (nor target/): they run beside the
+# builds. Every other file runs after them (a new file does too, unless named here).
+no_build_tests=(
+  linux/tests/test_setup_sh.py linux/tests/test_lint_workflows.py
+  emulator/tests/test_docs.py emulator/tests/test_units.py
+  emulator/tests/test_missing_builds.py emulator/tests/test_small_drivers.py
+)
+python=$REPO_ROOT/.venv/bin/python  # emulator/setup.sh's venv
+pytest=("$python" -m pytest -c emulator/pyproject.toml --rootdir emulator)
+
 # Beside the builds: what needs neither build nor target/.
 suite "GitHub workflows (actionlint, shellcheck, pins, pwsh parse)" bash linux/lint-workflows.sh &
 suite "WinDbg extension and PowerShell syntax" bash windbg/test.sh &
-suite "the emulator's venv (emulator/setup.sh)" bash emulator/setup.sh &
-venv_job=$!
+{
+  if suite "the emulator's venv (emulator/setup.sh)" bash emulator/setup.sh; then
+    : >"$logs/venv.ready"
+    suite "pytest: the files that need no build" "${pytest[@]}" "${no_build_tests[@]}" || true
+  else
+    : >"$logs/venv.failed"
+  fi
+} &
 
 builds_ok=true
 suite "build TestDriver.sys (default)" bash linux/build.sh || builds_ok=false
 suite "build TestDriver.sys (fixed)" bash linux/build.sh --fixed || builds_ok=false
 
 cargo_checks &
-if wait "$venv_job" && $builds_ok; then
-  python=$REPO_ROOT/.venv/bin/python  # emulator/setup.sh's venv
+while [[ ! -e $logs/venv.ready && ! -e $logs/venv.failed ]]; do sleep 0.2; done
+if [[ -e $logs/venv.ready ]] && $builds_ok; then
   # pytest-xdist: the test files spread over two workers; each file stays in one
   # (test_wine.py's session-scoped Wine prefix serves all of its tests).
-  suite "PE checks, Wine and emulated kernel" "$python" -m pytest -c emulator/pyproject.toml \
-    --rootdir emulator -n 2 --dist loadfile linux/tests emulator/tests || true
+  suite "PE checks, Wine and emulated kernel (pytest)" "${pytest[@]}" -n 2 --dist loadfile \
+    "${no_build_tests[@]/#/--ignore=}" linux/tests emulator/tests || true
 else
   echo "=== not run: PE checks, Wine and emulated kernel (a build or the emulator's venv failed, above)"
   printf '1\t0.0\t%s\n' "PE checks, Wine and emulated kernel (not run)" >"$logs/9_pytest_not_run.status"
