@@ -22,7 +22,7 @@ done
 
 ensure_debian_packages
 cd "$REPO_ROOT"
-"$CARGO" build "${LINUX_CARGO_ARGS[@]}" "${DRIVER_CARGO_ARGS[@]}" "${profile_args[@]}" \
+phase build "$CARGO" build "${LINUX_CARGO_ARGS[@]}" "${DRIVER_CARGO_ARGS[@]}" "${profile_args[@]}" \
   "${features[@]}"
 
 built=target/$TARGET/$profile

@@ -6,9 +6,40 @@
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 TARGET=x86_64-pc-windows-msvc
 
-# Debian packages, by group, each with one file that proves it is installed.
-# All come from Debian 12's standard suites bookworm, bookworm-updates and
-# bookworm-security (Rust 1.96 is only in the last).
+# The Debian releases the Linux build supports, on x86_64 (amd64), each with its
+# standard suites CODENAME, CODENAME-updates and CODENAME-security.
+declare -A DEBIAN_RELEASES=([bookworm]=12 [trixie]=13)
+
+# The release this machine runs, read from /etc/os-release: DEBIAN_CODENAME
+# (bookworm, trixie) and DEBIAN_VERSION (12, 13) when it is one of
+# DEBIAN_RELEASES, else both empty; OS_PRETTY_NAME names it either way.
+_read_os_release() {
+  local id='' codename='' pretty=''
+  if [[ -r ${ENV_SH_OS_RELEASE:-/etc/os-release} ]]; then
+    # shellcheck disable=SC1090
+    read -r id codename pretty < <(
+      . "${ENV_SH_OS_RELEASE:-/etc/os-release}" 2>/dev/null
+      echo "${ID:-?} ${VERSION_CODENAME:-?} ${PRETTY_NAME:-${ID:-unknown}}")
+  fi
+  OS_PRETTY_NAME=${pretty:-an unknown system (no /etc/os-release)}
+  DEBIAN_CODENAME='' DEBIAN_VERSION=''
+  if [[ $id == debian && -n ${DEBIAN_RELEASES[$codename]:-} ]]; then
+    DEBIAN_CODENAME=$codename DEBIAN_VERSION=${DEBIAN_RELEASES[$codename]}
+  fi
+}
+_read_os_release
+
+# "Debian 13's suites trixie, trixie-updates and trixie-security"
+_debian_suites() {
+  echo "Debian $DEBIAN_VERSION's suites $DEBIAN_CODENAME, $DEBIAN_CODENAME-updates and $DEBIAN_CODENAME-security"
+}
+
+# Debian packages, by group, each with what proves it is installed: a file, or
+# `python3:MODULE`, a module Debian's /usr/bin/python3 must find (so that no
+# path names a Python version). The versions differ by release (Debian 12:
+# Python 3.11, node 18, Wine 8; Debian 13: Python 3.13, node 20, Wine 10); the
+# names and proofs do not. All come from the standard suites (Rust 1.96 from
+# CODENAME-security).
 # `build`: what linux/build.sh needs to make TestDriver.sys (ca-certificates:
 # cargo fetches the crates over HTTPS). No clang: the stand-in wdk-sys ships
 # its bindings; clang-19, libclang-19-dev and mingw-w64-common are for
@@ -33,14 +64,14 @@ declare -A DEBIAN_PACKAGES_clang=(
   [libclang-19-dev]=/usr/lib/llvm-19/lib/libclang.so
   [mingw-w64-common]=/usr/share/mingw-w64/include/ddk/ntifs.h
 )
-# `python`: Debian's Python 3.11 with venv and ensurepip, for the venvs of
-# emulator/setup.sh and windbg/test.sh (pip installs from PyPI over HTTPS).
+# `python`: Debian's python3 with venv and ensurepip, for the venvs that
+# ensure_venv makes (pip installs from PyPI over HTTPS).
 declare -A DEBIAN_PACKAGES_python=(
-  [python3-venv]=/usr/lib/python3.11/ensurepip/__init__.py
+  [python3-venv]=python3:ensurepip
   [ca-certificates]=/etc/ssl/certs/ca-certificates.crt
 )
-# `test`: what windbg/test.sh needs beyond `python`: Debian 12's node 18 and
-# npm 9 (node's built-in test runner, `npm ci` of the pinned acorn).
+# `test`: what windbg/test.sh needs beyond `python`: Debian's node (18 or
+# newer) and npm (node's built-in test runner, `npm ci` of the pinned acorn).
 declare -A DEBIAN_PACKAGES_test=(
   [nodejs]=/usr/bin/node
   [npm]=/usr/bin/npm
@@ -57,10 +88,10 @@ declare -A DEBIAN_PACKAGES_wine=(
 # inside lldb-19, whose embedded Python loads the module).
 declare -A DEBIAN_PACKAGES_dump=(
   [lldb-19]=/usr/bin/lldb-19
-  [python3-lldb-19]=/usr/lib/llvm-19/lib/python3.11/site-packages/lldb/__init__.py
+  [python3-lldb-19]=/usr/lib/llvm-19/lib/python3/dist-packages/lldb/_lldb.so
   [python3]=/usr/bin/python3
 )
-# `fresh`: what linux/fresh-check.sh needs to make a minimal Debian 12 root.
+# `fresh`: what linux/fresh-check.sh needs to make a minimal Debian root.
 declare -A DEBIAN_PACKAGES_fresh=(
   [debootstrap]=/usr/sbin/debootstrap
   [debian-archive-keyring]=/usr/share/keyrings/debian-archive-keyring.gpg
@@ -77,30 +108,41 @@ declare -A DEBIAN_MIN_VERSION=(
 _debian_too_old_hint() {
   case $1 in
     rustc-web|cargo-web|rust-web-src|rust-web-clippy)
-      cat <<EOF
+      cat <<EOT
 Debian's $1 is $2, and TestDriver.sys needs ${DEBIAN_MIN_VERSION[$1]}: cargo 1.85 stops with
-"error: unknown -Z flag specified: lockfile-path". Debian 12 ships
-rustc-web/cargo-web 1.96 in its security suite: add bookworm-security to apt's
+"error: unknown -Z flag specified: lockfile-path". Debian $DEBIAN_VERSION ships
+rustc-web/cargo-web 1.96 in its security suite: add $DEBIAN_CODENAME-security to apt's
 sources, e.g. these lines in /etc/apt/sources.list.d/debian.sources
 
   Types: deb
   URIs: http://deb.debian.org/debian-security
-  Suites: bookworm-security
+  Suites: $DEBIAN_CODENAME-security
   Components: main
   Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 
-(or "deb http://deb.debian.org/debian-security bookworm-security main" in
+(or "deb http://deb.debian.org/debian-security $DEBIAN_CODENAME-security main" in
 /etc/apt/sources.list), then run the command again: it upgrades them.
-EOF
+EOT
       ;;
     nodejs)
-      cat <<EOF
-nodejs $2 is installed, and windbg/test.sh needs node >= ${DEBIAN_MIN_VERSION[$1]}. Debian 12's own
-nodejs (18.19 or newer, from bookworm and bookworm-security) will do: remove
-the apt source or pin that provides $2, then run the command again.
-EOF
+      cat <<EOT
+nodejs $2 is installed, and windbg/test.sh needs node >= ${DEBIAN_MIN_VERSION[$1]}. Debian $DEBIAN_VERSION's own
+nodejs (from $DEBIAN_CODENAME and $DEBIAN_CODENAME-security) will do: remove the apt source or
+pin that provides $2, then run the command again.
+EOT
       ;;
     *) echo "$1 $2 is older than ${DEBIAN_MIN_VERSION[$1]}." ;;
+  esac
+}
+
+# Whether PROOF (a DEBIAN_PACKAGES_* value) holds: the file exists, or for
+# `python3:MODULE`, Debian's python3 finds MODULE.
+_debian_proof_holds() {
+  case $1 in
+    python3:*) [[ -x /usr/bin/python3 ]] && /usr/bin/python3 -c \
+                 'import importlib.util, sys; sys.exit(importlib.util.find_spec(sys.argv[1]) is None)' \
+                 "${1#python3:}" 2>/dev/null ;;
+    *) [[ -e $1 ]] ;;
   esac
 }
 
@@ -115,7 +157,7 @@ _debian_packages_to_install() {
     fi
     local -n packages="DEBIAN_PACKAGES_$group"
     for package in "${!packages[@]}"; do
-      if [[ ! -e ${packages[$package]} ]]; then
+      if ! _debian_proof_holds "${packages[$package]}"; then
         echo "$package"
       elif [[ -n ${DEBIAN_MIN_VERSION[$package]:-} ]]; then
         version=$(dpkg-query -W -f='${Version}' "$package" 2>/dev/null) || version=''
@@ -137,50 +179,98 @@ _missing_debian_packages() {
   [[ -z $list ]] || mapfile -t missing < <(sort -u <<<"$list")
 }
 
+# Progress lines (`==> apt: ...`, `==> venv: ...`) go to the stderr of the
+# outermost script of a run that sourced this file, even when a script in
+# between keeps its output in a log (demo.sh keeps build.sh's): a first run is
+# never silent for a minute. Errors go to stderr as usual.
+if [[ -z ${TESTDRIVER_PROGRESS_FD:-} || ! ${TESTDRIVER_PROGRESS_FD} =~ ^[0-9]+$ ]] ||
+   ! { true >&"$TESTDRIVER_PROGRESS_FD"; } 2>/dev/null; then
+  exec {TESTDRIVER_PROGRESS_FD}>&2
+  export TESTDRIVER_PROGRESS_FD
+fi
+progress() { echo "==> $*" >&"$TESTDRIVER_PROGRESS_FD"; }
+
+# Phases of a first run (apt, venv, build), each announced by its caller with
+# one progress line. `phase NAME COMMAND...` runs COMMAND; when
+# TESTDRIVER_PHASE_LOG names a file (linux/fresh-check.sh sets it), it appends
+# "NAME<TAB>SECONDS" there, so a run's phases can be added up. A phase run
+# inside another is part of the outer one and is not logged again.
+phase() {
+  local name=$1 start status=0
+  shift
+  if [[ -n ${TESTDRIVER_PHASE:-} || -z ${TESTDRIVER_PHASE_LOG:-} ]]; then
+    "$@" || return
+    return 0
+  fi
+  start=$EPOCHREALTIME
+  TESTDRIVER_PHASE=$name "$@" || status=$?
+  printf '%s\t%s\n' "$name" "$(seconds_since "$start")" >>"$TESTDRIVER_PHASE_LOG" || true
+  return "$status"
+}
+# START (an $EPOCHREALTIME) -> the seconds since, with one decimal: "12.3"
+seconds_since() {
+  local now=$EPOCHREALTIME
+  local tenths=$(((10#${now/./} - 10#${1/./}) / 100000))
+  printf '%d.%d' $((tenths / 10)) $((tenths % 10))
+}
+
 # Installs (or upgrades) whatever is missing or too old of the named groups
-# (default: build) with apt-get, as root or through sudo. Recommended packages
-# are left out: every group works without them on a minimal Debian 12
-# (linux/fresh-check.sh checks it), and wine64's would be the i386 wine32.
-# Prints nothing when everything is there; when something cannot be installed,
-# says what to do and exits the calling script.
+# (default: build) with apt-get, as root or through sudo, on the Debian
+# releases of DEBIAN_RELEASES; anywhere else it says so before installing
+# anything. Recommended packages are left out: every group works without them
+# on a minimal Debian (linux/fresh-check.sh checks it), and wine64's would be
+# the i386 wine32. Prints nothing when everything is there, one progress line
+# when it installs (apt's output goes to a log, named when something fails); when
+# something cannot be installed, says what to do and exits the calling script.
 ensure_debian_packages() {
-  local groups=("${@:-build}") package version log key
-  local -a missing sudo=()
+  local groups=("${@:-build}") package version key arch
+  local -a missing
   _missing_debian_packages "${groups[@]}"
   ((${#missing[@]})) || return 0
-  if ! command -v apt-get >/dev/null 2>&1; then
-    echo "env.sh: apt-get not found: this needs Debian 12, or these Debian packages: ${missing[*]}" >&2
+  arch=$(dpkg --print-architecture 2>/dev/null) || arch=$(uname -m)
+  if [[ -z $DEBIAN_CODENAME || $arch != amd64 ]]; then
+    echo "env.sh: this machine runs $OS_PRETTY_NAME ($arch), and TestDriver's Linux build installs its" \
+      "packages on Debian 13 (trixie) or Debian 12 (bookworm), x86_64, with their standard suites: use one" \
+      "of those (a VM or container will do), or install the equivalents of these Debian packages yourself:" \
+      "${missing[*]}" >&2
     exit 1
   fi
+  phase apt _apt_install "${groups[*]}" "${missing[@]}"
+}
+
+# GROUPS PACKAGE...: the apt-get part of ensure_debian_packages.
+_apt_install() {
+  local group_list=$1 log package version key hinted=' '
+  shift
+  local -a missing=("$@") apt_get=(apt-get)
   if ((EUID != 0)); then
     if ! command -v sudo >/dev/null 2>&1; then
       echo "env.sh: the Debian packages ${missing[*]} are missing and sudo is not installed: run the" \
         "command as root, or first, as root: apt-get install --no-install-recommends ${missing[*]}" >&2
       exit 1
     fi
-    sudo=(sudo)
+    apt_get=(sudo env DEBIAN_FRONTEND=noninteractive apt-get)
   fi
-  echo "Installing Debian packages (${groups[*]}): ${missing[*]}" >&2
-  log=$(mktemp)
-  if ! "${sudo[@]}" apt-get update -q >"$log" 2>&1; then
-    cat "$log" >&2
-    rm -f "$log"
-    echo "env.sh: apt-get update failed (above)" >&2
+  log=$(mktemp "${TMPDIR:-/tmp}/apt-get.XXXXXX.log")
+  progress "apt: installing Debian $DEBIAN_VERSION packages ($group_list): ${missing[*]} (apt's log: $log)"
+  if ! "${apt_get[@]}" update -q >"$log" 2>&1; then
+    tail -n 20 "$log" >&2
+    echo "env.sh: apt-get update failed (the end of its log is above; all of it: $log)" >&2
     exit 1
   fi
-  if ! "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
-      apt-get install -y -q --no-install-recommends "${missing[@]}" >"$log" 2>&1; then
+  if ! DEBIAN_FRONTEND=noninteractive "${apt_get[@]}" install -y -q --no-install-recommends \
+      "${missing[@]}" >>"$log" 2>&1; then
     tail -n 30 "$log" >&2
-    rm -f "$log"
-    echo "env.sh: apt-get install ${missing[*]} failed (above). These packages come from Debian 12's" \
-      "suites bookworm, bookworm-updates and bookworm-security, which apt's sources" \
+    echo "env.sh: apt-get install ${missing[*]} failed (the end of its log is above; all of it: $log)." \
+      "These packages come from $(_debian_suites), which apt's sources" \
       "(/etc/apt/sources.list, /etc/apt/sources.list.d/) must name." >&2
     exit 1
   fi
   rm -f "$log"
-  _missing_debian_packages "${groups[@]}"
+  # (group_list is the groups joined by spaces: split it again)
+  # shellcheck disable=SC2086
+  _missing_debian_packages $group_list
   ((${#missing[@]})) || return 0
-  local hinted=' '
   for package in "${missing[@]}"; do
     version=$(dpkg-query -W -f='${Version}' "$package" 2>/dev/null) || version=''
     if [[ -n $version && -n ${DEBIAN_MIN_VERSION[$package]:-} ]]; then
@@ -194,6 +284,110 @@ ensure_debian_packages() {
     fi
   done
   exit 1
+}
+
+# The requirements files REQUIREMENTS names: itself and, recursively, those it
+# includes with -r/--requirement (relative to its own folder).
+_requirements_files() {
+  local file=$1 line include
+  echo "$file"
+  while IFS= read -r line || [[ -n $line ]]; do
+    if [[ $line =~ ^[[:space:]]*(-r|--requirement)[[:space:]=]+([^[:space:]#]+) ]]; then
+      include=${BASH_REMATCH[2]}
+      [[ $include == /* ]] || include=$(dirname "$file")/$include
+      _requirements_files "$include"
+    fi
+  done <"$file"
+}
+
+# ensure_venv VENV REQUIREMENTS [PIP_OPTION...]
+# The one way the project's scripts make a Python venv for a tool set: VENV gets
+# Debian's python3 (PYTHON=... for another, >= 3.10), pip, and the pinned
+# REQUIREMENTS installed with the PIP_OPTIONs. One freshness rule: VENV is
+# current when its python runs as the same Python version and
+# VENV/.requirements.sha256 holds the hash of that version, the PIP_OPTIONs and
+# the requirements files (with those they include); otherwise the venv is made
+# or upgraded in place and pip installs the requirements again. Nothing in VENV
+# is deleted, and a directory that is not a venv is refused. Silent when VENV is
+# current; else one line on stderr, pip's output in a log named on failure.
+# Returns 1, having said why, when it cannot.
+ensure_venv() {
+  local venv=$1 requirements=$2
+  shift 2
+  local py=${PYTHON:-/usr/bin/python3} version want venv_version
+  [[ -n ${PYTHON:-} || -x $py ]] || py=python3
+  if ! command -v "$py" >/dev/null 2>&1; then
+    echo "env.sh: no Python at $py (PYTHON=... names another)" >&2
+    return 1
+  fi
+  if ! version=$("$py" -c 'import sys
+if sys.version_info < (3, 10): sys.exit(1)
+print(sys.version.replace("\n", " "))' 2>/dev/null); then
+    echo "env.sh: $py is $("$py" -V 2>&1 | head -n 1), and $venv needs Python >= 3.10" \
+      "(PYTHON=... names another)" >&2
+    return 1
+  fi
+  if [[ -e $venv && ! -f $venv/pyvenv.cfg && -n $(ls -A "$venv" 2>/dev/null || echo x) ]]; then
+    echo "env.sh: $venv exists and is not a Python venv (no pyvenv.cfg): give a new or empty directory" >&2
+    return 1
+  fi
+  # one ensure_venv at a time per venv (test.sh runs suites side by side)
+  local existed=0 lock
+  [[ -e $venv ]] && existed=1
+  mkdir -p "$venv"
+  exec {lock}>"$venv/.ensure_venv.lock"
+  flock "$lock"
+  local -a files
+  mapfile -t files < <(_requirements_files "$requirements")
+  if ! want=$({ echo "$version"; printf '%s\n' "$@"; cat "${files[@]}"; } | sha256sum); then
+    echo "env.sh: cannot read the requirements ${files[*]}" >&2
+    return 1
+  fi
+  want=${want%% *}
+  venv_version=$("$venv/bin/python" -c 'import sys; print(sys.version.replace("\n", " "))' 2>/dev/null) \
+    || venv_version=''
+  local status=0
+  if [[ $venv_version != "$version" || $(cat "$venv/.requirements.sha256" 2>/dev/null) != "$want" ]]; then
+    phase venv _venv_install "$venv" "$requirements" "$py" "$version" "$venv_version" "$want" "$existed" "$@" \
+      || status=$?
+  fi
+  exec {lock}>&-
+  return "$status"
+}
+
+# The making part of ensure_venv.
+_venv_install() {
+  local venv=$1 requirements=$2 py=$3 version=$4 venv_version=$5 want=$6 existed=$7 log
+  shift 7
+  local -a upgrade=()
+  log=$(mktemp "${TMPDIR:-/tmp}/pip.XXXXXX.log")
+  progress "venv: pip install -r ${requirements#"$REPO_ROOT"/} into ${venv#"$REPO_ROOT"/} (pip's log: $log)"
+  if [[ $venv_version != "$version" ]]; then
+    [[ -f $venv/pyvenv.cfg ]] && upgrade=(--upgrade)
+    if ! "$py" -m venv "${upgrade[@]}" "$venv" >>"$log" 2>&1; then
+      tail -n 20 "$log" >&2
+      ((existed)) || rm -rf "$venv"  # only what this call made (an empty folder and its lock)
+      echo "env.sh: '$py -m venv ${upgrade[*]:+${upgrade[*]} }$venv' failed (the end of its log is above; all of" \
+        "it: $log): it needs the venv and ensurepip modules (Debian: apt-get install python3-venv)" >&2
+      return 1
+    fi
+  fi
+  if ! "$venv/bin/python" -m pip --version >/dev/null 2>&1 &&
+     ! "$venv/bin/python" -m ensurepip --default-pip >>"$log" 2>&1; then
+    tail -n 20 "$log" >&2
+    echo "env.sh: $venv has no pip and ensurepip failed (the end of its log is above; all of it: $log)" \
+      "(Debian: apt-get install python3-venv)" >&2
+    return 1
+  fi
+  if ! "$venv/bin/python" -m pip install --disable-pip-version-check --no-input \
+      -r "$requirements" "$@" >>"$log" 2>&1; then
+    tail -n 20 "$log" >&2
+    echo "env.sh: pip could not install ${requirements#"$REPO_ROOT"/} into $venv (the end of its log is" \
+      "above; all of it: $log)" >&2
+    return 1
+  fi
+  echo "$want" >"$venv/.requirements.sha256"
+  rm -f "$log"
 }
 
 # Debian's rustc/cargo 1.96 (rustc-web) come with the library sources that

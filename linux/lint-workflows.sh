@@ -7,7 +7,8 @@
 #   bash linux/lint-workflows.sh [WORKFLOW.yml ...]
 #   (default: every .yml and .yaml file in .github/workflows)
 # Installs its tools, pinned in linux/requirements-lint-workflows.txt, as wheels
-# into a venv in target/ (ignored by git), and Debian's python3-venv if missing.
+# into a venv in target/ (ignored by git, made by env.sh's ensure_venv), and
+# Debian's python3-venv if missing.
 # Exit: 0 no finding, 1 findings (file:line:column: message), 2 bad usage,
 # 3 the tools could not be installed or run.
 set -euo pipefail
@@ -33,20 +34,12 @@ fi
 
 venv=$REPO_ROOT/target/venv-lint-workflows
 requirements=$here/requirements-lint-workflows.txt
-stamp=$venv/requirements.sha256
-# the file and the one it includes (-r): a change to either makes the venv again
-wanted=$(cat "$requirements" "$REPO_ROOT/scripts/requirements-ps1-check.txt" | sha256sum | cut -d ' ' -f 1)
-if [[ ! -x $venv/bin/python || $(cat "$stamp" 2>/dev/null) != "$wanted" ]]; then
-  ensure_debian_packages python
-  echo "lint-workflows: installing $requirements into $venv" >&2
-  rm -rf "$venv"
-  if ! python3 -m venv "$venv" ||
-    ! "$venv/bin/pip" install --quiet --disable-pip-version-check --only-binary=:all: \
-      -r "$requirements" >&2; then
-    echo "lint-workflows: could not install the tools of $requirements (above)" >&2
-    exit 3
-  fi
-  echo "$wanted" >"$stamp"
+# (env.sh's ensure_venv: the one freshness rule; a change to the requirements or
+# to the file they include makes pip install them again)
+ensure_debian_packages python
+if ! ensure_venv "$venv" "$requirements" --only-binary=:all:; then
+  echo "lint-workflows: could not install the tools of $requirements (above)" >&2
+  exit 3
 fi
 
 exec "$venv/bin/python" "$here/lint-workflows.py" "${files[@]}"

@@ -1,19 +1,25 @@
 #!/usr/bin/env bash
 # Runs every test of the project on a Linux machine, installing what it needs
-# (Debian toolchain, the emulator's Python venv, the PowerShell parser):
-#   1. builds TestDriver.sys, default and fixed (linux/build.sh);
+# (Debian toolchain, the Python venvs, the PowerShell parser):
+#   1. builds TestDriver.sys, default and fixed (linux/build.sh), once each;
 #   2. clippy on both builds for the Windows target, warnings as errors;
 #   3. the driver's unit and layout tests on the host (cargo test), both builds,
 #      and the wdk-build stand-in's tests;
 #   4. that Cargo.lock (the Windows build's) is up to date;
-#   5. the PE checks, the INX check (linux/inxcheck.py), both builds under Wine
-#      (sc.exe in a throwaway prefix) and the emulator tests (pytest), the
-#      WinDbg extension and PowerShell syntax tests (windbg/test.sh).
-# Ends with one line: "all: N passed, M failed".
+#   5. the PE checks, the INX check, the regenerated wdk-sys bindings, both
+#      builds under Wine (one throwaway prefix) and their dumps read with lldb,
+#      the emulator tests (pytest, in parallel by file), the GitHub workflows'
+#      lint, the WinDbg extension, scripts' and docs' tests (windbg/test.sh).
+# Suites that share no state run side by side: the workflows' lint, the
+# WinDbg tests and the pytest files that need no build beside the builds; the
+# cargo checks (2-4) beside the other pytest files, which start once both
+# builds are there. Each suite's output is shown when it ends, with its time.
+# Ends with one line: "all: N passed, M failed" (a suite that failed without a
+# test counting as failed counts as one).
 set -euo pipefail
 case $# in
   0) ;;
-  *) if [[ $1 == -h || $1 == --help ]]; then sed -n '2,12s/^# \{0,1\}//p' "$0"; exit 0; fi
+  *) if [[ $1 == -h || $1 == --help ]]; then sed -n '2,17s/^# \{0,1\}//p' "$0"; exit 0; fi
      echo "test.sh: takes no arguments (got: $*); see bash linux/test.sh --help" >&2; exit 2 ;;
 esac
 source "$(dirname "$0")/env.sh"
@@ -21,45 +27,59 @@ cd "$REPO_ROOT"
 
 logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT
-passed=0 failed=0 step=0
+started=$EPOCHREALTIME
 
-# Runs a step with its output shown and kept, so its counts can be added up.
-run() {
-  local name=$1; shift
-  step=$((step + 1))
-  echo "=== $name"
-  if ! "$@" 2>&1 | tee "$logs/$step.log"; then
-    echo "=== FAILED: $name" >&2
-    summarize
-    exit 1
-  fi
+# suite NAME COMMAND...: runs COMMAND with its output kept in a log; when it
+# ends, shows that output (under a lock, so suites running side by side do not
+# mix) with the suite's time, and records its status for the summary.
+suite() {
+  local name=$1 id status=0 start=$EPOCHREALTIME seconds
+  shift
+  id=${start/./}_${name//[^A-Za-z0-9]/_}  # (the summary lists the suites in the order they started)
+  echo "=== $name: started"
+  "$@" >"$logs/$id.log" 2>&1 </dev/null || status=$?
+  seconds=$(seconds_since "$start")
+  printf '%s\t%s\t%s\n' "$status" "$seconds" "$name" >"$logs/$id.status"
+  {
+    flock 9
+    cat "$logs/$id.log"
+    if ((status)); then
+      echo "=== FAILED: $name (exit $status after ${seconds}s)"
+    else
+      echo "=== $name: ${seconds}s"
+    fi
+  } 9>"$logs/print.lock"
+  return "$status"
 }
 
-count() { # add up the pass/fail counts the runners printed in a log
-  read -r p f < <(awk '
+count() { # the pass/fail counts the runners printed in a log: "P F"
+  awk '
     /^test result: /             { for (i = 1; i < NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
     /^# pass [0-9]+$/            { p += $3 }
     /^# fail [0-9]+$/            { f += $3 }
     /^=* *[0-9]+ (passed|failed)/ { for (i = 1; i < NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
-    END { print p + 0, f + 0 }' "$1")
-  passed=$((passed + p)) failed=$((failed + f))
+    END { print p + 0, f + 0 }' "$1"
 }
 
 summarize() {
-  local log
-  for log in "$logs"/*.log; do [[ -e $log ]] && count "$log"; done
+  local status_file status seconds name p f passed=0 failed=0
+  echo
+  echo "=== times (they overlap: the suites run side by side)"
+  for status_file in "$logs"/*.status; do
+    [[ -e $status_file ]] || continue
+    IFS=$'\t' read -r status seconds name <"$status_file"
+    read -r p f < <(count "${status_file%.status}.log")
+    # a suite that failed with no failed test (a build, a lint finding) counts as one
+    ((status == 0 || f > 0)) || f=1
+    passed=$((passed + p)) failed=$((failed + f))
+    printf '  %7ss  %s%s\n' "$seconds" "$name" "$( ((status == 0)) || echo "  FAILED (exit $status)")"
+  done
+  printf '  %7ss  %s\n' "$(seconds_since "$started")" "test.sh in all"
   echo "all: $passed passed, $failed failed"
+  ((failed == 0))
 }
 
 ensure_debian_packages build clang python test wine dump
-
-run "build TestDriver.sys (default)" bash linux/build.sh
-run "build TestDriver.sys (fixed)" bash linux/build.sh --fixed
-
-for features in "" "--features=fixed"; do
-  run "clippy ${features:-default}" "$CARGO" clippy "${LINUX_CARGO_ARGS[@]}" "${DRIVER_CARGO_ARGS[@]}" \
-    --release $features -- -D warnings
-done
 
 # Host unit tests: the driver crate's build script requires a static C runtime,
 # as on Windows; the host target is named so build scripts are not affected.
@@ -68,23 +88,66 @@ done
 # either: a kernel routine reachable from the tests fails to link here too.
 host=x86_64-unknown-linux-gnu
 host_rustflags='["-C", "target-feature=+crt-static", "-C", "link-arg=-Wl,--no-gc-sections"]'
-for features in "" "--features=fixed"; do
-  run "unit tests ${features:-default}" "$CARGO" test "${LINUX_CARGO_ARGS[@]}" --release --lib \
-    --target "$host" --config "target.$host.rustflags=$host_rustflags" $features
-done
-run "wdk-build stand-in tests" "$CARGO" test --release --locked \
-  --manifest-path linux/wdk-build/Cargo.toml --target-dir target/wdk-build
 
 windows_lock_is_current() {
   env -u RUSTC_BOOTSTRAP "$CARGO" metadata --locked --format-version 1 >/dev/null
   echo "Cargo.lock (the Windows build's) matches Cargo.toml"
 }
-run "Cargo.lock is up to date" windows_lock_is_current
-run "GitHub workflows (actionlint, shellcheck, pins, pwsh parse)" bash linux/lint-workflows.sh
 
-python=$(bash emulator/setup.sh) || { echo "test.sh: emulator/setup.sh failed (above)" >&2; exit 1; }
-run "WinDbg extension and PowerShell syntax" bash windbg/test.sh
-run "PE checks, Wine, dump analysis and emulated kernel" "$python" -m pytest -c emulator/pyproject.toml --rootdir emulator linux/tests wine/tests lldb/tests emulator/tests docs/test
+# The cargo checks after the builds, one after another (they share target/).
+cargo_checks() {
+  local features
+  for features in "" "--features=fixed"; do
+    suite "clippy ${features:-default}" "$CARGO" clippy "${LINUX_CARGO_ARGS[@]}" "${DRIVER_CARGO_ARGS[@]}" \
+      --release $features -- -D warnings || true
+  done
+  for features in "" "--features=fixed"; do
+    suite "unit tests ${features:-default}" "$CARGO" test "${LINUX_CARGO_ARGS[@]}" --release --lib \
+      --target "$host" --config "target.$host.rustflags=$host_rustflags" $features || true
+  done
+  suite "wdk-build stand-in tests" "$CARGO" test --release --locked \
+    --manifest-path linux/wdk-build/Cargo.toml --target-dir target/wdk-build || true
+  suite "Cargo.lock is up to date" windows_lock_is_current || true
+}
+
+# The pytest files that need neither build (nor target/): they run beside the
+# builds. Every other file runs after them (a new file does too, unless named here).
+no_build_tests=(
+  linux/tests/test_setup_sh.py linux/tests/test_lint_workflows.py
+  emulator/tests/test_docs.py emulator/tests/test_units.py
+  emulator/tests/test_missing_builds.py emulator/tests/test_small_drivers.py
+)
+python=$REPO_ROOT/.venv/bin/python  # emulator/setup.sh's venv
+pytest=("$python" -m pytest -c emulator/pyproject.toml --rootdir emulator)
+
+# Beside the builds: what needs neither build nor target/.
+suite "GitHub workflows (actionlint, shellcheck, pins, pwsh parse)" bash linux/lint-workflows.sh &
+suite "WinDbg extension and PowerShell syntax" bash windbg/test.sh &
+{
+  if suite "the emulator's venv (emulator/setup.sh)" bash emulator/setup.sh; then
+    : >"$logs/venv.ready"
+    suite "pytest: the files that need no build" "${pytest[@]}" "${no_build_tests[@]}" || true
+  else
+    : >"$logs/venv.failed"
+  fi
+} &
+
+builds_ok=true
+suite "build TestDriver.sys (default)" bash linux/build.sh || builds_ok=false
+suite "build TestDriver.sys (fixed)" bash linux/build.sh --fixed || builds_ok=false
+
+cargo_checks &
+while [[ ! -e $logs/venv.ready && ! -e $logs/venv.failed ]]; do sleep 0.2; done
+if [[ -e $logs/venv.ready ]] && $builds_ok; then
+  # pytest-xdist: the test files spread over two workers; each file stays in one
+  # (test_wine.py's session-scoped Wine prefix serves all of its tests).
+  suite "PE checks, Wine, dump analysis and emulated kernel (pytest)" "${pytest[@]}" -n 2 --dist loadfile \
+    "${no_build_tests[@]/#/--ignore=}" linux/tests wine/tests lldb/tests emulator/tests docs/test || true
+else
+  echo "=== not run: PE checks, Wine and emulated kernel (a build or the emulator's venv failed, above)"
+  printf '1\t0.0\t%s\n' "PE checks, Wine and emulated kernel (not run)" >"$logs/9_pytest_not_run.status"
+  : >"$logs/9_pytest_not_run.log"
+fi
+wait
 
 summarize
-((failed == 0))

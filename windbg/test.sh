@@ -49,8 +49,6 @@ source "$REPO/linux/env.sh"
 # The oldest node major: the one env.sh's ensure_debian_packages holds Debian's nodejs to.
 NODE_MIN_MAJOR="${DEBIAN_MIN_VERSION[nodejs]:?linux/env.sh sets no DEBIAN_MIN_VERSION[nodejs]}"
 ensure_debian_packages python test
-python3 -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)' \
-    || die "Python >= 3.10 is required, found $(python3 -V 2>&1) (Debian 12: apt-get install python3 python3-venv)"
 
 # --- node and the pinned npm package ------------------------------------------
 command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 \
@@ -68,28 +66,9 @@ if [ "$installed_acorn" != "$ACORN_VERSION" ]; then
 fi
 
 # --- Python venv with the pinned PowerShell parser ------------------------------
-if [ -x "$VENV/bin/python" ] && ! "$VENV/bin/python" -m pip --version >/dev/null 2>&1; then
-    say "windbg/.venv has no pip: making it again"
-    rm -rf "$VENV"
-fi
-if [ ! -x "$VENV/bin/python" ]; then
-    say "python3 -m venv windbg/.venv"
-    if ! python3 -m venv "$VENV"; then
-        rm -rf "$VENV"
-        die "python3 -m venv failed (above); it needs Python >= 3.10 with venv and ensurepip"
-    fi
-fi
-if ! "$VENV/bin/python" - "$REQUIREMENTS" <<'PY' >/dev/null 2>&1
-import sys
-from importlib.metadata import version
-wanted = dict(line.strip().split("==") for line in open(sys.argv[1]) if "==" in line)
-sys.exit(0 if all(version(name) == v for name, v in wanted.items()) else 1)
-PY
-then
-    say "pip install -r scripts/requirements-ps1-check.txt (binary wheels only)"
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --only-binary=:all: -r "$REQUIREMENTS" \
-        || die "pip could not install scripts/requirements-ps1-check.txt (above)"
-fi
+# (linux/env.sh's ensure_venv: the one freshness rule of the project's venvs)
+ensure_venv "$VENV" "$REQUIREMENTS" --only-binary=:all: \
+    || die "could not make windbg/.venv with scripts/requirements-ps1-check.txt (above)"
 
 # --- 1. PowerShell syntax --------------------------------------------------------
 say "PowerShell syntax check of scripts/*.ps1 and *.psm1"
