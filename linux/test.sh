@@ -19,7 +19,7 @@
 set -euo pipefail
 case $# in
   0) ;;
-  *) if [[ $1 == -h || $1 == --help ]]; then sed -n '2,17s/^# \{0,1\}//p' "$0"; exit 0; fi
+  *) if [[ $1 == -h || $1 == --help ]]; then sed -n '2,18s/^# \{0,1\}//p' "$0"; exit 0; fi
      echo "test.sh: takes no arguments (got: $*); see bash linux/test.sh --help" >&2; exit 2 ;;
 esac
 source "$(dirname "$0")/env.sh"
