@@ -62,7 +62,7 @@ def build(m, outcome: str, run_info: dict) -> dict:
     threads = [m.thread_info(t) for t in m.threads]
     dl = m.deadlock
     snapshot_threads = dl["threads"] if dl else threads
-    mutex_addrs = sorted({a for t in m.threads for a, _s in t.acquires} | set(m.mutex_waiters))
+    mutex_addrs = sorted(({a for t in m.threads for a, _s in t.acquires} | set(m.mutex_waiters)) - m.spin_lock_addrs)
     mutexes_now = []
     for a in mutex_addrs:
         try:

@@ -46,6 +46,7 @@ def init(k) -> None:
     k.thread_waiters: dict[int, list[KThread]] = {}
     k.spinlocks: dict[int, KThread] = {}  # KSPIN_LOCK address -> owner
     k.spin_waiters: dict[int, list[KThread]] = {}
+    k.spin_lock_addrs: set[int] = set()  # every KSPIN_LOCK taken: not FAST_MUTEXes, whatever `acquires` lists
     k.cpu.map(KPCR_BASE, 0x2000, "tdemu.kpcr")
     k.cpu.set_gs_base(KPCR_BASE)
 
@@ -203,6 +204,7 @@ def KeLeaveGuardedRegion(k):
 
 def _take_spin(k, t: KThread, lock: int, site: int) -> None:
     k.spinlocks[lock] = t
+    k.spin_lock_addrs.add(lock)
     k.w64(lock, 1)
     t.held.append(lock)
     t.acquires.append((lock, site))
