@@ -149,16 +149,15 @@ def explore(run_one, bound: int, max_schedules: int) -> dict:
             outcomes[key] = o = {"outcome": outcome, "schedules": 0, "schedule": schedule_string(choices),
                                  "preemptions": chooser.preemptions, "choices": describe(chooser.decisions)}
         o["schedules"] += 1
-        # new prefixes: every other option at the choice points past this run's prefix
+        # new prefixes: every other option at the choice points past this run's prefix. Past the
+        # prefix every choice is the default (0), which costs no preemption: the preemptions spent
+        # are the prefix's, the same at each of those points.
         used = sum(1 for d in chooser.decisions[:len(prefix)] if d.kind == "preempt" and d.chosen)
         alternatives = []
         for j in range(len(prefix), len(chooser.decisions)):
             d = chooser.decisions[j]
-            cost = 1 if d.kind == "preempt" else 0
-            if used + cost <= bound:
+            if used + (1 if d.kind == "preempt" else 0) <= bound:
                 alternatives += [choices[:j] + [alt] for alt in range(1, len(d.options))]
-            if d.kind == "preempt" and d.chosen:
-                used += 1
         stack.extend(reversed(alternatives))
     return {"preemption_bound": bound, "schedules": runs, "complete": complete, "max_schedules": max_schedules,
             "seconds": round(time.perf_counter() - t0, 2), "outcomes": list(outcomes.values())}
