@@ -104,7 +104,7 @@ def _shared(m, states: dict) -> dict:
 
 def _wrap(m, api):
     orig = m.handlers[api]
-    uc = m.uc
+    uc = m.cpu.uc
 
     def traced():
         t = m.current
@@ -119,11 +119,11 @@ def _wrap(m, api):
                "driver_threads": _shared(m, {x.name: x.state for x in m.threads if x.kind == "driver"})}
         if m.devices:
             ext = next(iter(m.devices.values()))["extension"]
-            rec["mutex_owner_is_self"] = m.u64(ext + 8) == t.ethread
+            rec["mutex_owner_is_self"] = m.cpu.u64(ext + 8) == t.ethread
         if api == "ZwSetInformationFile":
             info, length = uc.reg_read(UC_X86_REG_R8), uc.reg_read(UC_X86_REG_R9) & 0xFFFFFFFF
-            nlen = struct.unpack("<I", m.mem(info + 0x10, 4))[0]
-            rec.update(length=length, name_length=nlen, name=m.wstr(info + 0x14, nlen))
+            nlen = struct.unpack("<I", m.cpu.mem(info + 0x10, 4))[0]
+            rec.update(length=length, name_length=nlen, name=m.cpu.wstr(info + 0x14, nlen))
         rv = orig()
         rec["blocked"] = rv is BLOCK
         rec["rv"] = rv if isinstance(rv, int) else None

@@ -20,5 +20,5 @@ def KeStallExecutionProcessor(k):
 def KeQueryPerformanceCounter(k):
     freq = k.cpu.arg0()
     if freq:
-        k.w64(freq, PERFORMANCE_FREQUENCY)
+        k.cpu.w64(freq, PERFORMANCE_FREQUENCY)
     return k.virtual_time

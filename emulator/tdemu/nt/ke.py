@@ -51,8 +51,8 @@ def init(k) -> None:
     k.cpu.set_gs_base(KPCR_BASE)
 
     def switch_in(t: KThread) -> None:
-        k.w64(KPCR_BASE + 0x188, t.ethread)  # KPRCB.CurrentThread (gs:[188h])
-        k.w64(KPCR_BASE + 0x18, KPCR_BASE)  # KPCR.Self
+        k.cpu.w64(KPCR_BASE + 0x188, t.ethread)  # KPRCB.CurrentThread (gs:[188h])
+        k.cpu.w64(KPCR_BASE + 0x18, KPCR_BASE)  # KPCR.Self
     k.sched.on_switch_in = switch_in
     k.spin_retry = lambda t: spin_retry(k, t)
 
@@ -72,7 +72,7 @@ def create_thread(k, name: str, start: int, kind: str, ret: int, args: list[int]
     k.cpu.map(stack_lo, KERNEL_STACK_SIZE, f"tdemu.stack.{name}")
     k.cpu.map(ethread & ~0xFFF, 0x1000, f"tdemu.ethread.{name}")
     # DISPATCHER_HEADER: Type=ThreadObject, Size (in ULONGs), SignalState=0
-    k.mem_write(ethread, struct.pack("<BBBBi", THREAD_OBJECT, 0, 0x1A, 0, 0))
+    k.cpu.mem_write(ethread, struct.pack("<BBBBi", THREAD_OBJECT, 0, 0x1A, 0, 0))
     t = KThread(name=name, start=start, kind=kind, stack_top=stack_lo + KERNEL_STACK_SIZE, ret=ret,
                 args=args, ethread=ethread, tid=tid)
     k.sched.add(t)
@@ -90,7 +90,7 @@ def block(k, t: KThread, kind: str, reason: str, obj: int, function: str, **kw):
     rsp = k.cpu.rsp()
     regs = k.cpu.nonvolatile()
     regs["rsp"] = rsp + 8
-    wait = Wait(kind=kind, reason=reason, obj=obj, function=function, ret_addr=k.u64(rsp), rsp=rsp, regs=regs,
+    wait = Wait(kind=kind, reason=reason, obj=obj, function=function, ret_addr=k.cpu.u64(rsp), rsp=rsp, regs=regs,
                 **kw)
     return k.sched.block(t, wait)
 
@@ -117,7 +117,7 @@ def fire_timers(k) -> bool:
 
 def thread_ended(k, t: KThread) -> None:
     """The thread object is signalled: every thread waiting for it is woken."""
-    k.mem_write(t.ethread + 4, struct.pack("<i", 1))
+    k.cpu.mem_write(t.ethread + 4, struct.pack("<i", 1))
     for w in k.thread_waiters.pop(t.ethread, []):
         k.sched.wake(w, st.STATUS_SUCCESS)
 
@@ -205,7 +205,7 @@ def KeLeaveGuardedRegion(k):
 def _take_spin(k, t: KThread, lock: int, site: int) -> None:
     k.spinlocks[lock] = t
     k.spin_lock_addrs.add(lock)
-    k.w64(lock, 1)
+    k.cpu.w64(lock, 1)
     t.held.append(lock)
     t.acquires.append((lock, site))
 
@@ -246,7 +246,7 @@ def spin_release(k, lock: int, fn: str) -> None:
                     k.ret_site(), t)
         return
     del k.spinlocks[lock]
-    k.w64(lock, 0)
+    k.cpu.w64(lock, 0)
     if lock in t.held:
         t.held.remove(lock)
     waiters = k.spin_waiters.get(lock)
@@ -269,7 +269,7 @@ def KeAcquireSpinLockRaiseToDpc(k):
 
 @ke.export(max_irql=DISPATCH_LEVEL, footprint=arg0_object)
 def KeReleaseSpinLock(k):
-    lock, new_irql = k.args(2)
+    lock, new_irql = k.cpu.args(2)
     spin_release(k, lock, "KeReleaseSpinLock")
     set_irql(k, k.sched.current, new_irql & 0xFF)
 
@@ -309,7 +309,7 @@ def KeTryToAcquireSpinLockAtDpcLevel(k):
 
 @ke.export(footprint=everything)
 def KeBugCheckEx(k):
-    code, p1, p2, p3, p4 = k.args(5)
+    code, p1, p2, p3, p4 = k.cpu.args(5)
     k.bugcheck(code & 0xFFFFFFFF, (p1, p2, p3, p4), "the driver called KeBugCheckEx")
     return BLOCK
 
@@ -330,34 +330,34 @@ def KeGetCurrentThread(k):
 # ---------------------------------------------------------------- events (ke/eventobj.c)
 
 def signal_state(k, obj: int) -> int:
-    return struct.unpack("<i", k.mem(obj + 4, 4))[0]
+    return struct.unpack("<i", k.cpu.mem(obj + 4, 4))[0]
 
 
 @ke.export(max_irql=HIGH_LEVEL, footprint=arg0_object)
 def KeInitializeEvent(k):
-    ev, typ, state = k.args(3)
+    ev, typ, state = k.cpu.args(3)
     if k.freed:
         k.check_freed(ev, 0x18, "KeInitializeEvent")
     typ &= 0xFF
-    k.mem_write(ev, struct.pack("<BBBBiQQ", typ, 0, 6, 0, 1 if state & 0xFF else 0, ev + 8, ev + 8))
+    k.cpu.mem_write(ev, struct.pack("<BBBBiQQ", typ, 0, 6, 0, 1 if state & 0xFF else 0, ev + 8, ev + 8))
 
 
 @ke.export(max_irql=DISPATCH_LEVEL, footprint=arg0_object)
 def KeSetEvent(k):
-    ev, _inc, _wait = k.args(3)
+    ev, _inc, _wait = k.cpu.args(3)
     if k.freed:
         k.check_freed(ev, 0x18, "KeSetEvent")
     prev = signal_state(k, ev)
-    typ = k.mem(ev, 1)[0]
+    typ = k.cpu.mem(ev, 1)[0]
     waiters = k.event_waiters.get(ev, [])
     if waiters:
         if typ == SYNCHRONIZATION_EVENT:
             k.sched.wake(waiters.pop(0), 0)
-            k.mem_write(ev + 4, struct.pack("<i", 0))
+            k.cpu.mem_write(ev + 4, struct.pack("<i", 0))
             return prev
         while waiters:
             k.sched.wake(waiters.pop(0), 0)
-    k.mem_write(ev + 4, struct.pack("<i", 1))
+    k.cpu.mem_write(ev + 4, struct.pack("<i", 1))
     return prev
 
 
@@ -365,13 +365,13 @@ def KeSetEvent(k):
 def KeResetEvent(k):
     ev = k.cpu.arg0()
     prev = signal_state(k, ev)
-    k.mem_write(ev + 4, struct.pack("<i", 0))
+    k.cpu.mem_write(ev + 4, struct.pack("<i", 0))
     return prev
 
 
 @ke.export(max_irql=DISPATCH_LEVEL, footprint=arg0_object)
 def KeClearEvent(k):
-    k.mem_write(k.cpu.arg0() + 4, struct.pack("<i", 0))
+    k.cpu.mem_write(k.cpu.arg0() + 4, struct.pack("<i", 0))
 
 
 @ke.export(max_irql=DISPATCH_LEVEL, footprint=arg0_object)
@@ -385,13 +385,13 @@ def timeout_at(k, ptr: int):
     """A wait's end on the virtual clock: None (no time-out), relative (negative) or absolute."""
     if not ptr:
         return None
-    v = struct.unpack("<q", k.mem(ptr, 8))[0]
+    v = struct.unpack("<q", k.cpu.mem(ptr, 8))[0]
     return k.virtual_time + (-v) if v <= 0 else max(v, k.virtual_time)
 
 
 @ke.export(max_irql=DISPATCH_LEVEL, footprint=arg0_object)
 def KeWaitForSingleObject(k):
-    obj, reason, _mode, _alertable, tptr = k.args(5)
+    obj, reason, _mode, _alertable, tptr = k.cpu.args(5)
     t = k.sched.current
     site = k.ret_site()
     if k.freed:
@@ -399,14 +399,14 @@ def KeWaitForSingleObject(k):
     at = timeout_at(k, tptr)
     if t.irql >= DISPATCH_LEVEL and at != k.virtual_time:
         k.violation("wait_at_dispatch", "KeWaitForSingleObject at DISPATCH_LEVEL with a non-zero timeout", site, t)
-    typ = k.mem(obj, 1)[0]
+    typ = k.cpu.mem(obj, 1)[0]
     rname = WAIT_REASONS.get(reason & 0xFFFFFFFF, f"WaitReason{reason}")
     if typ == THREAD_OBJECT:
         return wait_for_thread(k, obj, rname, site, at, "nt!KeWaitForSingleObject")
     if typ in (NOTIFICATION_EVENT, SYNCHRONIZATION_EVENT):
         if signal_state(k, obj) > 0:
             if typ == SYNCHRONIZATION_EVENT:
-                k.mem_write(obj + 4, struct.pack("<i", 0))
+                k.cpu.mem_write(obj + 4, struct.pack("<i", 0))
             return 0
         if at == k.virtual_time:
             return st.STATUS_TIMEOUT
@@ -440,7 +440,7 @@ def delay(_k) -> frozenset:
 
 @ke.export(max_irql=APC_LEVEL, footprint=delay)
 def KeDelayExecutionThread(k):
-    _mode, _alertable, iptr = k.args(3)
+    _mode, _alertable, iptr = k.cpu.args(3)
     t = k.sched.current
     at = timeout_at(k, iptr)
     if at is None or at <= k.virtual_time:
@@ -454,4 +454,4 @@ def KeDelayExecutionThread(k):
 
 @ke.export(aliases={"KeQuerySystemTime": None})
 def KeQuerySystemTimePrecise(k):
-    k.w64(k.cpu.arg0(), 133450000000000000 + k.virtual_time)
+    k.cpu.w64(k.cpu.arg0(), 133450000000000000 + k.virtual_time)

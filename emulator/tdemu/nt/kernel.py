@@ -138,16 +138,12 @@ class Kernel(CpuEvents):
         self.unsupported: Counter = Counter()
         cpu = Cpu(image.path, image.size_of_image, image.sections, self)
         self.cpu = cpu
-        self.uc = cpu.uc
         self.base = cpu.base
         self.size = image.size_of_image
-        self.mem, self.mem_write, self.u32, self.u64 = cpu.mem, cpu.mem_write, cpu.u32, cpu.u64
-        self.w32, self.w64, self.wstr, self.cwstr, self.cstr = cpu.w32, cpu.w64, cpu.wstr, cpu.cwstr, cpu.cstr
-        self.unicode_string, self.args = cpu.unicode_string, cpu.args
         self.driver_object, self.registry_path = cpu.speakeasy_driver_object()
         map_path = opts.map_path or find_map_file(image.path)
         self.sym = Symbolizer(image.name, self.base, self.size, map_path, image.image_base)
-        self.unwinder = Unwinder(self.mem, self.base, image.runtime_functions)
+        self.unwinder = Unwinder(self.cpu.mem, self.base, image.runtime_functions)
         self.sched = Scheduler(cpu, opts.max_seconds, self.t_start)
         for comp in (verifier, ke, ex, ob, ps, io, rtl):
             comp.init(self)
@@ -171,13 +167,13 @@ class Kernel(CpuEvents):
         self.footprints: dict = {}
         spare = STUB_BASE + STUB_SIZE // 2  # for slots speakeasy filled with data of its own
         for rva, (dll, name) in self.image.iat.items():
-            sentinel = self.u64(self.base + rva)
+            sentinel = self.cpu.u64(self.base + rva)
             if not STUB_BASE <= sentinel < STUB_BASE + STUB_SIZE:
                 # speakeasy gave this import (an exported variable it knows) its own data: the model
                 # does not, so the slot points at a sentinel too (`ob` rebinds the variables it models)
                 sentinel = spare
                 spare += 8
-                self.w64(self.base + rva, sentinel)
+                self.cpu.w64(self.base + rva, sentinel)
             self.stub_names[sentinel] = name
             self.stub_dlls[sentinel] = dll
             e = exports.get((dll, name))
@@ -552,7 +548,7 @@ class Kernel(CpuEvents):
                 frames.append({"child_sp": regs["rsp"], "ret": 0, "site": self.fmt_sym(pc)})
                 break
             try:
-                res = self.unwinder.unwind(pc, regs, self.u64)
+                res = self.unwinder.unwind(pc, regs, self.cpu.u64)
             except (UcError, struct.error, IndexError, ValueError):
                 res = None
             sp = regs["rsp"]

@@ -61,18 +61,18 @@ def setup_object_types(k) -> None:
         if name in DATA_IMPORTS:
             tname = DATA_IMPORTS[name]
             if tname not in k.type_cells:
-                k.mem_write(cell, struct.pack("<Q", obj))
+                k.cpu.mem_write(cell, struct.pack("<Q", obj))
                 text = tname.encode("utf-16le")
                 name_buffer = obj + 0x60
-                k.mem_write(obj, struct.pack("<QQHHIQQB", obj, obj, len(text), len(text) + 2, 0, name_buffer, 0,
+                k.cpu.mem_write(obj, struct.pack("<QQHHIQQB", obj, obj, len(text), len(text) + 2, 0, name_buffer, 0,
                                              2 + len(k.object_types)))
-                k.mem_write(name_buffer, text + b"\0\0")
+                k.cpu.mem_write(name_buffer, text + b"\0\0")
                 k.object_types[obj] = tname
                 k.type_cells[tname] = cell
                 cell += 8
                 obj += OBJECT_TYPE_SIZE
-            sentinel = k.u64(k.base + rva)
-            k.mem_write(k.base + rva, struct.pack("<Q", k.type_cells[tname]))
+            sentinel = k.cpu.u64(k.base + rva)
+            k.cpu.mem_write(k.base + rva, struct.pack("<Q", k.type_cells[tname]))
             # the slot now points at the type, not at the sentinel page: the sentinel is no import
             k.stub_names.pop(sentinel, None)
             k.stub_dlls.pop(sentinel, None)
@@ -138,13 +138,13 @@ def arg0_handle(k) -> frozenset:
 
 @ob.export(max_irql=PASSIVE_LEVEL, footprint=arg0_handle)
 def ObReferenceObjectByHandle(k):
-    handle, _access, otype, _mode, pobj, _hinfo = k.args(6)
+    handle, _access, otype, _mode, pobj, _hinfo = k.cpu.args(6)
     t = k.sched.current
     site = k.ret_site()
     faults = k.opts.faults
     failed = k.injected_fault("ObReferenceObjectByHandle", faults.reference_fail_nth, faults.reference_fail_status)
     if failed is not None:
-        k.w64(pobj, 0)  # ObReferenceObjectByHandle clears *Object first
+        k.cpu.w64(pobj, 0)  # ObReferenceObjectByHandle clears *Object first
         return failed
     if handle == NT_CURRENT_THREAD:
         target = t
@@ -167,7 +167,7 @@ def ObReferenceObjectByHandle(k):
                                            "count": 0, "sites": []})
     r["count"] += 1
     r["sites"].append(k.fmt_sym(site))
-    k.w64(pobj, target.ethread)
+    k.cpu.w64(pobj, target.ethread)
     return 0
 
 
@@ -210,7 +210,7 @@ def ZwWaitForSingleObject(k):
     """NtWaitForSingleObject: the object behind the handle, then a wait on it (UserRequest). Thread
     handles are modelled: the wait ends when the thread does. The model has no APCs, so Alertable
     changes nothing."""
-    handle, _alertable, tptr = k.args(3)
+    handle, _alertable, tptr = k.cpu.args(3)
     t = k.sched.current
     site = k.ret_site()
     faults = k.opts.faults

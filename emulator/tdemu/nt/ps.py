@@ -34,7 +34,7 @@ def thread_list(_k) -> frozenset:
 
 @ps.export(max_irql=PASSIVE_LEVEL, footprint=thread_list)
 def PsCreateSystemThread(k):
-    ph, access, _oa, _hproc, cid, start, ctx = k.args(7)
+    ph, access, _oa, _hproc, cid, start, ctx = k.cpu.args(7)
     faults = k.opts.faults
     cur = k.sched.current
     failed = k.injected_fault("PsCreateSystemThread", faults.thread_fail_nth, faults.thread_fail_status)
@@ -46,9 +46,9 @@ def PsCreateSystemThread(k):
     t = create_thread(k, name, start, "driver", THREAD_RETURN, [ctx])
     t.created_by_site = k.ret_site()
     h = k.new_handle("thread", t, "PsCreateSystemThread", t.created_by_site, access)
-    k.w64(ph, h)
+    k.cpu.w64(ph, h)
     if cid:
-        k.mem_write(cid, struct.pack("<QQ", 4, t.tid))
+        k.cpu.mem_write(cid, struct.pack("<QQ", 4, t.tid))
     k.event(f"PsCreateSystemThread -> {t.name} (ETHREAD {t.ethread:#x}, Id {t.tid:x}), handle {h:#x}", cur)
     if k.driver_entry_status is None and cur.kind == "loader":
         k.pending_driver_threads.append(t)

@@ -50,7 +50,7 @@ def irql_too_high(k, name: str, t, maxirql: int) -> None:
 
 def owner_thread(k, w):
     if w.kind == "mutex":
-        return k.by_ethread.get(k.u64(w.obj + 8))
+        return k.by_ethread.get(k.cpu.u64(w.obj + 8))
     if w.kind == "thread":
         return k.by_ethread.get(w.obj)
     if w.kind == "spinlock":
