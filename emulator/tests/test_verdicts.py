@@ -59,6 +59,14 @@ def test_irql_raise_and_lower_report_the_wrong_direction_only(cdriver, tmp_path)
     assert code == 6
 
 
+def test_leaving_a_region_never_entered_is_reported_once_each(cdriver, tmp_path):
+    code, rep = run_cli([cdriver("region_underflow")], tmp_path)
+    assert (code, rep["outcome"]) == (0, "completed")
+    assert _rules(rep) == ["critical_region_underflow", "guarded_region_underflow"]
+    loader = next(t for t in rep["threads"] if t["kind"] == "loader")
+    assert loader["kernel_apc_disable"] == 0
+
+
 def test_fast_mutex_under_a_spin_lock_is_above_its_max_irql(cdriver, tmp_path):
     code, rep = run_cli([cdriver("fm_under_spin")], tmp_path)
     assert (code, rep["outcome"]) == (0, "completed")
