@@ -4,6 +4,8 @@ modelled on the driver's own memory, and pool blocks."""
 from __future__ import annotations
 
 import struct
+from dataclasses import dataclass, field
+from functools import partial
 
 from .api import Component, arg0_object, everything
 from .defs import APC_LEVEL, DISPATCH_LEVEL, SYNCHRONIZATION_EVENT, irql_name
@@ -19,12 +21,18 @@ FM_GATE = 0x1C  # Event.Header.SignalState: the gate waiters sleep on
 POOL_BASE, POOL_SIZE = 0xFFFF9709AD000000, 0x200000
 
 
-def init(k) -> None:
-    k.pool: dict[int, tuple[int, str, str]] = {}  # addr -> size, tag, allocation site
-    k._pool_next = POOL_BASE
+@dataclass
+class ExState:
+    """Who waits for which FAST_MUTEX, the mutexes reported uninitialised, the pool blocks."""
+    mutex_waiters: dict[int, list[KThread]] = field(default_factory=dict)
+    fm_reported: set[int] = field(default_factory=set)
+    pool: dict[int, tuple[int, str, str]] = field(default_factory=dict)  # addr -> size, tag, allocation site
+    pool_next: int = POOL_BASE
+
+
+def init(k) -> ExState:
     k.cpu.map(POOL_BASE, POOL_SIZE, "tdemu.pool")
-    k.fm_retry = make_retry(k)
-    k.fm_reported: set[int] = set()
+    return ExState()
 
 
 # ---------------------------------------------------------------- fast mutex (ex/fmutex.c)
@@ -64,9 +72,9 @@ def check_initialized(k, fm: int, count: int, fn: str, site: int, t: KThread) ->
     """ExInitializeFastMutex leaves a SynchronizationEvent header (Type 1, Size 6) at +0x18 and a
     Count of 1; a FAST_MUTEX without them was never initialised (zeroed memory, or garbage)."""
     ev_type, _absolute, ev_size = k.cpu.mem(fm + 0x18, 3)
-    if (ev_type == SYNCHRONIZATION_EVENT and ev_size == 6 and count >= 0) or fm in k.fm_reported:
+    if (ev_type == SYNCHRONIZATION_EVENT and ev_size == 6 and count >= 0) or fm in k.ex.fm_reported:
         return
-    k.fm_reported.add(fm)
+    k.ex.fm_reported.add(fm)
     k.violation("fast_mutex_not_initialized",
                 f"{fn} on FAST_MUTEX {fm:#x} that ExInitializeFastMutex never initialised (Count {count}, Event "
                 f"type {ev_type} size {ev_size}; initialised: a SynchronizationEvent, type 1 size 6)", site, t)
@@ -109,22 +117,21 @@ def acquire(k, fm: int, unsafe: bool, fn: str):
     if _wait_loop(k, fm, False):
         _own(k, t, fm, old_irql, unsafe, site)
         return None
-    k.mutex_waiters.setdefault(fm, []).append(t)
+    k.ex.mutex_waiters.setdefault(fm, []).append(t)
     k.event(f"{t.name} waits for FAST_MUTEX {fm:#x} (owner {owner:#x}) at {k.fmt_sym(site)}", t)
     return block(k, t, "mutex", "WrFastMutex", fm, "nt!" + fn, old_irql=old_irql, unsafe=unsafe)
 
 
-def make_retry(k):
-    def retry(t: KThread) -> bool:
-        """A woken waiter tries again (it runs before the thread continues); False: it waits again."""
-        w = t.last_wait
-        if _wait_loop(k, w.obj, True):
-            _own(k, t, w.obj, w.old_irql, w.unsafe, w.ret_addr)
-            return True
-        k.mutex_waiters.setdefault(w.obj, []).append(t)
-        t.wait, t.state = w, "Waiting"
-        return False
-    return retry
+def retry(k, t: KThread) -> bool:
+    """A woken waiter tries again (it runs before the thread continues); False: it waits again."""
+    w = t.last_wait
+    assert w is not None
+    if _wait_loop(k, w.obj, True):
+        _own(k, t, w.obj, w.old_irql, w.unsafe, w.ret_addr)
+        return True
+    k.ex.mutex_waiters.setdefault(w.obj, []).append(t)
+    t.wait, t.state = w, "Waiting"
+    return False
 
 
 def release(k, fm: int, unsafe: bool, fn: str):
@@ -153,10 +160,10 @@ def release(k, fm: int, unsafe: bool, fn: str):
     new = old + FM_LOCK_BIT
     if old != 0 and not old & FM_LOCK_WAITER_WOKEN:
         new += FM_LOCK_WAITER_WOKEN - FM_LOCK_WAITER_INC
-        waiters = k.mutex_waiters.get(fm)
+        waiters = k.ex.mutex_waiters.get(fm)
         if waiters:
             w = waiters.pop(0)
-            k.sched.wake(w, 0, k.fm_retry)
+            k.sched.wake(w, 0, partial(retry, k))
             k.event(f"{t.name} releases FAST_MUTEX {fm:#x}, wakes {w.name}", t)
         else:
             k.cpu.w32(fm + FM_GATE, 1)
@@ -210,8 +217,8 @@ def fast_mutex_info(k, m: int) -> dict:
     old_irql = k.cpu.u32(m + 0x30)
     return {"address": m, "Count": count, "Owner": owner, "Contention": contention,
             "Event": {"Type": ev_type, "Size": ev_size, "SignalState": ev_signal}, "OldIrql": old_irql,
-            "owner_thread": k.by_ethread[owner].name if owner in k.by_ethread else None,
-            "waiters": [t.name for t in k.mutex_waiters.get(m, [])]}
+            "owner_thread": k.ke.by_ethread[owner].name if owner in k.ke.by_ethread else None,
+            "waiters": [t.name for t in k.ex.mutex_waiters.get(m, [])]}
 
 
 # ---------------------------------------------------------------- pool (mm/ARM3/expool.c)
@@ -240,14 +247,14 @@ def _gap(addr: int, size: int) -> tuple[int, int]:
 def _alloc(k, size: int, tag: int, zero: bool):
     site = k.ret_site()
     size = max(size, 1)
-    addr = (k._pool_next + 15) & ~15
+    addr = (k.ex.pool_next + 15) & ~15
     gap_start, gap_end = _gap(addr, size)
     if gap_end > POOL_BASE + POOL_SIZE:
         return 0
-    k._pool_next = gap_end
+    k.ex.pool_next = gap_end
     k.cpu.mem_write(addr, (b"\0" if zero else bytes([POOL_FILL])) * size + bytes([POOL_FILL]) * (gap_end - gap_start))
     tag_s = struct.pack("<I", tag & 0xFFFFFFFF).decode("latin-1")
-    k.pool[addr] = (size, tag_s, k.fmt_sym(site))
+    k.ex.pool[addr] = (size, tag_s, k.fmt_sym(site))
     return addr
 
 
@@ -272,7 +279,7 @@ def ExAllocatePool(k):
 def _free(k, p: int):
     t = k.sched.current
     site = k.ret_site()
-    e = k.pool.pop(p, None)
+    e = k.ex.pool.pop(p, None)
     if e is None:
         k.violation("bad_pool_free", f"free of {p:#x}: not an allocated pool block (double free?)", site, t)
         return None

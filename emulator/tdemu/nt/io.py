@@ -5,6 +5,7 @@ their requests to the file system (`fs`)."""
 from __future__ import annotations
 
 import struct
+from dataclasses import dataclass, field
 
 from .. import ntstatus as st
 from ..machine.cpu import STUB_BASE
@@ -27,17 +28,24 @@ FileStandardInformation, FileRenameInformation, FilePositionInformation, FileRen
 FILE_WRITE_TO_END_OF_FILE, FILE_USE_FILE_POINTER_POSITION = 0xFFFFFFFF, 0xFFFFFFFE
 
 
-def init(k) -> None:
-    k.devices: dict[int, dict] = {}
-    k.driver_entry_status: int | None = None
-    k.unload_started = False
-    k.unload_done = False
-    k.unload_routine = None
-    k.not_run = []
-    k.vfs = V.VFS()
+@dataclass
+class IoState:
+    """The driver's life (DriverEntry's status, DriverUnload), its devices and the file system."""
+    vfs: V.VFS
+    devices: dict[int, dict] = field(default_factory=dict)
+    driver_entry_status: int | None = None
+    unload_started: bool = False
+    unload_done: bool = False
+    unload_routine: int | None = None
+    not_run: list = field(default_factory=list)
+    create_count: int = 0  # ZwCreateFile calls, for --fault create-every=N
+
+
+def init(k) -> IoState:
+    vfs = V.VFS()
     for d in k.opts.faults.missing_dirs:
-        k.vfs.rmdir(d)
-    k._create_count = 0
+        vfs.rmdir(d)
+    return IoState(vfs)
 
 
 # ---------------------------------------------------------------- driver load and unload (io/iomgr/driver.c)
@@ -53,29 +61,29 @@ def start_driver_entry(k):
 
 
 def after_driver_entry(k) -> None:
-    s = k.driver_entry_status
+    s = k.io.driver_entry_status
     k.event(f"DriverEntry returned {st.name(s)}")
     if not st.is_success(s):
-        if k.pending_driver_threads:
+        if k.ps.pending_driver_threads:
             k.violation("driver_entry_failed_with_threads",
-                        f"DriverEntry failed ({st.name(s)}) after starting {len(k.pending_driver_threads)} system "
+                        f"DriverEntry failed ({st.name(s)}) after starting {len(k.ps.pending_driver_threads)} system "
                         "thread(s): the image is unloaded while they run", 0)
         # Windows unloads the image and never calls DriverUnload; the threads are not run (further).
-        k.not_run = list(k.pending_driver_threads)
-        for t in k.not_run:
+        k.io.not_run = list(k.ps.pending_driver_threads)
+        for t in k.io.not_run:
             if t in k.sched.ready:
                 k.sched.ready.remove(t)
         return
     if k.opts.unload == "early":
         start_unload(k)
     start_pending_threads(k)
-    k.pending_driver_threads = []
+    k.ps.pending_driver_threads = []
 
 
 def start_pending_threads(k) -> None:
     """The system threads DriverEntry created and that have not run yet become ready, in creation order
     (or reversed): when DriverEntry returns, or when it waits (they run meanwhile, as on Windows)."""
-    order = list(k.pending_driver_threads)
+    order = list(k.ps.pending_driver_threads)
     if k.opts.order == "reverse":
         order.reverse()
     for t in order:
@@ -87,13 +95,13 @@ def start_unload(k) -> None:
     """IopUnloadDriver: DriverUnload(DriverObject) on a system worker thread, if the driver set one."""
     from .ke import create_thread
 
-    k.unload_started = True
+    k.io.unload_started = True
     unload = k.cpu.u64(k.driver_object + 0x68)  # DRIVER_OBJECT.DriverUnload
     if not unload:
         k.event("DriverUnload is NULL: driver cannot be unloaded")
-        k.unload_routine = None
+        k.io.unload_routine = None
         return
-    k.unload_routine = unload
+    k.io.unload_routine = unload
     t = create_thread(k, "DriverUnload (System worker, IopUnloadDriver)", unload, "unload", UNLOAD_RETURN,
                       [k.driver_object], UNLOAD_ETHREAD, UNLOAD_TID)
     k.event(f"calling DriverUnload {k.fmt_sym(unload)}")
@@ -102,13 +110,13 @@ def start_unload(k) -> None:
 
 def check_devices_deleted(k) -> None:
     """A driver deletes its devices before DriverUnload returns, or before DriverEntry returns an error."""
-    if k.unload_done:
+    if k.io.unload_done:
         when = "DriverUnload returned"
-    elif k.driver_entry_status is not None and not st.is_success(k.driver_entry_status):
-        when = f"DriverEntry failed ({st.name(k.driver_entry_status)})"
+    elif k.io.driver_entry_status is not None and not st.is_success(k.io.driver_entry_status):
+        when = f"DriverEntry failed ({st.name(k.io.driver_entry_status)})"
     else:
         return
-    for d in k.devices.values():
+    for d in k.io.devices.values():
         if not d["deleted"]:
             k.violation("device_not_deleted", f"{when} but DEVICE_OBJECT {d['address']:#x} (created at "
                         f"{d['created_at']}) was never deleted with IoDeleteDevice", 0)
@@ -131,7 +139,7 @@ def IoCreateDevice(k):
             k.cpu.w64(out, 0)
         k.event(f"fault injected: IoCreateDevice fails with {st.name(faults.iocreatedevice_status)}", k.sched.current)
         return faults.iocreatedevice_status
-    n = len(k.devices)
+    n = len(k.io.devices)
     page = DEVICE_PAGE + n * 0x100000
     dev = page + DEVICE_OFFSET
     total = DEVICE_OFFSET + DEVICE_OBJECT_SIZE + ext_size
@@ -143,7 +151,7 @@ def IoCreateDevice(k):
     k.cpu.mem_write(dev, hdr)
     k.cpu.w64(drv + 8, dev)  # DRIVER_OBJECT.DeviceObject: new devices go first
     name = k.cpu.unicode_string(name_ptr) if name_ptr else ""
-    k.devices[dev] = {"address": dev, "extension": ext, "extension_size": ext_size, "name": name or None,
+    k.io.devices[dev] = {"address": dev, "extension": ext, "extension_size": ext_size, "name": name or None,
                       "created_at": k.fmt_sym(site), "deleted": False, "deleted_at": None}
     if out:
         k.cpu.w64(out, dev)
@@ -156,7 +164,7 @@ def IoDeleteDevice(k):
     dev = k.cpu.arg0()
     t = k.sched.current
     site = k.ret_site()
-    d = k.devices.get(dev)
+    d = k.io.devices.get(dev)
     if d is None or d["deleted"]:
         k.violation("delete_unknown_device", f"IoDeleteDevice({dev:#x}) on a device that "
                     f"{'was already deleted' if d else 'does not exist'}", site, t)
@@ -178,7 +186,7 @@ def IoDeleteDevice(k):
     d["snapshot"] = k.cpu.mem(start, end - start)
     what = "DEVICE_OBJECT" + (" and its extension" if d["extension_size"] else "")
     # threads still waiting on, or owning, a FAST_MUTEX inside the freed memory
-    for fm, waiters in k.mutex_waiters.items():
+    for fm, waiters in k.ex.mutex_waiters.items():
         if start <= fm < end and waiters:
             k.violation("freed_while_waited_on",
                         f"IoDeleteDevice frees FAST_MUTEX {fm:#x} in the device extension while "
@@ -217,7 +225,7 @@ def _object_name(k, oa: int) -> str:
     root, name_ptr = struct.unpack("<QQ", k.cpu.mem(oa + 8, 16))
     name = k.cpu.unicode_string(name_ptr)
     if root:
-        h = k.handles.get(root)
+        h = k.ob.handles.get(root)
         if h is not None and h.path:
             name = h.path.rstrip("\\") + "\\" + name
     return name
@@ -232,13 +240,13 @@ def _create(k, name: str, fh: int, access: int, oa: int, iosb_p: int, share: int
     site = k.ret_site()
     faults = k.opts.faults
     if api == "ZwCreateFile":
-        k._create_count += 1
-        if faults.create_fail_every and k._create_count % faults.create_fail_every == 0:
+        k.io.create_count += 1
+        if faults.create_fail_every and k.io.create_count % faults.create_fail_every == 0:
             _iosb(k, iosb_p, faults.create_fail_status, 0)
-            k.event(f"fault injected: ZwCreateFile #{k._create_count} ({name}) fails with "
+            k.event(f"fault injected: ZwCreateFile #{k.io.create_count} ({name}) fails with "
                     f"{st.name(faults.create_fail_status)}", t)
             return faults.create_fail_status
-    status, info, of = k.vfs.create(name, access, share, disp, opts)
+    status, info, of = k.io.vfs.create(name, access, share, disp, opts)
     _iosb(k, iosb_p, status, info)
     if status == 0:
         if not _attributes(k, oa) & OBJ_KERNEL_HANDLE:
@@ -264,7 +272,7 @@ def ZwOpenFile(k):
 
 
 def _file(k, h: int, api: str):
-    e = k.handles.get(h)
+    e = k.ob.handles.get(h)
     if e is None or e.kind != "file":
         k.violation("invalid_handle", f"{api} on invalid file handle {h:#x}", k.ret_site(), k.sched.current)
         return None
@@ -281,7 +289,7 @@ def ZwWriteFile(k):
         return st.STATUS_INVALID_HANDLE
     length &= 0xFFFFFFFF
     data = k.cpu.mem(buf, length) if length else b""
-    status, n = k.vfs.write(of, data, _offset(k, of, off_p))
+    status, n = k.io.vfs.write(of, data, _offset(k, of, off_p))
     _iosb(k, iosb_p, status, n)
     return status
 
@@ -306,7 +314,7 @@ def ZwReadFile(k):
     of = _file(k, h, "ZwReadFile")
     if of is None:
         return st.STATUS_INVALID_HANDLE
-    status, data = k.vfs.read(of, length & 0xFFFFFFFF, _offset(k, of, off_p))
+    status, data = k.io.vfs.read(of, length & 0xFFFFFFFF, _offset(k, of, off_p))
     if data:
         k.cpu.mem_write(buf, data)
     _iosb(k, iosb_p, status, len(data))
@@ -359,7 +367,7 @@ def ZwSetInformationFile(k):
         if 0x14 + nlen > length:
             _iosb(k, iosb_p, st.STATUS_INVALID_PARAMETER, 0)
             return st.STATUS_INVALID_PARAMETER
-        status = k.vfs.rename(of, k.cpu.wstr(info + 0x14, nlen), replace)
+        status = k.io.vfs.rename(of, k.cpu.wstr(info + 0x14, nlen), replace)
         _iosb(k, iosb_p, status, 0)
         return status
     if klass == FilePositionInformation:

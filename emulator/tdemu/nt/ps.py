@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+from dataclasses import dataclass, field
 
 from .. import ntstatus as st
 from ..machine import BLOCK
@@ -22,8 +23,14 @@ def thread_footprint(t) -> frozenset:
     return frozenset({("obj", t.ethread)})
 
 
-def init(k) -> None:
-    k.pending_driver_threads: list[KThread] = []
+@dataclass
+class PsState:
+    """The system threads the driver created that have not been made ready yet."""
+    pending_driver_threads: list[KThread] = field(default_factory=list)
+
+
+def init(_k) -> PsState:
+    return PsState()
 
 
 # ---------------------------------------------------------------- creation (ps/thread.c)
@@ -50,9 +57,9 @@ def PsCreateSystemThread(k):
     if cid:
         k.cpu.mem_write(cid, struct.pack("<QQ", 4, t.tid))
     k.event(f"PsCreateSystemThread -> {t.name} (ETHREAD {t.ethread:#x}, Id {t.tid:x}), handle {h:#x}", cur)
-    if k.driver_entry_status is None and cur.kind == "loader":
-        k.pending_driver_threads.append(t)
-        if k.chooser is not None:  # exploring: it may run before DriverEntry returns, as on Windows
+    if k.io.driver_entry_status is None and cur.kind == "loader":
+        k.ps.pending_driver_threads.append(t)
+        if k.policy is not None:  # exploring: it may run before DriverEntry returns, as on Windows
             k.sched.make_ready(t)
     else:
         k.sched.make_ready(t)

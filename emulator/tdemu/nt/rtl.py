@@ -4,6 +4,7 @@ ntoskrnl): counted strings, DbgPrint, and the C run-time routines (memcpy, _vsnw
 from __future__ import annotations
 
 import struct
+from dataclasses import dataclass, field
 
 from ..printf import format_printf
 from .api import Component
@@ -12,8 +13,14 @@ from .defs import DISPATCH_LEVEL
 rtl = Component("rtl")
 
 
-def init(k) -> None:
-    k.dbgprint: list[dict] = []
+@dataclass
+class RtlState:
+    """What the driver printed (DbgPrint and friends)."""
+    dbgprint: list[dict] = field(default_factory=list)
+
+
+def init(_k) -> RtlState:
+    return RtlState()
 
 
 # ---------------------------------------------------------------- counted strings (rtl/unicode.c)
@@ -74,7 +81,7 @@ def _valist(k, ptr: int):
 @rtl.export()
 def DbgPrint(k):
     text = _fmt(k, k.cpu.cstr(k.cpu.arg0()), _varargs(k, 1), False)
-    k.dbgprint.append({"thread": k.sched.current.name, "text": text, "call_site": k.fmt_sym(k.ret_site())})
+    k.rtl.dbgprint.append({"thread": k.sched.current.name, "text": text, "call_site": k.fmt_sym(k.ret_site())})
     return 0
 
 
@@ -82,7 +89,7 @@ def DbgPrint(k):
 def DbgPrintEx(k):
     _comp, _level, fmtp = k.cpu.args(3)
     text = _fmt(k, k.cpu.cstr(fmtp), _varargs(k, 3), False)
-    k.dbgprint.append({"thread": k.sched.current.name, "text": text, "call_site": k.fmt_sym(k.ret_site())})
+    k.rtl.dbgprint.append({"thread": k.sched.current.name, "text": text, "call_site": k.fmt_sym(k.ret_site())})
     return 0
 
 
