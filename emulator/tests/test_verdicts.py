@@ -147,6 +147,7 @@ def test_the_abba_deadlock_keeps_its_lock_order_finding(cdriver, tmp_path, use):
 def test_a_waiter_unload_woke_is_not_reported_deadlocked(cdriver, tmp_path):
     code, rep = run_cli([cdriver("stall_mixed")], tmp_path)
     assert (code, rep["outcome"]) == (3, "deadlock")
+    assert _rules(rep) == ["recursive_fast_mutex_acquire"]  # not also a lock-order cycle of one lock
     dl = rep["deadlock"]
     assert [(w["thread"], w["why"]) for w in dl["waits"]] == [
         ("Recurser", "the owner is the waiting thread itself (recursive acquire)")]
