@@ -63,6 +63,7 @@ def test_leaving_a_region_never_entered_is_reported_once_each(cdriver, tmp_path)
     code, rep = run_cli([cdriver("region_underflow")], tmp_path)
     assert (code, rep["outcome"]) == (0, "completed")
     assert _rules(rep) == ["critical_region_underflow", "guarded_region_underflow"]
+    assert [v["count"] for v in rep["verifier"]] == [2, 1]  # the same call site twice: counted, listed once
     loader = next(t for t in rep["threads"] if t["kind"] == "loader")
     assert loader["kernel_apc_disable"] == 0
 

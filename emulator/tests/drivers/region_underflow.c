@@ -1,12 +1,18 @@
-/* KeLeaveCriticalRegion and KeLeaveGuardedRegion with no matching Enter: each is a finding, and the
- * count stays at 0 (the Enter/Leave pair that follows is balanced). */
+/* KeLeaveCriticalRegion (twice, from one call site) and KeLeaveGuardedRegion with no matching Enter:
+ * one finding each, counted, and the count stays at 0 (the Enter/Leave pairs that follow balance). */
 #include <ntddk.h>
+
+static __declspec(noinline) __attribute__((disable_tail_calls)) void leave_critical(void)
+{
+    KeLeaveCriticalRegion();
+}
 
 NTSTATUS NTAPI DriverEntry(PDRIVER_OBJECT driver, PUNICODE_STRING path)
 {
     UNREFERENCED_PARAMETER(driver);
     UNREFERENCED_PARAMETER(path);
-    KeLeaveCriticalRegion();
+    leave_critical();
+    leave_critical();
     KeLeaveGuardedRegion();
     KeEnterCriticalRegion();
     KeLeaveCriticalRegion();
