@@ -8,7 +8,7 @@ killed / mutants; survivors are listed with why they matter. The working tree is
 
     .venv/bin/python emulator/mutants.py                 # every mutation (about 15 minutes on 2 cores)
     .venv/bin/python emulator/mutants.py --list          # the mutations, without running anything
-    .venv/bin/python emulator/mutants.py --only ke-      # those whose id starts with ke-
+    .venv/bin/python emulator/mutants.py --only ke-,ex-  # those whose id starts with ke- or ex-
     .venv/bin/python emulator/mutants.py --python-only   # skip the Rust ones (src/nt.rs); --rust-only: those only
 
 Needs what `bash linux/test.sh` needs: out/TestDriver.sys and out/fixed/TestDriver.sys
@@ -237,7 +237,7 @@ def run_tests(m: Mutation, tree: str, log) -> bool:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="emulator/mutants.py", description=__doc__.split("\n\n")[0])
     ap.add_argument("--list", action="store_true", help="list the mutations and exit")
-    ap.add_argument("--only", metavar="PREFIX", help="run the mutations whose id starts with PREFIX")
+    ap.add_argument("--only", metavar="PREFIX[,PREFIX...]", help="run the mutations whose id starts with a PREFIX")
     group = ap.add_mutually_exclusive_group()
     group.add_argument("--python-only", action="store_true", help="skip the mutations of src/nt.rs")
     group.add_argument("--rust-only", action="store_true", help="only the mutations of src/nt.rs")
@@ -245,10 +245,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--log-dir", default=os.path.join(REPO, "target", "mutants", "logs"),
                     help="one test log per mutant (default: target/mutants/logs)")
     args = ap.parse_args(argv)
-    chosen = [m for m in MUTATIONS if (not args.only or m.id.startswith(args.only))
+    prefixes = tuple(args.only.split(",")) if args.only else ("",)
+    chosen = [m for m in MUTATIONS if m.id.startswith(prefixes)
               and not (args.python_only and m.file.endswith(".rs")) and not (args.rust_only and not m.file.endswith(".rs"))]
     if not chosen:
-        print(f"mutants.py: no mutation id starts with {args.only!r}", file=sys.stderr)
+        print(f"mutants.py: no mutation id starts with {args.only!r} (see --list)", file=sys.stderr)
         return 2
     problems = check(chosen)
     if problems:
