@@ -158,6 +158,15 @@ def test_a_waiter_unload_woke_is_not_reported_deadlocked(cdriver, tmp_path):
     assert stopper["state"] == "Terminated"
 
 
+def test_a_waiter_unload_woke_that_waits_again_is_reported_on_its_new_wait(cdriver, tmp_path):
+    code, rep = run_cli([cdriver("stall_mixed", USE=2)], tmp_path)
+    assert (code, rep["outcome"]) == (3, "deadlock")
+    edges = {e["thread"]: (e["kind"], e["owner"]) for e in rep["deadlock"]["edges"]}
+    assert edges == {"Stopper": ("mutex", "Recurser"), "Recurser": ("mutex", "Recurser")}
+    why = {w["thread"]: w["why"] for w in rep["deadlock"]["waits"]}
+    assert why["Stopper"] == "the owner Recurser is blocked for ever: it waits for itself (recursive acquire)"
+
+
 # ------------------------------------------------------------------ the preemption bound (explore.py)
 
 def _schedules_within(path, bound):

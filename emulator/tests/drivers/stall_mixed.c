@@ -1,7 +1,13 @@
 /* Two workers wait when DriverUnload is called: Stopper on a stop event DriverUnload sets, Recurser
- * for the FAST_MUTEX it already owns (a self-deadlock). DriverUnload sets the event and waits for
- * Stopper only: Recurser alone is deadlocked. */
+ * for the FAST_MUTEX it already owns (a self-deadlock).
+ * USE=1: DriverUnload sets the event and waits for Stopper only: Recurser alone is deadlocked.
+ * USE=2: Stopper, woken, then waits for the FAST_MUTEX; DriverUnload only sets the event: both are
+ *        deadlocked, Stopper on another object than when DriverUnload was called. */
 #include <ntddk.h>
+
+#ifndef USE
+#define USE 1
+#endif
 #include "wdk_data.h"
 #include "threads.h"
 
@@ -13,6 +19,10 @@ static VOID NTAPI Stopper(PVOID context)
 {
     UNREFERENCED_PARAMETER(context);
     KeWaitForSingleObject(&g_stop, Executive, KernelMode, FALSE, NULL);
+    if (USE == 2) {
+        ExAcquireFastMutex(&g_mutex);
+        ExReleaseFastMutex(&g_mutex);
+    }
 }
 
 static VOID NTAPI Recurser(PVOID context)
@@ -26,7 +36,8 @@ static VOID NTAPI Unload(PDRIVER_OBJECT driver)
 {
     UNREFERENCED_PARAMETER(driver);
     KeSetEvent(&g_stop, 0, FALSE);
-    KeWaitForSingleObject(g_stopper, Executive, KernelMode, FALSE, NULL);
+    if (USE == 1)
+        KeWaitForSingleObject(g_stopper, Executive, KernelMode, FALSE, NULL);
     ObDereferenceObject(g_stopper);
 }
 
