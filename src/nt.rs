@@ -283,12 +283,13 @@ mod tests {
         assert_eq!(status, STATUS_BUFFER_OVERFLOW);
         assert_eq!(text(&small), r"\DosDev");
         assert_eq!(small[7], 0);
-        // Exactly full: the text plus its NUL.
-        let mut exact = [0xAAAA; 12];
+        // Exactly full: the 10 WCHARs of the text plus its NUL, no slot spare.
+        let mut exact = [0xAAAA; 11];
         let prefix = ascii_utf16::<5>("file_");
         let status = rtl_string_cch_printf_w(&mut exact, &prefix, 7, &TXT_SUFFIX);
         assert_eq!(status, STATUS_SUCCESS);
         assert_eq!(text(&exact), "file_7.txt");
+        assert_eq!(exact[10], 0);
         let mut one_short = [0xAAAA; 10];
         let status = rtl_string_cch_printf_w(&mut one_short, &prefix, 7, &TXT_SUFFIX);
         assert_eq!(status, STATUS_BUFFER_OVERFLOW);
@@ -353,6 +354,18 @@ mod tests {
         assert_eq!(attributes.ObjectName, &raw mut name);
         assert_eq!(attributes.Attributes, 0x40 | 0x200);
         assert!(attributes.SecurityDescriptor.is_null());
+        assert!(attributes.SecurityQualityOfService.is_null());
+    }
+
+    #[test]
+    fn object_attributes_keep_root_directory_and_security_descriptor_apart() {
+        let mut name = wdk_sys::UNICODE_STRING::default();
+        let root: HANDLE = 0x1111_0000 as HANDLE;
+        let descriptor: PVOID = 0x2222_0000 as PVOID;
+        let attributes = initialize_object_attributes(&raw mut name, 0x40, root, descriptor);
+        assert_eq!(attributes.RootDirectory, root);
+        assert_eq!(attributes.SecurityDescriptor, descriptor);
+        assert_eq!(attributes.ObjectName, &raw mut name);
         assert!(attributes.SecurityQualityOfService.is_null());
     }
 

@@ -158,7 +158,7 @@ def _outcome(m) -> str:
         return "fault"
     if m.deadlock:
         return "deadlock"
-    if m.driver_entry_status is not None and not st.is_success(m.driver_entry_status):
+    if m.io.driver_entry_status is not None and not st.is_success(m.io.driver_entry_status):
         return "driver_entry_failed"
     return "completed"
 
@@ -257,7 +257,7 @@ def run(argv: list[str] | None = None) -> int:
         traceback.print_exc()
         print(f"tdemu: internal error: {e}", file=sys.stderr)
         return EXIT_INTERNAL
-    if chooser is not None and len(chooser.decisions) < len(prefix):
+    if chooser is not None and prefix is not None and len(chooser.decisions) < len(prefix):
         print(f"tdemu: error: --schedule {args.schedule}: the run made {len(chooser.decisions)} choice(s), the "
               f"schedule has {len(prefix)} (replay it with the driver and options of the exploration that printed "
               "it)", file=sys.stderr)

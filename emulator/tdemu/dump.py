@@ -75,7 +75,7 @@ def _registers(read) -> dict[str, int]:
 def _thread_registers(k, t) -> dict[str, int] | None:
     """The registers the dump shows for thread t, or None for a thread that has none (not started)."""
     if t is k.sched.current and t.state in ("Running", "Crashed"):
-        return _registers(k.uc.reg_read)
+        return _registers(k.cpu.uc.reg_read)
     if t.ctx is None:
         return None
     regs = _registers(t.ctx.reg_read)
@@ -85,7 +85,7 @@ def _thread_registers(k, t) -> dict[str, int] | None:
         # the routine it called instead, at its entry, as a debugger sees a thread blocked there
         routine = w.function.split("!", 1)[-1]
         entry = next((a for a, n in k.stub_names.items() if n == routine), None)
-        if entry is not None and k.u64(w.rsp) == w.ret_addr:
+        if entry is not None and k.cpu.u64(w.rsp) == w.ret_addr:
             regs["rip"], regs["rsp"] = entry, w.rsp
     return regs
 
@@ -96,7 +96,7 @@ def _read_pages(k, start: int, end: int) -> list[MD.Range]:
     a = start & ~(PAGE - 1)
     while a < end:
         try:
-            data = k.mem(a, PAGE)
+            data = k.cpu.mem(a, PAGE)
         except Exception:  # noqa: BLE001 - an unmapped page is left out
             a += PAGE
             continue
@@ -130,7 +130,7 @@ def kernel_stub(k) -> tuple[bytes, MD.Module]:
 
     thunk = bytearray(b"\xcc" * PAGE)
     thunk[-len(CALL_RAX):] = CALL_RAX  # PspSystemThreadStartup calls the start routine; it returns to THREAD_RETURN
-    code = bytes(thunk) + k.mem(STUB_BASE, STUB_SIZE)
+    code = bytes(thunk) + k.cpu.mem(STUB_BASE, STUB_SIZE)
     routines = [MD.StubRoutine("PspSystemThreadStartup", THREAD_RETURN - 0x10, 0x10)]
     for addr, name in sorted(STUB_NAMES.items()):
         if addr != THREAD_RETURN:
@@ -157,13 +157,13 @@ def collect(k, outcome: str) -> tuple[MD.Dump, bytes]:
     ranges += _read_pages(k, k.base, k.base + image.size_of_image)
     for base, size_, tag in k.cpu.kernel_maps:
         if tag == "tdemu.pool":  # only what was handed out: the rest was never used
-            used = getattr(k, "_pool_next", base + size_) - base
+            used = k.ex.pool_next - base
             size_ = (used + PAGE - 1) & ~(PAGE - 1)
         ranges += _read_pages(k, base, base + size_)
     for addr, n in ((k.driver_object, 0x150), (k.registry_path, 16), (0xFFFFF78000000000, PAGE)):
         ranges += _read_pages(k, addr, addr + n)
     if k.registry_path:
-        length, _max, _pad, buf = struct.unpack("<HHIQ", k.mem(k.registry_path, 16))
+        length, _max, _pad, buf = struct.unpack("<HHIQ", k.cpu.mem(k.registry_path, 16))
         ranges += _read_pages(k, buf, buf + length)
 
     threads = []

@@ -59,6 +59,101 @@ class Chooser:
         return sum(1 for d in self.decisions if d.kind == "preempt" and d.chosen)
 
 
+class SchedulePolicy:
+    """The scheduling policy of an exploration: the choice points of one run, answered by its Chooser.
+
+    A thread is made ready as soon as it is created, and the kernel asks the policy (1) which ready
+    thread runs when the running one blocks, yields or ends, and (2) at each call another ready
+    thread's next call depends on (same kernel object, the file system, ...), whether to preempt the
+    running thread there. To know the other threads' next calls, a thread made ready is first run
+    ("positioned") up to its next call another thread can see; the code it runs on the way touches
+    only what is its own (the assumption CHESS makes: data the threads share is protected by the
+    kernel's synchronization, whose calls are the choice points)."""
+
+    def __init__(self, k, chooser: Chooser):
+        self.k = k
+        self.chooser = chooser
+        k.sched.on_wake = self.on_wake
+
+    def footprint(self, addr: int, t):
+        from .nt.kernel import STUB_NAMES
+        from .nt.ps import thread_footprint
+
+        k = self.k
+        if addr in STUB_NAMES:
+            return thread_footprint(t)  # the thread ends
+        name = k.stub_names.get(addr)
+        fn = k.footprints.get(name)
+        return fn(k) if fn is not None and name in k.handlers else None
+
+    def choice_point(self, addr: int, t) -> bool:
+        """True if the CPU was stopped before the call at addr ran (it runs when t is resumed)."""
+        from .nt.api import dependent
+        from .nt.kernel import STUB_NAMES
+
+        k = self.k
+        if t.resume_at_stub:
+            t.resume_at_stub = False
+            return False
+        fp = self.footprint(addr, t)
+        if fp is None:
+            return False
+        what = STUB_NAMES.get(addr, k.stub_names.get(addr, hex(addr)))
+        if t.positioning:
+            t.pending = (what, fp)
+            t.resume_at_stub = True
+            k.sched.stop(("positioned",))
+            return True
+        ready = k.sched.ready
+        if not ready:
+            return False
+        if any(r.pending is None for r in ready):
+            k.sched.stop(("reposition",))  # learn their next calls first, then come back here
+            return True
+        deps = [r for r in ready if dependent(fp, r.pending[1])]
+        if not deps:
+            return False
+        idx = self.chooser.choose("preempt", [t, *deps], f"{t.name} before {what}", k.total_calls)
+        if idx == 0:
+            return False
+        t.pending = (what, fp)
+        t.resume_at_stub = True
+        k.sched.stop(("preempt", deps[idx - 1]))
+        return True
+
+    def on_wake(self, t, check) -> None:
+        w = t.last_wait
+        t.pending = (f"retry of {w.function}", frozenset({("obj", w.obj)})) if check is not None else None
+
+    def pick(self):
+        """A switch: which of the (two or more) ready threads runs."""
+        sched = self.k.sched
+        options = list(sched.ready)
+        cur = sched.current
+        label = f"after {cur.name} {'ended' if cur.state == 'Terminated' else cur.state.lower()}" if cur else "start"
+        t = options[self.chooser.choose("switch", options, label, self.k.total_calls)]
+        sched.ready.remove(t)
+        return t
+
+    def position_ready(self) -> None:
+        """Run each ready thread whose next call is not known up to that call."""
+        k = self.k
+        sched = k.sched
+        for r in list(sched.ready):
+            if r.pending is not None or k.fatal or r not in sched.ready:
+                continue
+            idx = sched.ready.index(r)
+            sched.ready.remove(r)
+            if not k.resume(r):
+                continue  # waits again
+            r.positioning = True
+            stop = k.run_slice(r)
+            r.positioning = False
+            if stop[0] == "positioned":
+                r.state = "Ready"
+                sched.ready.insert(idx, r)
+
+
 def schedule_string(choices: list[int]) -> str:
     """The replayable form: choice indexes, without the trailing run of 0 (the default choice)."""
     c = list(choices)
@@ -93,8 +188,8 @@ def describe(decisions: list[Decision]) -> list[str]:
 def outcome_of(m, rep: dict, code: int) -> dict:
     """What a schedule ended with, in terms that do not depend on the order of events in it."""
     files = {}
-    for d in sorted(m.vfs.dirs.values()):
-        listing = m.vfs.listdir(d)
+    for d in sorted(m.io.vfs.dirs.values()):
+        listing = m.io.vfs.listdir(d)
         digest = hashlib.sha256()
         for f in listing:
             digest.update(f.path.lower().encode() + b"\0" + bytes(f.data) + b"\0")
@@ -149,16 +244,15 @@ def explore(run_one, bound: int, max_schedules: int) -> dict:
             outcomes[key] = o = {"outcome": outcome, "schedules": 0, "schedule": schedule_string(choices),
                                  "preemptions": chooser.preemptions, "choices": describe(chooser.decisions)}
         o["schedules"] += 1
-        # new prefixes: every other option at the choice points past this run's prefix
+        # new prefixes: every other option at the choice points past this run's prefix. Past the
+        # prefix every choice is the default (0), which costs no preemption: the preemptions spent
+        # are the prefix's, the same at each of those points.
         used = sum(1 for d in chooser.decisions[:len(prefix)] if d.kind == "preempt" and d.chosen)
         alternatives = []
         for j in range(len(prefix), len(chooser.decisions)):
             d = chooser.decisions[j]
-            cost = 1 if d.kind == "preempt" else 0
-            if used + cost <= bound:
+            if used + (1 if d.kind == "preempt" else 0) <= bound:
                 alternatives += [choices[:j] + [alt] for alt in range(1, len(d.options))]
-            if d.kind == "preempt" and d.chosen:
-                used += 1
         stack.extend(reversed(alternatives))
     return {"preemption_bound": bound, "schedules": runs, "complete": complete, "max_schedules": max_schedules,
             "seconds": round(time.perf_counter() - t0, 2), "outcomes": list(outcomes.values())}

@@ -112,12 +112,12 @@ def load_driver_image(path: str) -> DriverImage:
     kernel_dlls = set(imports) & KERNEL_IMPORT_DLLS
     if opt.Subsystem != IMAGE_SUBSYSTEM_NATIVE or not kernel_dlls:
         kind = {2: "Windows GUI", 3: "Windows console", 10: "EFI application"}.get(opt.Subsystem, f"subsystem {opt.Subsystem}")
-        why = []
+        reasons = []
         if opt.Subsystem != IMAGE_SUBSYSTEM_NATIVE:
-            why.append(f"its subsystem is {kind}, not Native")
+            reasons.append(f"its subsystem is {kind}, not Native")
         if not kernel_dlls:
-            why.append("it imports nothing from ntoskrnl.exe")
-        raise BadInput(f"{path}: PE is not a kernel driver ({'; '.join(why)})")
+            reasons.append("it imports nothing from ntoskrnl.exe")
+        raise BadInput(f"{path}: PE is not a kernel driver ({'; '.join(reasons)})")
     if opt.AddressOfEntryPoint == 0:
         raise BadInput(f"{path}: kernel driver has no entry point (DriverEntry)")
 

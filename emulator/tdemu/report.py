@@ -62,7 +62,7 @@ def build(m, outcome: str, run_info: dict) -> dict:
     threads = [m.thread_info(t) for t in m.threads]
     dl = m.deadlock
     snapshot_threads = dl["threads"] if dl else threads
-    mutex_addrs = sorted({a for t in m.threads for a, _s in t.acquires} | set(m.mutex_waiters))
+    mutex_addrs = sorted(({a for t in m.threads for a, _s in t.acquires} | set(m.ex.mutex_waiters)) - m.ke.spin_lock_addrs)
     mutexes_now = []
     for a in mutex_addrs:
         try:
@@ -76,40 +76,40 @@ def build(m, outcome: str, run_info: dict) -> dict:
                    "symbols": m.sym.source, "imports": img.imports},
         "options": run_info["options"],
         "outcome": outcome,
-        "driver_entry_status": None if m.driver_entry_status is None else f"0x{m.driver_entry_status:08x}",
-        "driver_entry_status_name": None if m.driver_entry_status is None else st.name(m.driver_entry_status),
+        "driver_entry_status": None if m.io.driver_entry_status is None else f"0x{m.io.driver_entry_status:08x}",
+        "driver_entry_status_name": None if m.io.driver_entry_status is None else st.name(m.io.driver_entry_status),
         "deadlock": None,
         "fatal": None,
         "threads": [_thread_json(t) for t in threads],
         "fast_mutexes": mutexes_now,
-        "files": m.vfs.snapshot(),
-        "renames": len(m.vfs.renames),
+        "files": m.io.vfs.snapshot(),
+        "renames": len(m.io.vfs.renames),
         "api_calls": dict(sorted(m.calls.items(), key=lambda kv: (-kv[1], kv[0]))),
         "api_calls_total": m.total_calls,
         "unsupported_api_calls": dict(m.unsupported),
-        "irql_violations": [dict(v, address=hx(v["address"])) for v in m.irql_violations.values()],
-        "verifier": [dict(v, address=hx(v["address"])) for v in m.verifier],
-        "lock_order": [{"thread": e["thread"], "held": hx(e["held"]), "held_kind": m.lock_kinds.get(e["held"]),
+        "irql_violations": [dict(v, address=hx(v["address"])) for v in m.verifier.irql_violations.values()],
+        "verifier": [dict(v, address=hx(v["address"])) for v in m.verifier.findings],
+        "lock_order": [{"thread": e["thread"], "held": hx(e["held"]), "held_kind": m.verifier.lock_kinds.get(e["held"]),
                         "held_at": m.fmt_sym(e["held_at"]), "acquired": hx(e["acquired"]),
-                        "acquired_kind": m.lock_kinds.get(e["acquired"]), "acquired_at": m.fmt_sym(e["acquired_at"])}
-                       for e in m.lock_edges.values()],
+                        "acquired_kind": m.verifier.lock_kinds.get(e["acquired"]), "acquired_at": m.fmt_sym(e["acquired_at"])}
+                       for e in m.verifier.lock_edges.values()],
         "handles": {
             "leaked": [{"handle": hx(h.value), "kind": h.kind, "opened_by": h.api, "call_site": m.fmt_sym(h.site),
-                        "thread": h.thread, "path": h.path or None} for h in m.handles.values()],
-            "invalid_closes": [dict(c, handle=hx(c["handle"])) for c in m.closed_invalid],
+                        "thread": h.thread, "path": h.path or None} for h in m.ob.handles.values()],
+            "invalid_closes": [dict(c, handle=hx(c["handle"])) for c in m.ob.closed_invalid],
         },
         "references_not_released": [{"object": hx(r["object"]), "what": r["what"], "count": r["count"],
-                                     "referenced_at": r["sites"]} for r in m.refs.values() if r["count"] > 0],
+                                     "referenced_at": r["sites"]} for r in m.ob.refs.values() if r["count"] > 0],
         "pool_leaks": [{"address": hx(a), "size": s, "tag": tg, "allocated_at": site}
-                       for a, (s, tg, site) in m.pool.items()],
+                       for a, (s, tg, site) in m.ex.pool.items()],
         "devices": [{"address": hx(d["address"]), "extension": hx(d["extension"]),
                      "extension_size": d["extension_size"], "name": d["name"], "created_at": d["created_at"],
-                     "deleted": d["deleted"], "deleted_at": d["deleted_at"]} for d in m.devices.values()],
+                     "deleted": d["deleted"], "deleted_at": d["deleted_at"]} for d in m.io.devices.values()],
         "use_after_free": [dict(u, address=hx(u["address"]), pc=hx(u["pc"])) for u in m.uaf],
-        "unload": {"mode": m.opts.unload, "called": m.unload_started,
-                   "routine": m.fmt_sym(m.unload_routine) if getattr(m, "unload_routine", None) else None,
-                   "returned": m.unload_done},
-        "dbgprint": m.dbgprint,
+        "unload": {"mode": m.opts.unload, "called": m.io.unload_started,
+                   "routine": m.fmt_sym(m.io.unload_routine) if m.io.unload_routine else None,
+                   "returned": m.io.unload_done},
+        "dbgprint": m.rtl.dbgprint,
         "events": m.events[:500],
         "timing": {"wall_seconds": round(run_info["wall"], 3), "emulation_seconds": round(m.wall, 3),
                    "api_calls_per_second": int(m.total_calls / m.wall) if m.wall > 0 else None},
@@ -135,7 +135,7 @@ def build(m, outcome: str, run_info: dict) -> dict:
 # ------------------------------------------------------------------ text
 
 def render_text(rep: dict) -> str:
-    L = []
+    L: list[str] = []
     a = L.append
     d = rep["driver"]
     v = rep["versions"]

@@ -104,26 +104,26 @@ def _shared(m, states: dict) -> dict:
 
 def _wrap(m, api):
     orig = m.handlers[api]
-    uc = m.uc
+    uc = m.cpu.uc
 
     def traced():
         t = m.current
         rcx = uc.reg_read(UC_X86_REG_RCX)
-        target = m.by_ethread.get(rcx)
-        h = m.handles.get(rcx)
+        target = m.ke.by_ethread.get(rcx)
+        h = m.ob.handles.get(rcx)
         rec = {"api": api, "thread": t.name, "kind": t.kind, "irql": t.irql, "apc_disable": t.apc_disable,
                "arg": rcx, "target": target.name if target else None,
                "target_ended": target.state == "Terminated" if target else None,
                "handle_kind": h.kind if h else None,
                "handle_thread": h.obj.name if h and h.kind == "thread" else None,
                "driver_threads": _shared(m, {x.name: x.state for x in m.threads if x.kind == "driver"})}
-        if m.devices:
-            ext = next(iter(m.devices.values()))["extension"]
-            rec["mutex_owner_is_self"] = m.u64(ext + 8) == t.ethread
+        if m.io.devices:
+            ext = next(iter(m.io.devices.values()))["extension"]
+            rec["mutex_owner_is_self"] = m.cpu.u64(ext + 8) == t.ethread
         if api == "ZwSetInformationFile":
             info, length = uc.reg_read(UC_X86_REG_R8), uc.reg_read(UC_X86_REG_R9) & 0xFFFFFFFF
-            nlen = struct.unpack("<I", m.mem(info + 0x10, 4))[0]
-            rec.update(length=length, name_length=nlen, name=m.wstr(info + 0x14, nlen))
+            nlen = struct.unpack("<I", m.cpu.mem(info + 0x10, 4))[0]
+            rec.update(length=length, name_length=nlen, name=m.cpu.wstr(info + 0x14, nlen))
         rv = orig()
         rec["blocked"] = rv is BLOCK
         rec["rv"] = rv if isinstance(rv, int) else None
@@ -138,7 +138,7 @@ def traced_run(args, report_dir) -> Run:
     base = K.Kernel
     box = {}
 
-    class TracedKernel(base):
+    class TracedKernel(K.Kernel):
         def __init__(self, image, opts):
             super().__init__(image, opts)
             self.trace = []
@@ -152,16 +152,16 @@ def traced_run(args, report_dir) -> Run:
             self.opened[kind] += 1
             return super().new_handle(kind, *a, **kw)
 
-    K.Kernel = TracedKernel
+    setattr(K, "Kernel", TracedKernel)  # cli.run builds its Kernel from this module
     try:
         code, rep = run_cli(args, report_dir)
     finally:
-        K.Kernel = base
+        setattr(K, "Kernel", base)
     # keep what the tests read, not the emulator (unicorn and speakeasy: ~12 MB per run cached)
     m = box.pop("m")
     for t in m.threads:
         t.ctx = None
-    kept = SimpleNamespace(trace=m.trace, vfs=m.vfs, threads=list(m.threads), devices=m.devices, refs=m.refs,
+    kept = SimpleNamespace(trace=m.trace, vfs=m.io.vfs, threads=list(m.threads), devices=m.io.devices, refs=m.ob.refs,
                            opened=m.opened)
     del m
     gc.collect()

@@ -48,7 +48,7 @@ def test_file_contents(driver):
     m = Kernel(load_driver_image(driver), Options(allow_recursive_acquire=True, order="reverse"))
     m.run()
     # FileMoveThread ran first and found nothing; the files stay in C:\Temp
-    files = m.vfs.listdir("C:\\Temp")
+    files = m.io.vfs.listdir("C:\\Temp")
     assert len(files) == 1000
     assert bytes(files[0].data) == b"Hello, World!\r\n" * 100
-    assert m.vfs.listdir("C:\\Temp2") == []
+    assert m.io.vfs.listdir("C:\\Temp2") == []

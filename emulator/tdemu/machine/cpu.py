@@ -93,6 +93,7 @@ class Cpu:
         # set up the kernel address space (GDT, KUSER_SHARED_DATA, ...).
         self.module = emu.load_module(path=image_path)
         self.emu = emu
+        assert emu.emu_eng is not None
         self.uc = emu.emu_eng.emu
         # The driver's calls read registers and small memory blocks ~10 times each: through the
         # C API with reused buffers, not the bindings' per-call register-class lookup and allocation.
@@ -150,7 +151,7 @@ class Cpu:
         buf = self._small if size <= 64 else ctypes.create_string_buffer(size)
         status = uclib.uc_mem_read(self._uch, addr, buf, size)
         if status:
-            raise UcError(status, addr, size)
+            raise UcError(status, addr, size)  # type: ignore[call-arg]  # the address and size in its args
         return buf
 
     def mem(self, addr: int, size: int) -> bytes:
@@ -159,7 +160,7 @@ class Cpu:
     def mem_write(self, addr: int, data: bytes) -> None:
         status = uclib.uc_mem_write(self._uch, addr, data, len(data))
         if status:
-            raise UcError(status, addr, len(data))
+            raise UcError(status, addr, len(data))  # type: ignore[call-arg]
 
     def u32(self, addr: int) -> int:
         return struct.unpack_from("<I", self._read(addr, 4))[0]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from unicorn import UcError
@@ -48,7 +49,7 @@ class Thread:
     wait: Wait | None = None
     last_wait: Wait | None = None
     pending_rax: int | None = None
-    resume_check: object = None  # run when a woken thread is switched in; False: it waits again
+    resume_check: Callable | None = None  # run when a woken thread is switched in; False: it waits again
     cswitches: int = 0
     calls: int = 0
     # schedule exploration: a thread stopped at its next operation (before the call runs)
@@ -65,9 +66,9 @@ class Scheduler:
         self.threads: list[Thread] = []
         self.ready: deque[Thread] = deque()
         self.current: Thread | None = None
-        self.stopped = None  # why the CPU stopped: ("block",) ("yield",) ("exit", status, how) ("fatal",)
-        self.on_switch_in = None  # callback(thread) after its context is loaded
-        self.on_wake = None  # callback(thread, check) after a thread is woken
+        self.stopped: tuple | None = None  # why the CPU stopped: ("block",) ("yield",) ("exit", status, how) ("fatal",)
+        self.on_switch_in: Callable | None = None  # callback(thread) after its context is loaded
+        self.on_wake: Callable | None = None  # callback(thread, check) after a thread is woken
 
     def add(self, t: Thread) -> Thread:
         self.threads.append(t)

@@ -4,6 +4,8 @@ modelled on the driver's own memory, and pool blocks."""
 from __future__ import annotations
 
 import struct
+from dataclasses import dataclass, field
+from functools import partial
 
 from .api import Component, arg0_object, everything
 from .defs import APC_LEVEL, DISPATCH_LEVEL, SYNCHRONIZATION_EVENT, irql_name
@@ -19,24 +21,30 @@ FM_GATE = 0x1C  # Event.Header.SignalState: the gate waiters sleep on
 POOL_BASE, POOL_SIZE = 0xFFFF9709AD000000, 0x200000
 
 
-def init(k) -> None:
-    k.pool: dict[int, tuple[int, str, str]] = {}  # addr -> size, tag, allocation site
-    k._pool_next = POOL_BASE
+@dataclass
+class ExState:
+    """Who waits for which FAST_MUTEX, the mutexes reported uninitialised, the pool blocks."""
+    mutex_waiters: dict[int, list[KThread]] = field(default_factory=dict)
+    fm_reported: set[int] = field(default_factory=set)
+    pool: dict[int, tuple[int, str, str]] = field(default_factory=dict)  # addr -> size, tag, allocation site
+    pool_next: int = POOL_BASE
+
+
+def init(k) -> ExState:
     k.cpu.map(POOL_BASE, POOL_SIZE, "tdemu.pool")
-    k.fm_retry = make_retry(k)
-    k.fm_reported: set[int] = set()
+    return ExState()
 
 
 # ---------------------------------------------------------------- fast mutex (ex/fmutex.c)
 
 def _count(k, fm: int) -> int:
-    return struct.unpack("<i", k.mem(fm, 4))[0]
+    return struct.unpack("<i", k.cpu.mem(fm, 4))[0]
 
 
 def _own(k, t: KThread, fm: int, old_irql: int, unsafe: bool, site: int) -> None:
-    k.w64(fm + 8, t.ethread)
+    k.cpu.w64(fm + 8, t.ethread)
     if not unsafe:
-        k.w32(fm + 0x30, old_irql)
+        k.cpu.w32(fm + 0x30, old_irql)
     t.acquires.append((fm, site))
     t.held.append(fm)
 
@@ -51,22 +59,22 @@ def _wait_loop(k, fm: int, woken: bool) -> bool:
     while True:
         count = _count(k, fm)
         if count & FM_LOCK_BIT:
-            k.w32(fm, count ^ remove)
+            k.cpu.w32(fm, count ^ remove)
             return True
-        k.w32(fm, count + add)
-        if k.u32(fm + FM_GATE) == 0:
+        k.cpu.w32(fm, count + add)
+        if k.cpu.u32(fm + FM_GATE) == 0:
             return False
-        k.w32(fm + FM_GATE, 0)  # a signal no waiter took: the wait ends at once, and the thread retries
+        k.cpu.w32(fm + FM_GATE, 0)  # a signal no waiter took: the wait ends at once, and the thread retries
         remove, add = FM_LOCK_BIT | FM_LOCK_WAITER_WOKEN, FM_LOCK_WAITER_WOKEN
 
 
 def check_initialized(k, fm: int, count: int, fn: str, site: int, t: KThread) -> None:
     """ExInitializeFastMutex leaves a SynchronizationEvent header (Type 1, Size 6) at +0x18 and a
     Count of 1; a FAST_MUTEX without them was never initialised (zeroed memory, or garbage)."""
-    ev_type, _absolute, ev_size = k.mem(fm + 0x18, 3)
-    if (ev_type == SYNCHRONIZATION_EVENT and ev_size == 6 and count >= 0) or fm in k.fm_reported:
+    ev_type, _absolute, ev_size = k.cpu.mem(fm + 0x18, 3)
+    if (ev_type == SYNCHRONIZATION_EVENT and ev_size == 6 and count >= 0) or fm in k.ex.fm_reported:
         return
-    k.fm_reported.add(fm)
+    k.ex.fm_reported.add(fm)
     k.violation("fast_mutex_not_initialized",
                 f"{fn} on FAST_MUTEX {fm:#x} that ExInitializeFastMutex never initialised (Count {count}, Event "
                 f"type {ev_type} size {ev_size}; initialised: a SynchronizationEvent, type 1 size 6)", site, t)
@@ -85,12 +93,12 @@ def acquire(k, fm: int, unsafe: bool, fn: str):
     check_initialized(k, fm, count, fn, site, t)
     if count & FM_LOCK_BIT:  # InterlockedBitTestAndReset(&Count, 0)
         lock_acquire(k, t, fm, "FAST_MUTEX", site)
-        k.w32(fm, count & ~FM_LOCK_BIT)
+        k.cpu.w32(fm, count & ~FM_LOCK_BIT)
         _own(k, t, fm, old_irql, unsafe, site)
         if not unsafe and t.irql < APC_LEVEL:
             set_irql(k, t, APC_LEVEL)
         return None
-    owner = k.u64(fm + 8)
+    owner = k.cpu.u64(fm + 8)
     if owner == t.ethread:
         if k.opts.allow_recursive_acquire:
             k.violation("recursive_acquire_ignored",
@@ -105,26 +113,25 @@ def acquire(k, fm: int, unsafe: bool, fn: str):
     # contended: counted in Contention, and as a waiter in Count; the waiter is at APC_LEVEL
     if not unsafe and t.irql < APC_LEVEL:
         set_irql(k, t, APC_LEVEL)
-    k.w32(fm + 0x10, k.u32(fm + 0x10) + 1)
+    k.cpu.w32(fm + 0x10, k.cpu.u32(fm + 0x10) + 1)
     if _wait_loop(k, fm, False):
         _own(k, t, fm, old_irql, unsafe, site)
         return None
-    k.mutex_waiters.setdefault(fm, []).append(t)
+    k.ex.mutex_waiters.setdefault(fm, []).append(t)
     k.event(f"{t.name} waits for FAST_MUTEX {fm:#x} (owner {owner:#x}) at {k.fmt_sym(site)}", t)
     return block(k, t, "mutex", "WrFastMutex", fm, "nt!" + fn, old_irql=old_irql, unsafe=unsafe)
 
 
-def make_retry(k):
-    def retry(t: KThread) -> bool:
-        """A woken waiter tries again (it runs before the thread continues); False: it waits again."""
-        w = t.last_wait
-        if _wait_loop(k, w.obj, True):
-            _own(k, t, w.obj, w.old_irql, w.unsafe, w.ret_addr)
-            return True
-        k.mutex_waiters.setdefault(w.obj, []).append(t)
-        t.wait, t.state = w, "Waiting"
-        return False
-    return retry
+def retry(k, t: KThread) -> bool:
+    """A woken waiter tries again (it runs before the thread continues); False: it waits again."""
+    w = t.last_wait
+    assert w is not None
+    if _wait_loop(k, w.obj, True):
+        _own(k, t, w.obj, w.old_irql, w.unsafe, w.ret_addr)
+        return True
+    k.ex.mutex_waiters.setdefault(w.obj, []).append(t)
+    t.wait, t.state = w, "Waiting"
+    return False
 
 
 def release(k, fm: int, unsafe: bool, fn: str):
@@ -137,7 +144,7 @@ def release(k, fm: int, unsafe: bool, fn: str):
     site = k.ret_site()
     if k.freed:
         k.check_freed(fm, FAST_MUTEX_SIZE, fn)
-    owner = k.u64(fm + 8)
+    owner = k.cpu.u64(fm + 8)
     old = _count(k, fm)
     if old & FM_LOCK_BIT:
         k.violation("fast_mutex_release_not_acquired",
@@ -148,19 +155,19 @@ def release(k, fm: int, unsafe: bool, fn: str):
                     f"{fn} on FAST_MUTEX {fm:#x} owned by {owner:#x}, not by the caller", site, t)
     if not unsafe and t.irql != APC_LEVEL:
         k.violation("fast_mutex_release_irql", f"{fn} at {irql_name(t.irql)}: must be called at APC_LEVEL", site, t)
-    old_irql = k.u32(fm + 0x30)
-    k.w64(fm + 8, 0)
+    old_irql = k.cpu.u32(fm + 0x30)
+    k.cpu.w64(fm + 8, 0)
     new = old + FM_LOCK_BIT
     if old != 0 and not old & FM_LOCK_WAITER_WOKEN:
         new += FM_LOCK_WAITER_WOKEN - FM_LOCK_WAITER_INC
-        waiters = k.mutex_waiters.get(fm)
+        waiters = k.ex.mutex_waiters.get(fm)
         if waiters:
             w = waiters.pop(0)
-            k.sched.wake(w, 0, k.fm_retry)
+            k.sched.wake(w, 0, partial(retry, k))
             k.event(f"{t.name} releases FAST_MUTEX {fm:#x}, wakes {w.name}", t)
         else:
-            k.w32(fm + FM_GATE, 1)
-    k.w32(fm, new)
+            k.cpu.w32(fm + FM_GATE, 1)
+    k.cpu.w32(fm, new)
     if fm in t.held:
         t.held.remove(fm)
     if not unsafe:
@@ -196,7 +203,7 @@ def ExTryToAcquireFastMutex(k):
     count = _count(k, fm)
     check_initialized(k, fm, count, "ExTryToAcquireFastMutex", site, t)
     if count & FM_LOCK_BIT:
-        k.w32(fm, count & ~FM_LOCK_BIT)
+        k.cpu.w32(fm, count & ~FM_LOCK_BIT)
         _own(k, t, fm, t.irql, False, site)
         if t.irql < APC_LEVEL:
             set_irql(k, t, APC_LEVEL)
@@ -205,13 +212,13 @@ def ExTryToAcquireFastMutex(k):
 
 
 def fast_mutex_info(k, m: int) -> dict:
-    count, _pad, owner, contention, _pad2 = struct.unpack("<iIQII", k.mem(m, 0x18))
-    ev_type, _, ev_size, _, ev_signal = struct.unpack("<BBBBi", k.mem(m + 0x18, 8))
-    old_irql = k.u32(m + 0x30)
+    count, _pad, owner, contention, _pad2 = struct.unpack("<iIQII", k.cpu.mem(m, 0x18))
+    ev_type, _, ev_size, _, ev_signal = struct.unpack("<BBBBi", k.cpu.mem(m + 0x18, 8))
+    old_irql = k.cpu.u32(m + 0x30)
     return {"address": m, "Count": count, "Owner": owner, "Contention": contention,
             "Event": {"Type": ev_type, "Size": ev_size, "SignalState": ev_signal}, "OldIrql": old_irql,
-            "owner_thread": k.by_ethread[owner].name if owner in k.by_ethread else None,
-            "waiters": [t.name for t in k.mutex_waiters.get(m, [])]}
+            "owner_thread": k.ke.by_ethread[owner].name if owner in k.ke.by_ethread else None,
+            "waiters": [t.name for t in k.ex.mutex_waiters.get(m, [])]}
 
 
 # ---------------------------------------------------------------- pool (mm/ARM3/expool.c)
@@ -240,45 +247,45 @@ def _gap(addr: int, size: int) -> tuple[int, int]:
 def _alloc(k, size: int, tag: int, zero: bool):
     site = k.ret_site()
     size = max(size, 1)
-    addr = (k._pool_next + 15) & ~15
+    addr = (k.ex.pool_next + 15) & ~15
     gap_start, gap_end = _gap(addr, size)
     if gap_end > POOL_BASE + POOL_SIZE:
         return 0
-    k._pool_next = gap_end
-    k.mem_write(addr, (b"\0" if zero else bytes([POOL_FILL])) * size + bytes([POOL_FILL]) * (gap_end - gap_start))
+    k.ex.pool_next = gap_end
+    k.cpu.mem_write(addr, (b"\0" if zero else bytes([POOL_FILL])) * size + bytes([POOL_FILL]) * (gap_end - gap_start))
     tag_s = struct.pack("<I", tag & 0xFFFFFFFF).decode("latin-1")
-    k.pool[addr] = (size, tag_s, k.fmt_sym(site))
+    k.ex.pool[addr] = (size, tag_s, k.fmt_sym(site))
     return addr
 
 
 @ex.export(max_irql=DISPATCH_LEVEL)
 def ExAllocatePool2(k):
-    flags, size, tag = k.args(3)
+    flags, size, tag = k.cpu.args(3)
     return _alloc(k, size, tag, not flags & POOL_FLAG_UNINITIALIZED)
 
 
 @ex.export(max_irql=DISPATCH_LEVEL)
 def ExAllocatePoolWithTag(k):
-    _ptype, size, tag = k.args(3)
+    _ptype, size, tag = k.cpu.args(3)
     return _alloc(k, size, tag, False)
 
 
 @ex.export(max_irql=DISPATCH_LEVEL)
 def ExAllocatePool(k):
-    _ptype, size = k.args(2)
+    _ptype, size = k.cpu.args(2)
     return _alloc(k, size, 0x656E6F4E, False)
 
 
 def _free(k, p: int):
     t = k.sched.current
     site = k.ret_site()
-    e = k.pool.pop(p, None)
+    e = k.ex.pool.pop(p, None)
     if e is None:
         k.violation("bad_pool_free", f"free of {p:#x}: not an allocated pool block (double free?)", site, t)
         return None
     size, tag = e[0], e[1]
     gap_start, gap_end = _gap(p, size)
-    gap = k.mem(gap_start, gap_end - gap_start)
+    gap = k.cpu.mem(gap_start, gap_end - gap_start)
     bad = next((i for i, b in enumerate(gap) if b != POOL_FILL), None)
     if bad is not None:
         k.violation("pool_overrun", f"pool block '{tag}' of {size} bytes: written past its end at "

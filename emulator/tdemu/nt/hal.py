@@ -13,12 +13,12 @@ PERFORMANCE_FREQUENCY = 10_000_000  # counts per second: one count per 100 ns of
 @hal.export(max_irql=HIGH_LEVEL)
 def KeStallExecutionProcessor(k):
     """Busy-waits the given microseconds: the virtual clock advances, no other thread runs."""
-    k.virtual_time += (k.cpu.arg0() & 0xFFFFFFFF) * 10
+    k.ke.virtual_time += (k.cpu.arg0() & 0xFFFFFFFF) * 10
 
 
 @hal.export(max_irql=HIGH_LEVEL)
 def KeQueryPerformanceCounter(k):
     freq = k.cpu.arg0()
     if freq:
-        k.w64(freq, PERFORMANCE_FREQUENCY)
-    return k.virtual_time
+        k.cpu.w64(freq, PERFORMANCE_FREQUENCY)
+    return k.ke.virtual_time

@@ -5,6 +5,7 @@ their requests to the file system (`fs`)."""
 from __future__ import annotations
 
 import struct
+from dataclasses import dataclass, field
 
 from .. import ntstatus as st
 from ..machine.cpu import STUB_BASE
@@ -27,17 +28,24 @@ FileStandardInformation, FileRenameInformation, FilePositionInformation, FileRen
 FILE_WRITE_TO_END_OF_FILE, FILE_USE_FILE_POINTER_POSITION = 0xFFFFFFFF, 0xFFFFFFFE
 
 
-def init(k) -> None:
-    k.devices: dict[int, dict] = {}
-    k.driver_entry_status: int | None = None
-    k.unload_started = False
-    k.unload_done = False
-    k.unload_routine = None
-    k.not_run = []
-    k.vfs = V.VFS()
+@dataclass
+class IoState:
+    """The driver's life (DriverEntry's status, DriverUnload), its devices and the file system."""
+    vfs: V.VFS
+    devices: dict[int, dict] = field(default_factory=dict)
+    driver_entry_status: int | None = None
+    unload_started: bool = False
+    unload_done: bool = False
+    unload_routine: int | None = None
+    not_run: list = field(default_factory=list)
+    create_count: int = 0  # ZwCreateFile calls, for --fault create-every=N
+
+
+def init(k) -> IoState:
+    vfs = V.VFS()
     for d in k.opts.faults.missing_dirs:
-        k.vfs.rmdir(d)
-    k._create_count = 0
+        vfs.rmdir(d)
+    return IoState(vfs)
 
 
 # ---------------------------------------------------------------- driver load and unload (io/iomgr/driver.c)
@@ -53,29 +61,29 @@ def start_driver_entry(k):
 
 
 def after_driver_entry(k) -> None:
-    s = k.driver_entry_status
+    s = k.io.driver_entry_status
     k.event(f"DriverEntry returned {st.name(s)}")
     if not st.is_success(s):
-        if k.pending_driver_threads:
+        if k.ps.pending_driver_threads:
             k.violation("driver_entry_failed_with_threads",
-                        f"DriverEntry failed ({st.name(s)}) after starting {len(k.pending_driver_threads)} system "
+                        f"DriverEntry failed ({st.name(s)}) after starting {len(k.ps.pending_driver_threads)} system "
                         "thread(s): the image is unloaded while they run", 0)
         # Windows unloads the image and never calls DriverUnload; the threads are not run (further).
-        k.not_run = list(k.pending_driver_threads)
-        for t in k.not_run:
+        k.io.not_run = list(k.ps.pending_driver_threads)
+        for t in k.io.not_run:
             if t in k.sched.ready:
                 k.sched.ready.remove(t)
         return
     if k.opts.unload == "early":
         start_unload(k)
     start_pending_threads(k)
-    k.pending_driver_threads = []
+    k.ps.pending_driver_threads = []
 
 
 def start_pending_threads(k) -> None:
     """The system threads DriverEntry created and that have not run yet become ready, in creation order
     (or reversed): when DriverEntry returns, or when it waits (they run meanwhile, as on Windows)."""
-    order = list(k.pending_driver_threads)
+    order = list(k.ps.pending_driver_threads)
     if k.opts.order == "reverse":
         order.reverse()
     for t in order:
@@ -87,13 +95,13 @@ def start_unload(k) -> None:
     """IopUnloadDriver: DriverUnload(DriverObject) on a system worker thread, if the driver set one."""
     from .ke import create_thread
 
-    k.unload_started = True
-    unload = k.u64(k.driver_object + 0x68)  # DRIVER_OBJECT.DriverUnload
+    k.io.unload_started = True
+    unload = k.cpu.u64(k.driver_object + 0x68)  # DRIVER_OBJECT.DriverUnload
     if not unload:
         k.event("DriverUnload is NULL: driver cannot be unloaded")
-        k.unload_routine = None
+        k.io.unload_routine = None
         return
-    k.unload_routine = unload
+    k.io.unload_routine = unload
     t = create_thread(k, "DriverUnload (System worker, IopUnloadDriver)", unload, "unload", UNLOAD_RETURN,
                       [k.driver_object], UNLOAD_ETHREAD, UNLOAD_TID)
     k.event(f"calling DriverUnload {k.fmt_sym(unload)}")
@@ -102,13 +110,13 @@ def start_unload(k) -> None:
 
 def check_devices_deleted(k) -> None:
     """A driver deletes its devices before DriverUnload returns, or before DriverEntry returns an error."""
-    if k.unload_done:
+    if k.io.unload_done:
         when = "DriverUnload returned"
-    elif k.driver_entry_status is not None and not st.is_success(k.driver_entry_status):
-        when = f"DriverEntry failed ({st.name(k.driver_entry_status)})"
+    elif k.io.driver_entry_status is not None and not st.is_success(k.io.driver_entry_status):
+        when = f"DriverEntry failed ({st.name(k.io.driver_entry_status)})"
     else:
         return
-    for d in k.devices.values():
+    for d in k.io.devices.values():
         if not d["deleted"]:
             k.violation("device_not_deleted", f"{when} but DEVICE_OBJECT {d['address']:#x} (created at "
                         f"{d['created_at']}) was never deleted with IoDeleteDevice", 0)
@@ -122,31 +130,31 @@ def device_list(_k) -> frozenset:
 
 @io.export(max_irql=PASSIVE_LEVEL, footprint=device_list)
 def IoCreateDevice(k):
-    drv, ext_size, name_ptr, dtype, chars, _exclusive, out = k.args(7)
+    drv, ext_size, name_ptr, dtype, chars, _exclusive, out = k.cpu.args(7)
     ext_size &= 0xFFFFFFFF
     site = k.ret_site()
     faults = k.opts.faults
     if faults.iocreatedevice_status is not None:
         if out:
-            k.w64(out, 0)
+            k.cpu.w64(out, 0)
         k.event(f"fault injected: IoCreateDevice fails with {st.name(faults.iocreatedevice_status)}", k.sched.current)
         return faults.iocreatedevice_status
-    n = len(k.devices)
+    n = len(k.io.devices)
     page = DEVICE_PAGE + n * 0x100000
     dev = page + DEVICE_OFFSET
     total = DEVICE_OFFSET + DEVICE_OBJECT_SIZE + ext_size
     k.cpu.map(page, (total + 0xFFF) & ~0xFFF, f"tdemu.device{n}")
     ext = dev + DEVICE_OBJECT_SIZE if ext_size else 0
-    old_first = k.u64(drv + 8)
+    old_first = k.cpu.u64(drv + 8)
     hdr = struct.pack("<HHIQQQQQIIQQIB", 3, (DEVICE_OBJECT_SIZE + ext_size) & 0xFFFF, 1, drv, old_first, 0, 0, 0,
                       0x80, chars & 0xFFFFFFFF, 0, ext, dtype & 0xFFFFFFFF, 1)
-    k.mem_write(dev, hdr)
-    k.w64(drv + 8, dev)  # DRIVER_OBJECT.DeviceObject: new devices go first
-    name = k.unicode_string(name_ptr) if name_ptr else ""
-    k.devices[dev] = {"address": dev, "extension": ext, "extension_size": ext_size, "name": name or None,
+    k.cpu.mem_write(dev, hdr)
+    k.cpu.w64(drv + 8, dev)  # DRIVER_OBJECT.DeviceObject: new devices go first
+    name = k.cpu.unicode_string(name_ptr) if name_ptr else ""
+    k.io.devices[dev] = {"address": dev, "extension": ext, "extension_size": ext_size, "name": name or None,
                       "created_at": k.fmt_sym(site), "deleted": False, "deleted_at": None}
     if out:
-        k.w64(out, dev)
+        k.cpu.w64(out, dev)
     k.event(f"IoCreateDevice -> DEVICE_OBJECT {dev:#x}, extension {ext:#x} ({ext_size:#x} bytes)", k.sched.current)
     return 0
 
@@ -156,29 +164,29 @@ def IoDeleteDevice(k):
     dev = k.cpu.arg0()
     t = k.sched.current
     site = k.ret_site()
-    d = k.devices.get(dev)
+    d = k.io.devices.get(dev)
     if d is None or d["deleted"]:
         k.violation("delete_unknown_device", f"IoDeleteDevice({dev:#x}) on a device that "
                     f"{'was already deleted' if d else 'does not exist'}", site, t)
         return None
-    drv = k.u64(dev + 8)
-    nxt = k.u64(dev + 0x10)
-    if k.u64(drv + 8) == dev:
-        k.w64(drv + 8, nxt)
+    drv = k.cpu.u64(dev + 8)
+    nxt = k.cpu.u64(dev + 0x10)
+    if k.cpu.u64(drv + 8) == dev:
+        k.cpu.w64(drv + 8, nxt)
     else:
-        p = k.u64(drv + 8)
+        p = k.cpu.u64(drv + 8)
         while p:
-            if k.u64(p + 0x10) == dev:
-                k.w64(p + 0x10, nxt)
+            if k.cpu.u64(p + 0x10) == dev:
+                k.cpu.w64(p + 0x10, nxt)
                 break
-            p = k.u64(p + 0x10)
+            p = k.cpu.u64(p + 0x10)
     d["deleted"] = True
     d["deleted_at"] = k.fmt_sym(site)
     start, end = dev, dev + DEVICE_OBJECT_SIZE + d["extension_size"]
-    d["snapshot"] = k.mem(start, end - start)
+    d["snapshot"] = k.cpu.mem(start, end - start)
     what = "DEVICE_OBJECT" + (" and its extension" if d["extension_size"] else "")
     # threads still waiting on, or owning, a FAST_MUTEX inside the freed memory
-    for fm, waiters in k.mutex_waiters.items():
+    for fm, waiters in k.ex.mutex_waiters.items():
         if start <= fm < end and waiters:
             k.violation("freed_while_waited_on",
                         f"IoDeleteDevice frees FAST_MUTEX {fm:#x} in the device extension while "
@@ -208,23 +216,23 @@ def IoGetCurrentProcess(k):
 
 def _iosb(k, addr: int, status: int, info: int) -> None:
     if addr:
-        k.mem_write(addr, struct.pack("<QQ", status & 0xFFFFFFFF, info))
+        k.cpu.mem_write(addr, struct.pack("<QQ", status & 0xFFFFFFFF, info))
 
 
 def _object_name(k, oa: int) -> str:
     if not oa:
         return ""
-    root, name_ptr = struct.unpack("<QQ", k.mem(oa + 8, 16))
-    name = k.unicode_string(name_ptr)
+    root, name_ptr = struct.unpack("<QQ", k.cpu.mem(oa + 8, 16))
+    name = k.cpu.unicode_string(name_ptr)
     if root:
-        h = k.handles.get(root)
+        h = k.ob.handles.get(root)
         if h is not None and h.path:
             name = h.path.rstrip("\\") + "\\" + name
     return name
 
 
 def _attributes(k, oa: int) -> int:
-    return k.u32(oa + 0x18) if oa else 0
+    return k.cpu.u32(oa + 0x18) if oa else 0
 
 
 def _create(k, name: str, fh: int, access: int, oa: int, iosb_p: int, share: int, disp: int, opts: int, api: str):
@@ -232,39 +240,39 @@ def _create(k, name: str, fh: int, access: int, oa: int, iosb_p: int, share: int
     site = k.ret_site()
     faults = k.opts.faults
     if api == "ZwCreateFile":
-        k._create_count += 1
-        if faults.create_fail_every and k._create_count % faults.create_fail_every == 0:
+        k.io.create_count += 1
+        if faults.create_fail_every and k.io.create_count % faults.create_fail_every == 0:
             _iosb(k, iosb_p, faults.create_fail_status, 0)
-            k.event(f"fault injected: ZwCreateFile #{k._create_count} ({name}) fails with "
+            k.event(f"fault injected: ZwCreateFile #{k.io.create_count} ({name}) fails with "
                     f"{st.name(faults.create_fail_status)}", t)
             return faults.create_fail_status
-    status, info, of = k.vfs.create(name, access, share, disp, opts)
+    status, info, of = k.io.vfs.create(name, access, share, disp, opts)
     _iosb(k, iosb_p, status, info)
     if status == 0:
         if not _attributes(k, oa) & OBJ_KERNEL_HANDLE:
             k.violation("handle_not_kernel", f"{api} without OBJ_KERNEL_HANDLE: the handle is usable from the "
                         "current process", site, t)
         h = k.new_handle("file", of, api, site, V.map_generic(access), of.file.path)
-        k.w64(fh, h)
+        k.cpu.w64(fh, h)
     return status
 
 
 @io.export(max_irql=PASSIVE_LEVEL, aliases={"NtCreateFile": None}, footprint=file_system)
 def ZwCreateFile(k):
-    fh, access, oa, iosb_p, _alloc, _attrs, share, disp, opts, _ea, _ealen = k.args(11)
+    fh, access, oa, iosb_p, _alloc, _attrs, share, disp, opts, _ea, _ealen = k.cpu.args(11)
     return _create(k, _object_name(k, oa), fh, access & 0xFFFFFFFF, oa, iosb_p, share & 0xFFFFFFFF,
                    disp & 0xFFFFFFFF, opts & 0xFFFFFFFF, "ZwCreateFile")
 
 
 @io.export(max_irql=PASSIVE_LEVEL, aliases={"NtOpenFile": None}, footprint=file_system)
 def ZwOpenFile(k):
-    fh, access, oa, iosb_p, share, opts = k.args(6)
+    fh, access, oa, iosb_p, share, opts = k.cpu.args(6)
     return _create(k, _object_name(k, oa), fh, access & 0xFFFFFFFF, oa, iosb_p, share & 0xFFFFFFFF, V.FILE_OPEN,
                    opts & 0xFFFFFFFF, "ZwOpenFile")
 
 
 def _file(k, h: int, api: str):
-    e = k.handles.get(h)
+    e = k.ob.handles.get(h)
     if e is None or e.kind != "file":
         k.violation("invalid_handle", f"{api} on invalid file handle {h:#x}", k.ret_site(), k.sched.current)
         return None
@@ -275,13 +283,13 @@ def _file(k, h: int, api: str):
 def ZwWriteFile(k):
     rsp = k.cpu.rsp()
     h = k.cpu.arg0()
-    iosb_p, buf, length, off_p, _key = struct.unpack("<5Q", k.mem(rsp + 0x28, 40))
+    iosb_p, buf, length, off_p, _key = struct.unpack("<5Q", k.cpu.mem(rsp + 0x28, 40))
     of = _file(k, h, "ZwWriteFile")
     if of is None:
         return st.STATUS_INVALID_HANDLE
     length &= 0xFFFFFFFF
-    data = k.mem(buf, length) if length else b""
-    status, n = k.vfs.write(of, data, _offset(k, of, off_p))
+    data = k.cpu.mem(buf, length) if length else b""
+    status, n = k.io.vfs.write(of, data, _offset(k, of, off_p))
     _iosb(k, iosb_p, status, n)
     return status
 
@@ -290,7 +298,7 @@ def _offset(k, of, off_p: int):
     """A ByteOffset argument: None (the file pointer), or where to read or write."""
     if not off_p:
         return None
-    lo, hi = struct.unpack("<II", k.mem(off_p, 8))
+    lo, hi = struct.unpack("<II", k.cpu.mem(off_p, 8))
     if hi == 0xFFFFFFFF and lo == FILE_WRITE_TO_END_OF_FILE:
         return len(of.file.data)
     if hi == 0xFFFFFFFF and lo == FILE_USE_FILE_POINTER_POSITION:
@@ -302,13 +310,13 @@ def _offset(k, of, off_p: int):
 def ZwReadFile(k):
     rsp = k.cpu.rsp()
     h = k.cpu.arg0()
-    iosb_p, buf, length, off_p, _key = struct.unpack("<5Q", k.mem(rsp + 0x28, 40))
+    iosb_p, buf, length, off_p, _key = struct.unpack("<5Q", k.cpu.mem(rsp + 0x28, 40))
     of = _file(k, h, "ZwReadFile")
     if of is None:
         return st.STATUS_INVALID_HANDLE
-    status, data = k.vfs.read(of, length & 0xFFFFFFFF, _offset(k, of, off_p))
+    status, data = k.io.vfs.read(of, length & 0xFFFFFFFF, _offset(k, of, off_p))
     if data:
-        k.mem_write(buf, data)
+        k.cpu.mem_write(buf, data)
     _iosb(k, iosb_p, status, len(data))
     return status
 
@@ -320,7 +328,7 @@ def _unsupported_class(k, api: str, klass: int):
 
 @io.export(max_irql=PASSIVE_LEVEL, aliases={"NtQueryInformationFile": None}, footprint=file_system)
 def ZwQueryInformationFile(k):
-    h, iosb_p, info, length, klass = k.args(5)
+    h, iosb_p, info, length, klass = k.cpu.args(5)
     klass &= 0xFFFFFFFF
     length &= 0xFFFFFFFF
     of = _file(k, h, "ZwQueryInformationFile")
@@ -337,14 +345,14 @@ def ZwQueryInformationFile(k):
     if length < len(data):
         _iosb(k, iosb_p, st.STATUS_INFO_LENGTH_MISMATCH, 0)
         return st.STATUS_INFO_LENGTH_MISMATCH
-    k.mem_write(info, data)
+    k.cpu.mem_write(info, data)
     _iosb(k, iosb_p, 0, len(data))
     return 0
 
 
 @io.export(max_irql=PASSIVE_LEVEL, aliases={"NtSetInformationFile": None}, footprint=file_system)
 def ZwSetInformationFile(k):
-    h, iosb_p, info, length, klass = k.args(5)
+    h, iosb_p, info, length, klass = k.cpu.args(5)
     klass &= 0xFFFFFFFF
     length &= 0xFFFFFFFF
     of = _file(k, h, "ZwSetInformationFile")
@@ -354,19 +362,19 @@ def ZwSetInformationFile(k):
         if length < 0x18:
             _iosb(k, iosb_p, st.STATUS_INFO_LENGTH_MISMATCH, 0)
             return st.STATUS_INFO_LENGTH_MISMATCH
-        flags, _pad, _root, nlen = struct.unpack("<IIQI", k.mem(info, 0x14))
+        flags, _pad, _root, nlen = struct.unpack("<IIQI", k.cpu.mem(info, 0x14))
         replace = bool(flags & 0xFF) if klass == FileRenameInformation else bool(flags & 1)
         if 0x14 + nlen > length:
             _iosb(k, iosb_p, st.STATUS_INVALID_PARAMETER, 0)
             return st.STATUS_INVALID_PARAMETER
-        status = k.vfs.rename(of, k.wstr(info + 0x14, nlen), replace)
+        status = k.io.vfs.rename(of, k.cpu.wstr(info + 0x14, nlen), replace)
         _iosb(k, iosb_p, status, 0)
         return status
     if klass == FilePositionInformation:
         if length < 8:
             _iosb(k, iosb_p, st.STATUS_INFO_LENGTH_MISMATCH, 0)
             return st.STATUS_INFO_LENGTH_MISMATCH
-        of.position = struct.unpack("<q", k.mem(info, 8))[0]
+        of.position = struct.unpack("<q", k.cpu.mem(info, 8))[0]
         _iosb(k, iosb_p, 0, 0)
         return 0
     return _unsupported_class(k, "ZwSetInformationFile", klass)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
+from functools import partial
 
 from unicorn import UcError
 
@@ -40,22 +41,27 @@ class KThread(Thread):
     held: list = field(default_factory=list)  # mutex addrs
 
 
-def init(k) -> None:
-    k.virtual_time = 0  # 100 ns units
-    k.by_ethread: dict[int, KThread] = {}
-    k.mutex_waiters: dict[int, list[KThread]] = {}
-    k.event_waiters: dict[int, list[KThread]] = {}
-    k.thread_waiters: dict[int, list[KThread]] = {}
-    k.spinlocks: dict[int, KThread] = {}  # KSPIN_LOCK address -> owner
-    k.spin_waiters: dict[int, list[KThread]] = {}
+@dataclass
+class KeState:
+    """The clock, the threads by ETHREAD, who waits on which dispatcher object, the spin locks."""
+    virtual_time: int = 0  # 100 ns units
+    by_ethread: dict[int, KThread] = field(default_factory=dict)
+    event_waiters: dict[int, list[KThread]] = field(default_factory=dict)
+    thread_waiters: dict[int, list[KThread]] = field(default_factory=dict)
+    spinlocks: dict[int, KThread] = field(default_factory=dict)  # KSPIN_LOCK address -> owner
+    spin_waiters: dict[int, list[KThread]] = field(default_factory=dict)
+    spin_lock_addrs: set[int] = field(default_factory=set)  # every KSPIN_LOCK taken: not FAST_MUTEXes
+
+
+def init(k) -> KeState:
     k.cpu.map(KPCR_BASE, 0x2000, "tdemu.kpcr")
     k.cpu.set_gs_base(KPCR_BASE)
 
     def switch_in(t: KThread) -> None:
-        k.w64(KPCR_BASE + 0x188, t.ethread)  # KPRCB.CurrentThread (gs:[188h])
-        k.w64(KPCR_BASE + 0x18, KPCR_BASE)  # KPCR.Self
+        k.cpu.w64(KPCR_BASE + 0x188, t.ethread)  # KPRCB.CurrentThread (gs:[188h])
+        k.cpu.w64(KPCR_BASE + 0x18, KPCR_BASE)  # KPCR.Self
     k.sched.on_switch_in = switch_in
-    k.spin_retry = lambda t: spin_retry(k, t)
+    return KeState()
 
 
 def create_thread(k, name: str, start: int, kind: str, ret: int, args: list[int],
@@ -73,11 +79,11 @@ def create_thread(k, name: str, start: int, kind: str, ret: int, args: list[int]
     k.cpu.map(stack_lo, KERNEL_STACK_SIZE, f"tdemu.stack.{name}")
     k.cpu.map(ethread & ~0xFFF, 0x1000, f"tdemu.ethread.{name}")
     # DISPATCHER_HEADER: Type=ThreadObject, Size (in ULONGs), SignalState=0
-    k.mem_write(ethread, struct.pack("<BBBBi", THREAD_OBJECT, 0, 0x1A, 0, 0))
+    k.cpu.mem_write(ethread, struct.pack("<BBBBi", THREAD_OBJECT, 0, 0x1A, 0, 0))
     t = KThread(name=name, start=start, kind=kind, stack_top=stack_lo + KERNEL_STACK_SIZE, ret=ret,
-                args=args, ethread=ethread, tid=tid)
+                args=args, ethread=ethread, tid=tid or 0)
     k.sched.add(t)
-    k.by_ethread[ethread] = t
+    k.ke.by_ethread[ethread] = t
     return t
 
 
@@ -91,14 +97,15 @@ def block(k, t: KThread, kind: str, reason: str, obj: int, function: str, **kw):
     rsp = k.cpu.rsp()
     regs = k.cpu.nonvolatile()
     regs["rsp"] = rsp + 8
-    wait = Wait(kind=kind, reason=reason, obj=obj, function=function, ret_addr=k.u64(rsp), rsp=rsp, regs=regs,
+    wait = Wait(kind=kind, reason=reason, obj=obj, function=function, ret_addr=k.cpu.u64(rsp), rsp=rsp, regs=regs,
                 **kw)
     return k.sched.block(t, wait)
 
 
 def remove_waiter(k, t: KThread) -> None:
     w = t.wait
-    for table in (k.mutex_waiters, k.event_waiters, k.thread_waiters, k.spin_waiters):
+    assert w is not None
+    for table in (k.ex.mutex_waiters, k.ke.event_waiters, k.ke.thread_waiters, k.ke.spin_waiters):
         lst = table.get(w.obj)
         if lst and t in lst:
             lst.remove(t)
@@ -110,7 +117,7 @@ def fire_timers(k) -> bool:
     if not timed:
         return False
     t = min(timed, key=lambda x: x.wait.timeout_at)
-    k.virtual_time = max(k.virtual_time, t.wait.timeout_at)
+    k.ke.virtual_time = max(k.ke.virtual_time, t.wait.timeout_at)
     remove_waiter(k, t)
     k.sched.wake(t, st.STATUS_TIMEOUT if t.wait.kind != "delay" else st.STATUS_SUCCESS)
     return True
@@ -118,8 +125,8 @@ def fire_timers(k) -> bool:
 
 def thread_ended(k, t: KThread) -> None:
     """The thread object is signalled: every thread waiting for it is woken."""
-    k.mem_write(t.ethread + 4, struct.pack("<i", 1))
-    for w in k.thread_waiters.pop(t.ethread, []):
+    k.cpu.mem_write(t.ethread + 4, struct.pack("<i", 1))
+    for w in k.ke.thread_waiters.pop(t.ethread, []):
         k.sched.wake(w, st.STATUS_SUCCESS)
 
 
@@ -204,8 +211,9 @@ def KeLeaveGuardedRegion(k):
 # it held spins (a wait of kind "spinlock") until the owner releases it.
 
 def _take_spin(k, t: KThread, lock: int, site: int) -> None:
-    k.spinlocks[lock] = t
-    k.w64(lock, 1)
+    k.ke.spinlocks[lock] = t
+    k.ke.spin_lock_addrs.add(lock)
+    k.cpu.w64(lock, 1)
     t.held.append(lock)
     t.acquires.append((lock, site))
 
@@ -215,7 +223,7 @@ def spin_acquire(k, lock: int, fn: str):
     site = k.ret_site()
     if k.freed:
         k.check_freed(lock, 8, fn)
-    owner = k.spinlocks.get(lock)
+    owner = k.ke.spinlocks.get(lock)
     lock_acquire(k, t, lock, "spin lock", site)
     if owner is None:
         _take_spin(k, t, lock, site)
@@ -223,16 +231,18 @@ def spin_acquire(k, lock: int, fn: str):
     if owner is t:
         k.violation("spin_lock_recursive", f"{fn}: thread acquires spin lock {lock:#x} it already holds (it spins "
                     "for ever; Driver Verifier: bugcheck 0xC4)", site, t)
-    k.spin_waiters.setdefault(lock, []).append(t)
+    k.ke.spin_waiters.setdefault(lock, []).append(t)
     return block(k, t, "spinlock", "SpinLock", lock, "nt!" + fn)
 
 
 def spin_retry(k, t: KThread) -> bool:
-    lock = t.last_wait.obj
-    if k.spinlocks.get(lock) is None:
-        _take_spin(k, t, lock, t.last_wait.ret_addr)
+    w = t.last_wait
+    assert w is not None
+    lock = w.obj
+    if k.ke.spinlocks.get(lock) is None:
+        _take_spin(k, t, lock, w.ret_addr)
         return True
-    k.spin_waiters.setdefault(lock, []).append(t)
+    k.ke.spin_waiters.setdefault(lock, []).append(t)
     t.wait, t.state = t.last_wait, "Waiting"
     return False
 
@@ -241,18 +251,18 @@ def spin_release(k, lock: int, fn: str) -> None:
     t = k.sched.current
     if k.freed:
         k.check_freed(lock, 8, fn)
-    if k.spinlocks.get(lock) is not t:
+    if k.ke.spinlocks.get(lock) is not t:
         k.violation("spin_lock_release_not_owner", f"{fn}: spin lock {lock:#x} is not held by the caller",
                     k.ret_site(), t)
         return
-    del k.spinlocks[lock]
-    k.w64(lock, 0)
+    del k.ke.spinlocks[lock]
+    k.cpu.w64(lock, 0)
     if lock in t.held:
         t.held.remove(lock)
-    waiters = k.spin_waiters.get(lock)
+    waiters = k.ke.spin_waiters.get(lock)
     if waiters:
         w = waiters.pop(0)
-        k.sched.wake(w, w.wait.old_irql, k.spin_retry)
+        k.sched.wake(w, w.wait.old_irql, partial(spin_retry, k))
 
 
 @ke.export(max_irql=DISPATCH_LEVEL, footprint=arg0_object)
@@ -269,7 +279,7 @@ def KeAcquireSpinLockRaiseToDpc(k):
 
 @ke.export(max_irql=DISPATCH_LEVEL, footprint=arg0_object)
 def KeReleaseSpinLock(k):
-    lock, new_irql = k.args(2)
+    lock, new_irql = k.cpu.args(2)
     spin_release(k, lock, "KeReleaseSpinLock")
     set_irql(k, k.sched.current, new_irql & 0xFF)
 
@@ -297,7 +307,7 @@ def KeReleaseSpinLockFromDpcLevel(k):
 def KeTryToAcquireSpinLockAtDpcLevel(k):
     _at_dispatch(k, "KeTryToAcquireSpinLockAtDpcLevel")
     lock = k.cpu.arg0()
-    if lock in k.spinlocks:
+    if lock in k.ke.spinlocks:
         return 0
     if k.freed:
         k.check_freed(lock, 8, "KeTryToAcquireSpinLockAtDpcLevel")
@@ -328,7 +338,7 @@ def rust_panic_location(k, file: int, length: int, line: int, column: int) -> st
 
 @ke.export(footprint=everything)
 def KeBugCheckEx(k):
-    code, p1, p2, p3, p4 = k.args(5)
+    code, p1, p2, p3, p4 = k.cpu.args(5)
     code &= 0xFFFFFFFF
     why = "the driver called KeBugCheckEx"
     if code == RUST_PANIC:
@@ -353,34 +363,34 @@ def KeGetCurrentThread(k):
 # ---------------------------------------------------------------- events (ke/eventobj.c)
 
 def signal_state(k, obj: int) -> int:
-    return struct.unpack("<i", k.mem(obj + 4, 4))[0]
+    return struct.unpack("<i", k.cpu.mem(obj + 4, 4))[0]
 
 
 @ke.export(max_irql=HIGH_LEVEL, footprint=arg0_object)
 def KeInitializeEvent(k):
-    ev, typ, state = k.args(3)
+    ev, typ, state = k.cpu.args(3)
     if k.freed:
         k.check_freed(ev, 0x18, "KeInitializeEvent")
     typ &= 0xFF
-    k.mem_write(ev, struct.pack("<BBBBiQQ", typ, 0, 6, 0, 1 if state & 0xFF else 0, ev + 8, ev + 8))
+    k.cpu.mem_write(ev, struct.pack("<BBBBiQQ", typ, 0, 6, 0, 1 if state & 0xFF else 0, ev + 8, ev + 8))
 
 
 @ke.export(max_irql=DISPATCH_LEVEL, footprint=arg0_object)
 def KeSetEvent(k):
-    ev, _inc, _wait = k.args(3)
+    ev, _inc, _wait = k.cpu.args(3)
     if k.freed:
         k.check_freed(ev, 0x18, "KeSetEvent")
     prev = signal_state(k, ev)
-    typ = k.mem(ev, 1)[0]
-    waiters = k.event_waiters.get(ev, [])
+    typ = k.cpu.mem(ev, 1)[0]
+    waiters = k.ke.event_waiters.get(ev, [])
     if waiters:
         if typ == SYNCHRONIZATION_EVENT:
             k.sched.wake(waiters.pop(0), 0)
-            k.mem_write(ev + 4, struct.pack("<i", 0))
+            k.cpu.mem_write(ev + 4, struct.pack("<i", 0))
             return prev
         while waiters:
             k.sched.wake(waiters.pop(0), 0)
-    k.mem_write(ev + 4, struct.pack("<i", 1))
+    k.cpu.mem_write(ev + 4, struct.pack("<i", 1))
     return prev
 
 
@@ -388,13 +398,13 @@ def KeSetEvent(k):
 def KeResetEvent(k):
     ev = k.cpu.arg0()
     prev = signal_state(k, ev)
-    k.mem_write(ev + 4, struct.pack("<i", 0))
+    k.cpu.mem_write(ev + 4, struct.pack("<i", 0))
     return prev
 
 
 @ke.export(max_irql=DISPATCH_LEVEL, footprint=arg0_object)
 def KeClearEvent(k):
-    k.mem_write(k.cpu.arg0() + 4, struct.pack("<i", 0))
+    k.cpu.mem_write(k.cpu.arg0() + 4, struct.pack("<i", 0))
 
 
 @ke.export(max_irql=DISPATCH_LEVEL, footprint=arg0_object)
@@ -408,32 +418,32 @@ def timeout_at(k, ptr: int):
     """A wait's end on the virtual clock: None (no time-out), relative (negative) or absolute."""
     if not ptr:
         return None
-    v = struct.unpack("<q", k.mem(ptr, 8))[0]
-    return k.virtual_time + (-v) if v <= 0 else max(v, k.virtual_time)
+    v = struct.unpack("<q", k.cpu.mem(ptr, 8))[0]
+    return k.ke.virtual_time + (-v) if v <= 0 else max(v, k.ke.virtual_time)
 
 
 @ke.export(max_irql=DISPATCH_LEVEL, footprint=arg0_object)
 def KeWaitForSingleObject(k):
-    obj, reason, _mode, _alertable, tptr = k.args(5)
+    obj, reason, _mode, _alertable, tptr = k.cpu.args(5)
     t = k.sched.current
     site = k.ret_site()
     if k.freed:
         k.check_freed(obj, 0x18, "KeWaitForSingleObject")
     at = timeout_at(k, tptr)
-    if t.irql >= DISPATCH_LEVEL and at != k.virtual_time:
+    if t.irql >= DISPATCH_LEVEL and at != k.ke.virtual_time:
         k.violation("wait_at_dispatch", "KeWaitForSingleObject at DISPATCH_LEVEL with a non-zero timeout", site, t)
-    typ = k.mem(obj, 1)[0]
+    typ = k.cpu.mem(obj, 1)[0]
     rname = WAIT_REASONS.get(reason & 0xFFFFFFFF, f"WaitReason{reason}")
     if typ == THREAD_OBJECT:
         return wait_for_thread(k, obj, rname, site, at, "nt!KeWaitForSingleObject")
     if typ in (NOTIFICATION_EVENT, SYNCHRONIZATION_EVENT):
         if signal_state(k, obj) > 0:
             if typ == SYNCHRONIZATION_EVENT:
-                k.mem_write(obj + 4, struct.pack("<i", 0))
+                k.cpu.mem_write(obj + 4, struct.pack("<i", 0))
             return 0
-        if at == k.virtual_time:
+        if at == k.ke.virtual_time:
             return st.STATUS_TIMEOUT
-        k.event_waiters.setdefault(obj, []).append(t)
+        k.ke.event_waiters.setdefault(obj, []).append(t)
         return block(k, t, "event", rname, obj, "nt!KeWaitForSingleObject", timeout_at=at)
     k.crash("unsupported_object", f"KeWaitForSingleObject on dispatcher object type {typ} at {obj:#x}", site)
     return BLOCK
@@ -444,15 +454,15 @@ def wait_for_thread(k, obj: int, rname: str, site: int, at, function: str):
     if it has ended, STATUS_TIMEOUT for a zero time-out, else it blocks. KeWaitForSingleObject on a
     thread object, and ZwWaitForSingleObject on a thread handle (`ob`)."""
     t = k.sched.current
-    target = k.by_ethread.get(obj)
+    target = k.ke.by_ethread.get(obj)
     signalled = (target.state == "Terminated") if target else signal_state(k, obj) > 0
     if signalled:
         return 0
     if target is t:
         k.violation("wait_for_self", "thread waits for its own thread object", site, t)
-    if at == k.virtual_time:
+    if at == k.ke.virtual_time:
         return st.STATUS_TIMEOUT
-    k.thread_waiters.setdefault(obj, []).append(t)
+    k.ke.thread_waiters.setdefault(obj, []).append(t)
     k.event(f"{t.name} waits for thread {target.name if target else hex(obj)} to end at {k.fmt_sym(site)}", t)
     return block(k, t, "thread", rname, obj, function, timeout_at=at)
 
@@ -463,10 +473,10 @@ def delay(_k) -> frozenset:
 
 @ke.export(max_irql=APC_LEVEL, footprint=delay)
 def KeDelayExecutionThread(k):
-    _mode, _alertable, iptr = k.args(3)
+    _mode, _alertable, iptr = k.cpu.args(3)
     t = k.sched.current
     at = timeout_at(k, iptr)
-    if at is None or at <= k.virtual_time:
+    if at is None or at <= k.ke.virtual_time:
         t.pending_rax = 0
         k.sched.stop(("yield",))
         return BLOCK
@@ -477,4 +487,4 @@ def KeDelayExecutionThread(k):
 
 @ke.export(aliases={"KeQuerySystemTime": None})
 def KeQuerySystemTimePrecise(k):
-    k.w64(k.cpu.arg0(), 133450000000000000 + k.virtual_time)
+    k.cpu.w64(k.cpu.arg0(), 133450000000000000 + k.ke.virtual_time)

@@ -14,6 +14,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import partial
+from typing import cast
 
 from unicorn import UcError
 
@@ -23,7 +24,8 @@ from ..machine.cpu import STUB_BASE, STUB_SIZE
 from ..pecheck import DriverImage
 from ..symbols import Symbolizer, Unwinder, find_map_file
 from . import ex, io, ke, ob, ps, rtl, verifier
-from .api import NTOSKRNL, dependent
+from ..explore import Chooser, SchedulePolicy
+from .api import NTOSKRNL
 from .ex import ex as EX
 from .hal import hal as HAL
 from .io import ENTRY_RETURN, UNLOAD_RETURN
@@ -78,12 +80,12 @@ class Options:
     faults: Faults = field(default_factory=Faults)
     map_path: str | None = None
     max_seconds: float = 60.0
-    chooser: object = None  # schedule exploration: asked at each choice point (tdemu.explore.Chooser)
+    chooser: Chooser | None = None  # schedule exploration: asked at each choice point (tdemu.explore.Chooser)
 
 
 def all_exports() -> dict:
     """((dll, name) -> Export) of every routine the components model."""
-    out = {}
+    out: dict = {}
     for comp in COMPONENTS:
         for name, e in comp.exports.items():
             key = (e.dll, name)
@@ -138,24 +140,25 @@ class Kernel(CpuEvents):
         self.unsupported: Counter = Counter()
         cpu = Cpu(image.path, image.size_of_image, image.sections, self)
         self.cpu = cpu
-        self.uc = cpu.uc
         self.base = cpu.base
         self.size = image.size_of_image
-        self.mem, self.mem_write, self.u32, self.u64 = cpu.mem, cpu.mem_write, cpu.u32, cpu.u64
-        self.w32, self.w64, self.wstr, self.cwstr, self.cstr = cpu.w32, cpu.w64, cpu.wstr, cpu.cwstr, cpu.cstr
-        self.unicode_string, self.args = cpu.unicode_string, cpu.args
         self.driver_object, self.registry_path = cpu.speakeasy_driver_object()
         map_path = opts.map_path or find_map_file(image.path)
         self.sym = Symbolizer(image.name, self.base, self.size, map_path, image.image_base)
-        self.unwinder = Unwinder(self.mem, self.base, image.runtime_functions)
+        self.unwinder = Unwinder(self.cpu.mem, self.base, image.runtime_functions)
         self.sched = Scheduler(cpu, opts.max_seconds, self.t_start)
-        for comp in (verifier, ke, ex, ob, ps, io, rtl):
-            comp.init(self)
+        # each NT component's state, declared at the top of the module that owns it
+        self.verifier = verifier.VerifierState()
+        self.ke: ke.KeState = ke.init(self)
+        self.ex: ex.ExState = ex.init(self)
+        self.ob: ob.ObState = ob.init(self)
+        self.ps: ps.PsState = ps.init(self)
+        self.io: io.IoState = io.init(self)
+        self.rtl: rtl.RtlState = rtl.init(self)
+        self.deadlock: dict | None = None
         self.stall_before_unload: dict | None = None
-        self.chooser = opts.chooser
         self._forced: KThread | None = None  # the thread that runs next without a choice
-        if self.chooser is not None:
-            self.sched.on_wake = self._on_wake
+        self.policy = None if opts.chooser is None else SchedulePolicy(self, opts.chooser)
         self._bind_imports()
         ob.setup_object_types(self)
 
@@ -171,13 +174,13 @@ class Kernel(CpuEvents):
         self.footprints: dict = {}
         spare = STUB_BASE + STUB_SIZE // 2  # for slots speakeasy filled with data of its own
         for rva, (dll, name) in self.image.iat.items():
-            sentinel = self.u64(self.base + rva)
+            sentinel = self.cpu.u64(self.base + rva)
             if not STUB_BASE <= sentinel < STUB_BASE + STUB_SIZE:
                 # speakeasy gave this import (an exported variable it knows) its own data: the model
                 # does not, so the slot points at a sentinel too (`ob` rebinds the variables it models)
                 sentinel = spare
                 spare += 8
-                self.w64(self.base + rva, sentinel)
+                self.cpu.w64(self.base + rva, sentinel)
             self.stub_names[sentinel] = name
             self.stub_dlls[sentinel] = dll
             e = exports.get((dll, name))
@@ -191,11 +194,11 @@ class Kernel(CpuEvents):
     # ------------------------------------------------------------------ views other modules use
     @property
     def current(self) -> KThread | None:
-        return self.sched.current
+        return cast("KThread | None", self.sched.current)  # the scheduler runs only KThreads
 
     @property
     def threads(self) -> list[KThread]:
-        return self.sched.threads
+        return cast("list[KThread]", self.sched.threads)
 
     def fmt_sym(self, addr: int) -> str:
         if addr in STUB_NAMES:
@@ -219,7 +222,7 @@ class Kernel(CpuEvents):
         n = self._fault_call_counts[api] = self._fault_call_counts.get(api, 0) + 1
         if not nth or n != nth:
             return None
-        self.event(f"fault injected: {api} #{n} fails with {st.name(status)}", self.sched.current)
+        self.event(f"fault injected: {api} #{n} fails with {st.name(status)}", self.current)
         return status
 
     def violation(self, rule: str, text: str, site: int, t: KThread | None = None) -> None:
@@ -229,7 +232,7 @@ class Kernel(CpuEvents):
         """A fault that ends the run (the machine would bugcheck or hang)."""
         if self.fatal:
             return
-        t = self.sched.current
+        t = self.current
         self.fatal = {"kind": kind, "text": text, "pc": pc, "where": self.fmt_sym(pc) if pc else None,
                       "thread": t.name if t else None}
         self.sched.stop(("fatal",))
@@ -241,6 +244,7 @@ class Kernel(CpuEvents):
         name = verifier.BUGCHECK_NAMES.get(code, "")
         self.crash("bugcheck", f"bugcheck {code:#x}{' ' + name if name else ''} "
                    f"({', '.join(f'{p:#x}' for p in params)}): {why}", self.ret_site() if pc is None else pc)
+        assert self.fatal is not None
         self.fatal["bugcheck"] = {"code": code, "name": name or None, "parameters": list(params)}
 
     def fast_mutex_info(self, m: int) -> dict:
@@ -253,7 +257,7 @@ class Kernel(CpuEvents):
         self.cpu.watch(start, end)
 
     def on_watched_access(self, write: bool, address: int, pc: int) -> None:
-        for start, end, describe in self.opaque_regions:
+        for start, end, describe in self.ob.opaque_regions:
             if phys(start) <= address < phys(end):
                 address = start + (address - phys(start))
                 if (pc, address) not in self._uaf_seen:
@@ -261,11 +265,11 @@ class Kernel(CpuEvents):
                     self.violation("opaque_object", f"driver {'write' if write else 'read'} of "
                                    f"{describe(self, address)}, an opaque kernel structure "
                                    "(a dereference too many of a data import such as *PsThreadType?)",
-                                   pc, self.sched.current)
+                                   pc, self.current)
                 return
         for fr in self.freed:
             if phys(fr["start"]) <= address < phys(fr["end"]):
-                t = self.sched.current
+                t = self.current
                 key = (pc, fr["start"])
                 if key in self._uaf_seen:
                     return
@@ -283,7 +287,7 @@ class Kernel(CpuEvents):
         """An API given a pointer into freed memory uses it on the driver's behalf: a use-after-free too."""
         for fr in self.freed:
             if fr["start"] < addr + size and addr < fr["end"]:
-                t = self.sched.current
+                t = self.current
                 site = self.ret_site()
                 key = (site, fr["start"], api)
                 if key in self._uaf_seen:
@@ -299,17 +303,18 @@ class Kernel(CpuEvents):
     # ------------------------------------------------------------------ CPU events
     def on_call(self, addr: int) -> None:
         sched = self.sched
-        t = sched.current
-        if self.chooser is not None and self._choice_point(addr, t):
+        t = self.current
+        assert t is not None  # only a running thread makes calls
+        if self.policy is not None and self.policy.choice_point(addr, t):
             return
         if addr in STUB_NAMES:  # a thread's routine returned
             if addr == THREAD_RETURN:
                 sched.stop(("exit", self.cpu.rax() & 0xFFFFFFFF, "start routine returned"))
             elif addr == ENTRY_RETURN:
-                self.driver_entry_status = self.cpu.rax() & 0xFFFFFFFF
-                sched.stop(("exit", self.driver_entry_status, "DriverEntry returned"))
+                self.io.driver_entry_status = self.cpu.rax() & 0xFFFFFFFF
+                sched.stop(("exit", self.io.driver_entry_status, "DriverEntry returned"))
             else:
-                self.unload_done = True
+                self.io.unload_done = True
                 sched.stop(("exit", 0, "DriverUnload returned"))
             return
         name = self.stub_names.get(addr)
@@ -363,103 +368,32 @@ class Kernel(CpuEvents):
             self.crash("interrupt", f"unexpected interrupt {intno:#x}", pc)
 
     def on_bad_access(self, kind: str, address: int, size: int, pc: int) -> None:
-        t = self.sched.current
+        t = self.current
         if t is not None and t.stack_top - KERNEL_STACK_SIZE - 0x1000 <= address < t.stack_top - KERNEL_STACK_SIZE:
             self.crash("stack_overflow", f"kernel stack overflow ({kind} at {address:#x})", pc)
         else:
             self.crash("page_fault", f"invalid {kind} of {size} byte{'s' if size != 1 else ''} at {address:#x} "
                        "(PAGE_FAULT_IN_NONPAGED_AREA)", pc)
 
-    # ------------------------------------------------------------------ schedule exploration
-    # With a chooser, a thread is made ready as soon as it is created, and the scheduler asks the
-    # chooser (1) which ready thread runs when the running one blocks, yields or ends, and (2) at
-    # each call another ready thread's next call depends on (same kernel object, the file system,
-    # ...), whether to preempt the running thread there. To know the other threads' next calls,
-    # a thread made ready is first run ("positioned") up to its next call another thread can see;
-    # the code it runs on the way touches only what is its own (the assumption CHESS makes: data
-    # the threads share is protected by the kernel's synchronization, whose calls are the choice
-    # points).
-
-    def _footprint(self, addr: int, t: KThread):
-        if addr in STUB_NAMES:
-            return ps.thread_footprint(t)  # the thread ends
-        name = self.stub_names.get(addr)
-        fn = self.footprints.get(name)
-        return fn(self) if fn is not None and name in self.handlers else None
-
-    def _choice_point(self, addr: int, t: KThread) -> bool:
-        """True if the CPU was stopped before the call at addr ran (it runs when t is resumed)."""
-        if t.resume_at_stub:
-            t.resume_at_stub = False
-            return False
-        fp = self._footprint(addr, t)
-        if fp is None:
-            return False
-        what = STUB_NAMES.get(addr, self.stub_names.get(addr, hex(addr)))
-        if t.positioning:
-            t.pending = (what, fp)
-            t.resume_at_stub = True
-            self.sched.stop(("positioned",))
-            return True
-        ready = self.sched.ready
-        if not ready:
-            return False
-        if any(r.pending is None for r in ready):
-            self.sched.stop(("reposition",))  # learn their next calls first, then come back here
-            return True
-        deps = [r for r in ready if dependent(fp, r.pending[1])]
-        if not deps:
-            return False
-        idx = self.chooser.choose("preempt", [t, *deps], f"{t.name} before {what}", self.total_calls)
-        if idx == 0:
-            return False
-        t.pending = (what, fp)
-        t.resume_at_stub = True
-        self.sched.stop(("preempt", deps[idx - 1]))
-        return True
-
-    def _on_wake(self, t: KThread, check) -> None:
-        w = t.last_wait
-        t.pending = (f"retry of {w.function}", frozenset({("obj", w.obj)})) if check is not None else None
-
+    # ------------------------------------------------------------------ scheduling
     def _pick(self) -> KThread | None:
+        """The thread that runs next: the one a preemption named, else the policy's choice among
+        the ready threads (tdemu.explore.SchedulePolicy), else the first ready one."""
         sched = self.sched
         if self._forced is not None:
             t, self._forced = self._forced, None
             if t in sched.ready:
                 sched.ready.remove(t)
             return t
-        if self.chooser is None or len(sched.ready) < 2:
-            return sched.next_ready()
-        options = list(sched.ready)
-        cur = sched.current
-        label = f"after {cur.name} {'ended' if cur.state == 'Terminated' else cur.state.lower()}" if cur else "start"
-        t = options[self.chooser.choose("switch", options, label, self.total_calls)]
-        sched.ready.remove(t)
-        return t
+        if self.policy is None or len(sched.ready) < 2:
+            return cast("KThread | None", sched.next_ready())
+        return self.policy.pick()
 
     @staticmethod
-    def _resume(t: KThread) -> bool:
+    def resume(t: KThread) -> bool:
         """Run a woken thread's resume check (e.g. retry the lock); False: it waits again."""
         chk, t.resume_check = t.resume_check, None
         return chk is None or chk(t)
-
-    def _position_ready(self) -> None:
-        """Run each ready thread whose next call is not known up to that call."""
-        sched = self.sched
-        for r in list(sched.ready):
-            if r.pending is not None or self.fatal or r not in sched.ready:
-                continue
-            idx = sched.ready.index(r)
-            sched.ready.remove(r)
-            if not self._resume(r):
-                continue  # waits again
-            r.positioning = True
-            stop = self._run_slice(r)
-            r.positioning = False
-            if stop[0] == "positioned":
-                r.state = "Ready"
-                sched.ready.insert(idx, r)
 
     # ------------------------------------------------------------------ run
     def run(self) -> None:
@@ -469,9 +403,9 @@ class Kernel(CpuEvents):
         while not self.fatal:
             t = self._pick()
             if t is not None:
-                if not self._resume(t):
+                if not self.resume(t):
                     continue  # waits again
-                self._run_slice(t)
+                self.run_slice(t)
                 if t is loader and t.state == "Terminated" and not entry_done:
                     entry_done = True
                     io.after_driver_entry(self)
@@ -480,9 +414,9 @@ class Kernel(CpuEvents):
                 continue
             if ke.fire_timers(self):
                 continue
-            waiting = [t for t in sched.threads if t.state == "Waiting"]
-            if (entry_done and not self.unload_started and self.opts.unload == "end"
-                    and self.driver_entry_status is not None and st.is_success(self.driver_entry_status)):
+            waiting = [t for t in self.threads if t.state == "Waiting"]
+            if (entry_done and not self.io.unload_started and self.opts.unload == "end"
+                    and self.io.driver_entry_status is not None and st.is_success(self.io.driver_entry_status)):
                 # Nothing can run: the I/O manager calls DriverUnload. A thread waiting now is not
                 # deadlocked yet: DriverUnload may wake it (a stop event), so the stall is kept
                 # and only confirmed if the same waits are still there when nothing can run again.
@@ -508,16 +442,16 @@ class Kernel(CpuEvents):
         stall = self.stall_before_unload
         if stall is not None and all(
                 (t.state == "Waiting" and t.wait is not None and t.wait.obj == e["waits_on"])
-                for e in stall["edges"] for t in [self.by_ethread[e["ethread"]]]):
+                for e in stall["edges"] for t in [self.ke.by_ethread[e["ethread"]]]):
             self.deadlock = stall
             self.event("deadlock detected: " + stall["summary"])
         else:
             self.deadlock = verifier.analyse_deadlock(self, waiting)
-        if self.unload_started:
+        if self.io.unload_started:
             # the state after unload (e.g. unload itself blocked) is recorded too
             self.deadlock["after_unload"] = verifier.analyse_deadlock(self, waiting, brief=True)
 
-    def _run_slice(self, t: KThread) -> tuple:
+    def run_slice(self, t: KThread) -> tuple:
         t.pending = None
         stop = self.sched.run_slice(t)
         kind = stop[0]
@@ -535,7 +469,8 @@ class Kernel(CpuEvents):
             self.sched.make_ready(t)
             self._forced = stop[1]
         elif kind == "reposition":
-            self._position_ready()
+            assert self.policy is not None
+            self.policy.position_ready()
             self._forced = t
         return stop
 
@@ -552,7 +487,7 @@ class Kernel(CpuEvents):
                 frames.append({"child_sp": regs["rsp"], "ret": 0, "site": self.fmt_sym(pc)})
                 break
             try:
-                res = self.unwinder.unwind(pc, regs, self.u64)
+                res = self.unwinder.unwind(pc, regs, self.cpu.u64)
             except (UcError, struct.error, IndexError, ValueError):
                 res = None
             sp = regs["rsp"]

@@ -4,7 +4,7 @@ waits through a handle, and object types (the data imports `*PsThreadType`, `*Io
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .. import ntstatus as st
 from ..machine import BLOCK
@@ -32,13 +32,23 @@ class Handle:
     path: str = ""
 
 
-def init(k) -> None:
-    k.handles: dict[int, Handle] = {}
-    k._next_handle = 0xFFFFFFFF80000F24
-    k.closed_invalid: list[dict] = []
-    k.refs: dict[int, dict] = {}  # object addr -> {count, sites}
-    k.opaque_regions: list[tuple] = []  # (start, end, describe(k, address)): kernel structures no driver touches
+@dataclass
+class ObState:
+    """The handle table, object references, the object types of the data imports."""
+    handles: dict[int, Handle] = field(default_factory=dict)
+    next_handle: int = 0xFFFFFFFF80000F24
+    closed_invalid: list[dict] = field(default_factory=list)
+    refs: dict[int, dict] = field(default_factory=dict)  # object addr -> {count, sites}
+    # (start, end, describe(k, address)): kernel structures no driver touches
+    opaque_regions: list[tuple] = field(default_factory=list)
+    object_types: dict[int, str] = field(default_factory=dict)
+    type_cells: dict[str, int] = field(default_factory=dict)
+    thread_type: int | None = None  # the OBJECT_TYPE PsThreadType points to
+
+
+def init(k) -> ObState:
     k.cpu.map(NTDATA_BASE, 0x1000, "tdemu.ntdata")
+    return ObState()
 
 
 OBJECT_TYPE_SIZE = 0x80  # the fields a debugger shows first: TypeList, Name, DefaultObject, Index
@@ -53,66 +63,64 @@ def setup_object_types(k) -> None:
     verifier finding (`opaque_object`), since the usual cause is a dereference too many of
     `*PsThreadType` -- which on Windows reads TypeList.Flink, the type itself while the list is
     empty, and so passes by accident."""
-    k.object_types: dict[int, str] = {}
-    k.type_cells: dict[str, int] = {}
     cell = NTDATA_BASE + 0x800
     first = obj = NTDATA_BASE + 0x100
     for rva, (_dll, name) in k.image.iat.items():
         if name in DATA_IMPORTS:
             tname = DATA_IMPORTS[name]
-            if tname not in k.type_cells:
-                k.mem_write(cell, struct.pack("<Q", obj))
+            if tname not in k.ob.type_cells:
+                k.cpu.mem_write(cell, struct.pack("<Q", obj))
                 text = tname.encode("utf-16le")
                 name_buffer = obj + 0x60
-                k.mem_write(obj, struct.pack("<QQHHIQQB", obj, obj, len(text), len(text) + 2, 0, name_buffer, 0,
-                                             2 + len(k.object_types)))
-                k.mem_write(name_buffer, text + b"\0\0")
-                k.object_types[obj] = tname
-                k.type_cells[tname] = cell
+                k.cpu.mem_write(obj, struct.pack("<QQHHIQQB", obj, obj, len(text), len(text) + 2, 0, name_buffer, 0,
+                                             2 + len(k.ob.object_types)))
+                k.cpu.mem_write(name_buffer, text + b"\0\0")
+                k.ob.object_types[obj] = tname
+                k.ob.type_cells[tname] = cell
                 cell += 8
                 obj += OBJECT_TYPE_SIZE
-            sentinel = k.u64(k.base + rva)
-            k.mem_write(k.base + rva, struct.pack("<Q", k.type_cells[tname]))
+            sentinel = k.cpu.u64(k.base + rva)
+            k.cpu.mem_write(k.base + rva, struct.pack("<Q", k.ob.type_cells[tname]))
             # the slot now points at the type, not at the sentinel page: the sentinel is no import
             k.stub_names.pop(sentinel, None)
             k.stub_dlls.pop(sentinel, None)
-    k.thread_type = None
-    for o, n in k.object_types.items():
+    k.ob.thread_type = None
+    for o, n in k.ob.object_types.items():
         if n == "Thread":
-            k.thread_type = o
-    if k.object_types:
-        k.opaque_regions.append((first, obj, _describe_object_type))
+            k.ob.thread_type = o
+    if k.ob.object_types:
+        k.ob.opaque_regions.append((first, obj, _describe_object_type))
         k.cpu.watch(first, obj)
 
 
 def _describe_object_type(k, address: int) -> str:
     offset = (address - NTDATA_BASE - 0x100) % OBJECT_TYPE_SIZE
-    return f"OBJECT_TYPE {k.object_types[address - offset]!r} at +{offset:#x}"
+    return f"OBJECT_TYPE {k.ob.object_types[address - offset]!r} at +{offset:#x}"
 
 
 def new_handle(k, kind: str, obj, api: str, site: int, access: int = 0, path: str = "") -> int:
-    h = k._next_handle
-    k._next_handle += 4
+    h = k.ob.next_handle
+    k.ob.next_handle += 4
     cur = k.sched.current
-    k.handles[h] = Handle(h, kind, obj, api, site, cur.name if cur else "", access, path)
+    k.ob.handles[h] = Handle(h, kind, obj, api, site, cur.name if cur else "", access, path)
     return h
 
 
 # ---------------------------------------------------------------- handles (ob/obhandle.c)
 
 def arg0_handle_and_file(k) -> frozenset:
-    h = k.handles.get(k.cpu.arg0())
+    h = k.ob.handles.get(k.cpu.arg0())
     return frozenset({("handle", k.cpu.arg0())}) | (FILE_SYSTEM if h is not None and h.kind == "file" else frozenset())
 
 
 @ob.export(max_irql=PASSIVE_LEVEL, aliases={"NtClose": PASSIVE_LEVEL}, footprint=arg0_handle_and_file)
 def ZwClose(k):
     h = k.cpu.arg0()
-    e = k.handles.pop(h, None)
+    e = k.ob.handles.pop(h, None)
     t = k.sched.current
     if e is None:
         site = k.ret_site()
-        k.closed_invalid.append({"handle": h, "call_site": k.fmt_sym(site), "thread": t.name, "call": k.total_calls})
+        k.ob.closed_invalid.append({"handle": h, "call_site": k.fmt_sym(site), "thread": t.name, "call": k.total_calls})
         if h == 0 or h >= 0xFFFFFFFFFFFFFFFA:  # NULL or a pseudo-handle (NtCurrentThread, ...): no bug check
             k.violation("invalid_handle_close", f"ZwClose({h:#x}): not an open handle", site, t)
             return st.STATUS_INVALID_HANDLE if h == 0 else 0
@@ -121,14 +129,14 @@ def ZwClose(k):
         k.bugcheck(0x93, (h, 1, 0, 0), f"ZwClose({h:#x}): not an open handle (closed twice, or never opened)")
         return None
     if e.kind == "file":
-        k.vfs.close(e.obj)
+        k.io.vfs.close(e.obj)
     return 0
 
 
 # ---------------------------------------------------------------- references (ob/obref.c)
 
 def _obj_name(k, obj: int) -> str:
-    t = k.by_ethread.get(obj)
+    t = k.ke.by_ethread.get(obj)
     return f"ETHREAD of {t.name}" if t else f"object {obj:#x}"
 
 
@@ -138,43 +146,43 @@ def arg0_handle(k) -> frozenset:
 
 @ob.export(max_irql=PASSIVE_LEVEL, footprint=arg0_handle)
 def ObReferenceObjectByHandle(k):
-    handle, _access, otype, _mode, pobj, _hinfo = k.args(6)
+    handle, _access, otype, _mode, pobj, _hinfo = k.cpu.args(6)
     t = k.sched.current
     site = k.ret_site()
     faults = k.opts.faults
     failed = k.injected_fault("ObReferenceObjectByHandle", faults.reference_fail_nth, faults.reference_fail_status)
     if failed is not None:
-        k.w64(pobj, 0)  # ObReferenceObjectByHandle clears *Object first
+        k.cpu.w64(pobj, 0)  # ObReferenceObjectByHandle clears *Object first
         return failed
     if handle == NT_CURRENT_THREAD:
         target = t
     else:
-        h = k.handles.get(handle)
+        h = k.ob.handles.get(handle)
         if h is None:
             k.violation("invalid_handle", f"ObReferenceObjectByHandle on invalid handle {handle:#x}", site, t)
             return st.STATUS_INVALID_HANDLE
         if h.kind != "thread":
-            if otype and otype == k.thread_type:
+            if otype and otype == k.ob.thread_type:
                 return st.STATUS_OBJECT_TYPE_MISMATCH
             target = None
         else:
             target = h.obj
     if target is None:
         return st.STATUS_OBJECT_TYPE_MISMATCH
-    if otype and k.thread_type and otype != k.thread_type:
+    if otype and k.ob.thread_type and otype != k.ob.thread_type:
         return st.STATUS_OBJECT_TYPE_MISMATCH
-    r = k.refs.setdefault(target.ethread, {"object": target.ethread, "what": f"ETHREAD of {target.name}",
+    r = k.ob.refs.setdefault(target.ethread, {"object": target.ethread, "what": f"ETHREAD of {target.name}",
                                            "count": 0, "sites": []})
     r["count"] += 1
     r["sites"].append(k.fmt_sym(site))
-    k.w64(pobj, target.ethread)
+    k.cpu.w64(pobj, target.ethread)
     return 0
 
 
 @ob.export(max_irql=DISPATCH_LEVEL, footprint=arg0_object)
 def ObfReferenceObject(k):
     obj = k.cpu.arg0()
-    r = k.refs.setdefault(obj, {"object": obj, "what": _obj_name(k, obj), "count": 0, "sites": []})
+    r = k.ob.refs.setdefault(obj, {"object": obj, "what": _obj_name(k, obj), "count": 0, "sites": []})
     r["count"] += 1
     r["sites"].append(k.fmt_sym(k.ret_site()))
     return obj
@@ -183,7 +191,7 @@ def ObfReferenceObject(k):
 @ob.export(max_irql=DISPATCH_LEVEL, aliases={"ObDereferenceObject": DISPATCH_LEVEL}, footprint=arg0_object)
 def ObfDereferenceObject(k):
     obj = k.cpu.arg0()
-    r = k.refs.get(obj)
+    r = k.ob.refs.get(obj)
     if r is None or r["count"] <= 0:
         k.violation("dereference_unreferenced", f"ObfDereferenceObject({obj:#x}) without a matching reference "
                     "taken by the driver", k.ret_site(), k.sched.current)
@@ -197,7 +205,7 @@ def ObfDereferenceObject(k):
 def arg0_handle_and_object(k) -> frozenset:
     """The handle, and the thread object behind it (the thread's end signals it)."""
     handle = k.cpu.arg0()
-    h = k.handles.get(handle)
+    h = k.ob.handles.get(handle)
     if handle == NT_CURRENT_THREAD:
         return frozenset({("handle", handle), ("obj", k.sched.current.ethread)})
     if h is not None and h.kind == "thread":
@@ -210,7 +218,7 @@ def ZwWaitForSingleObject(k):
     """NtWaitForSingleObject: the object behind the handle, then a wait on it (UserRequest). Thread
     handles are modelled: the wait ends when the thread does. The model has no APCs, so Alertable
     changes nothing."""
-    handle, _alertable, tptr = k.args(3)
+    handle, _alertable, tptr = k.cpu.args(3)
     t = k.sched.current
     site = k.ret_site()
     faults = k.opts.faults
@@ -220,7 +228,7 @@ def ZwWaitForSingleObject(k):
     if handle == NT_CURRENT_THREAD:
         obj = t.ethread
     else:
-        h = k.handles.get(handle)
+        h = k.ob.handles.get(handle)
         if h is None:
             k.violation("invalid_handle", f"ZwWaitForSingleObject on invalid handle {handle:#x}", site, t)
             return st.STATUS_INVALID_HANDLE

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+from dataclasses import dataclass, field
 
 from .. import ntstatus as st
 from ..machine import BLOCK
@@ -22,8 +23,14 @@ def thread_footprint(t) -> frozenset:
     return frozenset({("obj", t.ethread)})
 
 
-def init(k) -> None:
-    k.pending_driver_threads: list[KThread] = []
+@dataclass
+class PsState:
+    """The system threads the driver created that have not been made ready yet."""
+    pending_driver_threads: list[KThread] = field(default_factory=list)
+
+
+def init(_k) -> PsState:
+    return PsState()
 
 
 # ---------------------------------------------------------------- creation (ps/thread.c)
@@ -34,7 +41,7 @@ def thread_list(_k) -> frozenset:
 
 @ps.export(max_irql=PASSIVE_LEVEL, footprint=thread_list)
 def PsCreateSystemThread(k):
-    ph, access, _oa, _hproc, cid, start, ctx = k.args(7)
+    ph, access, _oa, _hproc, cid, start, ctx = k.cpu.args(7)
     faults = k.opts.faults
     cur = k.sched.current
     failed = k.injected_fault("PsCreateSystemThread", faults.thread_fail_nth, faults.thread_fail_status)
@@ -46,13 +53,13 @@ def PsCreateSystemThread(k):
     t = create_thread(k, name, start, "driver", THREAD_RETURN, [ctx])
     t.created_by_site = k.ret_site()
     h = k.new_handle("thread", t, "PsCreateSystemThread", t.created_by_site, access)
-    k.w64(ph, h)
+    k.cpu.w64(ph, h)
     if cid:
-        k.mem_write(cid, struct.pack("<QQ", 4, t.tid))
+        k.cpu.mem_write(cid, struct.pack("<QQ", 4, t.tid))
     k.event(f"PsCreateSystemThread -> {t.name} (ETHREAD {t.ethread:#x}, Id {t.tid:x}), handle {h:#x}", cur)
-    if k.driver_entry_status is None and cur.kind == "loader":
-        k.pending_driver_threads.append(t)
-        if k.chooser is not None:  # exploring: it may run before DriverEntry returns, as on Windows
+    if k.io.driver_entry_status is None and cur.kind == "loader":
+        k.ps.pending_driver_threads.append(t)
+        if k.policy is not None:  # exploring: it may run before DriverEntry returns, as on Windows
             k.sched.make_ready(t)
     else:
         k.sched.make_ready(t)

@@ -4,6 +4,8 @@ while some wait."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from .defs import irql_name
 
 BUGCHECK_NAMES = {0x0A: "IRQL_NOT_LESS_OR_EQUAL", 0x20: "KERNEL_APC_PENDING_DURING_EXIT",
@@ -11,34 +13,35 @@ BUGCHECK_NAMES = {0x0A: "IRQL_NOT_LESS_OR_EQUAL", 0x20: "KERNEL_APC_PENDING_DURI
                   0x139: "KERNEL_SECURITY_CHECK_FAILURE", 0xE2: "MANUALLY_INITIATED_CRASH"}
 
 
-def init(k) -> None:
-    k.irql_violations: dict = {}  # (api, irql, site) -> dict
-    k.verifier: list[dict] = []
-    k._verifier_keys: dict = {}
-    k.deadlock: dict | None = None
-    k.lock_edges: dict = {}  # (held, acquired) -> first time a thread acquired `acquired` holding `held`
-    k.lock_kinds: dict[int, str] = {}
-    k._lock_pairs_reported: set = set()
+@dataclass
+class VerifierState:
+    """What the checks found: rule violations, calls above an API's maximum IRQL, the lock-order graph."""
+    findings: list[dict] = field(default_factory=list)
+    keys: dict = field(default_factory=dict)  # (rule, text, site) -> its entry in findings
+    irql_violations: dict = field(default_factory=dict)  # (api, irql, site) -> dict
+    lock_edges: dict = field(default_factory=dict)  # (held, acquired) -> first time a thread acquired `acquired` holding `held`
+    lock_kinds: dict[int, str] = field(default_factory=dict)
+    lock_pairs_reported: set = field(default_factory=set)
 
 
 def violation(k, rule: str, text: str, site: int, t=None) -> None:
     key = (rule, text, site)
-    v = k._verifier_keys.get(key)
+    v = k.verifier.keys.get(key)
     if v:
         v["count"] += 1
         return
     v = {"rule": rule, "text": text, "call_site": k.fmt_sym(site) if site else None, "address": site or None,
          "thread": t.name if t else None, "count": 1, "first_call": k.total_calls}
-    k._verifier_keys[key] = v
-    k.verifier.append(v)
+    k.verifier.keys[key] = v
+    k.verifier.findings.append(v)
 
 
 def irql_too_high(k, name: str, t, maxirql: int) -> None:
     site = k.ret_site()
     key = (name, t.irql, site)
-    v = k.irql_violations.get(key)
+    v = k.verifier.irql_violations.get(key)
     if v is None:
-        k.irql_violations[key] = {
+        k.verifier.irql_violations[key] = {
             "api": name, "irql": t.irql, "irql_name": irql_name(t.irql), "max_irql": maxirql,
             "max_irql_name": irql_name(maxirql), "call_site": k.fmt_sym(site), "address": site, "thread": t.name,
             "count": 1, "first_call": k.total_calls}
@@ -50,11 +53,11 @@ def irql_too_high(k, name: str, t, maxirql: int) -> None:
 
 def owner_thread(k, w):
     if w.kind == "mutex":
-        return k.by_ethread.get(k.u64(w.obj + 8))
+        return k.ke.by_ethread.get(k.cpu.u64(w.obj + 8))
     if w.kind == "thread":
-        return k.by_ethread.get(w.obj)
+        return k.ke.by_ethread.get(w.obj)
     if w.kind == "spinlock":
-        return k.spinlocks.get(w.obj)
+        return k.ke.spinlocks.get(w.obj)
     return None
 
 
@@ -118,21 +121,21 @@ def lock_acquire(k, t, lock: int, kind: str, site: int) -> None:
     edge held -> lock. A new edge that closes a cycle (lock -> ... -> held already exists, from any
     thread) is a potential deadlock, reported even if this run never deadlocks, as Driver Verifier's
     deadlock detection does (bug check 0xC4, 0x1001: lock hierarchy violation)."""
-    k.lock_kinds[lock] = kind
+    k.verifier.lock_kinds[lock] = kind
     for held in t.held:
-        if held == lock or (held, lock) in k.lock_edges:
+        if held == lock or (held, lock) in k.verifier.lock_edges:
             continue
         held_site = next((s for m, s in reversed(t.acquires) if m == held), 0)
-        k.lock_edges[(held, lock)] = {"thread": t.name, "held": held, "held_at": held_site, "acquired": lock,
+        k.verifier.lock_edges[(held, lock)] = {"thread": t.name, "held": held, "held_at": held_site, "acquired": lock,
                                       "acquired_at": site}
         path = _lock_path(k, lock, held)
         if path is None:
             continue
         pair = frozenset((held, lock))
-        if pair in k._lock_pairs_reported:
+        if pair in k.verifier.lock_pairs_reported:
             continue
-        k._lock_pairs_reported.add(pair)
-        chain = [k.lock_edges[(a, b)] for a, b in zip(path, path[1:])]
+        k.verifier.lock_pairs_reported.add(pair)
+        chain = [k.verifier.lock_edges[(a, b)] for a, b in zip(path, path[1:])]
         other = "; ".join(f"{e['thread']} acquired {_lock_name(k, e['acquired'])} at {k.fmt_sym(e['acquired_at'])} "
                           f"holding {_lock_name(k, e['held'])} (taken at {k.fmt_sym(e['held_at'])})" for e in chain)
         violation(k, "lock_order_violation",
@@ -141,13 +144,13 @@ def lock_acquire(k, t, lock: int, kind: str, site: int) -> None:
 
 
 def _lock_name(k, lock: int) -> str:
-    return f"{k.lock_kinds.get(lock, 'lock')} {lock:#x}"
+    return f"{k.verifier.lock_kinds.get(lock, 'lock')} {lock:#x}"
 
 
 def _lock_path(k, start: int, goal: int) -> list[int] | None:
     """A path start -> ... -> goal in the lock-order graph, or None."""
     succ: dict[int, list[int]] = {}
-    for a, b in k.lock_edges:
+    for a, b in k.verifier.lock_edges:
         succ.setdefault(a, []).append(b)
     seen = {start}
     stack = [[start]]
