@@ -114,13 +114,13 @@ def _merge(ranges: list[MD.Range]) -> list[MD.Range]:
     for r in ranges:
         for off in range(0, len(r.data), PAGE):
             pages.setdefault(r.base + off, bytes(r.data[off:off + PAGE]))
-    out: list[MD.Range] = []
+    runs: list[tuple[int, bytearray]] = []
     for a in sorted(pages):
-        if out and out[-1].base + len(out[-1].data) == a:
-            out[-1].data += pages[a]
+        if runs and runs[-1][0] + len(runs[-1][1]) == a:
+            runs[-1][1].extend(pages[a])
         else:
-            out.append(MD.Range(a, bytearray(pages[a])))
-    return [MD.Range(r.base, bytes(r.data)) for r in out]
+            runs.append((a, bytearray(pages[a])))
+    return [MD.Range(base, bytes(data)) for base, data in runs]
 
 
 def kernel_stub(k) -> tuple[bytes, MD.Module]:

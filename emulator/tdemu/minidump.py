@@ -293,7 +293,9 @@ def pe_identity(data: bytes) -> tuple[int, int, int, bytes]:
         return None
 
     off = offset(dbg_rva) if dbg_rva else None
-    for i in range(dbg_size // 28 if off is not None else 0):
+    if off is None:
+        return stamp, checksum, size_of_image, b""
+    for i in range(dbg_size // 28):
         _c, _t, _ma, _mi, kind, size, _rva, ptr = struct.unpack_from("<IIHHIIII", data, off + 28 * i)
         if kind == IMAGE_DEBUG_TYPE_CODEVIEW and data[ptr:ptr + 4] == b"RSDS":
             return stamp, checksum, size_of_image, bytes(data[ptr:ptr + size])
