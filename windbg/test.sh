@@ -12,7 +12,7 @@
 #      [computed] outputs).
 # Installs what it needs (Debian's nodejs and npm, python3-venv: linux/env.sh's
 # `python` and `test` groups; acorn and the PowerShell parser, pinned) and works
-# with Debian 12's node 18 or newer. Exits non-zero on any failure, with its
+# with node 18 or newer (Debian 12's 18, Debian 13's 20). Exits non-zero on any failure, with its
 # cause. The output ends with node's test summary.
 set -euo pipefail
 
@@ -56,7 +56,7 @@ command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 \
 NODE_MAJOR="$(node -p 'process.versions.node.split(".")[0]')"
 if [ "$NODE_MAJOR" -lt "$NODE_MIN_MAJOR" ]; then
     die "node >= $NODE_MIN_MAJOR is required (its built-in test runner), found $(node --version) at" \
-        "$(command -v node); Debian 12's nodejs is 18.19 or newer"
+        "$(command -v node); Debian 12's nodejs is 18 and Debian 13's 20"
 fi
 installed_acorn="$(cd "$HERE" && node -p 'try { require("acorn/package.json").version } catch (e) { "" }')"
 if [ "$installed_acorn" != "$ACORN_VERSION" ]; then
