@@ -1,6 +1,6 @@
 """The stand-in wdk-sys ships its bindings (linux/wdk-sys/src/generated/), so
 building the driver needs neither bindgen nor clang. They must be exactly what
-linux/wdk-sys/generate.sh makes from the headers installed today: regenerated
+linux/wdk-sys/generate.sh makes from the pinned headers (installed or fetched): regenerated
 into a scratch folder and compared file by file, any difference named.
 """
 
@@ -63,3 +63,24 @@ def test_the_driver_build_graph_has_no_bindgen_nor_clang():
     names = set(re.findall(r'^name = "([^"]+)"$', (REPO / "linux" / "Cargo.lock").read_text(), re.M))
     assert "wdk-sys" in names
     assert not names & {"bindgen", "clang-sys", "cexpr"}, sorted(names & {"bindgen", "clang-sys", "cexpr"})
+
+
+def test_generate_sh_refuses_a_headers_package_that_is_not_the_pinned_one(tmp_path):
+    not_the_package = tmp_path / "mingw-w64-common_10.0.0-3_all.deb"
+    not_the_package.write_bytes(b"!<arch>\nnot the pinned package\n")
+    out = tmp_path / "generated"
+    p = generate(out, WDK_SYS_HEADERS_URL=not_the_package.as_uri())
+    assert p.returncode == 1
+    assert f"{not_the_package.as_uri()} is not mingw-w64-common's pinned package (SHA-256" in p.stderr
+    assert not out.exists()
+    assert not list((REPO / "target").glob("mingw-w64-common.*")), "a scratch folder was left"
+
+
+def test_generate_sh_says_when_the_headers_cannot_be_fetched(tmp_path):
+    out = tmp_path / "generated"
+    missing = (tmp_path / "absent.deb").as_uri()
+    p = generate(out, WDK_SYS_HEADERS_URL=missing)
+    assert p.returncode == 1
+    assert f"cannot fetch {missing}" in p.stderr
+    assert not out.exists()
+    assert not list((REPO / "target").glob("mingw-w64-common.*")), "a scratch folder was left"
