@@ -146,13 +146,14 @@ pub fn driver_type_of(manifest: &Path) -> Result<String, ConfigError> {
 }
 
 fn driver_type_in(manifest_text: &str) -> Result<String, ConfigError> {
-    let table: toml::Table = manifest_text
-        .parse()
-        .map_err(|error: toml::de::Error| ConfigError::Toml(PathBuf::new(), error.to_string()))?;
-    let driver_type = ["package", "metadata", "wdk", "driver-model", "driver-type"]
-        .iter()
-        .try_fold(&toml::Value::Table(table.clone()), |value, key| value.get(key))
-        .and_then(toml::Value::as_str)
+    let table = toml::de::DeTable::parse(manifest_text)
+        .map_err(|error| ConfigError::Toml(PathBuf::new(), error.to_string()))?;
+    let mut value = table.get_ref().get("package").map(toml::Spanned::get_ref);
+    for key in ["metadata", "wdk", "driver-model", "driver-type"] {
+        value = value.and_then(|v| v.get(key)).map(toml::Spanned::get_ref);
+    }
+    let driver_type = value
+        .and_then(toml::de::DeValue::as_str)
         .map(str::to_owned)
         .ok_or_else(|| ConfigError::NoWdkConfigurationsDetected(PathBuf::new()))?;
     if DRIVER_TYPES.contains(&driver_type.as_str()) {
