@@ -31,9 +31,14 @@ mkdir -p "$out_dir"
 cp "$built/TestDriver.dll" "$out_dir/TestDriver.sys"
 cp "$built/TestDriver.pdb" "$out_dir/TestDriver.pdb"
 cp "$built/deps/TestDriver.map" "$out_dir/TestDriver.map"
-# The full-memory dump helper run under Wine (wine/fulldump.c; linux/demo.sh --wine --dump).
-x86_64-w64-mingw32-gcc -O2 -s -Wall -Wextra -Werror -o "$REPO_ROOT/out/fulldump.exe" \
-  "$REPO_ROOT/wine/fulldump.c" -ldbghelp -lpsapi
+# The full-memory dump helper run under Wine (wine/fulldump.c; linux/demo.sh --wine --dump),
+# where mingw-w64's gcc (env.sh's `wine` group) is installed.
+if [[ -x /usr/bin/x86_64-w64-mingw32-gcc-win32 ]]; then
+  x86_64-w64-mingw32-gcc-win32 -O2 -s -Wall -Wextra -Werror -o "$REPO_ROOT/out/fulldump.exe" \
+    "$REPO_ROOT/wine/fulldump.c" -ldbghelp -lpsapi
+else
+  echo "not built: out/fulldump.exe (needs gcc-mingw-w64-x86-64-win32, env.sh's wine group)"
+fi
 size=$(stat -c %s "$out_dir/TestDriver.sys")
 echo "built ${out_dir#"$REPO_ROOT"/}/TestDriver.sys ($size bytes, $profile${features:+, fixed})" \
   "with TestDriver.pdb and TestDriver.map"

@@ -61,22 +61,36 @@ build_parser().parse_args(["run", "TestDriver.sys", *sys.argv[1:]])' "$@" || {
   }
 }
 
-if $wine; then
-  if ((${#tdemu_args[@]})); then
-    echo "demo.sh: --wine takes only --fixed and --dump (got: ${tdemu_args[*]})" >&2
-    exit 2
-  fi
-  [[ -d report/wine && ! -w report/wine ]] && { echo "demo.sh: report/wine is not writable" >&2; exit 2; }
-else
-  # the emulator's environment first: its --help is what checks the arguments
-  python=$(bash emulator/setup.sh) || { echo "demo.sh: emulator/setup.sh failed (above)" >&2; exit 1; }
-  if ((${#tdemu_args[@]})); then
-    check_tdemu_args "$python" "${tdemu_args[@]}" || exit 2
-  fi
+if $wine && ((${#tdemu_args[@]})); then
+  echo "demo.sh: --wine takes only --fixed and --dump (got: ${tdemu_args[*]})" >&2
+  exit 2
 fi
+if $wine && [[ -d report/wine && ! -w report/wine ]]; then
+  echo "demo.sh: report/wine is not writable" >&2
+  exit 2
+fi
+# Every Debian package this run needs, in one apt-get.
+groups=(build)
+$wine || groups+=(python)
+! $wine || groups+=(wine)
+! $dump || groups+=(dump)
+ensure_debian_packages "${groups[@]}"
 
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+venv_log=$(mktemp)
+trap 'rm -f "$log" "$venv_log" "$venv_log.python"' EXIT
+venv_pid=
+if ! $wine; then
+  if ((${#tdemu_args[@]})); then
+    # the emulator's environment first: its --help is what checks the arguments
+    python=$(bash emulator/setup.sh) || { echo "demo.sh: emulator/setup.sh failed (above)" >&2; exit 1; }
+    check_tdemu_args "$python" "${tdemu_args[@]}" || exit 2
+  else
+    # made while the driver builds
+    bash emulator/setup.sh >"$venv_log.python" 2>"$venv_log" &
+    venv_pid=$!
+  fi
+fi
 echo "Building $driver with linux/build.sh${build_args[*]:+ ${build_args[*]}}" \
   "(the first build takes about a minute, more if Debian's toolchain is installed first) ..." >&2
 if ! bash linux/build.sh "${build_args[@]}" >"$log" 2>&1; then
@@ -86,7 +100,18 @@ if ! bash linux/build.sh "${build_args[@]}" >"$log" 2>&1; then
   exit 1
 fi
 grep -E '^built ' "$log" >&2
-rm -f "$log"
+if [[ -n $venv_pid ]]; then
+  status=0
+  wait "$venv_pid" || status=$?
+  cat "$venv_log" >&2
+  if ((status)); then
+    echo "demo.sh: emulator/setup.sh failed (above)" >&2
+    exit 1
+  fi
+  python=$(<"$venv_log.python")
+  rm -f "$venv_log.python"
+fi
+rm -f "$log" "$venv_log"
 trap - EXIT
 
 if $wine; then

@@ -44,8 +44,7 @@ _debian_suites() {
 # cargo fetches the crates over HTTPS). No clang: the stand-in wdk-sys ships
 # its bindings; clang-19, libclang-19-dev and mingw-w64-common are for
 # regenerating them (linux/wdk-sys/generate.sh) and the C test drivers of
-# emulator/tests: the `clang` group. gcc-mingw-w64 builds out/fulldump.exe,
-# the Wine dump helper (wine/fulldump.c).
+# emulator/tests: the `clang` group.
 declare -A DEBIAN_PACKAGES_build=(
   [rustc-web]=/usr/bin/rustc
   [cargo-web]=/usr/bin/cargo
@@ -53,7 +52,6 @@ declare -A DEBIAN_PACKAGES_build=(
   [rust-web-clippy]=/usr/bin/cargo-clippy
   [lld-19]=/usr/bin/lld-link-19
   [llvm-19]=/usr/bin/llvm-dlltool-19
-  [gcc-mingw-w64-x86-64-win32]=/usr/bin/x86_64-w64-mingw32-gcc-win32
   [ca-certificates]=/etc/ssl/certs/ca-certificates.crt
 )
 # `clang`: what linux/test.sh needs beyond `build`: clang and mingw-w64's DDK
@@ -78,8 +76,11 @@ declare -A DEBIAN_PACKAGES_test=(
 )
 # `wine`: Debian's Wine, which loads TestDriver.sys in winedevice.exe, and the
 # python3 that runs wine/winerun.py. winerun.py runs the two files named here,
-# not the `wine` package's /usr/bin wrappers.
+# not the `wine` package's /usr/bin wrappers. gcc-mingw-w64 builds
+# out/fulldump.exe (wine/fulldump.c, the dump helper run in the prefix): a
+# fresh machine's demo does not download its 44 MB.
 declare -A DEBIAN_PACKAGES_wine=(
+  [gcc-mingw-w64-x86-64-win32]=/usr/bin/x86_64-w64-mingw32-gcc-win32
   [wine64]=/usr/lib/wine/wine64
   [libwine]=/usr/lib/wine/wineserver
   [python3]=/usr/bin/python3
