@@ -256,7 +256,7 @@ class Prefix(contextlib.AbstractContextManager):
         boot = self.run(["wineboot", "-i"], timeout=180, debug="-all")
         if boot.returncode != 0:
             raise WineError(f"wineboot -i failed (exit {boot.returncode}): {boot.tail}")
-        self._wineserver("-w", timeout=120)
+        self._wineserver("-w", timeout=120)  # wineboot returns before its wineserver and services.exe end
         self.timings["prefix"] = time.monotonic() - t0
         for folder in ("Temp", "Temp2"):
             (self.drive_c / folder).mkdir()
@@ -268,7 +268,8 @@ class Prefix(contextlib.AbstractContextManager):
         self.timings["services"] = time.monotonic() - t1
 
     def _start_keeper(self) -> None:
-        # cmd.exe's `pause` reads its stdin, a pipe held open here: the keeper lives until close().
+        # Wine stops its services when no user process is left. cmd.exe's `pause` reads its stdin, a pipe
+        # held open here: the keeper lives until close(). Services inherit its stderr: the log.
         with open(self.log_path, "wb") as log:
             self.keeper = subprocess.Popen(
                 [str(WINE64), "cmd", "/c", "echo keeper-ready& pause >nul"],
