@@ -76,8 +76,8 @@ def parse_faults(specs: list[str]):
     return f
 
 
-def _seconds(text: str) -> float:
-    """--max-seconds: a finite number of seconds > 0 (float() also takes -5, nan and inf)."""
+def seconds_arg(text: str) -> float:
+    """--max-seconds (and winerun.py's --settle, --wait): a finite number of seconds > 0 (float() also takes -5, nan and inf)."""
     try:
         value = float(text)
     except ValueError:
@@ -85,6 +85,14 @@ def _seconds(text: str) -> float:
     if not (math.isfinite(value) and value > 0):
         raise argparse.ArgumentTypeError(f"{text}: expected a number of seconds > 0")
     return value
+
+
+def verdict(outcome: str, expect: str | None = None, code: int | None = None) -> int:
+    """A run's exit code: with --expect, 0 if the outcome is that one, else 1; otherwise `code`, by default
+    the outcome's (EXIT_CODES; 1 for any other outcome)."""
+    if expect:
+        return EXIT_COMPLETED if outcome == expect else EXIT_INTERNAL
+    return EXIT_CODES.get(outcome, EXIT_INTERNAL) if code is None else code
 
 
 def report_dir_problem(path: str) -> str | None:
@@ -135,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--json", action="store_true", help="print the JSON report instead of the text")
     r.add_argument("--quiet", action="store_true", help="print nothing (exit code and report files only)")
     r.add_argument("--map", default=None, help="linker .map file (default: PATH with .map)")
-    r.add_argument("--max-seconds", type=_seconds, default=60.0, help="wall-time limit of the emulation (default 60)")
+    r.add_argument("--max-seconds", type=seconds_arg, default=60.0, help="wall-time limit of the emulation (default 60)")
     r.add_argument("--expect", choices=["deadlock", "completed", "fault", "driver_entry_failed"],
                    help="exit 0 if the outcome is this one, 1 otherwise")
     r.add_argument("--strict", action="store_true",
@@ -289,9 +297,7 @@ def run(argv: list[str] | None = None) -> int:
             print(json.dumps(rep, indent=2))
         else:
             sys.stdout.write(text)
-    if args.expect:
-        return 0 if rep["outcome"] == args.expect else 1
-    return _exit_code(rep, args.strict)
+    return verdict(rep["outcome"], args.expect, _exit_code(rep, args.strict))
 
 
 def _explore(args, run_kernel, R) -> int:
