@@ -718,7 +718,8 @@ def dump_arg(text: str) -> Path:
     if (Path(text) / DUMP_NAME).exists():
         raise argparse.ArgumentTypeError(f"{text}: {DUMP_NAME} exists there already (remove it first)")
     if not FULLDUMP.is_file():
-        raise argparse.ArgumentTypeError(f"{FULLDUMP} is missing: bash linux/build.sh builds it")
+        raise argparse.ArgumentTypeError(f"{FULLDUMP} is missing: bash linux/build.sh builds it where "
+                                         "gcc-mingw-w64-x86-64-win32 (env.sh's wine group) is installed")
     return Path(text)
 
 
