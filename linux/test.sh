@@ -113,7 +113,7 @@ cargo_checks() {
 # The pytest files that need neither build (nor target/): they run beside the
 # builds. Every other file runs after them (a new file does too, unless named here).
 no_build_tests=(
-  linux/tests/test_setup_sh.py linux/tests/test_lint_workflows.py
+  linux/tests/test_setup_sh.py .github/lint/test_lint_workflows.py
   emulator/tests/test_docs.py emulator/tests/test_units.py
   emulator/tests/test_missing_builds.py emulator/tests/test_small_drivers.py
 )
@@ -121,7 +121,7 @@ python=$REPO_ROOT/.venv/bin/python  # emulator/setup.sh's venv
 pytest=("$python" -m pytest -c emulator/pyproject.toml --rootdir emulator)
 
 # Beside the builds: what needs neither build nor target/.
-suite "GitHub workflows (actionlint, shellcheck, pins, pwsh parse)" bash linux/lint-workflows.sh &
+suite "GitHub workflows (actionlint, shellcheck, pins, pwsh parse)" bash .github/lint/lint-workflows.sh &
 suite "WinDbg extension and PowerShell syntax" bash windbg/test.sh &
 {
   if suite "the emulator's venv (emulator/setup.sh)" bash emulator/setup.sh; then

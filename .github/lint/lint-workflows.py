@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Lints GitHub Actions workflow files, which the project's Linux machines cannot run.
 
-Run by linux/lint-workflows.sh, inside the venv it makes from
-linux/requirements-lint-workflows.txt. For every file given:
+Run by lint-workflows.sh, inside the venv it makes from
+requirements.txt. For every file given:
 
 1. actionlint: workflow syntax, `${{ }}` expressions and their types, runner
    labels, job dependencies, script injection, ...; it hands the bash and sh
@@ -37,7 +37,7 @@ from pathlib import Path
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 SHA_PINNED = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+(?:/[^@\s]+)?@[0-9a-f]{40}$")
 COMMENT_VERSION = re.compile(r"#\s*(v\d+)(?:\.\d+)*(?![\w.])")
@@ -205,7 +205,7 @@ def load_ps1_checker():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     if not hasattr(module, "problems_in") or not hasattr(module, "parser"):
-        fail("%s has no problems_in()/parser(): update linux/lint-workflows.py" % path, 3)
+        fail("%s has no problems_in()/parser(): update .github/lint/lint-workflows.py" % path, 3)
     return module
 
 

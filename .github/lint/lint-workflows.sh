@@ -3,18 +3,18 @@
 # (.github/workflows/windows.yml needs a GitHub-hosted Windows runner):
 # actionlint with shellcheck for bash steps, the inputs of the pinned actions,
 # commit-SHA pins, and a PowerShell parse of the pwsh steps
-# (linux/lint-workflows.py says what each check does).
-#   bash linux/lint-workflows.sh [WORKFLOW.yml ...]
+# (lint-workflows.py says what each check does).
+#   bash .github/lint/lint-workflows.sh [WORKFLOW.yml ...]
 #   (default: every .yml and .yaml file in .github/workflows)
-# Installs its tools, pinned in linux/requirements-lint-workflows.txt, as wheels
+# Installs its tools, pinned in requirements.txt beside it, as wheels
 # into a venv in target/ (ignored by git, made by env.sh's ensure_venv), and
 # Debian's python3-venv if missing.
 # Exit: 0 no finding, 1 findings (file:line:column: message), 2 bad usage,
 # 3 the tools could not be installed or run.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source=linux/env.sh
-source "$here/env.sh"
+# shellcheck source=../../linux/env.sh
+source "$here/../../linux/env.sh"
 
 files=()
 if (($#)); then
@@ -33,7 +33,7 @@ else
 fi
 
 venv=$REPO_ROOT/target/venv-lint-workflows
-requirements=$here/requirements-lint-workflows.txt
+requirements=$here/requirements.txt
 # (env.sh's ensure_venv: the one freshness rule; a change to the requirements or
 # to the file they include makes pip install them again)
 ensure_debian_packages python

@@ -1,4 +1,4 @@
-"""linux/lint-workflows.sh on small workflows: it passes a correct one and
+""".github/lint/lint-workflows.sh on small workflows: it passes a correct one and
 reports each kind of mistake it is there to catch, at the right line.
 
 The project's own workflows are linted by the step of linux/test.sh that runs
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-SCRIPT = REPO / "linux" / "lint-workflows.sh"
+SCRIPT = Path(__file__).resolve().parent / "lint-workflows.sh"
 
 CHECKOUT = "actions/checkout@d23441a48e516b6c34aea4fa41551a30e30af803 # v6.1.0"
 
