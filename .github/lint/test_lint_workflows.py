@@ -74,66 +74,44 @@ def test_correct_workflow_passes(tmp_path):
     assert "1 workflow file(s), 1 pwsh step(s), 0 finding(s)" in result.stdout
 
 
-@pytest.mark.parametrize("uses, message", [
-    ("actions/checkout@v6", "'actions/checkout@v6' is not pinned to a full commit SHA"),
-    ("actions/checkout@d23441a", "is not pinned to a full commit SHA"),
-    ("actions/checkout@d23441a48e516b6c34aea4fa41551a30e30af803",
-     "is pinned without a comment naming its version"),
-])
-def test_action_not_pinned_to_a_commit(tmp_path, uses, message):
-    path = workflow(tmp_path, GOOD, CHECKOUT, uses)
-    result = lint(path)
-    assert result.returncode == 1
-    assert "%s:%d:" % (path, line_of(path, "uses:")) in result.stdout
-    assert message in result.stdout and "[pin]" in result.stdout
-
-
-def test_unknown_input_of_a_pinned_action(tmp_path):
+# One planted fault per rule: OLD replaced by NEW, where it is reported (a fragment of its line and,
+# when it matters, the column; None: anywhere) and what the report says. Each fails the lint (exit 1).
+FAULTS = {
+    "action by tag": (CHECKOUT, "actions/checkout@v6", ("uses:", ""),
+                      ["'actions/checkout@v6' is not pinned to a full commit SHA", "[pin]"]),
+    "action by short SHA": (CHECKOUT, "actions/checkout@d23441a", ("uses:", ""),
+                            ["is not pinned to a full commit SHA", "[pin]"]),
+    "SHA pin without version comment": (CHECKOUT, CHECKOUT.split(" #")[0], ("uses:", ""),
+                                        ["is pinned without a comment naming its version", "[pin]"]),
+    "docker image by tag": (CHECKOUT, "docker://alpine:3.20", ("uses:", ""),
+                            ["'docker://alpine:3.20' is not pinned by digest", "[pin]"]),
     # actionlint knows actions/checkout's inputs by version: the comment's v6.
-    path = workflow(tmp_path, GOOD, "persist-credentials: false", "persist-credential: false")
-    result = lint(path)
-    assert result.returncode == 1
-    assert "%s:%d:" % (path, line_of(path, "persist-credential:")) in result.stdout
-    assert 'input "persist-credential" is not defined in action "actions/checkout@v6"' in result.stdout
-
-
-def test_powershell_syntax_error(tmp_path):
-    path = workflow(tmp_path, GOOD, "if ($LASTEXITCODE -ne 0) {", "if ($LASTEXITCODE -ne 0 {")
-    result = lint(path)
-    assert result.returncode == 1
-    assert "%s:%d:" % (path, line_of(path, "if ($LASTEXITCODE")) in result.stdout
-    assert "pwsh step 'Build' of job 'build'" in result.stdout and "[pwsh]" in result.stdout
-
-
-def test_powershell_drive_qualified_variable_in_string(tmp_path):
+    "unknown input of a pinned action": ("persist-credentials:", "persist-credential:", ("persist-credential:", ""),
+                                         ['input "persist-credential" is not defined in action '
+                                          '"actions/checkout@v6"']),
+    "PowerShell syntax error": ("if ($LASTEXITCODE -ne 0) {", "if ($LASTEXITCODE -ne 0 {", ("if ($LASTEXITCODE", ""),
+                                ["pwsh step 'Build' of job 'build'", "[pwsh]"]),
     # check-ps1-syntax.py's rule: "$name:" in a double-quoted string.
-    path = workflow(tmp_path, GOOD, 'failed with $LASTEXITCODE"', 'failed with $LASTEXITCODE: see above"')
+    "drive-qualified variable in a string": ('with $LASTEXITCODE"', 'with $LASTEXITCODE: see above"',
+                                             ("failed with", ""), ["'$LASTEXITCODE:' in a double-quoted string is "
+                                                                   "not valid PowerShell", "[pwsh]"]),
+    "expression in a PowerShell script": ("$env:FEATURE", "${{ github.ref_name }}", ("--features", "1:"),
+                                          ["a ${{ }} expression in a PowerShell script", "[pwsh]"]),
+    "shellcheck finding in a bash step": ('echo "$file"', "ls -l $RUNNER_TEMP/$file", ("ls -l", ""),
+                                          ["SC2086", "[actionlint shellcheck]"]),
+    "workflow syntax": ("runs-on:", "runs_on:", None, ['"runs-on" section is missing in job "build"']),
+}
+
+
+@pytest.mark.parametrize("old, new, where, messages", FAULTS.values(), ids=FAULTS.keys())
+def test_planted_fault_is_reported(tmp_path, old, new, where, messages):
+    path = workflow(tmp_path, GOOD, old, new)
     result = lint(path)
-    assert result.returncode == 1
-    assert "'$LASTEXITCODE:' in a double-quoted string is not valid PowerShell" in result.stdout
-
-
-def test_expression_in_a_powershell_script(tmp_path):
-    path = workflow(tmp_path, GOOD, "--features $env:FEATURE", "--features ${{ github.ref_name }}")
-    result = lint(path)
-    assert result.returncode == 1
-    assert "%s:%d:1:" % (path, line_of(path, "--features")) in result.stdout
-    assert "a ${{ }} expression in a PowerShell script" in result.stdout
-
-
-def test_shellcheck_finding_in_a_bash_step(tmp_path):
-    path = workflow(tmp_path, GOOD, 'echo "$file"', "ls -l $RUNNER_TEMP/$file")
-    result = lint(path)
-    assert result.returncode == 1
-    assert "%s:%d:" % (path, line_of(path, "ls -l")) in result.stdout
-    assert "SC2086" in result.stdout and "[actionlint shellcheck]" in result.stdout
-
-
-def test_workflow_syntax_error(tmp_path):
-    path = workflow(tmp_path, GOOD, "runs-on: windows-2025", "runs_on: windows-2025")
-    result = lint(path)
-    assert result.returncode == 1
-    assert '"runs-on" section is missing in job "build"' in result.stdout
+    assert result.returncode == 1, result.stdout + result.stderr
+    if where is not None:
+        assert "%s:%d:%s" % (path, line_of(path, where[0]), where[1]) in result.stdout
+    for message in messages:
+        assert message in result.stdout
 
 
 def test_not_a_workflow(tmp_path):
