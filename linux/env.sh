@@ -10,9 +10,8 @@ TARGET=x86_64-pc-windows-msvc
 # standard suites CODENAME, CODENAME-updates and CODENAME-security.
 declare -A DEBIAN_RELEASES=([bookworm]=12 [trixie]=13)
 
-# The release this machine runs, read from /etc/os-release: DEBIAN_CODENAME
-# (bookworm, trixie) and DEBIAN_VERSION (12, 13) when it is one of
-# DEBIAN_RELEASES, else both empty; OS_PRETTY_NAME names it either way.
+# This machine's release (/etc/os-release): DEBIAN_CODENAME and DEBIAN_VERSION when it is
+# one of DEBIAN_RELEASES, else empty; OS_PRETTY_NAME names it either way.
 _read_os_release() {
   local id='' codename='' pretty=''
   if [[ -r ${ENV_SH_OS_RELEASE:-/etc/os-release} ]]; then
@@ -34,17 +33,12 @@ _debian_suites() {
   echo "Debian $DEBIAN_VERSION's suites $DEBIAN_CODENAME, $DEBIAN_CODENAME-updates and $DEBIAN_CODENAME-security"
 }
 
-# Debian packages, by group, each with what proves it is installed: a file, or
-# `python3:MODULE`, a module Debian's /usr/bin/python3 must find (so that no
-# path names a Python version). The versions differ by release (Debian 12:
-# Python 3.11, node 18, Wine 8; Debian 13: Python 3.13, node 20, Wine 10); the
-# names and proofs do not. All come from the standard suites (Rust 1.96 from
-# CODENAME-security).
-# `build`: what linux/build.sh needs to make TestDriver.sys (ca-certificates:
-# cargo fetches the crates over HTTPS). No clang: the stand-in wdk-sys ships
-# its bindings; clang-19, libclang-19-dev and mingw-w64-common are for
-# regenerating them (linux/wdk-sys/generate.sh) and the C test drivers of
-# emulator/tests: the `clang` group.
+# Debian packages by group, each with what proves it is installed: a file, or
+# `python3:MODULE`, a module Debian's /usr/bin/python3 finds (no path names a
+# Python version). Names and proofs are the same on both releases, all from the
+# standard suites (Rust 1.96 from CODENAME-security).
+# `build`: linux/build.sh (ca-certificates: cargo fetches over HTTPS). No clang:
+# the stand-in wdk-sys ships its bindings.
 declare -A DEBIAN_PACKAGES_build=(
   [rustc-web]=/usr/bin/rustc
   [cargo-web]=/usr/bin/cargo
@@ -54,30 +48,25 @@ declare -A DEBIAN_PACKAGES_build=(
   [llvm-19]=/usr/bin/llvm-dlltool-19
   [ca-certificates]=/etc/ssl/certs/ca-certificates.crt
 )
-# `clang`: what linux/test.sh needs beyond `build`: clang and mingw-w64's DDK
-# headers for the C test drivers of emulator/tests and for regenerating the
-# stand-in wdk-sys's bindings (linux/wdk-sys/generate.sh).
+# `clang`: clang and mingw-w64's DDK headers, for the C test drivers of
+# emulator/tests and linux/wdk-sys/generate.sh (test.sh installs it).
 declare -A DEBIAN_PACKAGES_clang=(
   [clang-19]=/usr/bin/clang-19
   [libclang-19-dev]=/usr/lib/llvm-19/lib/libclang.so
   [mingw-w64-common]=/usr/share/mingw-w64/include/ddk/ntifs.h
 )
-# `python`: Debian's python3 with venv and ensurepip, for the venvs that
-# ensure_venv makes (pip installs from PyPI over HTTPS).
+# `python`: python3 with venv and ensurepip, for ensure_venv (pip uses HTTPS).
 declare -A DEBIAN_PACKAGES_python=(
   [python3-venv]=python3:ensurepip
   [ca-certificates]=/etc/ssl/certs/ca-certificates.crt
 )
-# `test`: what windbg/test.sh needs beyond `python`: Debian's node (18 or
-# newer) and npm (node's built-in test runner, `npm ci` of the pinned acorn).
+# `test`: node >= 18 (its test runner) and npm, for windbg/test.sh.
 declare -A DEBIAN_PACKAGES_test=(
   [nodejs]=/usr/bin/node
   [npm]=/usr/bin/npm
 )
-# `wine`: Debian's Wine, which loads TestDriver.sys in winedevice.exe, and the
-# python3 that runs wine/winerun.py. winerun.py runs the two files named here,
-# not the `wine` package's /usr/bin wrappers. gcc-mingw-w64 builds
-# out/fulldump.exe (wine/fulldump.c, the dump helper run in the prefix): a
+# `wine`: the two files wine/winerun.py runs (not the /usr/bin wrappers), its python3,
+# and gcc-mingw-w64 for out/fulldump.exe (wine/fulldump.c), kept out of `build` so a
 # fresh machine's demo does not download its 44 MB.
 declare -A DEBIAN_PACKAGES_wine=(
   [gcc-mingw-w64-x86-64-win32]=/usr/bin/x86_64-w64-mingw32-gcc-win32
@@ -85,14 +74,13 @@ declare -A DEBIAN_PACKAGES_wine=(
   [libwine]=/usr/lib/wine/wineserver
   [python3]=/usr/bin/python3
 )
-# `dump`: lldb-19 and its Python module, for linux/analyze-dump.sh (lldb/analyze.py runs
-# inside lldb-19, whose embedded Python loads the module).
+# `dump`: lldb-19 and its Python module, for linux/analyze-dump.sh.
 declare -A DEBIAN_PACKAGES_dump=(
   [lldb-19]=/usr/bin/lldb-19
   [python3-lldb-19]=/usr/lib/llvm-19/lib/python3/dist-packages/lldb/_lldb.so
   [python3]=/usr/bin/python3
 )
-# `fresh`: what linux/fresh-check.sh needs to make a minimal Debian root.
+# `fresh`: linux/fresh-check.sh's minimal Debian roots.
 declare -A DEBIAN_PACKAGES_fresh=(
   [debootstrap]=/usr/sbin/debootstrap
   [debian-archive-keyring]=/usr/share/keyrings/debian-archive-keyring.gpg
@@ -136,8 +124,7 @@ EOT
   esac
 }
 
-# Whether PROOF (a DEBIAN_PACKAGES_* value) holds: the file exists, or for
-# `python3:MODULE`, Debian's python3 finds MODULE.
+# Whether PROOF (a DEBIAN_PACKAGES_* value) holds.
 _debian_proof_holds() {
   case $1 in
     python3:*) [[ -x /usr/bin/python3 ]] && /usr/bin/python3 -c \
@@ -147,37 +134,28 @@ _debian_proof_holds() {
   esac
 }
 
-# Prints, one a line, the packages of the named groups that are missing or
-# older than DEBIAN_MIN_VERSION allows.
-_debian_packages_to_install() {
-  local group package version
+# Sets the caller's array `missing` to the packages of the named groups that are missing
+# or older than DEBIAN_MIN_VERSION allows, once each, sorted; exits on an unknown group.
+_missing_debian_packages() {
+  local group package version list=''
   for group in "$@"; do
-    if ! declare -p "DEBIAN_PACKAGES_$group" >/dev/null 2>&1; then
-      echo "env.sh: no Debian package group '$group'" >&2
-      return 1
-    fi
+    declare -p "DEBIAN_PACKAGES_$group" >/dev/null 2>&1 \
+      || { echo "env.sh: no Debian package group '$group'" >&2; exit 1; }
     local -n packages="DEBIAN_PACKAGES_$group"
     for package in "${!packages[@]}"; do
       if ! _debian_proof_holds "${packages[$package]}"; then
-        echo "$package"
+        list+=$package$'\n'
       elif [[ -n ${DEBIAN_MIN_VERSION[$package]:-} ]]; then
         version=$(dpkg-query -W -f='${Version}' "$package" 2>/dev/null) || version=''
         if [[ -z $version ]] || dpkg --compare-versions "$version" lt "${DEBIAN_MIN_VERSION[$package]}"; then
-          echo "$package"
+          list+=$package$'\n'
         fi
       fi
     done
     unset -n packages
   done
-}
-
-# Sets the caller's array `missing` to what the named groups lack, once each,
-# sorted; exits the calling script on an unknown group.
-_missing_debian_packages() {
-  local list
-  list=$(_debian_packages_to_install "$@") || exit 1
   missing=()
-  [[ -z $list ]] || mapfile -t missing < <(sort -u <<<"$list")
+  [[ -z $list ]] || mapfile -t missing < <(sort -u <<<"${list%$'\n'}")
 }
 
 # Progress lines (`==> apt: ...`, `==> venv: ...`) go to the stderr of the
