@@ -28,11 +28,6 @@ _read_os_release() {
 }
 _read_os_release
 
-# "Debian 13's suites trixie, trixie-updates and trixie-security"
-_debian_suites() {
-  echo "Debian $DEBIAN_VERSION's suites $DEBIAN_CODENAME, $DEBIAN_CODENAME-updates and $DEBIAN_CODENAME-security"
-}
-
 # Debian packages by group, each with what proves it is installed: a file, or
 # `python3:MODULE`, a module Debian's /usr/bin/python3 finds (no path names a
 # Python version). Names and proofs are the same on both releases, all from the
@@ -158,10 +153,9 @@ _missing_debian_packages() {
   [[ -z $list ]] || mapfile -t missing < <(sort -u <<<"${list%$'\n'}")
 }
 
-# Progress lines (`==> apt: ...`, `==> venv: ...`) go to the stderr of the
-# outermost script of a run that sourced this file, even when a script in
-# between keeps its output in a log (demo.sh keeps build.sh's): a first run is
-# never silent for a minute. Errors go to stderr as usual.
+# Progress lines (`==> apt: ...`) go to the stderr of the outermost script that
+# sourced this file, even when a script in between keeps its output in a log
+# (demo.sh keeps build.sh's): a first run is never silent for a minute.
 if [[ -z ${TESTDRIVER_PROGRESS_FD:-} || ! ${TESTDRIVER_PROGRESS_FD} =~ ^[0-9]+$ ]] ||
    ! { true >&"$TESTDRIVER_PROGRESS_FD"; } 2>/dev/null; then
   exec {TESTDRIVER_PROGRESS_FD}>&2
@@ -169,11 +163,9 @@ if [[ -z ${TESTDRIVER_PROGRESS_FD:-} || ! ${TESTDRIVER_PROGRESS_FD} =~ ^[0-9]+$ 
 fi
 progress() { echo "==> $*" >&"$TESTDRIVER_PROGRESS_FD"; }
 
-# Phases of a first run (apt, venv, build), each announced by its caller with
-# one progress line. `phase NAME COMMAND...` runs COMMAND; when
-# TESTDRIVER_PHASE_LOG names a file (linux/fresh-check.sh sets it), it appends
-# "NAME<TAB>SECONDS" there, so a run's phases can be added up. A phase run
-# inside another is part of the outer one and is not logged again.
+# phase NAME COMMAND...: runs COMMAND, one phase of a first run (apt, venv, build);
+# when TESTDRIVER_PHASE_LOG names a file (fresh-check.sh sets it), appends
+# "NAME<TAB>SECONDS" there. A phase inside another is not logged again.
 phase() {
   local name=$1 start status=0
   shift
@@ -193,16 +185,13 @@ seconds_since() {
   printf '%d.%d' $((tenths / 10)) $((tenths % 10))
 }
 
-# Installs (or upgrades) whatever is missing or too old of the named groups
-# (default: build) with apt-get, as root or through sudo, on the Debian
-# releases of DEBIAN_RELEASES; anywhere else it says so before installing
-# anything. Recommended packages are left out: every group works without them
-# on a minimal Debian (linux/fresh-check.sh checks it), and wine64's would be
-# the i386 wine32. Prints nothing when everything is there, one progress line
-# when it installs (apt's output goes to a log, named when something fails); when
-# something cannot be installed, says what to do and exits the calling script.
+# Installs (or upgrades) what the named groups (default: build) lack, with apt-get
+# as root or through sudo, on the releases of DEBIAN_RELEASES only. No recommended
+# packages: every group works without them on a minimal Debian (fresh-check.sh
+# checks it), and wine64's would be the i386 wine32. Silent when nothing is missing;
+# when something cannot be installed, says what to do and exits the calling script.
 ensure_debian_packages() {
-  local groups=("${@:-build}") package version key arch
+  local groups=("${@:-build}") arch
   local -a missing
   _missing_debian_packages "${groups[@]}"
   ((${#missing[@]})) || return 0
@@ -232,17 +221,12 @@ _apt_install() {
   fi
   log=$(mktemp "${TMPDIR:-/tmp}/apt-get.XXXXXX.log")
   progress "apt: installing Debian $DEBIAN_VERSION packages ($group_list): ${missing[*]} (apt's log: $log)"
-  if ! "${apt_get[@]}" update -q >"$log" 2>&1; then
-    tail -n 20 "$log" >&2
-    echo "env.sh: apt-get update failed (the end of its log is above; all of it: $log)" >&2
-    exit 1
-  fi
+  "${apt_get[@]}" update -q >"$log" 2>&1 || { _failed 20 "$log" "apt-get update failed"; exit 1; }
   if ! DEBIAN_FRONTEND=noninteractive "${apt_get[@]}" install -y -q --no-install-recommends \
       "${missing[@]}" >>"$log" 2>&1; then
-    tail -n 30 "$log" >&2
-    echo "env.sh: apt-get install ${missing[*]} failed (the end of its log is above; all of it: $log)." \
-      "These packages come from $(_debian_suites), which apt's sources" \
-      "(/etc/apt/sources.list, /etc/apt/sources.list.d/) must name." >&2
+    _failed 30 "$log" "apt-get install ${missing[*]} failed" ". These packages come from Debian" \
+      "$DEBIAN_VERSION's suites $DEBIAN_CODENAME, $DEBIAN_CODENAME-updates and $DEBIAN_CODENAME-security," \
+      "which apt's sources (/etc/apt/sources.list, /etc/apt/sources.list.d/) must name."
     exit 1
   fi
   rm -f "$log"
@@ -265,6 +249,13 @@ _apt_install() {
   exit 1
 }
 
+# LINES LOG MESSAGE [MORE...]: the end of LOG, then "env.sh: MESSAGE (the end of its log
+# is above; all of it: LOG)MORE" on stderr.
+_failed() {
+  tail -n "$1" "$2" >&2
+  echo "env.sh: $3 (the end of its log is above; all of it: $2)${*:4}" >&2
+}
+
 # The requirements files REQUIREMENTS names: itself and, recursively, those it
 # includes with -r/--requirement (relative to its own folder).
 _requirements_files() {
@@ -279,17 +270,14 @@ _requirements_files() {
   done <"$file"
 }
 
-# ensure_venv VENV REQUIREMENTS [PIP_OPTION...]
-# The one way the project's scripts make a Python venv for a tool set: VENV gets
-# Debian's python3 (PYTHON=... for another, >= 3.10), pip, and the pinned
-# REQUIREMENTS installed with the PIP_OPTIONs. One freshness rule: VENV is
-# current when its python runs as the same Python version and
-# VENV/.requirements.sha256 holds the hash of that version, the PIP_OPTIONs and
-# the requirements files (with those they include); otherwise the venv is made
-# or upgraded in place and pip installs the requirements again. Nothing in VENV
-# is deleted, and a directory that is not a venv is refused. Silent when VENV is
-# current; else one line on stderr, pip's output in a log named on failure.
-# Returns 1, having said why, when it cannot.
+# ensure_venv VENV REQUIREMENTS [PIP_OPTION...]: the one way the project makes a venv
+# for a tool set: Debian's python3 (PYTHON=... for another, >= 3.10), pip, and
+# REQUIREMENTS installed with the PIP_OPTIONs. One freshness rule: VENV is current
+# when its python is the same Python version and VENV/.requirements.sha256 holds the
+# hash of that version, the PIP_OPTIONs and the requirements files (with those they
+# include); else it is made or upgraded in place and pip installs again. Nothing in
+# VENV is deleted; a directory that is not a venv is refused. Silent when current;
+# returns 1, having said why, when it cannot.
 ensure_venv() {
   local venv=$1 requirements=$2
   shift 2
@@ -344,25 +332,20 @@ _venv_install() {
   if [[ $venv_version != "$version" ]]; then
     [[ -f $venv/pyvenv.cfg ]] && upgrade=(--upgrade)
     if ! "$py" -m venv "${upgrade[@]}" "$venv" >>"$log" 2>&1; then
-      tail -n 20 "$log" >&2
       ((existed)) || rm -rf "$venv"  # only what this call made (an empty folder and its lock)
-      echo "env.sh: '$py -m venv ${upgrade[*]:+${upgrade[*]} }$venv' failed (the end of its log is above; all of" \
-        "it: $log): it needs the venv and ensurepip modules (Debian: apt-get install python3-venv)" >&2
+      _failed 20 "$log" "'$py -m venv ${upgrade[*]:+${upgrade[*]} }$venv' failed" ": it needs the venv and" \
+        "ensurepip modules (Debian: apt-get install python3-venv)"
       return 1
     fi
   fi
   if ! "$venv/bin/python" -m pip --version >/dev/null 2>&1 &&
      ! "$venv/bin/python" -m ensurepip --default-pip >>"$log" 2>&1; then
-    tail -n 20 "$log" >&2
-    echo "env.sh: $venv has no pip and ensurepip failed (the end of its log is above; all of it: $log)" \
-      "(Debian: apt-get install python3-venv)" >&2
+    _failed 20 "$log" "$venv has no pip and ensurepip failed" " (Debian: apt-get install python3-venv)"
     return 1
   fi
   if ! "$venv/bin/python" -m pip install --disable-pip-version-check --no-input \
       -r "$requirements" "$@" >>"$log" 2>&1; then
-    tail -n 20 "$log" >&2
-    echo "env.sh: pip could not install ${requirements#"$REPO_ROOT"/} into $venv (the end of its log is" \
-      "above; all of it: $log)" >&2
+    _failed 20 "$log" "pip could not install ${requirements#"$REPO_ROOT"/} into $venv"
     return 1
   fi
   echo "$want" >"$venv/.requirements.sha256"
