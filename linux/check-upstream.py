@@ -2,22 +2,19 @@
 """Lists the newer releases of every version the project pins (run by linux/check-upstream.sh).
 
 The pins, read from the repository:
-  crates.io  exact `=X.Y.Z` dependencies of every Cargo.toml (path dependencies left out), the
-             crates of Makefile.toml's load_script, cargo-make and cargo-wdk of the workflows
-             (CARGO_MAKE_VERSION, CARGO_WDK_VERSION);
+  crates.io  the dependencies of every Cargo.toml (not path ones), the crates of Makefile.toml's
+             load_script, the workflows' CARGO_MAKE_VERSION and CARGO_WDK_VERSION;
   PyPI       `name==version` lines of every requirements*.txt;
   npm        the dependencies and devDependencies of every package.json.
-Each is looked up with the registry's own client: `cargo info NAME@VERSION`, `pip index versions
-NAME`, `npm view NAME versions --json`. Pins no registry reachable here serves are named as not
-checked, with the reason (the WDK's NuGet package, LLVM and the Rust toolchain of the workflow, the
-actions' commit SHAs).
+Each is looked up with its registry's own client (`cargo info NAME@VERSION`, `pip index versions
+NAME`, `npm view NAME versions --json`); a pin that is a range is flagged. Pins no registry
+reachable here serves are named, with the reason (the workflow's WDK, LLVM and Rust toolchain,
+the actions' commit SHAs).
 
-Usage: check-upstream.py [--root DIR] --list
-       check-upstream.py [--root DIR] --cargo CARGO --pip PIP --npm NPM
-(CARGO, PIP, NPM: the clients' executables.)
-Exit: 0 every pin checked and none has a newer release, 1 newer releases listed, 2 bad usage or a
-pin file that cannot be read (nothing is asked then), 3 a registry did not answer for some pin
-(named; the others are still listed). --list: 0, or 2.
+Usage: check-upstream.py [--root DIR] (--list | --cargo CARGO --pip PIP --npm NPM)
+Exit: 0 every pin checked and none newer, 1 newer releases listed, 2 bad usage or a pin file
+that cannot be read (nothing is asked then), 3 a registry did not answer for some pin (named;
+the others are still listed).
 """
 
 from __future__ import annotations
@@ -214,6 +211,31 @@ def newer_npm(npm: list[str], pin: Pin, cwd: str) -> list[str]:
     return [v for v in reversed(later) if not (stable and "-" in v)]
 
 
+def ask(pins: list[Pin], cargo: str, pip: str, npm: str) -> tuple[int, int]:
+    """Prints what the registries say of each pin; returns (pins with newer releases, unanswered)."""
+    # The clients run in a temporary directory, outside the repository (none of its lock files
+    # or configuration is read): a relative path is made absolute first.
+    cargo, pip, npm = (os.path.abspath(client) if os.sep in client else client for client in (cargo, pip, npm))
+    askers = {"crates.io": (newer_crate, [cargo]), "PyPI": (newer_python, [pip, "--disable-pip-version-check"]),
+              "npm": (newer_npm, [npm])}
+    newer = failed = 0
+    with tempfile.TemporaryDirectory() as cwd:
+        for pin in pins:
+            asker, client = askers[pin.registry]
+            label, where = f"{pin.registry:<9}  {pin.name} {pin.version}", f"  [{', '.join(pin.where)}]"
+            try:
+                found = asker(client, pin, cwd)
+            except (RuntimeError, OSError, subprocess.TimeoutExpired) as error:
+                failed += 1
+                print(f"{label}: NOT CHECKED: {error}", file=sys.stderr)
+                continue
+            newer += bool(found)
+            print(f"{label}: newer: {', '.join(found)}{where}" if found else f"{label}: newest{where}")
+            if not pin.exact:
+                print(f"{label}: a range, not an exact pin{where}")
+    return newer, failed
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="check-upstream.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", type=Path, default=Path(__file__).resolve().parents[1],
@@ -232,39 +254,17 @@ def main(argv: list[str] | None = None) -> int:
     except (PinError, OSError, UnicodeDecodeError) as error:
         print(f"check-upstream: {error}", file=sys.stderr)
         return 2
+    newer = failed = 0
     if args.list:
         for pin in pins:
             exact = "" if pin.exact else " (a range, not an exact pin)"
             print(f"{pin.registry:<9}  {pin.name} {pin.version}{exact}  [{', '.join(pin.where)}]")
-        for u in unchecked:
-            print(f"{'unchecked':<9}  {u.what}  [{u.where}]: {u.why}")
-        return 0
-    # The clients run in a temporary directory: a relative path is made absolute first.
-    args.cargo, args.pip, args.npm = (os.path.abspath(client) if os.sep in client else client
-                                      for client in (args.cargo, args.pip, args.npm))
-    askers = {"crates.io": (newer_crate, [args.cargo]), "PyPI": (newer_python, [args.pip, "--disable-pip-version-check"]),
-              "npm": (newer_npm, [args.npm])}
-    newer = failed = 0
-    with tempfile.TemporaryDirectory() as cwd:  # outside the repository: no lock file or config of it is read
-        for pin in pins:
-            asker, client = askers[pin.registry]
-            label = f"{pin.registry:<9}  {pin.name} {pin.version}"
-            try:
-                found = asker(client, pin, cwd)
-            except (RuntimeError, OSError, subprocess.TimeoutExpired) as error:
-                failed += 1
-                print(f"{label}: NOT CHECKED: {error}", file=sys.stderr)
-                continue
-            where = f"  [{', '.join(pin.where)}]"
-            if found:
-                newer += 1
-                print(f"{label}: newer: {', '.join(found)}{where}")
-            else:
-                print(f"{label}: newest{where}")
-            if not pin.exact:
-                print(f"{label}: a range, not an exact pin{where}")
+    else:
+        newer, failed = ask(pins, args.cargo, args.pip, args.npm)
     for u in unchecked:
         print(f"{'unchecked':<9}  {u.what}  [{u.where}]: {u.why}")
+    if args.list:
+        return 0
     print(f"check-upstream: {len(pins)} pin(s) asked, {newer} with newer releases, {failed} not answered, "
           f"{len(unchecked)} not checkable here")
     return 3 if failed else 1 if newer else 0
