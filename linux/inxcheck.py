@@ -3,32 +3,22 @@
 
     python3 linux/inxcheck.py [--package NAME] FILE.inx...
 
-Both Windows flows (`cargo wdk build` and `cargo make default`) copy TestDriver.inx into the
-package folder, run `stampinf -f TestDriver.inf -d * -a amd64 -c TestDriver.cat -v *` on it,
-then `inf2cat` and `infverif /v` (/w for cargo make; /w or /u for cargo wdk, after its
---target-platform). A failing InfVerif fails the package and the build. InfVerif and stampinf
-run only on Windows; this script checks, from the published rules, what they would reject:
+Both flows (`cargo wdk build`, `cargo make default`) run stampinf (-a amd64, no -k/-u), inf2cat
+and `infverif /v` with /w or /u on it, and a failing InfVerif fails the build; neither runs on
+Linux. This checks, from Microsoft's published rules (docs/windows.md, "The package and its INF"):
 
-  encoding    UTF-16LE with a byte order mark, or plain ASCII: the two encodings an INF may
-              have ("General Unicode requirement in INF files"); a non-ASCII INF must be UTF-16LE.
-  stampinf    the only `$...$` value stampinf fills for a WDM driver is $ARCH$ (from -a); the
-              flows pass no -k/-u, so $KMDFVERSION$, $UMDFVERSION$ and the like would reach
-              the INF unfilled. $ARCH$ belongs after NT in a section decoration.
-  version     [Version] complete, as a primitive driver needs: Signature "$WINDOWS NT$",
-              Provider, Class, ClassGuid ("Creating a primitive driver").
-  primitive   no [Manufacturer]; [DefaultInstall] sections architecture-decorated, no
-              undecorated one; no [DefaultUninstall] unless it says LegacyUninstall=1.
-  universal   the sections and directives "Using a Universal INF File" rules out, CopyFiles
-              only to DIRIDs 11, 12, 13 or 10,<folder>, no renaming into DIRID 13, AddReg
-              only to HKR, no ProductType or SuiteMask in a TargetOSVersion.
-  dirid13     InfVerif error 1199: an install section that uses DIRID 13 (the driver store),
-              through CopyFiles or through a ServiceBinary of its .Services section, must
-              carry a TargetOSVersion decoration of 10.0 build 16299 or later
-              (e.g. [DefaultInstall.NT$ARCH$.10.0...16299]).
-  references  every section, string, file and disk the INF names exists; each AddService
-              section has ServiceType, StartType, ErrorControl, ServiceBinary; the files
-              it installs are the package's <NAME>.sys (the flows put only the driver, its
-              .pdb, the INF, the catalog and the test certificate in the package).
+  encoding    UTF-16LE with a byte order mark, or plain ASCII.
+  stampinf    $ARCH$, after NT, is the only `$...$` value stampinf fills for a WDM driver.
+  version     [Version] has Signature "$WINDOWS NT$", Provider, Class and a ClassGuid.
+  primitive   no [Manufacturer]; DefaultInstall sections architecture-decorated, none undecorated;
+              no [DefaultUninstall] unless it says LegacyUninstall=1.
+  universal   "Using a Universal INF File": no excluded section or directive, CopyFiles only to
+              DIRIDs 11, 12, 13 or 10,<folder>, no renaming into DIRID 13, AddReg only to HKR, no
+              ProductType or SuiteMask in a TargetOSVersion.
+  dirid13     InfVerif error 1199: an install section using DIRID 13 (through CopyFiles or its
+              service's ServiceBinary) is decorated for 10.0 build 16299 or later.
+  references  every section, string, file and disk named exists; each AddService section is
+              complete; the files installed are the package's <NAME>.sys (and .pdb).
 
 Exit status: 0 when every file passes, 1 when a rule fails (each finding printed as
 FILE:LINE: [rule] message), 2 for bad usage or a file that cannot be read. Writes nothing.
@@ -40,6 +30,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+from collections import namedtuple
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,6 +49,7 @@ SERVICE_KEYS = {key.lower(): key for key in ("ServiceType", "StartType", "ErrorC
 GUID = re.compile(r"^\{[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\}$")
 PLACEHOLDER = re.compile(r"\$[A-Za-z_ ]+\$")
 STRING_TOKEN = re.compile(r"%([^%]*)%")
+BEFORE_COMMENT = re.compile(r'(?:[^";]|"[^"]*(?:"|$))*')  # a quote left open runs to the end of the line
 
 
 class InxError(Exception):
@@ -82,15 +74,10 @@ class Section:
         return [line for line in self.lines if line.key == key]
 
     def first(self, key: str) -> Line | None:
-        found = self.values(key)
-        return found[0] if found else None
+        return next(iter(self.values(key)), None)
 
 
-@dataclass
-class Finding:
-    line: int
-    rule: str
-    message: str
+Finding = namedtuple("Finding", "line rule message")
 
 
 def decode(data: bytes) -> str:
@@ -116,13 +103,7 @@ def decode(data: bytes) -> str:
 
 def strip_comment(text: str) -> str:
     """The text before a ';' that is not inside double quotes."""
-    quoted = False
-    for i, c in enumerate(text):
-        if c == '"':
-            quoted = not quoted
-        elif c == ";" and not quoted:
-            return text[:i]
-    return text
+    return BEFORE_COMMENT.match(text).group(0)
 
 
 def parse(text: str) -> tuple[dict[str, Section], list[Finding]]:
@@ -199,14 +180,12 @@ def decoration_of(suffix: str) -> Decoration | None:
     return Decoration(arch, version, bool(product or suite))
 
 
-def decoration_text(d: Decoration) -> str:
-    return "no TargetOSVersion" if d.version is None else "TargetOSVersion {}.{} build {}".format(*d.version)
-
-
 class Checker:
     def __init__(self, sections: dict[str, Section], package: str):
         self.s = sections
         self.package = package
+        # The files of the package folder an INF may install (besides the INF and catalog).
+        self.package_files = [f"{package}.sys", f"{package}.pdb"]
         self.findings: list[Finding] = []
 
     def add(self, line: int, rule: str, message: str) -> None:
@@ -398,9 +377,9 @@ class Checker:
                 if line.key and (not listed[name] or listed[name][0] not in disk_ids):
                     self.add(line.number, "references", f"{written} names disk {listed[name][:1]}, which "
                              "[SourceDisksNames] does not list")
-                if name not in {f.lower() for f in self.package_files()}:
+                if name not in {f.lower() for f in self.package_files}:
                     self.add(line.number, "references", f"{written} is not in the driver package: the package "
-                             f"flows put only {' and '.join(self.package_files())} there")
+                             f"flows put only {' and '.join(self.package_files)} there")
         copied_sys = False
         for section, decoration in installs:
             store_uses = []
@@ -423,10 +402,6 @@ class Checker:
             self.check_dirid13(section, decoration, store_uses)
         if installs and not copied_sys:
             self.add(installs[0][0].number, "references", f"no install section copies {self.package}.sys")
-
-    def package_files(self) -> list[str]:
-        """The files of the package folder an INF may install (besides the INF and catalog)."""
-        return [f"{self.package}.sys", f"{self.package}.pdb"]
 
     def check_services(self, install: Section) -> list[tuple[int, str]]:
         """Checks the .Services section of INSTALL; returns its uses of DIRID 13."""
@@ -458,9 +433,11 @@ class Checker:
         if not uses or (decoration.version is not None and decoration.version >= DIRID13_MIN_OS):
             return
         arch = decoration.arch or "$ARCH$"
+        has = ("no TargetOSVersion" if decoration.version is None
+               else "TargetOSVersion {}.{} build {}".format(*decoration.version))
         for number, what in uses:
             self.add(number, "dirid13", f"{what}: DIRID 13 exists from Windows 10.0 build 16299 on, and "
-                     f"[{section.name}] has {decoration_text(decoration)}, so InfVerif fails the INF with "
+                     f"[{section.name}] has {has}, so InfVerif fails the INF with "
                      f"error 1199; decorate it (and its .Services) [DefaultInstall.NT{arch}.10.0...16299]")
 
     def run(self, text: str) -> list[Finding]:
