@@ -1,27 +1,15 @@
 #!/usr/bin/env bash
-# Runs every test of the project on a Linux machine, installing what it needs
-# (Debian toolchain, the Python venvs, the PowerShell parser):
-#   1. builds TestDriver.sys, default and fixed (linux/build.sh), once each;
-#   2. clippy on both builds for the Windows target, warnings as errors;
-#   3. the driver's unit and layout tests on the host (cargo test), both builds,
-#      and the wdk-build stand-in's tests;
-#   4. that Cargo.lock (the Windows build's) is up to date;
-#   5. the PE checks, the INX check, the regenerated wdk-sys bindings, both
-#      builds under Wine (one throwaway prefix) and their dumps read with lldb,
-#      the emulator tests (pytest, in parallel by file), the GitHub workflows'
-#      lint, the WinDbg extension, scripts' and docs' tests (windbg/test.sh).
-# Suites that share no state run side by side: the workflows' lint, the
-# WinDbg tests and the pytest files that need no build beside the builds; the
-# cargo checks (2-4) beside the other pytest files, which start once both
-# builds are there. Each suite's output is shown when it ends, with its time.
-# Ends with one line: "all: N passed, M failed" (a suite that failed without a
-# test counting as failed counts as one).
+# Runs every test of the project on a Linux machine, installing what it needs:
+# both builds (linux/build.sh), clippy on them, the host unit tests, that
+# Cargo.lock is current, the workflow lint, windbg/test.sh and the pytest files
+# (PE, INX and bindings checks, Wine, lldb, the emulated kernel, the docs).
+# Suites that share nothing run side by side, each one's output shown when it
+# ends, with its time (docs/testing.md says what each checks). Ends with one
+# line, "all: N passed, M failed", where a suite that failed without a failing
+# test counts as one.
 set -euo pipefail
-case $# in
-  0) ;;
-  *) if [[ $1 == -h || $1 == --help ]]; then sed -n '2,18s/^# \{0,1\}//p' "$0"; exit 0; fi
-     echo "test.sh: takes no arguments (got: $*); see bash linux/test.sh --help" >&2; exit 2 ;;
-esac
+case ${1:-} in -h|--help) sed -n '2,9s/^# \{0,1\}//p' "$0"; exit 0 ;; esac
+(($# == 0)) || { echo "test.sh: takes no arguments (got: $*); see bash linux/test.sh --help" >&2; exit 2; }
 source "$(dirname "$0")/env.sh"
 cd "$REPO_ROOT"
 
@@ -52,12 +40,12 @@ suite() {
   return "$status"
 }
 
-count() { # the pass/fail counts the runners printed in a log: "P F"
+count() { # the pass/fail counts the runners printed in a log: "P F" (cargo test, node, pytest)
   awk '
-    /^test result: /             { for (i = 1; i < NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
-    /^# pass [0-9]+$/            { p += $3 }
-    /^# fail [0-9]+$/            { f += $3 }
-    /^=* *[0-9]+ (passed|failed)/ { for (i = 1; i < NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+    /^test result: |^=* *[0-9]+ (passed|failed)/ {
+      for (i = 1; i < NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+    /^# pass [0-9]+$/ { p += $3 }
+    /^# fail [0-9]+$/ { f += $3 }
     END { print p + 0, f + 0 }' "$1"
 }
 
@@ -81,11 +69,9 @@ summarize() {
 
 ensure_debian_packages build clang python test wine dump
 
-# Host unit tests: the driver crate's build script requires a static C runtime,
-# as on Windows; the host target is named so build scripts are not affected.
-# MSVC's linker keeps every function of the test binary's own objects and an
-# export pulls in what it calls, so GNU ld is told not to drop unused sections
-# either: a kernel routine reachable from the tests fails to link here too.
+# Host unit tests: a static C runtime, as the driver's build script requires (the
+# host target is named, so build scripts are not affected), and GNU ld keeps unused
+# sections as MSVC's linker does: a kernel routine reachable from the tests fails to link.
 host=x86_64-unknown-linux-gnu
 host_rustflags='["-C", "target-feature=+crt-static", "-C", "link-arg=-Wl,--no-gc-sections"]'
 
@@ -120,7 +106,6 @@ no_build_tests=(
 python=$REPO_ROOT/.venv/bin/python  # emulator/setup.sh's venv
 pytest=("$python" -m pytest -c emulator/pyproject.toml --rootdir emulator)
 
-# Beside the builds: what needs neither build nor target/.
 suite "GitHub workflows (actionlint, shellcheck, pins, pwsh parse)" bash .github/lint/lint-workflows.sh &
 suite "WinDbg extension and PowerShell syntax" bash windbg/test.sh &
 {
