@@ -1,17 +1,12 @@
 #!/usr/bin/env bash
-# Benchmarks (numbers, not tests): the Linux build of TestDriver.sys cold (an
-# empty target directory; crates already downloaded) beside its floor, then
-# warm (src/lib.rs touched), the size of both .sys images, then the emulated
-# runs (emulator/bench.py: wall time, peak RSS and API calls per second), then
-# the fixed build under Wine (prefix creation, time to RUNNING, to the 1000th
-# file).
+# Benchmarks (numbers, not tests; docs/benchmarks.md keeps them): the build of
+# TestDriver.sys cold (crates downloaded) beside its floor, then warm (src/lib.rs
+# touched), both .sys sizes, the emulated runs (emulator/bench.py), the fixed build
+# under Wine, and the dumps of Wine and tdemu with lldb-19's time to read them.
 #   linux/bench.sh [--skip-build | --build-only]
-# The floor: a cold build of an empty #![no_std] cdylib for the same target
-# with the same build-std crates (core, alloc, compiler_builtins), in the
-# release profile the driver had before its dependencies got their own (LTO,
-# one codegen unit, full debuginfo for every crate). Builds print wall and CPU
-# (user + sys) seconds, and the load average before them says whether other
-# work shared the cores.
+# The floor: an empty #![no_std] cdylib, same target and build-std crates, in the
+# release profile the driver had before its dependencies got their own. Builds
+# print wall and CPU (user + sys) seconds after the load average before them.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$REPO_ROOT"
@@ -53,16 +48,13 @@ name = "floor"
 version = "0.0.0"
 edition = "2024"
 publish = false
-
 [lib]
 crate-type = ["cdylib"]
-
 [profile.release]
 panic = "abort"
 lto = true
 codegen-units = 1
 debug = "full"
-
 [workspace]
 EOF
   # As the driver's build script does: no C runtime (crt-static asks for libcmt).
@@ -93,9 +85,8 @@ if ! $skip_build; then
   "$CARGO" fetch "${LINUX_CARGO_ARGS[@]}" >/dev/null 2>&1
   write_floor_crate "$bench_dir/floor"
   echo "build: load average $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores before the builds"
-  # The floor has its own cargo settings (no patch, no lock file of the
-  # driver's); the repository's .cargo/config.toml (crt-static) applies to
-  # both, read from here.
+  # The floor has no patch or lock file of the driver's; .cargo/config.toml
+  # (crt-static) applies to both, read from here.
   floor=$(timed "$bench_dir/floor.log" "$CARGO" build "${DRIVER_CARGO_ARGS[@]}" --release \
     --manifest-path "$bench_dir/floor/Cargo.toml" --target-dir "$bench_dir/floor/target")
   build=("$CARGO" build "${LINUX_CARGO_ARGS[@]}" "${DRIVER_CARGO_ARGS[@]}" --release
@@ -121,27 +112,30 @@ echo "size: TestDriver.sys $(stat -c %s out/TestDriver.sys) bytes (default)," \
 python=$(bash emulator/setup.sh) || { echo "bench.sh: emulator/setup.sh failed (above)" >&2; exit 1; }
 "$python" emulator/bench.py out/TestDriver.sys
 
-# Under Wine (wine/winerun.py): making the throwaway prefix, sc start to
-# RUNNING, sc start to the 1000th file in C:\Temp2 (fixed build, 5 runs in one prefix).
+# Wine (wine/winerun.py, fixed build, 5 runs in one prefix): making the prefix, sc
+# start to RUNNING, sc start to the 1000th file in C:\Temp2.
 ensure_debian_packages wine
 python3 wine/winerun.py bench out/fixed/TestDriver.sys --runs 5
 
-# The full-memory dump of the default build's winedevice.exe under Wine
-# (wine/fulldump.c): its size, the time fulldump.exe took, then the time of
-# the whole lldb analysis (linux/analyze-dump.sh, lldb-19 started and ended).
+# LABEL DUMP: how long linux/analyze-dump.sh takes to read DUMP (lldb-19 started and ended).
+analysed() {
+  local start=$EPOCHREALTIME
+  bash linux/analyze-dump.sh "$2" >/dev/null 2>&1 || true
+  awk -v l="$1" -v s="$start" -v e="$EPOCHREALTIME" 'BEGIN { printf "%s: analysed by lldb-19 in %.1f s\n", l, e - s }'
+}
+
+# The default build's winedevice.exe dumped under Wine (wine/fulldump.c): its size,
+# fulldump.exe's time, then the analysis's.
 ensure_debian_packages dump
 dump_dir=$(mktemp -d)
 trap 'rm -rf "$dump_dir"' EXIT
 # (winerun exits 3, the deadlock: the numbers are what is wanted here)
 { python3 wine/winerun.py run out/TestDriver.sys --dump "$dump_dir/d" || true; } |
   sed -n 's/^Dump: .*(\(.*\)) written in \(.*\) s,.*/wine dump: \1, written in \2 s/p'
-start=$EPOCHREALTIME
-bash linux/analyze-dump.sh "$dump_dir/d/TestDriver.dmp" >/dev/null 2>&1 || true
-echo "$EPOCHREALTIME - $start" | awk '{printf "wine dump: analysed by lldb-19 in %.1f s\n", $1 - $3}'
+analysed "wine dump" "$dump_dir/d/TestDriver.dmp"
 
-# tdemu's minidump (tdemu run --dump): its size and the time to write it (collect the state,
-# build the stub, write the file), default and fixed builds, then the time lldb-19 takes to
-# read it with the seed's walk-through (linux/analyze-dump.sh, lldb-19 started and ended).
+# tdemu's minidump (tdemu run --dump) of each build: its size, the time to write it,
+# then the analysis's.
 tdemu_dumps="$dump_dir/tdemu"
 for build in default fixed; do
   sys=out/TestDriver.sys
@@ -153,7 +147,5 @@ size, threads, ranges, memory, secs = (json.load(open(sys.argv[1]))["dump"][k]
                                        for k in ("bytes", "threads", "ranges", "memory_bytes", "seconds"))
 print(f"tdemu dump ({sys.argv[2]}): {size} bytes ({threads} threads, {ranges} memory ranges of {memory} bytes), "
       f"written in {secs * 1000:.1f} ms")' "$tdemu_dumps/$build/report.json" "$build"
-  start=$EPOCHREALTIME
-  bash linux/analyze-dump.sh "$tdemu_dumps/$build/dump/TestDriver.dmp" >/dev/null 2>&1 || true
-  echo "$EPOCHREALTIME - $start" | awk -v b="$build" '{printf "tdemu dump (%s): analysed by lldb-19 in %.1f s\n", b, $1 - $3}'
+  analysed "tdemu dump ($build)" "$tdemu_dumps/$build/dump/TestDriver.dmp"
 done
