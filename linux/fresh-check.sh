@@ -1,11 +1,9 @@
 #!/usr/bin/env bash
-# Checks README.md's promise on fresh machines: for each Debian release it
-# builds a minimal root (debootstrap --variant=minbase, plus git; apt sources
-# CODENAME, CODENAME-updates and CODENAME-security), clones the committed HEAD
-# into it, runs there, as root in a chroot, the commands README.md's first bash
-# block holds (`bash linux/demo.sh`, `bash linux/test.sh`) and prints how long
-# each took, by phase: apt (env.sh installing Debian packages), venv (pip),
-# build (cargo) and run (the rest), and for the demo when its DEADLOCK line came.
+# Checks README.md's promise on fresh machines: for each Debian release, a minimal
+# root (debootstrap minbase plus git; apt suites CODENAME, CODENAME-updates and
+# CODENAME-security) gets a clone of HEAD and runs there, as root in a chroot, the
+# commands of README.md's first bash block; prints how long each took by phase (apt,
+# venv, build, the rest: run) and when the demo's DEADLOCK line came.
 #
 #   sudo bash linux/fresh-check.sh [OPTIONS]
 #
@@ -20,18 +18,16 @@
 #   --command CMD       run CMD (in the clone, with bash) instead of README's
 #                       commands; may be repeated
 #
-# The root reaches what this machine reaches: it gets this machine's apt mirrors
-# and Acquire settings (proxies), its own CA certificates (those added under
-# /usr/local/share/ca-certificates; the bundle is built in the root only when a
-# command installs Debian's ca-certificates), its pip/npm/cargo configuration
-# files, and the proxy and CA variables of this environment. /proc, /sys, /dev,
-# /dev/pts and /dev/shm are mounted in a private mount namespace, so they are
-# gone when the check ends, however it ends. Needs root and about 6 GB free per
-# release. Exits 0 when every command exited 0 on every release.
+# The root reaches what this machine reaches: it gets its apt mirrors and Acquire
+# (proxy) settings, the CA certificates added under /usr/local/share/ca-certificates,
+# its pip/npm/cargo configuration and this environment's proxy and CA variables. The
+# mounts (/proc, /sys, /dev...) live in a private namespace and end with the check,
+# however it ends. Needs root and about 6 GB free per release. Exits 0 when every
+# command exited 0 on every release.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 
-usage() { sed -n '2,33s/^# \{0,1\}//p' "$0"; }
+usage() { sed -n '2,27s/^# \{0,1\}//p' "$0"; }
 die() { echo "fresh-check.sh: $*" >&2; exit 2; }
 
 with_security=1 keep_dir='' log_dir='' timeout_min=60 commands=() suites=()
@@ -102,8 +98,8 @@ log_dir=${log_dir:-$(mktemp -d /tmp/fresh-check-logs.XXXXXX)}
 mkdir -p "$log_dir"
 log_dir=$(cd "$log_dir" && pwd)
 
-# Nothing is mounted under a root in this namespace (the mounts live in the
-# check's own namespace); removing it stays on its file system all the same.
+# Nothing is mounted under a root in this namespace; removing it stays on its
+# file system all the same.
 root=''
 remove_root() {
   if [[ -z $keep_dir && -n $root && -d $root ]]; then
@@ -136,10 +132,9 @@ while IFS= read -r name; do
 done < <(compgen -e | grep -E -x -i \
   '(https?|ftp|no|all)_proxy|CI|SSL_CERT_(FILE|DIR)|(CURL|REQUESTS|AWS)_CA_BUNDLE|NODE_EXTRA_CA_CERTS|GIT_SSL_CAINFO|CARGO_HTTP_CAINFO|PIP_(CERT|INDEX_URL|EXTRA_INDEX_URL|TRUSTED_HOST|DEFAULT_TIMEOUT)|NPM_CONFIG_(REGISTRY|CAFILE)|CARGO_REGISTRIES_.*')
 
-# Runs in a new mount and PID namespace: the mounts and every process left in
-# the root (a wineserver, say) end with it. Each command's output goes to
-# LOG_DIR/N.log; its phase lines (==> and ===) are shown as they come, with the
-# seconds since it started; LOG_DIR/times.tsv gets "N STATUS SECONDS
+# Runs in a new mount and PID namespace: the mounts and every process left in the
+# root (a wineserver, say) end with it. Command N's output goes to LOG_DIR/N.log, its
+# progress lines shown as they come; LOG_DIR/times.tsv gets "N STATUS SECONDS
 # DEADLOCK_SECONDS CMD", the root's /root/phases.N.tsv env.sh's phase times.
 in_root() {
   set -euo pipefail
@@ -260,12 +255,10 @@ check_suite() {
   findmnt -rn -o TARGET | grep "^$root/" && die "mounts were left under $root"
   cp "$root"/root/phases.*.tsv "$logs/" 2>/dev/null || true
 
-  local failed=0 total=0 n status seconds deadlock cmd versions
+  local failed total=0 n status seconds deadlock cmd versions
   versions=$(chroot "$root" dpkg-query -W -f='${Package} ${Version}\n' \
     python3 nodejs wine64 rustc-web lld-19 clang-19 2>/dev/null | awk 'NF == 2' | paste -sd ',' | sed 's/,/, /g') || true
-  while IFS=$'\t' read -r n status seconds deadlock cmd; do
-    ((status == 0)) || failed=$((failed + 1))
-  done <"$logs/times.tsv"
+  failed=$(awk -F '\t' '$2 != 0' "$logs/times.tsv" | wc -l)
   {
     echo "Debian $version ($suite) minbase, suites $suite $suite-updates$( ((with_security)) && echo " $suite-security"), HEAD ${head:0:12}"
     printf '  %-24s %s\n' "debootstrap" "$(elapsed "$debootstrap_s")"
