@@ -3,26 +3,12 @@
 
     python3 linux/inxcheck.py [--package NAME] FILE.inx...
 
-Both flows (`cargo wdk build`, `cargo make default`) run stampinf (-a amd64, no -k/-u), inf2cat
-and `infverif /v` with /w or /u on it, and a failing InfVerif fails the build; neither runs on
-Linux. This checks, from Microsoft's published rules (docs/windows.md, "The package and its INF"):
-
-  encoding    UTF-16LE with a byte order mark, or plain ASCII.
-  stampinf    $ARCH$, after NT, is the only `$...$` value stampinf fills for a WDM driver.
-  version     [Version] has Signature "$WINDOWS NT$", Provider, Class and a ClassGuid.
-  primitive   no [Manufacturer]; DefaultInstall sections architecture-decorated, none undecorated;
-              no [DefaultUninstall] unless it says LegacyUninstall=1.
-  universal   "Using a Universal INF File": no excluded section or directive, CopyFiles only to
-              DIRIDs 11, 12, 13 or 10,<folder>, no renaming into DIRID 13, AddReg only to HKR, no
-              ProductType or SuiteMask in a TargetOSVersion.
-  dirid13     InfVerif error 1199: an install section using DIRID 13 (through CopyFiles or its
-              service's ServiceBinary) is decorated for 10.0 build 16299 or later.
-  references  every section, string, file and disk named exists; each AddService section is
-              complete; the files installed are the package's <NAME>.sys (and .pdb).
-
+Both flows (`cargo wdk build`, `cargo make default`) run stampinf, inf2cat and InfVerif on it,
+and a failing InfVerif fails the build; none of them runs on Linux. The rules checked, from
+Microsoft's published ones, and their names (encoding, stampinf, version, primitive, universal,
+dirid13, references): docs/windows.md, "The package and its INF". It is not InfVerif.
 Exit status: 0 when every file passes, 1 when a rule fails (each finding printed as
 FILE:LINE: [rule] message), 2 for bad usage or a file that cannot be read. Writes nothing.
-It is not InfVerif: it checks the rules above, no more.
 """
 
 from __future__ import annotations
@@ -49,6 +35,7 @@ SERVICE_KEYS = {key.lower(): key for key in ("ServiceType", "StartType", "ErrorC
 GUID = re.compile(r"^\{[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\}$")
 PLACEHOLDER = re.compile(r"\$[A-Za-z_ ]+\$")
 STRING_TOKEN = re.compile(r"%([^%]*)%")
+QUOTED = re.compile(r'^"(.*)"$', re.DOTALL)
 BEFORE_COMMENT = re.compile(r'(?:[^";]|"[^"]*(?:"|$))*')  # a quote left open runs to the end of the line
 
 
@@ -144,13 +131,7 @@ def parse(text: str) -> tuple[dict[str, Section], list[Finding]]:
 
 def fields(value: str) -> list[str]:
     """The comma-separated fields of a value, surrounding quotes removed."""
-    out = []
-    for part in value.split(","):
-        part = part.strip()
-        if len(part) >= 2 and part[0] == part[-1] == '"':
-            part = part[1:-1]
-        out.append(part)
-    return out
+    return [QUOTED.sub(r"\1", part.strip()) for part in value.split(",")]
 
 
 @dataclass
