@@ -212,11 +212,9 @@ _apt_install() {
   shift
   local -a missing=("$@") apt_get=(apt-get)
   if ((EUID != 0)); then
-    if ! command -v sudo >/dev/null 2>&1; then
-      echo "env.sh: the Debian packages ${missing[*]} are missing and sudo is not installed: run the" \
-        "command as root, or first, as root: apt-get install --no-install-recommends ${missing[*]}" >&2
-      exit 1
-    fi
+    command -v sudo >/dev/null 2>&1 || { echo "env.sh: the Debian packages ${missing[*]} are missing and" \
+      "sudo is not installed: run the command as root, or first, as root: apt-get install" \
+      "--no-install-recommends ${missing[*]}" >&2; exit 1; }
     apt_get=(sudo env DEBIAN_FRONTEND=noninteractive apt-get)
   fi
   log=$(mktemp "${TMPDIR:-/tmp}/apt-get.XXXXXX.log")
@@ -283,10 +281,7 @@ ensure_venv() {
   shift 2
   local py=${PYTHON:-/usr/bin/python3} version want venv_version
   [[ -n ${PYTHON:-} || -x $py ]] || py=python3
-  if ! command -v "$py" >/dev/null 2>&1; then
-    echo "env.sh: no Python at $py (PYTHON=... names another)" >&2
-    return 1
-  fi
+  command -v "$py" >/dev/null 2>&1 || { echo "env.sh: no Python at $py (PYTHON=... names another)" >&2; return 1; }
   if ! version=$("$py" -c 'import sys
 if sys.version_info < (3, 10): sys.exit(1)
 print(sys.version.replace("\n", " "))' 2>/dev/null); then
@@ -306,10 +301,8 @@ print(sys.version.replace("\n", " "))' 2>/dev/null); then
   flock "$lock"
   local -a files
   mapfile -t files < <(_requirements_files "$requirements")
-  if ! want=$({ echo "$version"; printf '%s\n' "$@"; cat "${files[@]}"; } | sha256sum); then
-    echo "env.sh: cannot read the requirements ${files[*]}" >&2
-    return 1
-  fi
+  want=$({ echo "$version"; printf '%s\n' "$@"; cat "${files[@]}"; } | sha256sum) \
+    || { echo "env.sh: cannot read the requirements ${files[*]}" >&2; exec {lock}>&-; return 1; }
   want=${want%% *}
   venv_version=$("$venv/bin/python" -c 'import sys; print(sys.version.replace("\n", " "))' 2>/dev/null) \
     || venv_version=''
