@@ -111,17 +111,10 @@ remove_root() {
   fi
   root=''
 }
-cleanup() {
-  local status=$?
-  remove_root
-  exit "$status"
-}
-trap cleanup EXIT
+trap 'status=$?; remove_root; exit "$status"' EXIT
 trap 'exit 130' INT TERM
 
-elapsed() { # seconds -> "3m 07s"
-  printf '%dm %02ds' $(($1 / 60)) $(($1 % 60))
-}
+elapsed() { printf '%dm %02ds' $(($1 / 60)) $(($1 % 60)); }  # seconds -> "3m 07s"
 
 # The environment in the roots: a login's basics, this environment's proxy, CA
 # and package-registry variables.
