@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import tomllib
+from collections import namedtuple
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -57,11 +58,7 @@ class Pin:
     exact: bool = True
 
 
-@dataclass
-class Unchecked:
-    what: str
-    where: str
-    why: str
+Unchecked = namedtuple("Unchecked", "what where why")  # a pin no registry reachable here serves
 
 
 def files(root: Path, pattern: str) -> list[Path]:
