@@ -24,7 +24,8 @@ if $skip_build && $build_only; then
   exit 2
 fi
 
-ensure_debian_packages
+# Every group, in one apt-get (the wine group's gcc-mingw-w64 builds out/fulldump.exe).
+if $build_only; then ensure_debian_packages build; else ensure_debian_packages build python wine dump; fi
 
 # Runs a command quietly, its output kept in a log for a failure; prints
 # "WALL CPU" in seconds (CPU: user + sys of the command and its children).
@@ -114,7 +115,6 @@ python=$(bash emulator/setup.sh) || { echo "bench.sh: emulator/setup.sh failed (
 
 # Wine (wine/winerun.py, fixed build, 5 runs in one prefix): making the prefix, sc
 # start to RUNNING, sc start to the 1000th file in C:\Temp2.
-ensure_debian_packages wine
 python3 wine/winerun.py bench out/fixed/TestDriver.sys --runs 5
 
 # LABEL DUMP: how long linux/analyze-dump.sh takes to read DUMP (lldb-19 started and ended).
@@ -126,7 +126,6 @@ analysed() {
 
 # The default build's winedevice.exe dumped under Wine (wine/fulldump.c): its size,
 # fulldump.exe's time, then the analysis's.
-ensure_debian_packages dump
 dump_dir=$(mktemp -d)
 trap 'rm -rf "$dump_dir"' EXIT
 # (winerun exits 3, the deadlock: the numbers are what is wanted here)
