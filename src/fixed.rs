@@ -169,8 +169,8 @@ unsafe fn signal_files_created(files_created: *mut KEVENT) {
 ///
 /// # Safety
 ///
-/// `sync_res` is the initialised extension of `driver_object`'s device, which
-/// outlives the thread; IRQL `PASSIVE_LEVEL`.
+/// `sync_res` is the extension of `driver_object`'s device, its mutex and event
+/// initialised, which outlives the thread; IRQL `PASSIVE_LEVEL`.
 unsafe fn start_thread(
     driver_object: PDRIVER_OBJECT,
     routine: unsafe extern "C" fn(PVOID),
@@ -179,8 +179,8 @@ unsafe fn start_thread(
     let mut thread_handle: HANDLE = null_mut();
     // The thread routines have the KSTART_ROUTINE signature (the C casts
     // routines that return NTSTATUS).
-    // SAFETY: the routine's context, the device extension, is initialised and
-    // outlives the thread (the caller's contract); PASSIVE_LEVEL.
+    // SAFETY: the routine's context, the device extension, is ready and outlives
+    // the thread (the caller's contract); PASSIVE_LEVEL.
     let status = unsafe {
         PsCreateSystemThread(
             &raw mut thread_handle,
@@ -528,23 +528,19 @@ pub unsafe extern "system" fn driver_entry(
     unsafe { ex_initialize_fast_mutex(file_mutex) };
     // SAFETY: as above; a notification event, not signalled.
     unsafe { KeInitializeEvent(files_created, NotificationEvent, BOOLEAN::from(false)) };
-    // SAFETY: as above.
-    unsafe { threads.write([null_mut(); 2]) };
 
-    // SAFETY: the extension is initialised and outlives the thread (unload
-    // waits for it, or start_thread did, or the driver stays loaded).
-    match unsafe { start_thread(driver_object, file_creation_thread, sync_res) } {
-        // SAFETY: the live extension; unload reads it after DriverEntry returns.
-        Ok(thread) => unsafe { (*threads)[0] = thread },
+    // SAFETY: the mutex and event are initialised; the extension outlives the thread
+    // (unload waits for it, or start_thread did, or the driver stays loaded).
+    let creation = unsafe { start_thread(driver_object, file_creation_thread, sync_res) };
+    if creation.is_err() {
         // No FileCreationThread will set the event FileMoveThread waits for.
         // SAFETY: the event is initialised; PASSIVE_LEVEL.
-        Err(_) => unsafe { signal_files_created(files_created) },
+        unsafe { signal_files_created(files_created) };
     }
     // SAFETY: as above.
-    if let Ok(thread) = unsafe { start_thread(driver_object, file_move_thread, sync_res) } {
-        // SAFETY: as above.
-        unsafe { (*threads)[1] = thread };
-    }
+    let moving = unsafe { start_thread(driver_object, file_move_thread, sync_res) };
+    // SAFETY: the live extension; no thread reads `threads`, unload only after DriverEntry returns.
+    unsafe { threads.write([creation.unwrap_or(null_mut()), moving.unwrap_or(null_mut())]) };
 
     // Succeeds even if a thread could not start: the other already runs.
     STATUS_SUCCESS
