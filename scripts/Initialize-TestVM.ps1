@@ -7,55 +7,32 @@
     Does, in this order, only what is not done yet:
 
       1. Checks that PowerShell runs elevated and that Windows is 64-bit.
-      2. Turns test signing on with "bcdedit /set testsigning on", so that the
-         test-signed TestDriver.sys built by "cargo make" can load. Secure Boot
-         must be off for this: with Secure Boot on, bcdedit refuses to change the
-         value (and the loader ignores it). The script checks Secure Boot first
-         (Confirm-SecureBootUEFI) and stops with a message if it is on.
-         Whether test signing is on is read without parsing any translated text:
-         active in this boot = "TESTSIGNING" in the loader's SystemStartOptions
-         (registry); configured for the next boot = the Boolean BCD element
-         BcdLibraryBoolean_AllowPrereleaseSignatures (0x16000049) of the {current}
-         entry, through the BCD WMI provider (root\WMI BcdObject.GetElement). When
-         WMI cannot say, "bcdedit /set testsigning on" is simply run: it is idempotent.
-         BitLocker: changing the boot configuration, or Secure Boot in the VM
-         settings, makes a BitLocker-protected system drive ask for its recovery key
-         at the next boot ("Before setting BCDEdit options you might need to disable
-         or suspend BitLocker and Secure Boot", Microsoft's BCDEdit /set page). When
-         BitLocker protects the system drive, the script first runs
-         "Suspend-BitLocker -MountPoint <system drive> -RebootCount 1": protection
-         resumes by itself after one reboot.
-      3. Creates C:\Temp and C:\Temp2: FileCreationThread would write
-         C:\Temp\file_N.txt and FileMoveThread would move them to C:\Temp2.
-      4. Optionally (-EnableDriverVerifier) turns on Driver Verifier's deadlock
-         detection for TestDriver.sys only ("verifier /flags 0x20 /driver TestDriver.sys";
-         0x20 is bit 5, "deadlock detection"). Expected, NOT CONFIRMED (never
-         run here): the recursive ExAcquireFastMutex no longer hangs silently and
-         Driver Verifier stops the machine with bug check 0xC4
-         (DRIVER_VERIFIER_DETECTED_VIOLATION), parameter 1 = 0x1000, parameter 2 =
-         the address of the fast mutex. Microsoft's two pages do not say this in one
-         place: "Bug Check 0xC4" lists parameter 1 = 0x1000, parameter 2 = the
-         address of the resource, as "Self-deadlock: the current thread has tried to
-         recursively acquire a resource" with Deadlock Detection on; "Deadlock
-         Detection" says the option watches spin locks, mutexes and fast mutexes and
-         lists "a thread that tries to acquire the same resource twice (a
-         self-deadlock)" among its violations, without a code. Whether a fast mutex
-         acquired twice takes the 0x1000 path has not been seen. Turn it off again
-         with "verifier /reset" (or scripts\Remove-TestDriver.ps1 -ResetVerifier) and a reboot.
-      5. Tells you to reboot (or reboots with -Restart). Test signing and Driver
-         Verifier settings only take effect after a reboot.
+      2. Turns test signing on ("bcdedit /set testsigning on"), so that the test-signed
+         TestDriver.sys of cargo wdk build or cargo make can load. Stops if Secure Boot is on
+         (Confirm-SecureBootUEFI): bcdedit cannot change the value then. Whether test signing
+         is on is read without parsing translated text: active in this boot = "TESTSIGNING"
+         in the loader's SystemStartOptions (registry); configured for the next boot = the
+         BCD element AllowPrereleaseSignatures (0x16000049) of {current}, through the BCD WMI
+         provider; when WMI cannot say, bcdedit is run anyway (it is idempotent). When
+         BitLocker protects the system drive, it first runs "Suspend-BitLocker -MountPoint
+         <system drive> -RebootCount 1", as a boot configuration change would otherwise make
+         the next boot ask for the recovery key; protection resumes after one reboot.
+      3. Creates C:\Temp and C:\Temp2, the driver's folders.
+      4. Optionally (-EnableDriverVerifier) turns on Driver Verifier's deadlock detection for
+         TestDriver.sys only ("verifier /flags 0x20 /driver TestDriver.sys"). Expected, NOT
+         CONFIRMED: bug check 0xC4 with parameter 1 = 0x1000 (self-deadlock) instead of a
+         silent hang (docs\windows.md, section 2, says on which pages this rests). Undo with
+         "verifier /reset" (or scripts\Remove-TestDriver.ps1 -ResetVerifier) and a reboot.
+      5. Tells you to reboot (or reboots with -Restart): both settings need one.
 
     Run it in the VM, never on a machine you care about: test signing lowers the
     machine's protection, and the driver deadlocks two kernel threads for good.
 
     Assumptions (not verified here, no Windows was available when this was written):
-      - The BCD WMI provider answers GetElement(0x16000049) on the {current} object
+      - The BCD WMI provider answers GetElement(0x16000049) on {current}
         ({fa926493-6f1c-4193-a414-58f0b2456d1e}) for an elevated PowerShell. Microsoft's
-        "BCD WMI Provider Classes" page asks more of a client: membership of
-        Administrators, the Backup and Restore privileges, and impersonation level
-        Impersonate; the CIM cmdlets have no switch to enable those privileges. If the
-        provider refuses (access denied, a privilege not held) or answers anything but
-        "on", the script runs bcdedit, which is harmless: it is idempotent.
+        "BCD WMI Provider Classes" page also asks for the Backup and Restore privileges,
+        which the CIM cmdlets cannot enable; if the provider refuses, bcdedit is run.
       - verifier.exe exits with 0 or 2 when it accepted new settings (2 is read as
         "accepted, reboot required"); any other code is reported as a failure.
 
@@ -117,36 +94,21 @@ function Test-SecureBootOn {
 $BCD_CURRENT_ENTRY = '{fa926493-6f1c-4193-a414-58f0b2456d1e}'
 $BCD_ALLOW_PRERELEASE_SIGNATURES = [uint32]0x16000049
 
-# $true / $false: test signing configured for the next boot; $null: WMI could not tell.
-# Only $true skips "bcdedit /set testsigning on"; $false and $null both lead to it.
-# Microsoft's "BCD WMI Provider Classes" page: a client must be an administrator, hold the Backup and
-# Restore privileges and connect with impersonation level Impersonate. The CIM cmdlets have no switch
-# to enable privileges for the call (as Get-WmiObject's -EnableAllPrivileges does), so the provider may
-# refuse: access denied arrives here as an exception (-> $null, the caller says WMI could not tell) or
-# as ReturnValue false (-> $false), and in both cases the caller falls back to bcdedit.
+# $true / $false: test signing configured for the next boot; $null: WMI could not tell (the provider
+# refused: it wants privileges the CIM cmdlets cannot enable). Only $true skips bcdedit.
 function Get-BcdTestSigning {
     try {
         $entry = New-CimInstance -Namespace 'root/WMI' -ClassName 'BcdObject' -Key @('Id', 'StoreFilePath') -ClientOnly `
             -Property @{ Id = $BCD_CURRENT_ENTRY; StoreFilePath = '' }
         $result = Invoke-CimMethod -InputObject $entry -MethodName 'GetElement' -Arguments @{ Type = $BCD_ALLOW_PRERELEASE_SIGNATURES }
         if (-not $result.ReturnValue) {
-            # the element is not set (test signing was never turned on), or the provider refused:
-            # either way the caller runs bcdedit
-            return $false
+            return $false  # not set (never turned on), or refused: either way bcdedit runs
         }
         return [bool]$result.Element.Boolean
     }
     catch {
         Write-Verbose "BCD WMI provider did not answer GetElement (access denied without the Backup/Restore privileges?): $($_.Exception.Message)"
         return $null
-    }
-}
-
-function Get-TestSigningState {
-    $startOptions = (Get-ItemProperty -Path 'HKLM:\SYSTEM\CurrentControlSet\Control' -Name SystemStartOptions).SystemStartOptions
-    [pscustomobject]@{
-        Configured = (Get-BcdTestSigning)
-        Active     = ($startOptions -match 'TESTSIGNING')
     }
 }
 
@@ -175,7 +137,7 @@ Write-Host "Windows: $($os.Caption) build $($os.BuildNumber)"
 $rebootNeeded = $false
 
 # 1. Test signing (and, before touching the boot configuration, BitLocker)
-$signing = Get-TestSigningState
+$signing = [pscustomobject]@{ Active = (Test-TestSigningActive); Configured = (Get-BcdTestSigning) }
 $secureBootOn = $false
 if (-not $signing.Active) {
     $secureBootOn = Test-SecureBootOn

@@ -9,44 +9,30 @@
         sc.exe create TestDrv type= kernel binPath= <full path of TestDriver.sys>
         sc.exe start TestDrv
 
-    Each case is handled with its own message:
-      - no TestDrv service yet            -> sc.exe create
-      - TestDrv exists, same binPath      -> nothing to create
-      - TestDrv exists, other binPath     -> sc.exe config binPath= <new> if it is stopped;
-                                             refused if it is running (reboot first)
-      - TestDrv exists, not a kernel driver -> refused (another program owns that name)
-      - TestDrv already running           -> not started again: the deadlock is already there
-      - sc.exe start fails                -> the Win32 error is explained (577: unsigned or
-                                             test mode off, 2: file not found, 1275: blocked, ...)
+    No TestDrv yet: sc.exe create. TestDrv for the same file: left alone. For another file:
+    sc.exe config binPath= if it is stopped, refused if it is loaded (reboot first). Not a
+    kernel driver: refused (another program owns the name). Already running: not started
+    again. A failed sc.exe call is explained (577: unsigned or test mode off, 1072: marked
+    for deletion, 1275: blocked, ...). The service's type, state and file come from WMI
+    (Get-DriverService), never from sc.exe's translated text.
 
-    The service's existence, type, state and file come from WMI (Win32_SystemDriver,
-    through Get-DriverService in TestDriver.Common.psm1), never from the text sc.exe
-    prints, which is translated on non-English Windows.
-
-    After a successful start it waits -WaitSeconds (5) and counts the files in
-    C:\Temp. The driver's FileCreationThread takes the FAST_MUTEX and then tries to
-    take it again, so it never reaches the loop that writes C:\Temp\file_N.txt:
-    C:\Temp must stay empty. The script says which of the two it saw.
-
-    The driver's threads are stuck for good once it starts. Do not "sc stop" it:
-    see scripts\Remove-TestDriver.ps1 for why, and reboot instead.
+    After the start it waits -WaitSeconds and counts the files in C:\Temp, which must stay
+    empty: FileCreationThread takes the FAST_MUTEX twice and never reaches its loop. Never
+    "sc stop" the driver afterwards: see scripts\Remove-TestDriver.ps1, and reboot instead.
 
     Assumptions (not verified here, no Windows was available when this was written):
-      - sc.exe sets its exit code to the Win32 error of the failed call, as it does on
-        current Windows.
-      - With test signing on, the kernel loads any test-signed driver, whatever
-        certificate signed it: the certificate does not have to be trusted on the VM.
-        So error 577 (ERROR_INVALID_IMAGE_HASH) means the .sys has no usable signature
-        (the unsigned Linux build, or a file that was changed after signing) or test
-        mode is not on in this boot.
+      - sc.exe sets its exit code to the Win32 error of the failed call.
+      - With test signing on, the kernel loads any test-signed driver, whatever certificate
+        signed it, so 577 (ERROR_INVALID_IMAGE_HASH) means the .sys has no usable signature
+        (the Linux build, or a file changed after signing) or test mode is off in this boot.
       - Win32_SystemDriver reports State 'Running' / 'Stopped' and ServiceType
         'Kernel Driver' as fixed strings on every display language.
 
 .PARAMETER DriverPath
-    Path of TestDriver.sys. Default: the newest TestDriver.sys that "cargo make" left in
-    the repository: target\debug\TestDriver_package (plain "cargo make"),
-    target\release\TestDriver_package ("cargo make default --release"), their
-    target\x86_64-pc-windows-msvc\ variants and the older "package" folder name; the
+    Path of TestDriver.sys. Default: the newest TestDriver.sys of a package build in the
+    repository: target\release\TestDriver_package ("cargo wdk build --profile release" or
+    "cargo make default --release"), target\debug\TestDriver_package (plain "cargo make"),
+    their target\x86_64-pc-windows-msvc\ variants and the older "package" folder name; the
     script says which one it used and which older ones it left. Only when there is none,
     out\TestDriver.sys (the Linux build, unsigned: it will not load without a signature).
 
@@ -64,9 +50,8 @@
 
 .PARAMETER ImportCertificate
     Import the .cer found next to the driver into LocalMachine\Root and LocalMachine\TrustedPublisher
-    first. Not needed to load the driver in test mode (the kernel accepts any test
-    signature); it only makes Get-AuthenticodeSignature report the file as Valid, and it
-    makes the machine trust that certificate for everything it signs.
+    first. Not needed in test mode: it only makes Get-AuthenticodeSignature report the file as
+    Valid, and makes the machine trust that certificate for everything it signs.
 
 .PARAMETER Force
     Continue even when test signing is not active (the start will then fail with error 577).
@@ -77,7 +62,7 @@
 
 .EXAMPLE
     PS C:\> .\scripts\Install-TestDriver.ps1
-    Creates TestDrv for the newest driver built by "cargo make", starts it, checks C:\Temp.
+    Creates TestDrv for the newest package build (cargo wdk or cargo make), starts it, checks C:\Temp.
 
 .EXAMPLE
     PS C:\> .\scripts\Install-TestDriver.ps1 -DriverPath C:\Users\Admin\TestDriver\TestDriver.sys -WaitSeconds 10
@@ -117,7 +102,7 @@ function Resolve-DriverPath {
     $builds = @(Find-TestDriverBuild -RepositoryRoot $root -FileName 'TestDriver.sys')
     if ($builds.Count -gt 0) {
         $chosen = $builds[0]
-        Write-Host "Driver: $($chosen.FullName) (written $($chosen.LastWriteTime): the newest of $($builds.Count) cargo make build(s))"
+        Write-Host "Driver: $($chosen.FullName) (written $($chosen.LastWriteTime): the newest of $($builds.Count) package build(s) of cargo wdk or cargo make)"
         foreach ($older in @($builds | Select-Object -Skip 1)) {
             Write-Host "        not used, older: $($older.FullName) (written $($older.LastWriteTime)); pass -DriverPath to choose it"
         }
@@ -125,12 +110,12 @@ function Resolve-DriverPath {
     }
     $linuxBuild = Join-Path -Path $root -ChildPath 'out\TestDriver.sys'
     if (Test-Path -LiteralPath $linuxBuild -PathType Leaf) {
-        Write-Host "Driver: $linuxBuild (the Linux build: no cargo make build found under target\)"
+        Write-Host "Driver: $linuxBuild (the Linux build: no cargo wdk or cargo make package build under target\)"
         return (Resolve-Path -LiteralPath $linuxBuild).ProviderPath
     }
-    throw ("TestDriver.sys not found under $root. Build it first in the repository root: ""cargo make"" " +
-        '(target\debug\TestDriver_package) or "cargo make default --release" (target\release\TestDriver_package), ' +
-        'or pass -DriverPath.')
+    throw ("TestDriver.sys not found under $root. Build it first in the repository root: ""cargo wdk build " +
+        '--profile release --target-platform windows" or "cargo make default --release" (both write ' +
+        'target\release\TestDriver_package), or pass -DriverPath.')
 }
 
 function Get-StartErrorText {
@@ -157,7 +142,7 @@ $driver = Resolve-DriverPath -Path $DriverPath
 $signature = Get-AuthenticodeSignature -LiteralPath $driver
 if ($signature.Status -eq 'NotSigned') {
     Write-Warning ('The driver has no signature: Windows will not load it even in test mode. ' +
-        'Use the TestDriver.sys from the package folder that "cargo make" signs.')
+        'Use the TestDriver.sys from the package folder, which cargo wdk build and cargo make sign.')
 }
 else {
     $signer = '(none)'
@@ -167,8 +152,7 @@ else {
     Write-Host "Signature: $($signature.Status), signer $signer (a test certificate is expected to be untrusted)."
 }
 
-$startOptions = (Get-ItemProperty -Path 'HKLM:\SYSTEM\CurrentControlSet\Control' -Name SystemStartOptions).SystemStartOptions
-if ($startOptions -notmatch 'TESTSIGNING') {
+if (-not (Test-TestSigningActive)) {
     $message = 'Test signing is not active in this boot. Run scripts\Initialize-TestVM.ps1 and reboot.'
     if ($Force) {
         Write-Warning $message

@@ -4,72 +4,44 @@
     Runs the seed's WinDbg walk-through on a kernel dump with kd.exe, with or without MEX, and writes a log.
 
 .DESCRIPTION
-    Builds a debugger command file in the output folder and runs
+    Writes a debugger command file in the output folder and runs, there,
 
         kd.exe -z <dump> -y <driver symbols> -logo <log> -cf <command file>
 
-    in that folder. The command file sets the Microsoft symbol server with a local
-    cache (.symfix+), loads windbg\WrFastMutex.js (copied next to it, because
-    .scriptload does not accept paths with spaces), loads MEX by name if it is used
-    (.load mex, then .chain to show whether it loaded), and then runs one of the
-    repository's scripts:
+    The command file sets the Microsoft symbol server with a local cache (.symfix+), loads
+    windbg\WrFastMutex.js (copied next to it: .scriptload takes no path with spaces), loads
+    MEX by name if it is used (.load mex, then .chain to show whether it loaded), then runs
+    windbg\analyze-mex.txt (!mex.di, !WrFastMutex, !WrFastMutexWalk 1) or, without MEX,
+    windbg\analyze-builtin.txt (vertarget, .bugcheck, !stacks, a dx query, !WrFastMutexWalk).
+    The extension finds the threads and the mutex itself: their addresses differ in every dump.
 
-      windbg\analyze-mex.txt      (MEX)     !mex.di, !WrFastMutex, !WrFastMutexWalk 1
-                                            (its table, then !mex.t <owner>, .frame /r 0n5,
-                                            dt nt!_FAST_MUTEX <mutex>)
-      windbg\analyze-builtin.txt  (no MEX)  vertarget, .bugcheck, !stacks 2 ExAcquireFastMutex,
-                                            a dx query, !WrFastMutexWalk (its table, then
-                                            !thread <owner>, .frame /r, dt nt!_FAST_MUTEX <mutex>)
+    At the end it prints the answer lines of the log: WrFastMutex.js's verdict per fast
+    mutex, "No thread is waiting ...", or its "Cannot tell ..." / "Incomplete: ..." line
+    with a warning (an unreadable dump is not a "no deadlock"). It returns the log path.
 
-    Thread and mutex addresses differ in every dump: the JavaScript extension finds
-    them (threads in wait reason WrFastMutex, their wait block's event, the FAST_MUTEX
-    0x18 bytes below it) and runs the per-thread commands itself, from one walk over
-    the threads.
+    Debugger: kd.exe from -DebuggerPath, PATH or C:\Program Files (x86)\Windows Kits\10\
+    Debuggers\x64 ("Debugging Tools for Windows", in the Windows SDK and the WDK/EWDK).
+    Microsoft documents kernel dumps with KD or WinDbg, so cdb.exe is not looked for, and
+    another -DebuggerPath runs with a warning. The WinDbg app puts no kd.exe on PATH: with
+    only that app, follow docs/windows.md, "By hand in WinDbg".
 
-    At the end the script prints the lines of the log that answer the question: the
-    verdict of WrFastMutex.js per fast mutex, or "No thread is waiting ...", or, when
-    the dump or the symbols did not let it read everything, its "Cannot tell ..." or
-    "Incomplete: ..." line, with a warning: an unreadable dump is not a "no deadlock".
-    It returns the log path.
+    MEX: mex.dll at -MexPath, else in the debugger's winext, winxp and own folders,
+    %LOCALAPPDATA%\dbg\EngineExtensions and _NT_DEBUGGER_EXTENSION_PATH. Its folder goes
+    first in _NT_DEBUGGER_EXTENSION_PATH for the run only (an older kd.exe may not search
+    EngineExtensions), and ".load mex" loads it by name. -Mode Auto runs the built-in
+    commands when mex.dll is not found, or when the log shows it did not load.
 
-    Debugger: this script needs kd.exe, the kernel console debugger of "Debugging
-    Tools for Windows", a feature of the Windows SDK installer and part of the
-    WDK/EWDK: from -DebuggerPath, PATH, or
-    C:\Program Files (x86)\Windows Kits\10\Debuggers\x64. Microsoft documents the
-    analysis of a kernel-mode dump with KD or WinDbg ("Analyzing a Kernel-Mode Dump
-    File"), so cdb.exe, the user-mode console debugger in the same folder, is not
-    looked for; a -DebuggerPath that is not kd.exe is used with a warning. The WinDbg
-    app (Microsoft Store / winget) puts no kd.exe on PATH; with only that app, open
-    the dump in it and follow docs/windows.md, "By hand in WinDbg".
-
-    MEX: mex.dll is looked for at -MexPath, else in the debugger's winext, winxp and
-    own folders, %LOCALAPPDATA%\dbg\EngineExtensions and the folders in
-    _NT_DEBUGGER_EXTENSION_PATH. Wherever it was found, its folder is put first in
-    _NT_DEBUGGER_EXTENSION_PATH for the debugger's run only (restored after): the
-    console debuggers of an older SDK may not search %LOCALAPPDATA%\dbg\EngineExtensions,
-    which only Microsoft's current "Loading Debugger Extension DLLs" page names in the
-    default extension path. It is then loaded by name (.load mex),
-    so its path, with the spaces of "C:\Program Files (x86)\...", never appears in
-    the command file. -Mode Auto uses MEX when mex.dll is found, and runs the
-    built-in commands instead when it is not found, or when the log shows it did not
-    load (no mex.dll line in the .chain output).
-
-    Driver symbols: the folders of the TestDriver.pdb files "cargo make" left
-    (target\debug\TestDriver_package for plain "cargo make",
-    target\release\TestDriver_package for "cargo make default --release"), newest
-    first; the debugger picks the one whose signature matches the driver in the dump.
-    The script says which it found.
-
-    Elevation is not required, but dumps written by Task Manager or
-    Get-StorageDiagnosticInfo may only be readable by administrators.
+    Driver symbols: the folders of the TestDriver.pdb files of the package builds (cargo
+    wdk build or cargo make; release and debug), newest first: the debugger takes the one
+    that matches the driver in the dump. Elevation is not required, but a dump written by
+    Task Manager or Get-StorageDiagnosticInfo may be readable by administrators only.
 
     Assumptions (not verified here, no Windows was available when this was written):
-    the debugger exits after the final "q" of the command file; a function alias of
-    a JavaScript extension takes its argument after the "!" command
-    (!WrFastMutexWalk 1), as Microsoft's and other published extensions show;
-    ".load mex" finds mex.dll on the extension search path as Microsoft's "Loading
-    Debugger Extension DLLs" describes; .chain prints a loaded extension as
-    "<path>: image <version>, API ..." as in Microsoft's .load page.
+    the debugger exits after the final "q" of the command file; a function alias of a
+    JavaScript extension takes its argument after the "!" command (!WrFastMutexWalk 1);
+    ".load mex" finds mex.dll on the extension search path ("Loading Debugger Extension
+    DLLs"); .chain prints a loaded extension as "<path>: image <version>, API ..." (the
+    .load page).
 
 .PARAMETER DumpPath
     The kernel dump (.dmp). Accepts pipeline input, e.g. from New-LiveKernelDump.ps1.
@@ -85,14 +57,13 @@
     Full path of mex.dll (the file must be named mex.dll: the command files call !mex.di and !mex.t).
 
 .PARAMETER SymbolCache
-    Local cache for Microsoft symbols. Default: C:\Symbols. It must not contain a space,
-    ";" or '"': the command file passes it to .symfix+ as it is, unquoted (Microsoft
-    documents no quoting for .symfix's argument, and ";" separates debugger commands).
-    The script stops with a message otherwise.
+    Local cache for Microsoft symbols. Default: C:\Symbols. It goes unquoted into .symfix+
+    (no quoting is documented for it, and ";" separates debugger commands), so a space, ";"
+    or '"' in it stops the script with a message.
 
 .PARAMETER DriverSymbolPath
-    Folder(s) with TestDriver.pdb, separated by semicolons. Default: the package folders
-    of the builds "cargo make" left in the repository (debug and release), newest first.
+    Folder(s) with TestDriver.pdb, separated by semicolons. Default: the package folders of
+    the builds of cargo wdk build or cargo make in the repository, newest first.
 
 .PARAMETER OutputDirectory
     Folder for the command file and the log. Default: a new TestDriver-analysis-<time> folder next to the dump.
@@ -132,8 +103,7 @@ Set-StrictMode -Version 2.0
 
 Import-Module -Name (Join-Path $PSScriptRoot 'TestDriver.Common.psm1') -Force
 
-# .symfix+ takes the cache folder unquoted (Microsoft's .symfix page documents no quoting, and ';'
-# ends a debugger command): refuse what would cut that command line, before anything runs.
+# .symfix+ takes the cache folder unquoted: refuse what would cut that line, before anything runs.
 if ([string]::IsNullOrWhiteSpace($SymbolCache) -or $SymbolCache -match '[\s;"]') {
     throw ("-SymbolCache '$SymbolCache' cannot be used: it goes into the debugger command file as "".symfix+ <folder>"", " +
         'unquoted (no quoting is documented for .symfix), so it must be a folder path without spaces, ";" or quotes. ' +
@@ -142,8 +112,7 @@ if ([string]::IsNullOrWhiteSpace($SymbolCache) -or $SymbolCache -match '[\s;"]')
 
 $repoRoot = Split-Path -Parent $PSScriptRoot
 $windbgDir = Join-Path -Path $repoRoot -ChildPath 'windbg'
-# What WrFastMutex.js prints as its answer (formatReport in windbg/WrFastMutex.js): one Verdict
-# per fast mutex, or the "no waiter" line, or why it cannot tell / what is missing.
+# The answer lines of WrFastMutex.js (its formatReport): a Verdict per fast mutex, or why there is none.
 $ANSWER_PATTERN = '^(Verdict: .*|No thread is waiting with reason WrFastMutex.*|Cannot tell whether any thread waits .*|Incomplete: .*)$'
 # A loaded extension in .chain's output: "<path>\mex.dll: image <version>, API ..."
 $MEX_LOADED_PATTERN = '(?im)\bmex(\.dll)?: image '
@@ -179,8 +148,7 @@ function Find-Debugger {
         'docs/windows.md, "By hand in WinDbg".')
 }
 
-# mex.dll -> @{ Path; Folder }, or $null. Its folder always goes first in _NT_DEBUGGER_EXTENSION_PATH
-# for the run: the SDK's kd.exe need not search every folder looked in here.
+# mex.dll -> @{ Path; Folder }, or $null.
 function Find-Mex {
     param([string]$Path, [string]$DebuggerFolder)
     if ($Path) {
@@ -232,60 +200,10 @@ function Write-CommandFile {
     [IO.File]::WriteAllLines($Path, $lines.ToArray(), (New-Object -TypeName System.Text.UTF8Encoding -ArgumentList $false))
 }
 
-# Runs the debugger in the output folder; -ExtensionFolder goes first in
-# _NT_DEBUGGER_EXTENSION_PATH for this run only. Returns the exit code.
-function Invoke-Debugger {
-    param([string]$Debugger, [string[]]$Arguments, [string]$WorkingFolder, [string]$ExtensionFolder)
-    $exitCode = $null
-    $previousExtensionPath = $env:_NT_DEBUGGER_EXTENSION_PATH
-    Push-Location -LiteralPath $WorkingFolder
-    try {
-        if ($ExtensionFolder) {
-            $env:_NT_DEBUGGER_EXTENSION_PATH = (@($ExtensionFolder, $previousExtensionPath) | Where-Object { $_ }) -join ';'
-        }
-        $run = Invoke-NativeCommand -FilePath $Debugger -ArgumentList $Arguments
-        $exitCode = $run.ExitCode
-    }
-    finally {
-        $env:_NT_DEBUGGER_EXTENSION_PATH = $previousExtensionPath
-        Pop-Location
-    }
-    return $exitCode
-}
-
-# The file names and the command line of one debugger run.
+# The command file and log names of one run ('' first, '-builtin' for the run again without MEX) and
+# the debugger's arguments.
 function Get-DebuggerRun {
-    <#
-    .SYNOPSIS
-        Names the command file and the log of one debugger run and builds its arguments.
-
-    .DESCRIPTION
-        Returns the command file name testdriver-analysis<Suffix>.txt, the log name
-        testdriver-analysis<Suffix>.log and the debugger arguments
-        -z <dump> -y <symbols> -logo <log> -cf <command file>. Nothing is written or run.
-
-    .PARAMETER Dump
-        Full path of the kernel dump (-z).
-
-    .PARAMETER SymbolPath
-        The symbol path given to the debugger (-y).
-
-    .PARAMETER Suffix
-        Appended to "testdriver-analysis" in both file names: '' for the first run,
-        '-builtin' for the run again without MEX.
-
-    .EXAMPLE
-        $debuggerRun = Get-DebuggerRun -Dump $dump -SymbolPath $symbolArgument -Suffix ''
-
-    .OUTPUTS
-        PSCustomObject with CommandFileName (string), LogName (string) and Arguments (string[]).
-    #>
-    [CmdletBinding()]
-    param(
-        [string]$Dump,
-        [string]$SymbolPath,
-        [string]$Suffix = ''
-    )
+    param([string]$Dump, [string]$SymbolPath, [string]$Suffix = '')
     $commandFileName = 'testdriver-analysis' + $Suffix + '.txt'
     $logName = 'testdriver-analysis' + $Suffix + '.log'
     [pscustomobject]@{
@@ -295,75 +213,39 @@ function Get-DebuggerRun {
     }
 }
 
-# One debugger run: its command file, the debugger, then its log, which must exist.
+# One run in WorkingFolder: writes its command file, runs the debugger with ExtensionFolder first in
+# _NT_DEBUGGER_EXTENSION_PATH for this run only, and reads its log, which must exist.
 function Invoke-AnalysisRun {
-    <#
-    .SYNOPSIS
-        Writes the command file of a run, runs the debugger on it and reads the log.
-
-    .DESCRIPTION
-        Writes Run.CommandFileName in WorkingFolder (Write-CommandFile), runs the debugger
-        there with Run.Arguments (Invoke-Debugger), and reads Run.LogName. Throws
-        "The debugger (exit code <code>) wrote no log at <log>." when the log is missing.
-
-    .PARAMETER Debugger
-        Full path of kd.exe.
-
-    .PARAMETER Run
-        The object returned by Get-DebuggerRun.
-
-    .PARAMETER UseMex
-        Whether the command file loads MEX (.load mex, .chain).
-
-    .PARAMETER AnalysisFile
-        The repository's analysis commands: windbg\analyze-mex.txt or windbg\analyze-builtin.txt.
-
-    .PARAMETER WorkingFolder
-        The output folder: the command file, WrFastMutex.js and the log are there.
-
-    .PARAMETER ExtensionFolder
-        Put first in _NT_DEBUGGER_EXTENSION_PATH for the run (mex.dll's folder), or ''.
-
-    .PARAMETER Announcement
-        Written with Write-Host after the command file and before the debugger starts, if given.
-
-    .EXAMPLE
-        $result = Invoke-AnalysisRun -Debugger $debugger -Run $debuggerRun -UseMex $false -AnalysisFile $builtinAnalysis `
-            -WorkingFolder $OutputDirectory -ExtensionFolder ''
-
-    .OUTPUTS
-        PSCustomObject with ExitCode, Log (string) and Text (string[], the log's lines).
-    #>
-    [CmdletBinding()]
-    param(
-        [string]$Debugger,
-        $Run,
-        [bool]$UseMex,
-        [string]$AnalysisFile,
-        [string]$WorkingFolder,
-        [string]$ExtensionFolder = '',
-        [string]$Announcement = ''
-    )
+    param([string]$Debugger, $Run, [bool]$UseMex, [string]$AnalysisFile, [string]$WorkingFolder,
+        [string]$ExtensionFolder = '', [string]$Announcement = '')
     Write-CommandFile -Path (Join-Path -Path $WorkingFolder -ChildPath $Run.CommandFileName) -UseMex $UseMex -AnalysisFile $AnalysisFile
     if ($Announcement) {
         Write-Host $Announcement
     }
-    $exitCode = Invoke-Debugger -Debugger $Debugger -Arguments $Run.Arguments -WorkingFolder $WorkingFolder -ExtensionFolder $ExtensionFolder
+    $previousExtensionPath = $env:_NT_DEBUGGER_EXTENSION_PATH
+    Push-Location -LiteralPath $WorkingFolder
+    try {
+        if ($ExtensionFolder) {
+            $env:_NT_DEBUGGER_EXTENSION_PATH = (@($ExtensionFolder, $previousExtensionPath) | Where-Object { $_ }) -join ';'
+        }
+        $native = Invoke-NativeCommand -FilePath $Debugger -ArgumentList $Run.Arguments
+    }
+    finally {
+        $env:_NT_DEBUGGER_EXTENSION_PATH = $previousExtensionPath
+        Pop-Location
+    }
     $log = Join-Path -Path $WorkingFolder -ChildPath $Run.LogName
     if (-not (Test-Path -LiteralPath $log -PathType Leaf)) {
-        throw "The debugger (exit code $exitCode) wrote no log at $log."
+        throw "The debugger (exit code $($native.ExitCode)) wrote no log at $log."
     }
     [pscustomobject]@{
-        ExitCode = $exitCode
+        ExitCode = $native.ExitCode
         Log      = $log
         Text     = @(Get-Content -LiteralPath $log)
     }
 }
 
-if (-not (Test-Path -LiteralPath $DumpPath -PathType Leaf)) {
-    throw "Dump not found: $DumpPath"
-}
-$dump = (Resolve-Path -LiteralPath $DumpPath).ProviderPath
+$dump = Resolve-ExistingFile -Path $DumpPath -Description 'Dump'
 if (-not (Test-Administrator)) {
     Write-Warning 'Not elevated: if the dump is readable only by administrators the debugger will fail to open it.'
 }
@@ -373,7 +255,6 @@ $debuggerFolder = Split-Path -Parent $debugger
 Write-Host "Debugger: $debugger"
 
 $mex = Find-Mex -Path $MexPath -DebuggerFolder $debuggerFolder
-$useMex = $false
 switch ($Mode) {
     'Mex' {
         if (-not $mex) {
@@ -387,9 +268,7 @@ switch ($Mode) {
 }
 $mexFolder = ''
 if ($useMex) {
-    # Whichever folder it was found in, even one the debugger may search itself: Microsoft's
-    # "Loading Debugger Extension DLLs" names %LOCALAPPDATA%\dbg\EngineExtensions in the default
-    # search path, but the SDK's kd.exe may be older than that.
+    # whichever folder it was found in: an older kd.exe may not search them all
     $mexFolder = $mex.Folder
     Write-Host "MEX: $($mex.Path), loaded as "".load mex"" with $mexFolder first in _NT_DEBUGGER_EXTENSION_PATH"
 }
@@ -442,27 +321,22 @@ Copy-Item -LiteralPath $scriptFile -Destination (Join-Path -Path $OutputDirector
 $result = Invoke-AnalysisRun -Debugger $debugger -Run $debuggerRun -UseMex $useMex -AnalysisFile $analysisFile `
     -Announcement 'Running the debugger (symbol download on first use can take minutes) ...' `
     -WorkingFolder $OutputDirectory -ExtensionFolder $mexFolder
-$exitCode = $result.ExitCode
-$log = $result.Log
-$text = $result.Text
-
-if ($useMex -and -not (($text -join "`n") -match $MEX_LOADED_PATTERN)) {
+if ($useMex -and -not (($result.Text -join "`n") -match $MEX_LOADED_PATTERN)) {
     if ($Mode -eq 'Auto') {
-        Write-Warning "MEX did not load (.chain in $log lists no mex.dll): running again with the built-in commands."
+        Write-Warning "MEX did not load (.chain in $($result.Log) lists no mex.dll): running again with the built-in commands."
         $debuggerRun = Get-DebuggerRun -Dump $dump -SymbolPath $symbolArgument -Suffix '-builtin'
         $result = Invoke-AnalysisRun -Debugger $debugger -Run $debuggerRun -UseMex $false -AnalysisFile $builtinAnalysis `
             -WorkingFolder $OutputDirectory -ExtensionFolder ''
-        $exitCode = $result.ExitCode
-        $log = $result.Log
-        $text = $result.Text
     }
     else {
-        Write-Warning "MEX did not load (.chain in $log lists no mex.dll): its commands failed; see the log."
+        Write-Warning "MEX did not load (.chain in $($result.Log) lists no mex.dll): its commands failed; see the log."
     }
 }
+$log = $result.Log
+$text = $result.Text
 
-if ($exitCode -ne 0) {
-    Write-Warning "The debugger exited with code $exitCode; read the log."
+if ($result.ExitCode -ne 0) {
+    Write-Warning "The debugger exited with code $($result.ExitCode); read the log."
 }
 if (-not ($text | Select-String -SimpleMatch 'JavaScript script successfully loaded')) {
     Write-Warning 'WrFastMutex.js did not load (no "JavaScript script successfully loaded" in the log).'

@@ -4,45 +4,30 @@
     Writes a live kernel memory dump of the running VM (no crash, no reboot), or finds the one Task Manager wrote.
 
 .DESCRIPTION
-    The seed takes its dump with Task Manager (Windows 11), started as administrator:
-    Details > right-click "System" > "Create live kernel memory dump file" > "Full
-    live kernel memory dump".
-    Task Manager writes it to %LOCALAPPDATA%\Microsoft\Windows\TaskManager\LiveKernelDumps
-    and the dump reports bug check 0x161 (LIVE_SYSTEM_DUMP). That menu exists from
-    Windows 11 22H2 build 22621.1992 on, per Microsoft's "Task Manager live memory dump" page.
+    The seed takes its dump with Task Manager (Windows 11 22H2 build 22621.1992 or later),
+    started as administrator: Details > right-click "System" > "Create live kernel memory
+    dump file" > "Full live kernel memory dump". It lands in
+    %LOCALAPPDATA%\Microsoft\Windows\TaskManager\LiveKernelDumps, with bug check 0x161
+    (LIVE_SYSTEM_DUMP).
 
-    This script does the same from the command line with the Storage module, as
-    Microsoft's "Kernel Live Dump Code Reference" page describes:
+    This script does the same from the command line with the Storage module (Microsoft's
+    "Kernel Live Dump Code Reference"), on Windows 10 too:
 
-        Get-StorageSubSystem
-        Get-StorageDiagnosticInfo -StorageSubSystemFriendlyName "<name>" -IncludeLiveDump -DestinationPath <folder>
+        Get-StorageDiagnosticInfo -InputObject <Get-StorageSubSystem> -IncludeLiveDump -DestinationPath <folder>
 
-    The dump lands under <folder>\localhost\ (LiveDump.dmp in Microsoft's example).
-    This works on Windows 10 as well. By default the script passes
-    -ExcludeOperationalLog and -ExcludeDiagnosticLog so that only the dump is
-    collected; -IncludeLogs keeps the storage event logs too.
+    The dump lands under <folder>\localhost\. Only the dump is collected (-ExcludeOperationalLog,
+    -ExcludeDiagnosticLog) unless -IncludeLogs. The subsystem is passed as the object
+    Get-StorageSubSystem returned, never matched by its translated friendly name; with more
+    than one, the script lists them and asks for -StorageSubSystemFriendlyName.
 
-    With -FromTaskManager it changes nothing: it returns the newest .dmp in Task
-    Manager's LiveKernelDumps folder, for piping into Invoke-DumpAnalysis.ps1.
+    With -FromTaskManager it changes nothing: it returns the newest .dmp in Task Manager's
+    LiveKernelDumps folder, for piping into Invoke-DumpAnalysis.ps1.
 
-    The dump is as large as the kernel memory in use (hundreds of MB to GB): the
-    destination needs the room. A live dump may be partial: Microsoft's "Kernel Live
-    Dump Code Reference" says that when a live dump cannot capture every page it
-    takes the pages needed for a valid dump first, kernel pages before user pages,
-    and that memory may then be missing from the file; its "Task Manager live memory
-    dump" page adds that the capture needs enough free physical memory to hold a
-    copy of what it writes (closing other programs first leaves it more). Nothing
-    promises that the fast mutex or a thread this demo reads is among the pages
-    kept: WrFastMutex.js says what it could not read, and Invoke-DumpAnalysis.ps1
-    warns when its answer is incomplete. Task Manager's menu needs Task Manager
-    running as an administrator (the same page, under troubleshooting), as this
-    script needs an elevated PowerShell.
-
-    The storage subsystem is passed to Get-StorageDiagnosticInfo as the object
-    Get-StorageSubSystem returned (-InputObject), never matched by its friendly
-    name, which is translated on non-English Windows ("Windows Storage on <computer>"
-    in Microsoft's English example). A test VM has one subsystem; with several, the
-    script lists them and asks for -StorageSubSystemFriendlyName.
+    The dump is as large as the kernel memory in use, and may be partial: when a live dump
+    cannot capture every page it keeps those needed for a valid dump, kernel pages first, and
+    it needs free memory for a copy of what it writes. Nothing promises that the pages this
+    demo reads are kept: WrFastMutex.js says what it could not read, and
+    Invoke-DumpAnalysis.ps1 warns when its answer is incomplete.
 
 .PARAMETER DestinationPath
     Folder for the dump. Default: C:\Dumps\TestDriver-<yyyyMMdd-HHmmss>. Must not exist yet or be empty.
@@ -89,11 +74,18 @@ Set-StrictMode -Version 2.0
 
 Import-Module -Name (Join-Path $PSScriptRoot 'TestDriver.Common.psm1') -Force
 
-function Write-DumpFound {
-    param([IO.FileInfo]$File)
-    $mb = [math]::Round($File.Length / 1048576, 1)
-    Write-Host "Dump: $($File.FullName) ($mb MB, written $($File.LastWriteTime))"
-    Write-Host "Next: .\scripts\Invoke-DumpAnalysis.ps1 -DumpPath '$($File.FullName)'"
+# The newest .dmp under Folder, shown with the next step; throws NotFound when there is none.
+function Select-NewestDump {
+    param([string]$Folder, [string]$NotFound)
+    $file = Get-ChildItem -LiteralPath $Folder -Filter '*.dmp' -File -Recurse |
+        Sort-Object -Property LastWriteTime -Descending | Select-Object -First 1
+    if (-not $file) {
+        throw $NotFound
+    }
+    $mb = [math]::Round($file.Length / 1048576, 1)
+    Write-Host "Dump: $($file.FullName) ($mb MB, written $($file.LastWriteTime))"
+    Write-Host "Next: .\scripts\Invoke-DumpAnalysis.ps1 -DumpPath '$($file.FullName)'"
+    return $file.FullName
 }
 
 Assert-Administrator
@@ -105,13 +97,7 @@ if ($FromTaskManager) {
             'Start Task Manager as administrator (Microsoft: it must run as an Administrator level user), then ' +
             'Details > right-click System > Create live kernel memory dump file > Full live kernel memory dump.')
     }
-    $newest = Get-ChildItem -LiteralPath $folder -Filter '*.dmp' -File -Recurse |
-        Sort-Object -Property LastWriteTime -Descending | Select-Object -First 1
-    if (-not $newest) {
-        throw "No .dmp file in $folder."
-    }
-    Write-DumpFound -File $newest
-    return $newest.FullName
+    return Select-NewestDump -Folder $folder -NotFound "No .dmp file in $folder."
 }
 
 if (-not (Get-Command -Name Get-StorageDiagnosticInfo -ErrorAction SilentlyContinue)) {
@@ -162,11 +148,5 @@ if (-not (Test-Path -LiteralPath $DestinationPath)) {
 Write-Host 'Writing the live kernel dump; this takes a while and needs free memory ...'
 Get-StorageDiagnosticInfo @arguments | Out-Null
 
-$dump = Get-ChildItem -LiteralPath $DestinationPath -Filter '*.dmp' -File -Recurse |
-    Sort-Object -Property LastWriteTime -Descending | Select-Object -First 1
-if (-not $dump) {
-    throw ("Get-StorageDiagnosticInfo finished but wrote no .dmp under $DestinationPath. " +
-        'Live dumps are throttled and need free memory: wait a few minutes and retry, or use Task Manager.')
-}
-Write-DumpFound -File $dump
-return $dump.FullName
+return Select-NewestDump -Folder $DestinationPath -NotFound ("Get-StorageDiagnosticInfo finished but wrote no .dmp " +
+    "under $DestinationPath. Live dumps are throttled and need free memory: wait a few minutes and retry, or use Task Manager.")

@@ -4,36 +4,26 @@
     Cleans up after the TestDriver demo: deletes the TestDrv service, optionally resets Driver Verifier and turns test signing off.
 
 .DESCRIPTION
-    Why there is no "sc stop TestDrv" here. Once started, TestDriver's two system
-    threads are blocked for good inside ExAcquireFastMutex: FileCreationThread on
-    its own second acquire, FileMoveThread behind it. The driver sets DriverUnload
-    and nothing holds a reference to its device, so "sc stop" does not fail and
-    does not crash at once: the I/O manager calls the unload routine
-    (unload_driver, UnloadDriver in the seed), whose IoDeleteDevice frees the
-    device object and with it the device extension that holds the FAST_MUTEX,
-    and then unmaps TestDriver.sys. The two threads stay waiting forever on an
-    event inside freed pool, and would return into unmapped code if they ever
-    woke. From then on the machine runs on undefined behaviour: the pool is
-    reused, later dumps show garbage where the mutex was, and a crash may come
-    at any later time, or never. Nothing can release a fast mutex on behalf of
-    its owner, so the only clean way out is a reboot: the service is
-    demand-start and stays stopped after it.
+    Why there is no "sc stop TestDrv" here. Once started, TestDriver's two system threads
+    wait for good in ExAcquireFastMutex. The driver sets DriverUnload and nothing holds a
+    reference to its device, so "sc stop" does not fail and does not crash at once: the I/O
+    manager calls the unload routine (UnloadDriver in the seed), whose IoDeleteDevice frees the
+    device object and with it the device extension that holds the FAST_MUTEX. The driver is
+    then unmapped, with both threads still waiting on an event inside freed pool. From then
+    on the machine runs on undefined behaviour: a crash may come at any later time, or never.
+    Only a reboot ends it cleanly: the service is demand-start and stays stopped after it.
 
     What this script does, each step only if needed and each one -WhatIf-able:
-      1. sc.exe delete TestDrv. On a loaded driver this marks the service for
-         deletion; Windows removes it when the driver is gone, that is at the reboot.
-         Until then a second sc.exe delete answers 1072
-         (ERROR_SERVICE_MARKED_FOR_DELETE, Microsoft's DeleteService page): the
-         script says so and goes on, so running it again before the reboot still
-         reaches the steps below.
+      1. sc.exe delete TestDrv. On a loaded driver this marks the service for deletion;
+         Windows removes it at the reboot. Until then a second sc.exe delete answers 1072
+         (ERROR_SERVICE_MARKED_FOR_DELETE): the script says so and goes on.
       2. -ResetVerifier: verifier /reset (all Driver Verifier settings off after reboot).
       3. -DisableTestSigning: bcdedit /set testsigning off (after reboot).
-      4. -RemoveTestFolders: deletes C:\Temp and C:\Temp2 if they are empty
-         (the demo leaves them empty; a non-empty folder is kept with a warning).
+      4. -RemoveTestFolders: deletes C:\Temp and C:\Temp2 if they are empty.
       5. -Restart: reboots.
 
-    The service's existence and state come from WMI (Get-DriverService in
-    TestDriver.Common.psm1), not from sc.exe's translated text.
+    The service's existence and state come from WMI (Get-DriverService), not from sc.exe's
+    translated text.
 
     Assumption (not verified here, no Windows was available when this was written):
     verifier.exe /reset exits with 0 or 2 on success (2 read as "reboot required").
@@ -111,7 +101,6 @@ else {
         $result = Invoke-NativeCommand -FilePath 'sc.exe' -ArgumentList @('delete', $ServiceName)
         Write-NativeOutput $result
         if ($result.ExitCode -eq $ERROR_SERVICE_MARKED_FOR_DELETE) {
-            # A run before this one already deleted it; the loaded driver keeps it until the reboot.
             Write-Host ("Service ${ServiceName}: already marked for deletion (sc.exe delete: $ERROR_SERVICE_MARKED_FOR_DELETE, " +
                 'ERROR_SERVICE_MARKED_FOR_DELETE). Windows removes it at the reboot.')
             $rebootNeeded = $true

@@ -4,17 +4,10 @@
     Helpers shared by the TestDriver workflow scripts in this folder.
 
 .DESCRIPTION
-    Initialize-TestVM.ps1, Install-TestDriver.ps1, New-LiveKernelDump.ps1,
-    Remove-TestDriver.ps1 and Invoke-DumpAnalysis.ps1 import this module with
-
-        Import-Module -Name (Join-Path $PSScriptRoot 'TestDriver.Common.psm1') -Force
-
-    and call its functions; each script still runs its own elevation check.
-    Compatible with Windows PowerShell 5.1.
-
-    Nothing here reads the localized text of a Windows tool (sc.exe's "STATE",
-    bcdedit's "Yes"): service state and path come from WMI (Win32_SystemDriver),
-    whose property values are the same on every display language.
+    Each script of this folder imports it with
+    Import-Module -Name (Join-Path $PSScriptRoot 'TestDriver.Common.psm1') -Force
+    and still runs its own elevation check. Windows PowerShell 5.1. Nothing here reads the
+    translated text of a Windows tool: service state and path come from WMI.
 #>
 
 # A module has its own session state: set the same preferences the scripts use.
@@ -24,17 +17,10 @@ Set-StrictMode -Version 2.0
 function Test-Administrator {
     <#
     .SYNOPSIS
-        Tells whether the current PowerShell process runs elevated.
-
-    .DESCRIPTION
-        Returns $true when the current Windows identity is in the built-in
-        Administrators role (WindowsPrincipal.IsInRole), $false otherwise.
+        Tells whether the current PowerShell process runs elevated (in the Administrators role).
 
     .EXAMPLE
         if (-not (Test-Administrator)) { Write-Warning 'Not elevated.' }
-
-    .OUTPUTS
-        System.Boolean
     #>
     [CmdletBinding()]
     [OutputType([bool])]
@@ -47,11 +33,7 @@ function Test-Administrator {
 function Assert-Administrator {
     <#
     .SYNOPSIS
-        Stops the script unless PowerShell runs elevated.
-
-    .DESCRIPTION
-        Throws a terminating error that tells the user to run PowerShell with
-        "Run as administrator" when Test-Administrator returns $false.
+        Throws, telling the user to "Run as administrator", unless PowerShell runs elevated.
 
     .EXAMPLE
         Assert-Administrator
@@ -66,33 +48,22 @@ function Assert-Administrator {
 function Invoke-NativeCommand {
     <#
     .SYNOPSIS
-        Runs a native program and returns its exit code and output lines.
+        Runs a native program and returns its ExitCode and Output lines (stdout and stderr); the caller checks ExitCode.
 
     .DESCRIPTION
-        Native programs write errors to stderr; with $ErrorActionPreference = 'Stop',
-        Windows PowerShell 5.1 would turn every stderr line into a terminating error,
-        so the preference is relaxed to 'Continue' while the program runs and restored
-        afterwards. stdout and stderr are merged and returned as strings. The caller
-        checks ExitCode.
-
-        $LASTEXITCODE is cleared before the call, so a program that could not be
-        started is reported as such ("Could not run <FilePath>: ...") instead of
-        leaving an unset or stale exit code behind (under Set-StrictMode an unset
-        $LASTEXITCODE would itself throw and hide the real error).
+        The error preference is 'Continue' while the program runs, or Windows PowerShell 5.1
+        would turn each stderr line into a terminating error. $LASTEXITCODE is cleared first,
+        so a program that did not start throws "Could not run <FilePath>: ..." instead of
+        leaving a stale exit code.
 
     .PARAMETER FilePath
-        The program to run (for example sc.exe, bcdedit.exe, verifier.exe). It must be
-        found by Get-Command, otherwise the function throws "<FilePath> was not found on PATH.".
+        The program (sc.exe, bcdedit.exe, ...); throws "<FilePath> was not found on PATH." without it.
 
     .PARAMETER ArgumentList
         Arguments passed to the program, one array element per argument.
 
     .EXAMPLE
-        $result = Invoke-NativeCommand -FilePath 'sc.exe' -ArgumentList @('query', 'TestDrv')
-        if ($result.ExitCode -ne 0) { throw "sc.exe query failed with exit code $($result.ExitCode)." }
-
-    .OUTPUTS
-        PSCustomObject with ExitCode (int) and Output (string[]).
+        $result = Invoke-NativeCommand -FilePath 'sc.exe' -ArgumentList @('delete', 'TestDrv')
     #>
     [CmdletBinding()]
     param(
@@ -136,7 +107,7 @@ function Write-NativeOutput {
         Shows the non-blank output lines of an Invoke-NativeCommand result, indented.
 
     .PARAMETER Result
-        The object returned by Invoke-NativeCommand (its Output property is shown).
+        The object returned by Invoke-NativeCommand.
 
     .EXAMPLE
         Write-NativeOutput (Invoke-NativeCommand -FilePath 'sc.exe' -ArgumentList @('query', 'TestDrv'))
@@ -153,23 +124,16 @@ function Write-NativeOutput {
 function Resolve-ExistingFile {
     <#
     .SYNOPSIS
-        Returns the full path of a file given by the user, or stops if it does not exist.
-
-    .DESCRIPTION
-        Throws "<Description> not found: <Path>" when Path is not an existing file,
-        otherwise returns its provider path (Resolve-Path).
+        Returns the full path of an existing file, or throws "<Description> not found: <Path>".
 
     .PARAMETER Path
         Path of the file, as the user gave it.
 
     .PARAMETER Description
-        What the file is, used as the start of the error message (for example 'Driver').
+        What the file is, the start of the error message (for example 'Driver').
 
     .EXAMPLE
         $driver = Resolve-ExistingFile -Path $DriverPath -Description 'Driver'
-
-    .OUTPUTS
-        System.String
     #>
     [CmdletBinding()]
     [OutputType([string])]
@@ -183,21 +147,31 @@ function Resolve-ExistingFile {
     return (Resolve-Path -LiteralPath $Path).ProviderPath
 }
 
+function Test-TestSigningActive {
+    <#
+    .SYNOPSIS
+        Tells whether test signing is active in this boot: "TESTSIGNING" among the loader's SystemStartOptions (registry, never translated).
+
+    .EXAMPLE
+        if (-not (Test-TestSigningActive)) { Write-Warning 'Test signing is off in this boot.' }
+    #>
+    [CmdletBinding()]
+    [OutputType([bool])]
+    param()
+    $startOptions = (Get-ItemProperty -Path 'HKLM:\SYSTEM\CurrentControlSet\Control' -Name SystemStartOptions).SystemStartOptions
+    return ($startOptions -match 'TESTSIGNING')
+}
+
 function Restart-ComputerIfRequested {
     <#
     .SYNOPSIS
-        Ends a script that changed settings needing a reboot: restarts, or says so.
-
-    .DESCRIPTION
-        With -Restart, restarts the computer (Restart-Computer -Force) if the calling
-        script's ShouldProcess agrees, so -WhatIf and -Confirm given to the script
-        apply. Without -Restart, writes the lines of -Message instead.
+        Ends a script whose changes need a reboot: restarts (-Restart, if the script's ShouldProcess agrees), or writes -Message.
 
     .PARAMETER Cmdlet
-        The calling script's $PSCmdlet; its ShouldProcess decides on the restart.
+        The calling script's $PSCmdlet, so that its -WhatIf and -Confirm apply to the restart.
 
     .PARAMETER Restart
-        Restart the computer instead of writing -Message.
+        Restart the computer (Restart-Computer -Force) instead of writing -Message.
 
     .PARAMETER Message
         Lines written with Write-Host when not restarting (empty strings give blank lines).
@@ -226,21 +200,13 @@ function Restart-ComputerIfRequested {
 function ConvertFrom-ImagePath {
     <#
     .SYNOPSIS
-        Turns a service's ImagePath (PathName) into a plain full path.
-
-    .DESCRIPTION
-        sc.exe stores "C:\x\TestDriver.sys" as "\??\C:\x\TestDriver.sys"; drivers
-        installed by Windows use "\SystemRoot\..." or "System32\drivers\...".
-        Quotes and the \??\ prefix are removed, the other two forms are made absolute.
+        Turns a service's ImagePath ("\??\C:\x.sys", "\SystemRoot\...", "System32\drivers\...", quoted) into a plain full path.
 
     .PARAMETER ImagePath
         The ImagePath as the registry or Win32_SystemDriver.PathName gives it.
 
     .EXAMPLE
         ConvertFrom-ImagePath -ImagePath '\??\C:\TestDriver\TestDriver.sys'
-
-    .OUTPUTS
-        System.String
     #>
     [CmdletBinding()]
     [OutputType([string])]
@@ -261,25 +227,19 @@ function ConvertFrom-ImagePath {
 function Get-DriverService {
     <#
     .SYNOPSIS
-        Describes the service of a given name from WMI: whether it exists, is a kernel driver, its state and file.
+        Describes the service of a given name from WMI, or returns $null when there is none.
 
     .DESCRIPTION
-        Reads Win32_SystemDriver (kernel and file system drivers) and, when no driver
-        has the name, Win32_Service (a program's service that took the name). The State
-        and ServiceType values of these classes are fixed strings ('Running', 'Stopped',
-        'Kernel Driver', ...) on every display language, unlike the text sc.exe prints.
-        Returns $null when no service has the name.
+        Reads Win32_SystemDriver, else Win32_Service (a program's service that took the name),
+        whose State and ServiceType are the same strings on every display language. Returns
+        Name, IsKernelDriver, ServiceType, State, Running, Stopped, PathName and Path (PathName
+        as a plain full path).
 
     .PARAMETER Name
         Service name (letters, digits and underscores).
 
     .EXAMPLE
         $service = Get-DriverService -Name 'TestDrv'
-        if ($service -and $service.Running) { 'loaded' }
-
-    .OUTPUTS
-        PSCustomObject with Name, IsKernelDriver, ServiceType, State, Running, Stopped, PathName
-        and Path (the PathName as a plain full path), or $null.
     #>
     [CmdletBinding()]
     param(
@@ -308,16 +268,14 @@ function Get-DriverService {
 function Find-TestDriverBuild {
     <#
     .SYNOPSIS
-        Lists the TestDriver.sys (or .pdb) files that "cargo make" left in the repository, newest first.
+        Lists the TestDriver.sys (or .pdb) files of the package builds in the repository, newest first.
 
     .DESCRIPTION
-        windows-drivers-rs writes the driver package to target\<profile>\TestDriver_package:
-        plain "cargo make" builds the debug profile (target\debug\...), "cargo make default
-        --release" the release profile (target\release\...), and "--target
-        x86_64-pc-windows-msvc" adds the triple (target\x86_64-pc-windows-msvc\<profile>\...).
-        Older windows-drivers-rs releases named the folder "package". Every existing
-        candidate is returned, sorted by LastWriteTime, newest first, so the caller can
-        use the first and say which it used.
+        Both windows-drivers-rs flows write target\<profile>\TestDriver_package: "cargo wdk build
+        --profile release" and "cargo make default --release" target\release\..., plain "cargo
+        make" target\debug\...; "--target x86_64-pc-windows-msvc" adds the triple
+        (target\x86_64-pc-windows-msvc\<profile>\...), and older releases named the folder
+        "package". Returns every one that exists, newest first.
 
     .PARAMETER RepositoryRoot
         The repository root (the folder holding target\).
@@ -327,9 +285,6 @@ function Find-TestDriverBuild {
 
     .EXAMPLE
         $builds = @(Find-TestDriverBuild -RepositoryRoot (Split-Path -Parent $PSScriptRoot) -FileName 'TestDriver.sys')
-
-    .OUTPUTS
-        System.IO.FileInfo, newest first; nothing when no build exists.
     #>
     [CmdletBinding()]
     [OutputType([IO.FileInfo])]
@@ -337,14 +292,13 @@ function Find-TestDriverBuild {
         [Parameter(Mandatory)][string]$RepositoryRoot,
         [Parameter(Mandatory)][ValidateSet('TestDriver.sys', 'TestDriver.pdb')][string]$FileName
     )
-    $found = New-Object -TypeName 'System.Collections.Generic.List[System.IO.FileInfo]'
+    $found = @()
     foreach ($targetFolder in @('target', 'target\x86_64-pc-windows-msvc')) {
         foreach ($buildProfile in @('release', 'debug')) {
             foreach ($packageFolder in @('TestDriver_package', 'package')) {
-                $relative = Join-Path -Path $targetFolder -ChildPath (Join-Path -Path $buildProfile -ChildPath $packageFolder)
-                $file = Join-Path -Path (Join-Path -Path $RepositoryRoot -ChildPath $relative) -ChildPath $FileName
+                $file = Join-Path -Path $RepositoryRoot -ChildPath "$targetFolder\$buildProfile\$packageFolder\$FileName"
                 if (Test-Path -LiteralPath $file -PathType Leaf) {
-                    $found.Add((Get-Item -LiteralPath $file))
+                    $found += Get-Item -LiteralPath $file
                 }
             }
         }
@@ -359,6 +313,7 @@ Export-ModuleMember -Function @(
     'Invoke-NativeCommand',
     'Write-NativeOutput',
     'Resolve-ExistingFile',
+    'Test-TestSigningActive',
     'Restart-ComputerIfRequested',
     'ConvertFrom-ImagePath',
     'Get-DriverService',

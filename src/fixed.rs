@@ -1,13 +1,9 @@
 //! The fixed driver: the seed's demo without the seed's defects.
 //!
-//! 1000 files of 100 lines are written to `C:\Temp`, then moved to
-//! `C:\Temp2`. Same routines, in the same order, with the same names as
-//! `src/seed.rs`, so that `diff src/seed.rs src/fixed.rs` lists the fixes;
-//! each fix carries a comment saying what the seed did.
-//!
-//! The `FAST_MUTEX` gives the two threads mutual exclusion, the
-//! `files_created` event their order. Unload waits for both threads before it
-//! deletes the device whose extension they use ([`start_thread`]).
+//! The same routines as `src/seed.rs`, in the same order and under the same
+//! names, so that `diff src/seed.rs src/fixed.rs` lists the fixes, each with a
+//! comment saying what the seed did. Why each fix is made this way:
+//! `docs/fixed-driver.md`.
 
 use core::ptr::null_mut;
 
@@ -89,15 +85,21 @@ use crate::nt::{
     rtl_string_cch_printf_w,
 };
 
-// The kernel's thread object type: the variable `POBJECT_TYPE PsThreadType`,
-// a data export of ntoskrnl.exe. The WDK declares it `extern POBJECT_TYPE
-// *PsThreadType;` (the import address table slot under its bare name, read as
-// `*PsThreadType`), and wdk-sys copies that. Declared here as a dllimport of
-// the variable itself, it is read through `__imp_PsThreadType`, which the
-// import library defines whatever kind of export it marks it.
+/// `SYNC_RESOURCES`: the device extension, shared by both threads.
+#[repr(C)]
+pub struct SyncResources {
+    /// `FAST_MUTEX` object for synchronized access to the files.
+    pub file_mutex: FAST_MUTEX,
+    /// Set by `FileCreationThread` once the files are written; `FileMoveThread` waits for it.
+    pub files_created: KEVENT,
+    /// The two threads, referenced for unload to wait on; NULL if not started or not referenced.
+    pub threads: [PVOID; 2],
+}
+
 #[cfg_attr(not(test), link(name = "ntoskrnl"))]
 unsafe extern "C" {
-    /// `PsThreadType`: the object type of thread objects.
+    /// The kernel's thread object type, declared as a dllimport variable (read
+    /// through `__imp_PsThreadType`), not as wdk-sys's bare import slot.
     static PsThreadType: POBJECT_TYPE;
 }
 
@@ -105,103 +107,131 @@ unsafe extern "C" {
 #[allow(clippy::cast_possible_truncation, reason = "MODE values are 0 and 1")]
 const KERNEL_MODE: KPROCESSOR_MODE = KernelMode as KPROCESSOR_MODE;
 
-/// `SYNC_RESOURCES`: the device extension, shared by both threads.
-#[repr(C)]
-pub struct SyncResources {
-    /// `FAST_MUTEX` object for synchronized access to the files.
-    pub file_mutex: FAST_MUTEX,
-    /// Notification event set by `FileCreationThread` when its loop has
-    /// ended: `FileMoveThread` waits for it before it moves anything.
-    pub files_created: KEVENT,
-    /// The two threads, referenced, so that unload can wait for them; NULL
-    /// for a thread not started, or not referenced ([`wait_for_thread`]).
-    pub threads: [PVOID; 2],
+/// `DPFLTR_IHVDRIVER_ID`: the debug-output component of independent drivers.
+#[allow(clippy::cast_sign_loss, reason = "DPFLTR_IHVDRIVER_ID is 77")]
+const IHV_DRIVER: ULONG = DPFLTR_IHVDRIVER_ID as ULONG;
+
+/// Logs `TestDriver: <format>` and a newline with `DbgPrintEx` at error level
+/// (the default debug filter drops plain `DbgPrint`); the seed logs nothing.
+macro_rules! log_failure {
+    ($format:literal $(, $argument:expr)* $(,)?) => {
+        let format = concat!("TestDriver: ", $format, "\n\0");
+        // SAFETY: a NUL-terminated format whose %ws (a NUL-terminated wide string) and
+        // %08x (32 bits) match the arguments; callers run at PASSIVE_LEVEL, as %ws requires.
+        let _ = unsafe {
+            DbgPrintEx(IHV_DRIVER, DPFLTR_ERROR_LEVEL, format.as_ptr().cast(), $($argument),*)
+        };
+    };
 }
 
-/// Takes the `FAST_MUTEX` and stays at `PASSIVE_LEVEL`.
-///
-/// The seed's `ExAcquireFastMutex` raises the IRQL to `APC_LEVEL`, and the
-/// thread then calls `ZwCreateFile` and the other Zw file routines, which must
-/// be called at `PASSIVE_LEVEL` with special kernel APCs enabled (I/O
-/// completion is delivered by one). `KeEnterCriticalRegion` disables only
-/// normal kernel APCs, so the thread cannot be suspended while it holds the
-/// mutex, which is what `ExAcquireFastMutexUnsafe` requires, and the IRQL stays
-/// `PASSIVE_LEVEL`. An `ERESOURCE` would do as well, but the `FAST_MUTEX` stays
-/// the object the demo is about (`dt nt!_FAST_MUTEX` reads the same structure).
+/// Takes the `FAST_MUTEX` in a critical region, at `PASSIVE_LEVEL` as the Zw
+/// file routines require (the seed's `ExAcquireFastMutex` raises the IRQL).
 ///
 /// # Safety
 ///
-/// `mutex` points to an initialised `FAST_MUTEX` in nonpaged memory, which
-/// the current thread does not hold (fast mutexes are not recursive); IRQL
-/// `PASSIVE_LEVEL`.
+/// `mutex` is an initialised `FAST_MUTEX` in nonpaged memory that the current
+/// thread does not hold; IRQL `PASSIVE_LEVEL`.
 unsafe fn acquire(mutex: PFAST_MUTEX) {
-    // SAFETY: no precondition beyond IRQL <= APC_LEVEL, which the caller
-    // guarantees.
+    // SAFETY: IRQL <= APC_LEVEL (the caller's contract).
     unsafe { KeEnterCriticalRegion() };
-    // SAFETY: normal kernel APCs are disabled (critical region), and `mutex`
-    // is an initialised FAST_MUTEX in nonpaged memory that this thread does
-    // not own already (the caller's contract), as ExAcquireFastMutexUnsafe
-    // requires.
+    // SAFETY: in a critical region, on a mutex this thread does not hold.
     unsafe { ExAcquireFastMutexUnsafe(mutex) };
 }
 
-/// Gives the `FAST_MUTEX` back and leaves the critical region [`acquire`]
-/// entered.
+/// Gives the `FAST_MUTEX` back and leaves the critical region of [`acquire`].
 ///
 /// # Safety
 ///
-/// The current thread holds `mutex`, acquired with [`acquire`].
+/// The current thread holds `mutex`, taken with [`acquire`].
 unsafe fn release(mutex: PFAST_MUTEX) {
-    // SAFETY: the caller holds `mutex` from ExAcquireFastMutexUnsafe, still
-    // inside the critical region.
+    // SAFETY: this thread holds `mutex`, still in the critical region.
     unsafe { ExReleaseFastMutexUnsafe(mutex) };
     // SAFETY: pairs with the KeEnterCriticalRegion of `acquire`.
     unsafe { KeLeaveCriticalRegion() };
 }
 
-/// Sets `files_created`, which `FileMoveThread` waits for before it moves
-/// anything.
+/// Sets `files_created`, which `FileMoveThread` waits for.
 ///
 /// # Safety
 ///
-/// `files_created` is the initialised event of a live device extension; IRQL
-/// `<= DISPATCH_LEVEL`.
+/// `files_created` is the initialised event of a live extension; IRQL `<= DISPATCH_LEVEL`.
 unsafe fn signal_files_created(files_created: *mut KEVENT) {
     #[allow(clippy::cast_possible_wrap, reason = "IO_NO_INCREMENT is 0")]
-    // SAFETY: an initialised event in nonpaged memory (the caller's
-    // contract); Wait FALSE, so no wait must follow.
-    let _ = unsafe {
-        KeSetEvent(
-            files_created,
-            IO_NO_INCREMENT as KPRIORITY,
-            BOOLEAN::from(false),
+    // SAFETY: an initialised event (the caller's contract); Wait FALSE.
+    let _ =
+        unsafe { KeSetEvent(files_created, IO_NO_INCREMENT as KPRIORITY, BOOLEAN::from(false)) };
+}
+
+/// Starts `routine` with the device extension as its context and returns the
+/// thread referenced, for unload to wait on (the seed keeps no reference), or
+/// NULL after waiting for a thread it could not reference; if that wait fails,
+/// the driver stays loaded. The error is `PsCreateSystemThread`'s status.
+///
+/// # Safety
+///
+/// `sync_res` is the extension of `driver_object`'s device, its mutex and event
+/// initialised, which outlives the thread; IRQL `PASSIVE_LEVEL`.
+unsafe fn start_thread(
+    driver_object: PDRIVER_OBJECT,
+    routine: unsafe extern "C" fn(PVOID),
+    sync_res: *mut SyncResources,
+) -> Result<PVOID, NTSTATUS> {
+    let mut thread_handle: HANDLE = null_mut();
+    // The thread routines have the KSTART_ROUTINE signature (the C casts
+    // routines that return NTSTATUS).
+    // SAFETY: the routine's context, the device extension, is ready and outlives
+    // the thread (the caller's contract); PASSIVE_LEVEL.
+    let status = unsafe {
+        PsCreateSystemThread(
+            &raw mut thread_handle,
+            0,
+            null_mut(),
+            null_mut(),
+            null_mut(),
+            Some(routine),
+            sync_res.cast(),
         )
     };
-}
+    if !nt_success(status) {
+        log_failure!("PsCreateSystemThread failed: %08x", status);
+        return Err(status);
+    }
 
-/// Logs a failure and its `NTSTATUS` with `DbgPrintEx` (the seed ignores every
-/// status and logs nothing), as an error of the component for independent
-/// drivers: plain `DbgPrint` is an info-level message, which the kernel's
-/// default debug filter drops. The format is a C string literal whose
-/// conversions match the arguments.
-macro_rules! log_failure {
-    ($format:literal $(, $argument:expr)* $(,)?) => {
-        // SAFETY: a NUL-terminated format whose conversions (%ws: a
-        // NUL-terminated wide string, %08x: a 32-bit value) match the
-        // arguments. Unicode conversions are formatted only at PASSIVE_LEVEL,
-        // where every caller in this driver runs.
-        let _ = unsafe {
-            DbgPrintEx(IHV_DRIVER, DPFLTR_ERROR_LEVEL, $format.as_ptr(), $($argument),*)
-        };
+    let mut thread: PVOID = null_mut();
+    // SAFETY: reads PsThreadType, set at boot and never written afterwards.
+    let thread_type = unsafe { PsThreadType };
+    // SAFETY: a handle to the thread just started; `thread` is a live local.
+    let status = unsafe {
+        ObReferenceObjectByHandle(
+            thread_handle,
+            SYNCHRONIZE,
+            thread_type,
+            KERNEL_MODE,
+            &raw mut thread,
+            null_mut(),
+        )
     };
+    if !nt_success(status) {
+        log_failure!("ObReferenceObjectByHandle failed: %08x", status);
+        thread = null_mut();
+        // SAFETY: an open handle; PASSIVE_LEVEL, no timeout; no thread waits for
+        // anything DriverEntry holds or has still to do, so no deadlock.
+        let status =
+            unsafe { ZwWaitForSingleObject(thread_handle, BOOLEAN::from(false), null_mut()) };
+        // STATUS_SUCCESS (STATUS_WAIT_0) alone says that the thread has ended.
+        if status != STATUS_SUCCESS {
+            log_failure!("ZwWaitForSingleObject failed: %08x, the driver stays loaded", status);
+            // SAFETY: the writable driver object, read after DriverEntry returns.
+            unsafe { (*driver_object).DriverUnload = None };
+        }
+    }
+    // SAFETY: a kernel handle PsCreateSystemThread returned, closed once.
+    let _ = unsafe { ZwClose(thread_handle) };
+    Ok(thread)
 }
-
-/// `DPFLTR_IHVDRIVER_ID`: the debug-output component of independent drivers.
-#[allow(clippy::cast_sign_loss, reason = "DPFLTR_IHVDRIVER_ID is 77")]
-const IHV_DRIVER: ULONG = DPFLTR_IHVDRIVER_ID as ULONG;
 
 /// `FileCreationThread`: takes the `FAST_MUTEX` once, writes 1000 files of 100
-/// lines each into `C:\Temp`, gives the mutex back, and sets `files_created`.
+/// lines each into `C:\Temp`, gives the mutex back and sets `files_created`.
 ///
 /// The C declares it `NTSTATUS FileCreationThread(PVOID)` and passes it as a
 /// `KSTART_ROUTINE`, which returns `VOID`; here it has the `KSTART_ROUTINE`
@@ -218,16 +248,15 @@ unsafe extern "C" fn file_creation_thread(context: PVOID) {
     let file_mutex = unsafe { &raw mut (*sync_res).file_mutex };
     // SAFETY: as above.
     let files_created = unsafe { &raw mut (*sync_res).files_created };
+    // The C leaves these locals uninitialised; Rust requires a value, so zeros.
     let mut uni_file_path = UNICODE_STRING::default();
     let mut file_path_buffer: PathBuffer = [0; PATH_CCH];
     let mut data_to_write = DATA_TO_WRITE;
     let mut io_status_block = IO_STATUS_BLOCK::default();
 
-    // Acquire the FAST_MUTEX, once: the seed acquires it a second time here and
-    // waits for itself forever (fast mutexes cannot be acquired recursively).
-    // SAFETY: `context` is the live device extension (it outlives this
-    // thread: see `start_thread`), whose mutex driver_entry initialised;
-    // PASSIVE_LEVEL.
+    // Acquire the FAST_MUTEX once: the seed takes it twice and waits for itself forever.
+    // SAFETY: `context` is the live device extension (unload waits for this
+    // thread), whose mutex driver_entry initialised; PASSIVE_LEVEL, not held.
     unsafe { acquire(file_mutex) };
 
     for i in 0..FILE_COUNT {
@@ -282,9 +311,9 @@ unsafe extern "C" fn file_creation_thread(context: PVOID) {
                 // The seed ignores a failed write and tries the next 99.
                 if !nt_success(status) {
                     log_failure!(
-                        c"TestDriver: ZwWriteFile(%ws) failed: %08x\n",
+                        "ZwWriteFile(%ws) failed: %08x",
                         file_path_buffer.as_ptr(),
-                        status,
+                        status
                     );
                     break;
                 }
@@ -292,11 +321,7 @@ unsafe extern "C" fn file_creation_thread(context: PVOID) {
             // SAFETY: `h_file` is a kernel handle this thread opened.
             let _ = unsafe { ZwClose(h_file) };
         } else {
-            log_failure!(
-                c"TestDriver: ZwCreateFile(%ws) failed: %08x\n",
-                file_path_buffer.as_ptr(),
-                status,
-            );
+            log_failure!("ZwCreateFile(%ws) failed: %08x", file_path_buffer.as_ptr(), status);
         }
     }
 
@@ -304,16 +329,13 @@ unsafe extern "C" fn file_creation_thread(context: PVOID) {
     // SAFETY: this thread holds the mutex, taken by `acquire`.
     unsafe { release(file_mutex) };
 
-    // The seed gives the two threads no order: when FileMoveThread runs first,
-    // it finds no file and the files stay in C:\Temp.
-    // SAFETY: `files_created` was initialised by driver_entry and lives as
-    // long as the extension, which outlives this thread; PASSIVE_LEVEL.
+    // The seed gives the threads no order: FileMoveThread may run first and find no file.
+    // SAFETY: the extension's initialised event; the extension outlives this thread.
     unsafe { signal_files_created(files_created) };
 }
 
-/// `FileMoveThread`: waits until `FileCreationThread` has written the files,
-/// takes the `FAST_MUTEX`, then moves each `C:\Temp\file_<i>.txt` to
-/// `C:\Temp2\NewFile_<i>.txt`.
+/// `FileMoveThread`: waits for `files_created`, takes the `FAST_MUTEX`, then
+/// moves each `C:\Temp\file_<i>.txt` to `C:\Temp2\NewFile_<i>.txt`.
 ///
 /// # Safety
 ///
@@ -325,13 +347,13 @@ unsafe extern "C" fn file_move_thread(context: PVOID) {
     let file_mutex = unsafe { &raw mut (*sync_res).file_mutex };
     // SAFETY: as above.
     let files_created = unsafe { &raw mut (*sync_res).files_created };
+    // The C leaves these locals uninitialised; Rust requires a value, so zeros.
     let mut io_status_block = IO_STATUS_BLOCK::default();
     let mut old_file_path_buffer: PathBuffer = [0; PATH_CCH];
     let mut new_file_path_buffer: PathBuffer = [0; PATH_CCH];
 
     // The seed takes the mutex at once, whether the files exist or not.
-    // SAFETY: `files_created` is an initialised notification event in the live
-    // extension; PASSIVE_LEVEL, no mutex held, no timeout.
+    // SAFETY: the extension's initialised event; PASSIVE_LEVEL, holding nothing.
     let status = unsafe {
         KeWaitForSingleObject(
             files_created.cast(),
@@ -342,13 +364,12 @@ unsafe extern "C" fn file_move_thread(context: PVOID) {
         )
     };
     if !nt_success(status) {
-        log_failure!(c"TestDriver: waiting for the files failed: %08x\n", status);
+        log_failure!("waiting for the files failed: %08x", status);
     }
 
     // Acquire the FAST_MUTEX
-    // SAFETY: `context` is the live device extension (it outlives this
-    // thread: see `start_thread`), whose mutex driver_entry initialised;
-    // PASSIVE_LEVEL.
+    // SAFETY: `context` is the live device extension (unload waits for this
+    // thread), whose mutex driver_entry initialised; PASSIVE_LEVEL, not held.
     unsafe { acquire(file_mutex) };
 
     for i in 0..FILE_COUNT {
@@ -357,6 +378,7 @@ unsafe extern "C" fn file_move_thread(context: PVOID) {
         let _ =
             rtl_string_cch_printf_w(&mut new_file_path_buffer, &MOVED_FILE_PREFIX, i, &TXT_SUFFIX);
 
+        // Uninitialised in the C too; RtlInitUnicodeString fills each one.
         let mut old_file_path = UNICODE_STRING::default();
         let mut new_file_path = UNICODE_STRING::default();
         // SAFETY: both buffers are NUL-terminated and outlive the strings.
@@ -402,20 +424,12 @@ unsafe extern "C" fn file_move_thread(context: PVOID) {
                 )
             };
             if !nt_success(status) {
-                log_failure!(
-                    c"TestDriver: renaming %ws failed: %08x\n",
-                    old_file_path_buffer.as_ptr(),
-                    status,
-                );
+                log_failure!("renaming %ws failed: %08x", old_file_path_buffer.as_ptr(), status);
             }
             // SAFETY: `h_file` is a kernel handle this thread opened.
             let _ = unsafe { ZwClose(h_file) };
         } else {
-            log_failure!(
-                c"TestDriver: ZwOpenFile(%ws) failed: %08x\n",
-                old_file_path_buffer.as_ptr(),
-                status,
-            );
+            log_failure!("ZwOpenFile(%ws) failed: %08x", old_file_path_buffer.as_ptr(), status);
         }
     }
 
@@ -424,142 +438,37 @@ unsafe extern "C" fn file_move_thread(context: PVOID) {
     unsafe { release(file_mutex) };
 }
 
-/// `UnloadDriver`: waits for both threads to end, releases its references to
-/// them, then deletes the device.
+/// `UnloadDriver`: waits for both threads to end and releases them, then
+/// deletes the device.
 ///
 /// # Safety
 ///
 /// Called by the I/O manager with the driver object whose device
 /// [`driver_entry`] created.
 unsafe extern "C" fn unload_driver(driver_object: PDRIVER_OBJECT) {
-    // SAFETY: the I/O manager passes a valid driver object; its DeviceObject
-    // is the device driver_entry created, not deleted yet.
+    // SAFETY: the I/O manager passes a valid driver object.
     let device_object = unsafe { (*driver_object).DeviceObject };
-
-    // The seed deletes the device while its threads still use the extension
-    // (and their code, once the driver is unmapped).
-    // SAFETY: the device is not deleted yet; its extension is the
-    // SyncResources driver_entry initialised.
+    // The seed deletes the device while both threads still use its extension.
+    // SAFETY: the device driver_entry created, not deleted yet; its extension
+    // is the SyncResources driver_entry initialised.
     let sync_res = unsafe { (*device_object).DeviceExtension }.cast::<SyncResources>();
-    // SAFETY: as above; only unload touches `threads` after driver_entry.
-    let threads = unsafe { &mut (*sync_res).threads };
-    // NULL: a thread never started, or one DriverEntry could not reference and
-    // waited for (wait_for_thread); had that wait failed, DriverUnload would be
-    // NULL and this routine never called.
-    for thread in threads.iter_mut().filter(|thread| !thread.is_null()) {
-        // SAFETY: a referenced thread object (a dispatcher object, signalled
-        // when the thread ends); unload runs at PASSIVE_LEVEL, no timeout.
+    // SAFETY: as above; the threads' slots, written by driver_entry only.
+    let threads = unsafe { &(*sync_res).threads };
+    // NULL: a thread not started, or one start_thread waited for.
+    for &thread in threads.iter().filter(|thread| !thread.is_null()) {
+        // SAFETY: a referenced thread object, signalled when the thread ends.
         let status = unsafe {
-            KeWaitForSingleObject(*thread, Executive, KERNEL_MODE, BOOLEAN::from(false), null_mut())
+            KeWaitForSingleObject(thread, Executive, KERNEL_MODE, BOOLEAN::from(false), null_mut())
         };
         if !nt_success(status) {
-            log_failure!(c"TestDriver: waiting for a thread failed: %08x\n", status);
+            log_failure!("waiting for a thread failed: %08x", status);
         }
-        // SAFETY: releases the reference driver_entry took; not used after.
-        let _ = unsafe { ObfDereferenceObject(*thread) };
-        *thread = null_mut();
+        // SAFETY: releases the reference start_thread took; not used after.
+        let _ = unsafe { ObfDereferenceObject(thread) };
     }
-
-    // SAFETY: `device_object` was created by IoCreateDevice and not deleted;
-    // no thread uses its extension any more.
+    // SAFETY: the device driver_entry created, not deleted yet; the threads
+    // that used its extension have ended.
     unsafe { IoDeleteDevice(device_object) };
-}
-
-/// Starts `routine` on a system thread with the device extension as its
-/// context, and returns a referenced pointer to the thread for unload to wait
-/// on. The seed keeps no reference, so its unload cannot wait.
-///
-/// Returns NULL if the thread could not be referenced: `DriverEntry` has then
-/// waited for it here ([`wait_for_thread`]). Returns the `NTSTATUS` of
-/// `PsCreateSystemThread` (logged) if the thread could not be started.
-///
-/// # Safety
-///
-/// `sync_res` is the initialised device extension of `driver_object`'s
-/// device, which outlives the thread; IRQL `PASSIVE_LEVEL`.
-unsafe fn start_thread(
-    driver_object: PDRIVER_OBJECT,
-    routine: unsafe extern "C" fn(PVOID),
-    sync_res: *mut SyncResources,
-) -> Result<PVOID, NTSTATUS> {
-    let mut thread_handle: HANDLE = null_mut();
-    // The thread routines have the KSTART_ROUTINE signature (the C casts
-    // routines that return NTSTATUS).
-    // SAFETY: the routine's context, the device extension, is initialised and
-    // outlives the thread (the caller's contract); PASSIVE_LEVEL.
-    let status = unsafe {
-        PsCreateSystemThread(
-            &raw mut thread_handle,
-            0,
-            null_mut(),
-            null_mut(),
-            null_mut(),
-            Some(routine),
-            sync_res.cast(),
-        )
-    };
-    if !nt_success(status) {
-        log_failure!(c"TestDriver: PsCreateSystemThread failed: %08x\n", status);
-        return Err(status);
-    }
-
-    let mut thread: PVOID = null_mut();
-    // SAFETY: reads the kernel's PsThreadType variable (through its import
-    // slot), initialised at boot and never written afterwards.
-    let thread_type = unsafe { PsThreadType };
-    // SAFETY: a kernel handle to a thread PsCreateSystemThread just returned,
-    // of that type; `thread` is a live local.
-    let status = unsafe {
-        ObReferenceObjectByHandle(
-            thread_handle,
-            SYNCHRONIZE,
-            thread_type,
-            KERNEL_MODE,
-            &raw mut thread,
-            null_mut(),
-        )
-    };
-    if !nt_success(status) {
-        log_failure!(c"TestDriver: ObReferenceObjectByHandle failed: %08x\n", status);
-        thread = null_mut();
-        // SAFETY: the handle is open; the I/O manager's driver object.
-        unsafe { wait_for_thread(driver_object, thread_handle) };
-    }
-    // SAFETY: a kernel handle PsCreateSystemThread returned, closed once.
-    let _ = unsafe { ZwClose(thread_handle) };
-    Ok(thread)
-}
-
-/// Waits, through its handle, for a thread [`start_thread`] could not
-/// reference, so that the device extension and the driver's code outlive it.
-///
-/// This cannot deadlock: neither thread waits for `DriverEntry`, as
-/// `FileMoveThread` takes the mutex only once `files_created` is set (by
-/// `FileCreationThread` after it released the mutex, or by `DriverEntry` if
-/// it could not start it). If the wait fails too, the driver clears its
-/// `DriverUnload` and is never unloaded.
-///
-/// # Safety
-///
-/// `thread_handle` is an open kernel handle `PsCreateSystemThread` returned
-/// to `DriverEntry`; `driver_object` is the driver object the I/O manager
-/// passed to `DriverEntry`; IRQL `PASSIVE_LEVEL`.
-unsafe fn wait_for_thread(driver_object: PDRIVER_OBJECT, thread_handle: HANDLE) {
-    // SAFETY: an open handle; PASSIVE_LEVEL, not alertable, no timeout.
-    // DriverEntry holds nothing the thread waits for (see above).
-    let status =
-        unsafe { ZwWaitForSingleObject(thread_handle, BOOLEAN::from(false), null_mut()) };
-    // STATUS_SUCCESS (STATUS_WAIT_0) alone says that the thread has ended.
-    if status != STATUS_SUCCESS {
-        log_failure!(
-            c"TestDriver: ZwWaitForSingleObject failed: %08x, the driver stays loaded\n",
-            status,
-        );
-        // SAFETY: the I/O manager's driver object, writable; it calls
-        // DriverUnload only after DriverEntry has returned, and not at all
-        // when it is NULL.
-        unsafe { (*driver_object).DriverUnload = None };
-    }
 }
 
 /// `DriverEntry`: creates the device holding the `FAST_MUTEX` and the
@@ -575,6 +484,7 @@ unsafe fn wait_for_thread(driver_object: PDRIVER_OBJECT, thread_handle: HANDLE) 
 #[cfg_attr(not(test), unsafe(export_name = "DriverEntry"))]
 pub unsafe extern "system" fn driver_entry(
     driver_object: PDRIVER_OBJECT,
+    // The C has `PUNICODE_STRING`: the same pointer, const as neither uses it.
     _registry_path: PCUNICODE_STRING,
 ) -> NTSTATUS {
     // SAFETY: the I/O manager passes a valid, writable driver object.
@@ -598,7 +508,7 @@ pub unsafe extern "system" fn driver_entry(
     };
 
     if !nt_success(status) {
-        log_failure!(c"TestDriver: IoCreateDevice failed: %08x\n", status);
+        log_failure!("IoCreateDevice failed: %08x", status);
         return status;
     }
 
@@ -617,37 +527,21 @@ pub unsafe extern "system" fn driver_entry(
     // SAFETY: the extension is fresh, writable and used by nobody yet.
     unsafe { ex_initialize_fast_mutex(file_mutex) };
     // SAFETY: as above; a notification event, not signalled.
-    unsafe {
-        KeInitializeEvent(
-            files_created,
-            NotificationEvent,
-            BOOLEAN::from(false),
-        );
-    };
-    // SAFETY: as above.
-    unsafe { threads.write([null_mut(); 2]) };
+    unsafe { KeInitializeEvent(files_created, NotificationEvent, BOOLEAN::from(false)) };
 
-    // SAFETY: the extension is initialised; unload waits for both threads
-    // before deleting the device, or start_thread waited for the thread, or
-    // the driver is never unloaded; PASSIVE_LEVEL.
-    match unsafe { start_thread(driver_object, file_creation_thread, sync_res) } {
-        // SAFETY: the extension is live; unload reads `threads` only after
-        // DriverEntry has returned.
-        Ok(thread) => unsafe { (*threads)[0] = thread },
-        // No FileCreationThread will set the event: set it, so that
-        // FileMoveThread does not wait forever.
+    // SAFETY: the mutex and event are initialised; the extension outlives the thread
+    // (unload waits for it, or start_thread did, or the driver stays loaded).
+    let creation = unsafe { start_thread(driver_object, file_creation_thread, sync_res) };
+    if creation.is_err() {
+        // No FileCreationThread will set the event FileMoveThread waits for.
         // SAFETY: the event is initialised; PASSIVE_LEVEL.
-        Err(_) => unsafe { signal_files_created(files_created) },
+        unsafe { signal_files_created(files_created) };
     }
-
     // SAFETY: as above.
-    if let Ok(thread) = unsafe { start_thread(driver_object, file_move_thread, sync_res) } {
-        // SAFETY: as above.
-        unsafe { (*threads)[1] = thread };
-    }
+    let moving = unsafe { start_thread(driver_object, file_move_thread, sync_res) };
+    // SAFETY: the live extension; no thread reads `threads`, unload only after DriverEntry returns.
+    unsafe { threads.write([creation.unwrap_or(null_mut()), moving.unwrap_or(null_mut())]) };
 
-    // DriverEntry succeeds even if a thread could not be started: the other
-    // already runs in the driver's code, and unload waits for it (or
-    // wait_for_thread did, or the driver is never unloaded).
+    // Succeeds even if a thread could not start: the other already runs.
     STATUS_SUCCESS
 }

@@ -1,56 +1,33 @@
 "use strict";
 
-// WrFastMutex.js - a WinDbg JavaScript extension that answers the question the
-// MEX command !WrFastMutex answers in the TestDriver walk-through, with nothing
-// but WinDbg (no MEX):
-//
-//   which threads are waiting with wait reason WrFastMutex, on which FAST_MUTEX,
-//   who owns that mutex, and what its Count / Contention / OldIrql say.
-//
-// Usage (kernel dump or live kernel session):
+// WrFastMutex.js - a WinDbg JavaScript extension that answers, with nothing but WinDbg, the
+// question MEX's !WrFastMutex answers in the TestDriver walk-through: which threads wait with
+// reason WrFastMutex, on which FAST_MUTEX, who owns it, and what its Count / Contention /
+// OldIrql say.
 //
 //   .scriptload C:\path\to\repo\windbg\WrFastMutex.js
 //   !WrFastMutexJs                        table of waiters + one summary per mutex
 //   dx @$scriptContents.WrFastMutexJs()   the same rows as data-model objects
-//   !WrFastMutexWalk                      the same table, then the seed's walk-through with
-//                                         built-in commands (!thread, .thread <thread>,
+//   !WrFastMutexWalk [1]                  the same table, then the seed's walk-through
+//                                         (!thread or, with 1, MEX's !mex.t, .thread,
 //                                         .frame /r, dt nt!_FAST_MUTEX), from one walk
-//   !WrFastMutexWalk 1                    the same, but with MEX's !mex.t (MEX loaded)
 //
-// How the fast mutex is found. A thread that blocks in ExAcquireFastMutex waits,
-// through KeWaitForSingleObject, on the KEVENT embedded in the FAST_MUTEX. So
-// for a thread with _KTHREAD.State == Waiting (5) and _KTHREAD.WaitReason ==
-// WrFastMutex (34 = 0x22 in _KWAIT_REASON on Windows 10 1607 .. Windows 11),
-// _KTHREAD.WaitBlockList->Object is the address of FAST_MUTEX.Event, and the
-// FAST_MUTEX starts Event's offset (0x18 on x64) before it.
+// A thread blocked in ExAcquireFastMutex waits on the KEVENT inside the FAST_MUTEX: for a
+// thread in State Waiting (5) with WaitReason WrFastMutex (34, Windows 10 1607 .. 11),
+// WaitBlockList->Object is FAST_MUTEX.Event, and the mutex starts Event's offset (0x18 on
+// x64) before it.
 //
-// What a dump does to the reader. A dump is rarely complete: a partial or
-// "kernel stacks only" live dump leaves pages out, and without nt symbols no
-// _ETHREAD can be read at all. The data model reports both by throwing, and it
-// throws late: host.createTypedObject only records a location, the read (and
-// the "Unable to read memory" error) happens when a field is touched; the
-// Processes, Threads and Stack.Frames collections are lazy iterators whose
-// next() can throw part-way; host.getModuleType can return null for a type the
-// symbols lack (Microsoft's WinDbg-Samples ImageInfo/ImageInfo.js checks
-// `privateType === undefined || privateType == null`, and guards its memory
-// reads, "unreadable on a -z"). So every read and every iteration below is
-// guarded, what could not be read is counted, and when nothing was found the
-// report says "Cannot tell ..." with those counts instead of "No thread is
-// waiting": an empty answer from an unreadable dump is not a "no deadlock".
+// A dump is rarely complete (partial live dumps leave pages out; without nt symbols no
+// _ETHREAD can be read), and the data model says so by throwing late: on a field read, or on
+// a lazy collection's next(). So every read and iteration in the adapter is guarded, what
+// could not be read is counted, and then the report says "Cannot tell ..." rather than "No
+// thread is waiting": an unreadable dump is not a "no deadlock".
 //
-// Structure. Everything that only computes (hex arithmetic on 64-bit addresses,
-// filtering, the Count decoding, the report text, the list of commands for the
-// walk-through) is plain JavaScript in the "pure logic" section and never
-// touches `host`. The "WinDbg adapter" section is the only code that reads the
-// data model. The pure functions, and the adapter run against a fake `host`,
-// are unit-tested with node (windbg/test/). The last lines export them for node
-// only: WinDbg's JavaScript provider has no `module`, so the guard skips it.
-//
-// Language level: WinDbg's provider (JsProvider.dll, Chakra) is documented as
-// ECMAScript 6. This file keeps to ES2015 syntax and library (checked by
-// windbg/test/es-compat.test.js): no BigInt, no ?. or ??, no padStart.
-// 64-bit values are kept as 16-digit hex strings in the pure logic because
-// JavaScript numbers hold only 53 bits and kernel addresses need 64.
+// The pure logic (64-bit addresses as 16-digit hex strings: numbers hold 53 bits; Count
+// decoding; the report; the walk-through's commands) never touches `host`; the WinDbg
+// adapter below it is the only code that reads the data model. Both are tested with node
+// (windbg/test/), through the exports at the end, which WinDbg (no `module`) skips. The file
+// keeps to ECMAScript 2015, the level WinDbg's provider documents (windbg/test/es-compat.test.js).
 
 // ---------------------------------------------------------------------------
 // Constants
@@ -73,22 +50,14 @@ var FAST_MUTEX_RAW = { count: 0x0, owner: 0x8, contention: 0x10, oldIrql: 0x30 }
 // Pure logic: 64-bit addresses as hex strings
 // ---------------------------------------------------------------------------
 
-function repeatChar(ch, n) {
-    var s = "";
-    for (var i = 0; i < n; i++) {
-        s += ch;
-    }
-    return s;
-}
-
 function padLeft(text, width, ch) {
     var s = String(text);
-    return s.length >= width ? s : repeatChar(ch === undefined ? " " : ch, width - s.length) + s;
+    return s.length >= width ? s : (ch === undefined ? " " : ch).repeat(width - s.length) + s;
 }
 
 function padRight(text, width) {
     var s = String(text);
-    return s.length >= width ? s : s + repeatChar(" ", width - s.length);
+    return s.length >= width ? s : s + " ".repeat(width - s.length);
 }
 
 // Any spelling of a 64-bit address -> 16 lowercase hex digits.
@@ -136,10 +105,6 @@ function hexAdd(value, delta) {
 
 function hexSub(value, delta) {
     return hexAdd(value, -delta);
-}
-
-function hexEquals(a, b) {
-    return normalizeHex(a) === normalizeHex(b);
 }
 
 function isNullHex(value) {
@@ -439,7 +404,7 @@ function formatReport(rows, coverage) {
     }
     lines.push(formatTableLine(TABLE_COLUMNS.map(function (c) { return c.title; })));
     lines.push(formatTableLine(TABLE_COLUMNS.map(function (c) {
-        return repeatChar("=", Math.max(c.width, c.title.length));
+        return "=".repeat(Math.max(c.width, c.title.length));
     })));
     for (var i = 0; i < rows.length; i++) {
         var r = rows[i];
@@ -606,7 +571,7 @@ function forEachGuarded(getCollection, visit) {
 function eventOffsetFromSymbols() {
     try {
         var t = host.getModuleType("nt", "_FAST_MUTEX");
-        // null (or undefined) when the symbols lack the type: see the header
+        // null (or undefined) when the symbols lack the type, as Microsoft's ImageInfo.js sample checks
         if (t !== null && t !== undefined && t.fields && t.fields.Event) {
             var off = t.fields.Event.offset;
             if (off !== undefined && off !== null) {
@@ -870,7 +835,6 @@ if (typeof module !== "undefined" && module.exports) {
         normalizeHex: normalizeHex,
         hexAdd: hexAdd,
         hexSub: hexSub,
-        hexEquals: hexEquals,
         formatPointer: formatPointer,
         formatPlain: formatPlain,
         decodeFastMutexCount: decodeFastMutexCount,

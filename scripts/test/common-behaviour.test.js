@@ -56,6 +56,15 @@ test("ConvertFrom-ImagePath turns the forms WMI reports into a file path", () =>
     }
 });
 
+test("Test-TestSigningActive reads TESTSIGNING from the loader's start options in the registry", () => {
+    for (const [options, active] of [[" TESTSIGNING  NOEXECUTE=OPTIN", true], [" NOEXECUTE=OPTIN", false]]) {
+        const r = call("Test-TestSigningActive", {}, [{ command: "Get-ItemProperty",
+            when: { Path: "HKLM:\\SYSTEM\\CurrentControlSet\\Control", Name: "SystemStartOptions" },
+            output: [{ SystemStartOptions: options }] }]);
+        assert.deepEqual([r.error, r.output], [null, [active]], options);
+    }
+});
+
 test("Invoke-NativeCommand returns the exit code and the output lines, whatever the code", () => {
     const r = call("Invoke-NativeCommand", { FilePath: "sc.exe", ArgumentList: ["query", "x"] },
         [nativeFake("sc.exe", ["query", "x"], 1060, ["[SC] EnumQueryServicesStatus:OpenService FAILED 1060:"])]

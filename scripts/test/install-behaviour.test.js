@@ -122,7 +122,7 @@ function resolveDriver(fakes) {
         call: { function: "Resolve-DriverPath", arguments: { Path: "" } }, fakes });
 }
 
-test("Resolve-DriverPath takes the newest cargo make build, names the older ones, and asks for the repository root", () => {
+test("Resolve-DriverPath takes the newest package build (cargo wdk or cargo make), names the older ones, and asks for the repository root", () => {
     const builds = [
         { FullName: "C:\\src\\target\\release\\TestDriver_package\\TestDriver.sys", LastWriteTime: "2026-12-02 10:00" },
         { FullName: "C:\\src\\target\\debug\\TestDriver_package\\TestDriver.sys", LastWriteTime: "2026-12-01 10:00" }
@@ -130,20 +130,22 @@ test("Resolve-DriverPath takes the newest cargo make build, names the older ones
     const r = resolveDriver([{ command: "Find-TestDriverBuild", when: { FileName: "TestDriver.sys" }, output: builds }]);
     assert.equal(r.error, null);
     assert.deepEqual(r.output, [builds[0].FullName]);
-    assert.match(r.host[0], /^Driver: C:\\src\\target\\release\\TestDriver_package\\TestDriver\.sys \(written 2026-12-02 10:00: the newest of 2 cargo make build\(s\)\)$/);
+    assert.match(r.host[0], /^Driver: C:\\src\\target\\release\\TestDriver_package\\TestDriver\.sys \(written 2026-12-02 10:00: the newest of 2 package build\(s\) of cargo wdk or cargo make\)$/);
     assert.match(r.host[1], /not used, older: C:\\src\\target\\debug\\TestDriver_package\\TestDriver\.sys .*pass -DriverPath to choose it/);
     assert.equal(r.called("Find-TestDriverBuild")[0].named.RepositoryRoot.replace(/\\/g, "/"),
         require("node:path").join(__dirname, "..", ".."), "the repository root is scripts/'s parent");
 });
 
-test("Resolve-DriverPath falls back to the unsigned Linux build only without a cargo make build, else says how to build", () => {
+test("Resolve-DriverPath falls back to the unsigned Linux build only without a package build, else names both ways to build", () => {
     const linux = resolveDriver([
         { command: "Find-TestDriverBuild", output: [] },
         { command: "Test-Path", output: [true] },
         { command: "Resolve-Path", output: [{ ProviderPath: "C:\\src\\out\\TestDriver.sys" }] }
     ]);
     assert.deepEqual(linux.output, ["C:\\src\\out\\TestDriver.sys"]);
-    assert.match(linux.host[0], /the Linux build: no cargo make build found under target\\\)$/);
+    assert.match(linux.host[0], /the Linux build: no cargo wdk or cargo make package build under target\\\)$/);
     const none = resolveDriver([{ command: "Find-TestDriverBuild", output: [] }, { command: "Test-Path", output: [false] }]);
-    assert.match(none.error, /^TestDriver\.sys not found under .*"cargo make default --release" \(target\\release\\TestDriver_package\), or pass -DriverPath\.$/);
+    assert.match(none.error, new RegExp('^TestDriver\\.sys not found under .*: "cargo wdk build --profile release ' +
+        '--target-platform windows" or "cargo make default --release" \\(both write target\\\\release\\\\TestDriver_package\\), ' +
+        "or pass -DriverPath\\.$"));
 });

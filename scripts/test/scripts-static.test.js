@@ -18,7 +18,7 @@ const MODULE = "TestDriver.Common.psm1";
 const MODULE_PATH = path.join(SCRIPTS, MODULE);
 const IMPORT_LINE = "Import-Module -Name (Join-Path $PSScriptRoot '" + MODULE + "') -Force";
 const SHARED = ["Test-Administrator", "Assert-Administrator", "Invoke-NativeCommand", "Write-NativeOutput",
-    "Resolve-ExistingFile", "Restart-ComputerIfRequested", "ConvertFrom-ImagePath", "Get-DriverService",
+    "Resolve-ExistingFile", "Test-TestSigningActive", "Restart-ComputerIfRequested", "ConvertFrom-ImagePath", "Get-DriverService",
     "Find-TestDriverBuild"];
 // The text from the "(" at index open to its matching ")", both included.
 function balanced(text, open) {
