@@ -84,7 +84,7 @@ MUTATIONS = [
              "the virtual clock jumps to the latest timed wait, not the earliest"),
     Mutation("ke-timeout-status", KE, "st.STATUS_TIMEOUT if t.wait.kind != \"delay\" else st.STATUS_SUCCESS",
              "st.STATUS_SUCCESS", "a timed-out wait returns STATUS_SUCCESS as if signalled"),
-    Mutation("ke-critical-region-underflow", KE, "    if t.apc_disable <= 0:", "    if t.apc_disable < 0:",
+    Mutation("ke-critical-region-underflow", KE, "    if n <= 0:", "    if n < 0:",
              "KeLeaveCriticalRegion without KeEnterCriticalRegion is not reported (off by one)"),
     Mutation("ke-spin-lock-no-order", KE, "    lock_acquire(k, t, lock, \"spin lock\", site)\n", "",
              "spin locks skip the lock-order bookkeeping"),

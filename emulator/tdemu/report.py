@@ -7,9 +7,15 @@ import html
 import json
 import os
 import platform
+import struct
+
+from unicorn import UcError
 
 from . import __version__
 from . import ntstatus as st
+from .nt.ex import fast_mutex_info
+from .nt.verifier import owner_thread
+from .symbols import Unwinder
 
 
 def hx(v):
@@ -32,6 +38,53 @@ def _versions() -> dict:
     except Exception:  # noqa: BLE001
         pass
     return out
+
+
+# ------------------------------------------------------------------ what a debugger shows
+
+def stack(k, t) -> list[dict]:
+    """Call stack of a waiting thread, unwound with the driver's .pdata."""
+    w = t.wait
+    if w is None:
+        return []
+    unwinder = Unwinder(k.cpu.mem, k.base, k.image.runtime_functions)
+    frames = [{"child_sp": w.rsp, "ret": w.ret_addr, "site": w.function}]
+    pc, regs = w.ret_addr, dict(w.regs)
+    for _ in range(32):
+        if not k.sym.contains(pc):
+            frames.append({"child_sp": regs["rsp"], "ret": 0, "site": k.sym.fmt(pc)})
+            break
+        try:
+            res = unwinder.unwind(pc, regs, k.cpu.u64)
+        except (UcError, struct.error, IndexError, ValueError):
+            res = None
+        sp = regs["rsp"]
+        if res is None:
+            frames.append({"child_sp": sp, "ret": 0, "site": k.sym.fmt(pc)})
+            break
+        nxt, regs = res
+        frames.append({"child_sp": sp, "ret": nxt, "site": k.sym.fmt(pc), "raw": k.sym.raw(pc)})
+        pc = nxt
+    return frames
+
+
+def thread_info(k, t) -> dict:
+    """A thread as `!thread` shows it: its state, and for a waiting thread what it waits on, its owner
+    and its stack."""
+    d = {"name": t.name, "kind": t.kind, "ethread": t.ethread, "tid": t.tid, "state": t.state,
+         "start": t.start, "start_symbol": k.sym.fmt(t.start), "irql": t.irql,
+         "kernel_apc_disable": t.apc_disable, "cswitches": t.cswitches, "api_calls": t.calls,
+         "exit_status": t.exit_status, "exit": t.exit_how or None}
+    if t.wait:
+        w = t.wait
+        owner = owner_thread(k, w)
+        d.update({"wait_reason": w.reason, "waiting_on": w.obj, "wait_kind": w.kind,
+                  "wait_function": w.function, "call_site": k.sym.fmt(w.ret_addr),
+                  "call_site_raw": k.sym.raw(w.ret_addr), "return_address": w.ret_addr,
+                  "child_sp": w.rsp, "owner_ethread": owner.ethread if owner else None,
+                  "owner": owner.name if owner else None, "stack": stack(k, t)})
+    d["acquires"] = [{"mutex": m, "call_site": k.sym.fmt(s), "return_address": s} for m, s in t.acquires]
+    return d
 
 
 def _thread_json(t: dict) -> dict:
@@ -59,20 +112,20 @@ def _mutex_json(mx: dict) -> dict:
 
 def build(m, outcome: str, run_info: dict) -> dict:
     img = m.image
-    threads = [m.thread_info(t) for t in m.threads]
+    threads = [thread_info(m, t) for t in m.threads]
     dl = m.deadlock
     snapshot_threads = dl["threads"] if dl else threads
     mutex_addrs = sorted(({a for t in m.threads for a, _s in t.acquires} | set(m.ex.mutex_waiters)) - m.ke.spin_lock_addrs)
     mutexes_now = []
     for a in mutex_addrs:
         try:
-            mutexes_now.append(_mutex_json(m.fast_mutex_info(a)))
+            mutexes_now.append(_mutex_json(fast_mutex_info(m, a)))
         except Exception:  # noqa: BLE001 - freed and unreadable
             pass
     rep = {
         "tool": "tdemu", "versions": _versions(),
         "driver": {"path": img.path, "sha256": img.sha256, "module": img.name, "image_base": hx(m.base),
-                   "size_of_image": hx(img.size_of_image), "entry_point": m.fmt_sym(m.base + img.entry_rva),
+                   "size_of_image": hx(img.size_of_image), "entry_point": m.sym.fmt(m.base + img.entry_rva),
                    "symbols": m.sym.source, "imports": img.imports},
         "options": run_info["options"],
         "outcome": outcome,
@@ -90,11 +143,11 @@ def build(m, outcome: str, run_info: dict) -> dict:
         "irql_violations": [dict(v, address=hx(v["address"])) for v in m.verifier.irql_violations.values()],
         "verifier": [dict(v, address=hx(v["address"])) for v in m.verifier.findings],
         "lock_order": [{"thread": e["thread"], "held": hx(e["held"]), "held_kind": m.verifier.lock_kinds.get(e["held"]),
-                        "held_at": m.fmt_sym(e["held_at"]), "acquired": hx(e["acquired"]),
-                        "acquired_kind": m.verifier.lock_kinds.get(e["acquired"]), "acquired_at": m.fmt_sym(e["acquired_at"])}
+                        "held_at": m.sym.fmt(e["held_at"]), "acquired": hx(e["acquired"]),
+                        "acquired_kind": m.verifier.lock_kinds.get(e["acquired"]), "acquired_at": m.sym.fmt(e["acquired_at"])}
                        for e in m.verifier.lock_edges.values()],
         "handles": {
-            "leaked": [{"handle": hx(h.value), "kind": h.kind, "opened_by": h.api, "call_site": m.fmt_sym(h.site),
+            "leaked": [{"handle": hx(h.value), "kind": h.kind, "opened_by": h.api, "call_site": m.sym.fmt(h.site),
                         "thread": h.thread, "path": h.path or None} for h in m.ob.handles.values()],
             "invalid_closes": [dict(c, handle=hx(c["handle"])) for c in m.ob.closed_invalid],
         },
@@ -105,9 +158,9 @@ def build(m, outcome: str, run_info: dict) -> dict:
         "devices": [{"address": hx(d["address"]), "extension": hx(d["extension"]),
                      "extension_size": d["extension_size"], "name": d["name"], "created_at": d["created_at"],
                      "deleted": d["deleted"], "deleted_at": d["deleted_at"]} for d in m.io.devices.values()],
-        "use_after_free": [dict(u, address=hx(u["address"]), pc=hx(u["pc"])) for u in m.uaf],
+        "use_after_free": [dict(u, address=hx(u["address"]), pc=hx(u["pc"])) for u in m.mm.uaf],
         "unload": {"mode": m.opts.unload, "called": m.io.unload_started,
-                   "routine": m.fmt_sym(m.io.unload_routine) if m.io.unload_routine else None,
+                   "routine": m.sym.fmt(m.io.unload_routine) if m.io.unload_routine else None,
                    "returned": m.io.unload_done},
         "dbgprint": m.rtl.dbgprint,
         "events": m.events[:500],

@@ -105,6 +105,7 @@ class Symbolizer:
         self.base = base
         self.size = size
         self.map_path = map_path
+        self.labels: dict[int, str] = {}  # names of addresses outside the module (the kernel's routines: nt!...)
         self._rvas: list[int] = []
         self._names: list[str] = []
         self.source = "none"
@@ -166,6 +167,8 @@ class Symbolizer:
         return None
 
     def fmt(self, addr: int) -> str:
+        if addr in self.labels:
+            return self.labels[addr]
         if not self.contains(addr):
             return f"0x{addr:x}"
         name, off = self.lookup(addr)

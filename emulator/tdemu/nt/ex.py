@@ -10,6 +10,7 @@ from functools import partial
 from .api import Component, arg0_object, everything
 from .defs import APC_LEVEL, DISPATCH_LEVEL, SYNCHRONIZATION_EVENT, irql_name
 from .ke import KThread, block, set_irql
+from .mm import check_freed, free_memory
 from .verifier import lock_acquire
 
 ex = Component("ex")
@@ -83,8 +84,7 @@ def check_initialized(k, fm: int, count: int, fn: str, site: int, t: KThread) ->
 def acquire(k, fm: int, unsafe: bool, fn: str):
     t = k.sched.current
     site = k.ret_site()
-    if k.freed:
-        k.check_freed(fm, FAST_MUTEX_SIZE, fn)
+    check_freed(k, fm, FAST_MUTEX_SIZE, fn)
     if unsafe and t.irql < APC_LEVEL and t.apc_disable == 0:
         k.violation("fast_mutex_unsafe_apcs_enabled",
                     f"{fn} called with normal kernel APCs enabled (needs KeEnterCriticalRegion or APC_LEVEL)", site, t)
@@ -108,7 +108,7 @@ def acquire(k, fm: int, unsafe: bool, fn: str):
                     f"{fn}: thread acquires FAST_MUTEX {fm:#x} it already owns (fast mutexes are not "
                     "recursive: the thread waits for itself forever)", site, t)
         k.event(f"{t.name} calls {fn} on FAST_MUTEX {fm:#x} that it already owns: self-deadlock "
-                f"at {k.fmt_sym(site)}", t)
+                f"at {k.sym.fmt(site)}", t)
     lock_acquire(k, t, fm, "FAST_MUTEX", site)
     # contended: counted in Contention, and as a waiter in Count; the waiter is at APC_LEVEL
     if not unsafe and t.irql < APC_LEVEL:
@@ -118,7 +118,7 @@ def acquire(k, fm: int, unsafe: bool, fn: str):
         _own(k, t, fm, old_irql, unsafe, site)
         return None
     k.ex.mutex_waiters.setdefault(fm, []).append(t)
-    k.event(f"{t.name} waits for FAST_MUTEX {fm:#x} (owner {owner:#x}) at {k.fmt_sym(site)}", t)
+    k.event(f"{t.name} waits for FAST_MUTEX {fm:#x} (owner {owner:#x}) at {k.sym.fmt(site)}", t)
     return block(k, t, "mutex", "WrFastMutex", fm, "nt!" + fn, old_irql=old_irql, unsafe=unsafe)
 
 
@@ -142,8 +142,7 @@ def release(k, fm: int, unsafe: bool, fn: str):
     with no owner) and the next acquire waits for ever, as on Windows."""
     t = k.sched.current
     site = k.ret_site()
-    if k.freed:
-        k.check_freed(fm, FAST_MUTEX_SIZE, fn)
+    check_freed(k, fm, FAST_MUTEX_SIZE, fn)
     owner = k.cpu.u64(fm + 8)
     old = _count(k, fm)
     if old & FM_LOCK_BIT:
@@ -175,24 +174,17 @@ def release(k, fm: int, unsafe: bool, fn: str):
     return None
 
 
-@ex.export(max_irql=APC_LEVEL, footprint=arg0_object)
-def ExAcquireFastMutex(k):
-    return acquire(k, k.cpu.arg0(), False, "ExAcquireFastMutex")
+def _export_fast_mutex_routine(name: str, op, unsafe: bool) -> None:
+    def handler(k):
+        return op(k, k.cpu.arg0(), unsafe, name)
+    handler.__name__ = handler.__qualname__ = name
+    ex.export(max_irql=APC_LEVEL, footprint=arg0_object)(handler)
 
 
-@ex.export(max_irql=APC_LEVEL, footprint=arg0_object)
-def ExReleaseFastMutex(k):
-    return release(k, k.cpu.arg0(), False, "ExReleaseFastMutex")
-
-
-@ex.export(max_irql=APC_LEVEL, footprint=arg0_object)
-def ExAcquireFastMutexUnsafe(k):
-    return acquire(k, k.cpu.arg0(), True, "ExAcquireFastMutexUnsafe")
-
-
-@ex.export(max_irql=APC_LEVEL, footprint=arg0_object)
-def ExReleaseFastMutexUnsafe(k):
-    return release(k, k.cpu.arg0(), True, "ExReleaseFastMutexUnsafe")
+# Ex(Acquire|Release)FastMutex and their Unsafe variants, which leave IRQL alone
+for _name, _op in (("ExAcquireFastMutex", acquire), ("ExReleaseFastMutex", release)):
+    _export_fast_mutex_routine(_name, _op, False)
+    _export_fast_mutex_routine(_name + "Unsafe", _op, True)
 
 
 @ex.export(max_irql=APC_LEVEL, footprint=arg0_object)
@@ -254,7 +246,7 @@ def _alloc(k, size: int, tag: int, zero: bool):
     k.ex.pool_next = gap_end
     k.cpu.mem_write(addr, (b"\0" if zero else bytes([POOL_FILL])) * size + bytes([POOL_FILL]) * (gap_end - gap_start))
     tag_s = struct.pack("<I", tag & 0xFFFFFFFF).decode("latin-1")
-    k.ex.pool[addr] = (size, tag_s, k.fmt_sym(site))
+    k.ex.pool[addr] = (size, tag_s, k.sym.fmt(site))
     return addr
 
 
@@ -291,7 +283,7 @@ def _free(k, p: int):
         k.violation("pool_overrun", f"pool block '{tag}' of {size} bytes: written past its end at "
                     f"+{size + bad:#x} (byte {gap[bad]:#04x} where the fill pattern {POOL_FILL:#04x} was; "
                     f"allocated at {e[2]})", site, t)
-    k.free_memory(p, p + size, f"pool block '{tag}'")
+    free_memory(k, p, p + size, f"pool block '{tag}'")
     return None
 
 

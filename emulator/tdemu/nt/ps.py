@@ -47,7 +47,7 @@ def PsCreateSystemThread(k):
     failed = k.injected_fault("PsCreateSystemThread", faults.thread_fail_nth, faults.thread_fail_status)
     if failed is not None:
         return failed
-    name = k.fmt_sym(start).split("!", 1)[-1]
+    name = k.sym.fmt(start).split("!", 1)[-1]
     if name.endswith("+0x0"):
         name = name[:-4]
     t = create_thread(k, name, start, "driver", THREAD_RETURN, [ctx])

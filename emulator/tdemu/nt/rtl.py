@@ -81,7 +81,7 @@ def _valist(k, ptr: int):
 @rtl.export()
 def DbgPrint(k):
     text = _fmt(k, k.cpu.cstr(k.cpu.arg0()), _varargs(k, 1), False)
-    k.rtl.dbgprint.append({"thread": k.sched.current.name, "text": text, "call_site": k.fmt_sym(k.ret_site())})
+    k.rtl.dbgprint.append({"thread": k.sched.current.name, "text": text, "call_site": k.sym.fmt(k.ret_site())})
     return 0
 
 
@@ -89,7 +89,7 @@ def DbgPrint(k):
 def DbgPrintEx(k):
     _comp, _level, fmtp = k.cpu.args(3)
     text = _fmt(k, k.cpu.cstr(fmtp), _varargs(k, 3), False)
-    k.rtl.dbgprint.append({"thread": k.sched.current.name, "text": text, "call_site": k.fmt_sym(k.ret_site())})
+    k.rtl.dbgprint.append({"thread": k.sched.current.name, "text": text, "call_site": k.sym.fmt(k.ret_site())})
     return 0
 
 
