@@ -252,11 +252,7 @@ def run(argv: list[str] | None = None) -> int:
               "exploration that printed it)", file=sys.stderr)
         return EXIT_BAD_INPUT
     except Exception as e:  # noqa: BLE001
-        import traceback
-
-        traceback.print_exc()
-        print(f"tdemu: internal error: {e}", file=sys.stderr)
-        return EXIT_INTERNAL
+        return _internal_error(e)
     if chooser is not None and prefix is not None and len(chooser.decisions) < len(prefix):
         print(f"tdemu: error: --schedule {args.schedule}: the run made {len(chooser.decisions)} choice(s), the "
               f"schedule has {len(prefix)} (replay it with the driver and options of the exploration that printed "
@@ -284,14 +280,26 @@ def run(argv: list[str] | None = None) -> int:
     if not args.no_report:
         paths = R.write_all(rep, text, args.report_dir)
         text += f"Report: {paths['json']}, {paths['text']}, {paths['svg']}\n"
-    if not args.quiet:
-        if args.json:
-            print(json.dumps(rep, indent=2))
-        else:
-            sys.stdout.write(text)
+    _print(args, rep, text)
     if args.expect:
         return 0 if rep["outcome"] == args.expect else 1
     return _exit_code(rep, args.strict)
+
+
+def _print(args, doc: dict, text: str) -> None:
+    if not args.quiet:
+        if args.json:
+            print(json.dumps(doc, indent=2))
+        else:
+            sys.stdout.write(text)
+
+
+def _internal_error(e: Exception) -> int:
+    import traceback
+
+    traceback.print_exc()
+    print(f"tdemu: internal error: {e}", file=sys.stderr)
+    return EXIT_INTERNAL
 
 
 def _explore(args, run_kernel, R) -> int:
@@ -311,30 +319,16 @@ def _explore(args, run_kernel, R) -> int:
     try:
         result = X.explore(run_one, bound, args.max_schedules)
     except Exception as e:  # noqa: BLE001
-        import traceback
-
-        traceback.print_exc()
-        print(f"tdemu: internal error: {e}", file=sys.stderr)
-        return EXIT_INTERNAL
+        return _internal_error(e)
     replay = "".join(f" {a}" for a in (
         ["--allow-recursive-acquire"] if args.allow_recursive_acquire else []) + (
         [f"--unload {args.unload}"] if args.unload != "end" else []) + [f"--fault {f}" for f in args.fault])
     text = X.render(result, args.path, replay)
     result = {"tool": "tdemu", "mode": "explore", "driver": os.path.abspath(args.path), "explore": result}
     if not args.no_report:
-        os.makedirs(args.report_dir, exist_ok=True)
-        jpath, tpath = os.path.join(args.report_dir, "explore.json"), os.path.join(args.report_dir, "explore.txt")
-        with open(jpath, "w") as f:
-            json.dump(result, f, indent=2)
-            f.write("\n")
-        with open(tpath, "w") as f:
-            f.write(text)
-        text += f"Report: {jpath}, {tpath}\n"
-    if not args.quiet:
-        if args.json:
-            print(json.dumps(result, indent=2))
-        else:
-            sys.stdout.write(text)
+        paths = R.write_files(args.report_dir, {"explore.json": result, "explore.txt": text})
+        text += f"Report: {', '.join(paths)}\n"
+    _print(args, result, text)
     if args.expect:
         return 0 if outcomes == {args.expect} else 1
     return next(c for c in SEVERITY if c in codes)

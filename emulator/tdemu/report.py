@@ -451,16 +451,20 @@ def render_svg(rep: dict) -> str:
     return "\n".join(out) + "\n"
 
 
-def write_all(rep: dict, text: str, report_dir: str) -> dict:
+def write_files(report_dir: str, files: dict) -> list[str]:
+    """Writes each file name -> contents (a dict as indented JSON) under report_dir; returns the paths."""
     os.makedirs(report_dir, exist_ok=True)
-    paths = {"json": os.path.join(report_dir, "report.json"), "text": os.path.join(report_dir, "report.txt"),
-             "svg": os.path.join(report_dir, "waitgraph.svg")}
-    rep["files_written"] = paths
-    with open(paths["json"], "w") as f:
-        json.dump(rep, f, indent=2)
-        f.write("\n")
-    with open(paths["text"], "w") as f:
-        f.write(text)
-    with open(paths["svg"], "w") as f:
-        f.write(render_svg(rep))
+    paths = []
+    for name, contents in files.items():
+        paths.append(os.path.join(report_dir, name))
+        with open(paths[-1], "w") as f:
+            f.write(json.dumps(contents, indent=2) + "\n" if isinstance(contents, dict) else contents)
     return paths
+
+
+def write_all(rep: dict, text: str, report_dir: str) -> dict:
+    rep["files_written"] = {"json": os.path.join(report_dir, "report.json"),
+                            "text": os.path.join(report_dir, "report.txt"),
+                            "svg": os.path.join(report_dir, "waitgraph.svg")}
+    write_files(report_dir, {"report.json": rep, "report.txt": text, "waitgraph.svg": render_svg(rep)})
+    return rep["files_written"]
