@@ -38,6 +38,11 @@ STUB_NAMES = {THREAD_RETURN: "nt!PspSystemThreadStartup", ENTRY_RETURN: "nt!IopL
               UNLOAD_RETURN: "nt!IopUnloadDriver"}
 
 
+# --fault KEY=N[:STATUS]: the Nth call of the routine fails with STATUS (Faults.KEY_fail_nth, KEY_fail_status)
+NTH_CALL_FAULTS = {"thread": "PsCreateSystemThread", "reference": "ObReferenceObjectByHandle",
+                   "zwwait": "ZwWaitForSingleObject"}
+
+
 @dataclass
 class Faults:
     missing_dirs: list = field(default_factory=list)
@@ -57,15 +62,15 @@ class Faults:
             out.append(f"every {self.create_fail_every}th ZwCreateFile fails with {st.name(self.create_fail_status)}")
         if self.iocreatedevice_status is not None:
             out.append(f"IoCreateDevice fails with {st.name(self.iocreatedevice_status)}")
-        if self.thread_fail_nth:
-            out.append(f"PsCreateSystemThread call #{self.thread_fail_nth} fails with {st.name(self.thread_fail_status)}")
-        if self.reference_fail_nth:
-            out.append(f"ObReferenceObjectByHandle call #{self.reference_fail_nth} fails with "
-                       f"{st.name(self.reference_fail_status)}")
-        if self.zwwait_fail_nth:
-            out.append(f"ZwWaitForSingleObject call #{self.zwwait_fail_nth} fails with "
-                       f"{st.name(self.zwwait_fail_status)}")
+        for key, api in NTH_CALL_FAULTS.items():
+            n, status = self.nth_call(key)
+            if n:
+                out.append(f"{api} call #{n} fails with {st.name(status)}")
         return out
+
+    def nth_call(self, key: str) -> tuple[int, int]:
+        """(N, STATUS) of --fault KEY=N[:STATUS] (N is 0 without it)."""
+        return getattr(self, f"{key}_fail_nth"), getattr(self, f"{key}_fail_status")
 
 
 @dataclass
@@ -199,9 +204,11 @@ class Kernel(CpuEvents):
     def event(self, text: str, t: KThread | None = None) -> None:
         self.events.append({"call": self.total_calls, "thread": t.name if t else None, "text": text})
 
-    def injected_fault(self, api: str, nth: int, status: int) -> int | None:
-        """Counts this call to API; on the NTH (a --fault N, 0 for none) logs the injection and
-        returns STATUS for the handler to return, else None."""
+    def injected_fault(self, key: str) -> int | None:
+        """Counts this call to the routine of --fault KEY=N[:STATUS]; on the Nth, logs the injection
+        and returns STATUS for the handler to return, else None."""
+        api = NTH_CALL_FAULTS[key]
+        nth, status = self.opts.faults.nth_call(key)
         n = self._fault_call_counts[api] = self._fault_call_counts.get(api, 0) + 1
         if not nth or n != nth:
             return None
@@ -409,4 +416,4 @@ class Kernel(CpuEvents):
         return stop
 
 
-__all__ = ["Faults", "Kernel", "Options", "all_exports", "api_table"]
+__all__ = ["Faults", "Kernel", "NTH_CALL_FAULTS", "Options", "all_exports", "api_table"]

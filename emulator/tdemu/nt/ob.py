@@ -173,8 +173,7 @@ def _lookup(k, api: str, handle: int, site: int) -> Handle | None:
 def ObReferenceObjectByHandle(k):
     handle, _access, otype, _mode, pobj, _hinfo = k.cpu.args(6)
     site = k.ret_site()
-    faults = k.opts.faults
-    failed = k.injected_fault("ObReferenceObjectByHandle", faults.reference_fail_nth, faults.reference_fail_status)
+    failed = k.injected_fault("reference")
     if failed is not None:
         k.cpu.w64(pobj, 0)  # ObReferenceObjectByHandle clears *Object first
         return failed
@@ -227,8 +226,7 @@ def ZwWaitForSingleObject(k):
     changes nothing."""
     handle, _alertable, tptr = k.cpu.args(3)
     site = k.ret_site()
-    faults = k.opts.faults
-    failed = k.injected_fault("ZwWaitForSingleObject", faults.zwwait_fail_nth, faults.zwwait_fail_status)
+    failed = k.injected_fault("zwwait")
     if failed is not None:
         return failed
     h = _lookup(k, "ZwWaitForSingleObject", handle, site)
