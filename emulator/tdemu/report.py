@@ -13,7 +13,6 @@ from unicorn import UcError
 
 from . import __version__
 from . import ntstatus as st
-from .nt.ex import fast_mutex_info
 from .nt.verifier import owner_thread
 from .symbols import Unwinder
 
@@ -48,78 +47,59 @@ def stack(k, t) -> list[dict]:
     if w is None:
         return []
     unwinder = Unwinder(k.cpu.mem, k.base, k.image.runtime_functions)
-    frames = [{"child_sp": w.rsp, "ret": w.ret_addr, "site": w.function}]
+    frames = [(w.rsp, w.ret_addr, w.function)]
     pc, regs = w.ret_addr, dict(w.regs)
     for _ in range(32):
-        if not k.sym.contains(pc):
-            frames.append({"child_sp": regs["rsp"], "ret": 0, "site": k.sym.fmt(pc)})
-            break
-        try:
-            res = unwinder.unwind(pc, regs, k.cpu.u64)
-        except (UcError, struct.error, IndexError, ValueError):
-            res = None
-        sp = regs["rsp"]
+        res = None
+        if k.sym.contains(pc):
+            try:
+                res = unwinder.unwind(pc, regs, k.cpu.u64)
+            except (UcError, struct.error, IndexError, ValueError):
+                pass
+        frames.append((regs["rsp"], res[0] if res else 0, k.sym.fmt(pc)))
         if res is None:
-            frames.append({"child_sp": sp, "ret": 0, "site": k.sym.fmt(pc)})
             break
-        nxt, regs = res
-        frames.append({"child_sp": sp, "ret": nxt, "site": k.sym.fmt(pc), "raw": k.sym.raw(pc)})
-        pc = nxt
-    return frames
+        pc, regs = res
+    return [{"child_sp": hx(sp), "return": hx(ret), "call_site": site} for sp, ret, site in frames]
 
 
 def thread_info(k, t) -> dict:
     """A thread as `!thread` shows it: its state, and for a waiting thread what it waits on, its owner
     and its stack."""
-    d = {"name": t.name, "kind": t.kind, "ethread": t.ethread, "tid": t.tid, "state": t.state,
-         "start": t.start, "start_symbol": k.sym.fmt(t.start), "irql": t.irql,
+    d = {"name": t.name, "kind": t.kind, "ethread": hx(t.ethread), "tid": f"{t.tid:x}", "state": t.state,
+         "start": hx(t.start), "start_symbol": k.sym.fmt(t.start), "irql": t.irql,
          "kernel_apc_disable": t.apc_disable, "cswitches": t.cswitches, "api_calls": t.calls,
-         "exit_status": t.exit_status, "exit": t.exit_how or None}
-    if t.wait:
-        w = t.wait
+         "exit_status": None if t.exit_status is None else f"0x{t.exit_status:08x}", "exit": t.exit_how or None}
+    w = t.wait
+    if w:
         owner = owner_thread(k, w)
-        d.update({"wait_reason": w.reason, "waiting_on": w.obj, "wait_kind": w.kind,
+        d.update({"wait_reason": w.reason, "waiting_on": hx(w.obj), "wait_kind": w.kind,
                   "wait_function": w.function, "call_site": k.sym.fmt(w.ret_addr),
-                  "call_site_raw": k.sym.raw(w.ret_addr), "return_address": w.ret_addr,
-                  "child_sp": w.rsp, "owner_ethread": owner.ethread if owner else None,
+                  "call_site_raw": k.sym.raw(w.ret_addr), "return_address": hx(w.ret_addr),
+                  "child_sp": hx(w.rsp), "owner_ethread": hx(owner.ethread) if owner else None,
                   "owner": owner.name if owner else None, "stack": stack(k, t)})
-    d["acquires"] = [{"mutex": m, "call_site": k.sym.fmt(s), "return_address": s} for m, s in t.acquires]
+    d["acquires"] = [{"mutex": hx(m), "call_site": k.sym.fmt(s), "return_address": hx(s)} for m, s in t.acquires]
     return d
 
 
-def _thread_json(t: dict) -> dict:
-    d = dict(t)
-    for k in ("ethread", "start", "waiting_on", "return_address", "child_sp", "owner_ethread"):
-        if k in d:
-            d[k] = hx(d[k])
-    d["tid"] = f"{t['tid']:x}"
-    if d.get("exit_status") is not None:
-        d["exit_status"] = f"0x{t['exit_status']:08x}"
-    if "stack" in d:
-        d["stack"] = [{"child_sp": hx(f["child_sp"]), "return": hx(f["ret"]), "call_site": f["site"]}
-                      for f in t["stack"]]
-    d["acquires"] = [{"mutex": hx(a["mutex"]), "call_site": a["call_site"], "return_address": hx(a["return_address"])}
-                     for a in t.get("acquires", [])]
-    return d
-
-
-def _mutex_json(mx: dict) -> dict:
-    d = dict(mx)
-    d["address"] = hx(mx["address"])
-    d["Owner"] = hx(mx["Owner"])
-    return d
+def fast_mutex(k, m: int) -> dict:
+    """`dt nt!_FAST_MUTEX`: its fields, and the names of its owner and of the threads waiting for it."""
+    count, _pad, owner, contention, _pad2 = struct.unpack("<iIQII", k.cpu.mem(m, 0x18))
+    ev_type, _, ev_size, _, ev_signal = struct.unpack("<BBBBi", k.cpu.mem(m + 0x18, 8))
+    return {"address": hx(m), "Count": count, "Owner": hx(owner), "Contention": contention,
+            "Event": {"Type": ev_type, "Size": ev_size, "SignalState": ev_signal}, "OldIrql": k.cpu.u32(m + 0x30),
+            "owner_thread": k.ke.by_ethread[owner].name if owner in k.ke.by_ethread else None,
+            "waiters": [t.name for t in k.ex.mutex_waiters.get(m, [])]}
 
 
 def build(m, outcome: str, run_info: dict) -> dict:
     img = m.image
-    threads = [thread_info(m, t) for t in m.threads]
     dl = m.deadlock
-    snapshot_threads = dl["threads"] if dl else threads
     mutex_addrs = sorted(({a for t in m.threads for a, _s in t.acquires} | set(m.ex.mutex_waiters)) - m.ke.spin_lock_addrs)
     mutexes_now = []
     for a in mutex_addrs:
         try:
-            mutexes_now.append(_mutex_json(fast_mutex_info(m, a)))
+            mutexes_now.append(fast_mutex(m, a))
         except Exception:  # noqa: BLE001 - freed and unreadable
             pass
     rep = {
@@ -133,7 +113,7 @@ def build(m, outcome: str, run_info: dict) -> dict:
         "driver_entry_status_name": None if m.io.driver_entry_status is None else st.name(m.io.driver_entry_status),
         "deadlock": None,
         "fatal": None,
-        "threads": [_thread_json(t) for t in threads],
+        "threads": [thread_info(m, t) for t in m.threads],
         "fast_mutexes": mutexes_now,
         "files": m.io.vfs.snapshot(),
         "renames": len(m.io.vfs.renames),
@@ -173,8 +153,8 @@ def build(m, outcome: str, run_info: dict) -> dict:
             "waits": [dict(w, ethread=hx(w["ethread"])) for w in dl["waits"]],
             "edges": [dict(e, ethread=hx(e["ethread"]), waits_on=hx(e["waits_on"]), owner_ethread=hx(e["owner_ethread"]))
                       for e in dl["edges"]],
-            "threads": [_thread_json(t) for t in snapshot_threads],
-            "fast_mutexes": [_mutex_json(x) for x in dl["mutexes"]],
+            "threads": dl["threads"],
+            "fast_mutexes": dl["mutexes"],
         }
         if dl.get("before_fault"):
             rep["deadlock"]["before_fault"] = True
@@ -208,7 +188,6 @@ def render_text(rep: dict) -> str:
     a(f"DriverEntry returned {rep['driver_entry_status_name']} ({rep['driver_entry_status']})"
       if rep["driver_entry_status"] else "DriverEntry did not return")
     a("")
-    outcome = rep["outcome"]
     f = rep["fatal"]
     if f:
         a(f"*** DRIVER FAULT ({f['kind']}): {f['text']}")
@@ -227,14 +206,10 @@ def render_text(rep: dict) -> str:
                 _thread_stack(a, t)
         for mx in dl["fast_mutexes"]:
             _dt_fast_mutex(a, mx)
-    elif f:
-        pass
-    elif outcome == "driver_entry_failed":
+    elif not f:
         a(f"Outcome: DriverEntry failed with {rep['driver_entry_status_name']}: the driver is not loaded "
-          "(Windows never calls DriverUnload then).")
-        a("")
-    else:
-        a("Outcome: completed: no thread is left waiting; every system thread ran to its end.")
+          "(Windows never calls DriverUnload then)." if rep["outcome"] == "driver_entry_failed" else
+          "Outcome: completed: no thread is left waiting; every system thread ran to its end.")
         a("")
     a("0: kd> !thread summary")
     a(f"{'Thread':<18} {'Id':>4} {'State':<11} {'IRQL':<4} {'Calls':>7}  Start / end")
@@ -384,10 +359,9 @@ def render_svg(rep: dict) -> str:
     pos = {}
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" '
            'font-family="DejaVu Sans Mono, monospace" font-size="12">',
-           '<defs><marker id="arr" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="8" markerHeight="8" '
-           'orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z" fill="#333"/></marker>'
-           '<marker id="arrred" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="8" markerHeight="8" '
-           'orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z" fill="#c0392b"/></marker></defs>',
+           "<defs>" + "".join(f'<marker id="{i}" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="8" '
+                              'markerHeight="8" orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z" '
+                              f'fill="{c}"/></marker>' for i, c in (("arr", "#333"), ("arrred", "#c0392b"))) + "</defs>",
            '<rect width="100%" height="100%" fill="#ffffff"/>']
     title = "Wait-for graph at deadlock" if dl else "Wait-for graph (no deadlock)"
     out.append(f'<text x="20" y="28" font-size="16" font-weight="bold">{html.escape(title)} — '

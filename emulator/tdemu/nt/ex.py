@@ -203,29 +203,15 @@ def ExTryToAcquireFastMutex(k):
     return 0
 
 
-def fast_mutex_info(k, m: int) -> dict:
-    count, _pad, owner, contention, _pad2 = struct.unpack("<iIQII", k.cpu.mem(m, 0x18))
-    ev_type, _, ev_size, _, ev_signal = struct.unpack("<BBBBi", k.cpu.mem(m + 0x18, 8))
-    old_irql = k.cpu.u32(m + 0x30)
-    return {"address": m, "Count": count, "Owner": owner, "Contention": contention,
-            "Event": {"Type": ev_type, "Size": ev_size, "SignalState": ev_signal}, "OldIrql": old_irql,
-            "owner_thread": k.ke.by_ethread[owner].name if owner in k.ke.by_ethread else None,
-            "waiters": [t.name for t in k.ex.mutex_waiters.get(m, [])]}
-
-
 # ---------------------------------------------------------------- pool (mm/ARM3/expool.c)
 
-# Windows hands out pool it does not clear (ExAllocatePoolWithTag, ExAllocatePool, ExAllocatePool2 with
-# POOL_FLAG_UNINITIALIZED) holding whatever the memory held before: a driver that reads such a block before
-# writing it may see zeroes on one machine and garbage on the next. The model fills those blocks with one
-# non-zero byte, as Driver Verifier's special pool fills the page of each allocation (ReactOS's
-# MmAllocateSpecialPool, mm/ARM3/special.c: the low byte of the tick count, kept in the header to check the
-# bytes around the block when it is freed). tdemu uses one fixed byte, so that runs are reproducible: 0xA5
-# (1010 0101) is neither zero nor all ones, a pointer made of it (0xA5A5A5A5A5A5A5A5) is non-canonical and
-# faults, a length or count made of it is huge, a BOOLEAN made of it is TRUE. ExAllocatePool2 without
-# POOL_FLAG_UNINITIALIZED zeroes, as documented. The bytes between a block and the next one hold the pattern
-# too, and ExFreePool(WithTag) checks them, as special pool checks the rest of the page when the block is
-# freed: a write past the end of the block is a finding.
+# Pool Windows does not clear (ExAllocatePoolWithTag, ExAllocatePool, ExAllocatePool2 with
+# POOL_FLAG_UNINITIALIZED; ExAllocatePool2 zeroes otherwise) holds whatever the memory held before. The
+# model fills it with one fixed byte, as Driver Verifier's special pool fills each allocation (ReactOS
+# mm/ARM3/special.c), so runs are reproducible: 0xA5 is neither zero nor all ones, a pointer made of it is
+# non-canonical and faults, a length made of it is huge. The bytes after each block hold it too and are
+# checked when the block is freed, as special pool checks the rest of the page: a write past the end is a
+# finding.
 POOL_FILL = 0xA5
 POOL_FLAG_UNINITIALIZED = 0x2
 POOL_GAP = 16  # at least this many pattern bytes after each block

@@ -12,6 +12,7 @@ from ..machine.cpu import STUB_BASE
 from . import fs as V
 from .api import Component, everything, file_system
 from .defs import OBJ_KERNEL_HANDLE, PASSIVE_LEVEL, SYSTEM_PROCESS
+from .ke import create_thread
 from .mm import free_memory
 
 io = Component("io")
@@ -38,7 +39,6 @@ class IoState:
     unload_started: bool = False
     unload_done: bool = False
     unload_routine: int | None = None
-    not_run: list = field(default_factory=list)
     create_count: int = 0  # ZwCreateFile calls, for --fault create-every=N
 
 
@@ -53,8 +53,6 @@ def init(k) -> IoState:
 
 def start_driver_entry(k):
     """IopLoadDriver: DriverEntry(DriverObject, RegistryPath) on a system worker thread."""
-    from .ke import create_thread
-
     loader = create_thread(k, "DriverEntry (System worker, IopLoadDriver)", k.base + k.image.entry_rva, "loader",
                            ENTRY_RETURN, [k.driver_object, k.registry_path], LOADER_ETHREAD, LOADER_TID)
     k.sched.make_ready(loader)
@@ -70,8 +68,7 @@ def after_driver_entry(k) -> None:
                         f"DriverEntry failed ({st.name(s)}) after starting {len(k.ps.pending_driver_threads)} system "
                         "thread(s): the image is unloaded while they run", 0)
         # Windows unloads the image and never calls DriverUnload; the threads are not run (further).
-        k.io.not_run = list(k.ps.pending_driver_threads)
-        for t in k.io.not_run:
+        for t in k.ps.pending_driver_threads:
             if t in k.sched.ready:
                 k.sched.ready.remove(t)
         return
@@ -94,8 +91,6 @@ def start_pending_threads(k) -> None:
 
 def start_unload(k) -> None:
     """IopUnloadDriver: DriverUnload(DriverObject) on a system worker thread, if the driver set one."""
-    from .ke import create_thread
-
     k.io.unload_started = True
     unload = k.cpu.u64(k.driver_object + 0x68)  # DRIVER_OBJECT.DriverUnload
     if not unload:
@@ -170,21 +165,14 @@ def IoDeleteDevice(k):
         k.violation("delete_unknown_device", f"IoDeleteDevice({dev:#x}) on a device that "
                     f"{'was already deleted' if d else 'does not exist'}", site, t)
         return None
-    drv = k.cpu.u64(dev + 8)
-    nxt = k.cpu.u64(dev + 0x10)
-    if k.cpu.u64(drv + 8) == dev:
-        k.cpu.w64(drv + 8, nxt)
-    else:
-        p = k.cpu.u64(drv + 8)
-        while p:
-            if k.cpu.u64(p + 0x10) == dev:
-                k.cpu.w64(p + 0x10, nxt)
-                break
-            p = k.cpu.u64(p + 0x10)
+    link = k.cpu.u64(dev + 8) + 8  # DRIVER_OBJECT.DeviceObject, then each DEVICE_OBJECT.NextDevice (+0x10)
+    while (p := k.cpu.u64(link)) and p != dev:
+        link = p + 0x10
+    if p:
+        k.cpu.w64(link, k.cpu.u64(dev + 0x10))
     d["deleted"] = True
     d["deleted_at"] = k.sym.fmt(site)
     start, end = dev, dev + DEVICE_OBJECT_SIZE + d["extension_size"]
-    d["snapshot"] = k.cpu.mem(start, end - start)
     what = "DEVICE_OBJECT" + (" and its extension" if d["extension_size"] else "")
     # threads still waiting on, or owning, a FAST_MUTEX inside the freed memory
     for fm, waiters in k.ex.mutex_waiters.items():
@@ -192,17 +180,15 @@ def IoDeleteDevice(k):
             k.violation("freed_while_waited_on",
                         f"IoDeleteDevice frees FAST_MUTEX {fm:#x} in the device extension while "
                         f"{len(waiters)} thread(s) wait on it: " + ", ".join(w.name for w in waiters), site, t)
-    for th in k.sched.threads:
-        if th.state not in ("Terminated",) and th.kind == "driver":
-            for fm in th.held:
-                if start <= fm < end:
-                    k.violation("freed_while_owned", f"IoDeleteDevice frees FAST_MUTEX {fm:#x} still owned "
-                                f"by {th.name}", site, t)
-    live = [th.name for th in k.sched.threads if th.kind == "driver" and th.state != "Terminated"]
+    live = [th for th in k.sched.threads if th.kind == "driver" and th.state != "Terminated"]
+    for th in live:
+        for fm in th.held:
+            if start <= fm < end:
+                k.violation("freed_while_owned", f"IoDeleteDevice frees FAST_MUTEX {fm:#x} still owned "
+                            f"by {th.name}", site, t)
     if live:
-        k.violation("device_deleted_threads_running",
-                    f"IoDeleteDevice while the driver's system thread(s) still exist: {', '.join(live)} "
-                    "(they use the device extension)", site, t)
+        k.violation("device_deleted_threads_running", "IoDeleteDevice while the driver's system thread(s) still "
+                    f"exist: {', '.join(th.name for th in live)} (they use the device extension)", site, t)
     free_memory(k, start, end, what)
     k.event(f"IoDeleteDevice({dev:#x}) at {k.sym.fmt(site)}", t)
     return None

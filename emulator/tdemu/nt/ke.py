@@ -37,7 +37,6 @@ class KThread(Thread):
     special_apc_disable: int = 0  # SpecialApcDisable: guarded regions
     exit_status: int | None = None
     exit_how: str = ""
-    created_by_site: int = 0
     acquires: list = field(default_factory=list)  # (mutex, call_site)
     held: list = field(default_factory=list)  # mutex addrs
 

@@ -62,25 +62,22 @@ def owner_thread(k, w):
 
 
 def analyse_deadlock(k, waiting: list, brief: bool = False, log: bool = True) -> dict:
-    edges = []
+    edges, waits = [], []
     for t in waiting:
         w = t.wait
         owner = owner_thread(k, w)
         edges.append({"thread": t.name, "ethread": t.ethread, "waits_on": w.obj, "kind": w.kind,
                       "reason": w.reason, "owner": owner.name if owner else None,
                       "owner_ethread": owner.ethread if owner else None})
-    waits = []
-    for t in waiting:
         chain, why = why_forever(k, t)
         waits.append({"thread": t.name, "ethread": t.ethread, "why": why, "chain": chain})
     res = {"call": k.total_calls, "edges": edges, "waits": waits}
     if brief:
         return res
-    from ..report import thread_info  # the threads and mutexes as they are now, for the report
-    from .ex import fast_mutex_info
+    from ..report import fast_mutex, thread_info  # the threads and mutexes as they are now, for the report
 
     res["threads"] = [thread_info(k, t) for t in k.sched.threads]
-    res["mutexes"] = [fast_mutex_info(k, m) for m in sorted({t.wait.obj for t in waiting if t.wait.kind == "mutex"})]
+    res["mutexes"] = [fast_mutex(k, m) for m in sorted({t.wait.obj for t in waiting if t.wait.kind == "mutex"})]
     res["summary"] = (f"{len(waiting)} thread(s) wait forever: " +
                       "; ".join(f"{w['thread']}: {w['why']}" for w in waits))
     if log:
