@@ -8,6 +8,7 @@ import json
 import os
 import platform
 import struct
+from collections import Counter
 
 from unicorn import UcError
 
@@ -251,9 +252,8 @@ def render_text(rep: dict) -> str:
         f"\n    {x['handle']} {x['kind']} {x['path'] or ''} opened by {x['opened_by']} at {x['call_site']} [{x['thread']}]"
         for x in h["leaked"][:10]))
     a(f"  ZwClose on invalid handles: {len(h['invalid_closes'])}")
-    if rep["references_not_released"]:
-        for r in rep["references_not_released"]:
-            a(f"  Object reference not released: {r['what']} ({r['object']}) count {r['count']}")
+    for r in rep["references_not_released"]:
+        a(f"  Object reference not released: {r['what']} ({r['object']}) count {r['count']}")
     if rep["pool_leaks"]:
         a(f"  Pool blocks never freed: {len(rep['pool_leaks'])}")
     u = rep["unload"]
@@ -267,10 +267,7 @@ def render_text(rep: dict) -> str:
     if rep["dbgprint"]:
         a("")
         a("DbgPrint output:")
-        groups: dict = {}
-        for p in rep["dbgprint"]:
-            key = (p["thread"], p["text"].rstrip())
-            groups[key] = groups.get(key, 0) + 1
+        groups = Counter((p["thread"], p["text"].rstrip()) for p in rep["dbgprint"])  # in the order first printed
         for (thr, txt), n in list(groups.items())[:40]:
             a(f"  [{thr}] {txt}" + (f"   (x{n})" if n > 1 else ""))
         if len(groups) > 40:
@@ -297,20 +294,16 @@ def _why_unload_stays(rep) -> str:
 
 def _wrfastmutex(a, threads):
     a("0: kd> !WrFastMutex")
-    hdr = (f"{'Process':<7} {'PID':>3} {'Thread':<16} {'Id':>3} {'CSwitches':>9} {'State':<7} {'Reason':<11} "
-           f"{'Waiting On':<31} {'Wait Function'}")
-    a(hdr)
+    a(f"{'Process':<7} {'PID':>3} {'Thread':<16} {'Id':>3} {'CSwitches':>9} {'State':<7} {'Reason':<11} "
+      f"{'Waiting On':<31} {'Wait Function'}")
     a("======= === ================ === ========= ======= =========== =============================== " + "=" * 27)
-    n = 0
-    for t in threads:
-        if t.get("wait_reason") != "WrFastMutex":
-            continue
-        n += 1
+    waiting = [t for t in threads if t.get("wait_reason") == "WrFastMutex"]
+    for t in waiting:
         own = t.get("owner_ethread")
         won = f"Owning Thread: {own[2:]}" if own else "Owning Thread: (none)"
         a(f"{'System':<7} {4:>3} {t['ethread'][2:]:<16} {t['tid']:>3} {t['cswitches']:>9} {'Waiting':<7} "
           f"{t['wait_reason']:<11} {won:<31} {t['wait_function']}")
-    a(f"Count: {n}")
+    a(f"Count: {len(waiting)}")
     a("")
 
 
@@ -345,17 +338,12 @@ def render_svg(rep: dict) -> str:
     dl = rep.get("deadlock")
     threads = (dl or {}).get("threads") or rep["threads"]
     drv_threads = [t for t in threads if t["kind"] in ("driver", "unload")]
-    objs = []
-    for t in drv_threads:
-        if t.get("waiting_on") and t["waiting_on"] not in objs:
-            objs.append(t["waiting_on"])
+    objs = list(dict.fromkeys(t["waiting_on"] for t in drv_threads if t.get("waiting_on")))  # in first-seen order
     mutex_by_addr = {mx["address"]: mx for mx in ((dl or {}).get("fast_mutexes") or rep["fast_mutexes"])}
-    W = 900
-    row = 120
+    W, row = 900, 120
     top = 70 + 18 * len(dl["waits"]) if dl else 80
     H = max(260, top + 10 + row * max(len(drv_threads), 1) + 40)
-    tx, ox = 40, 560
-    tw, th = 300, 64
+    tx, ox, tw, th = 40, 560, 300, 64  # thread boxes' x, objects' x, box width, height
     pos = {}
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" '
            'font-family="DejaVu Sans Mono, monospace" font-size="12">',
@@ -401,7 +389,6 @@ def render_svg(rep: dict) -> str:
                    f'stroke-width="2" marker-end="url(#arrred)"/>')
         out.append(f'<text x="{x + tw + 8}" y="{y + th // 2 - 14}" fill="#c0392b">waits '
                    f'({html.escape(t["wait_reason"])})</text>')
-    drawn = set()
     for o in objs:
         own = None
         mx = mutex_by_addr.get(o)
@@ -411,8 +398,7 @@ def render_svg(rep: dict) -> str:
             for t in drv_threads:
                 if t.get("waiting_on") == o and t.get("owner_ethread"):
                     own = t["owner_ethread"]
-        if own and own in pos and (o, own) not in drawn:
-            drawn.add((o, own))
+        if own and own in pos:
             ox2, oy = pos[o]
             x, y = pos[own]
             out.append(f'<path d="M {ox2 + 140} {oy + 40} C {ox2 + 140} {y + th + 60}, {x + tw + 80} {y + th + 30}, '
