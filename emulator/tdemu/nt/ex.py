@@ -174,17 +174,15 @@ def release(k, fm: int, unsafe: bool, fn: str):
     return None
 
 
-def _export_fast_mutex_routine(name: str, op, unsafe: bool) -> None:
-    def handler(k):
-        return op(k, k.cpu.arg0(), unsafe, name)
-    handler.__name__ = handler.__qualname__ = name
-    ex.export(max_irql=APC_LEVEL, footprint=arg0_object)(handler)
+def _fast_mutex_routine(k, name: str, op, unsafe: bool):
+    return op(k, k.cpu.arg0(), unsafe, name)
 
 
 # Ex(Acquire|Release)FastMutex and their Unsafe variants, which leave IRQL alone
-for _name, _op in (("ExAcquireFastMutex", acquire), ("ExReleaseFastMutex", release)):
-    _export_fast_mutex_routine(_name, _op, False)
-    _export_fast_mutex_routine(_name + "Unsafe", _op, True)
+ex.export_each(_fast_mutex_routine, {"ExAcquireFastMutex": (acquire, False), "ExReleaseFastMutex": (release, False),
+                                     "ExAcquireFastMutexUnsafe": (acquire, True),
+                                     "ExReleaseFastMutexUnsafe": (release, True)},
+               max_irql=APC_LEVEL, footprint=arg0_object)
 
 
 @ex.export(max_irql=APC_LEVEL, footprint=arg0_object)

@@ -303,6 +303,13 @@ def ZwReadFile(k):
     return _iosb(k, iosb_p, status, len(data))
 
 
+def _information_args(k, api: str):
+    """Zw(Query|Set)InformationFile's arguments: the open file (None, reported: not a file handle),
+    IoStatusBlock, FileInformation, Length, FileInformationClass."""
+    of, iosb_p, info, length, klass = _file_args(k, api, 5)
+    return of, iosb_p, info, length & 0xFFFFFFFF, klass & 0xFFFFFFFF
+
+
 def _unsupported_class(k, api: str, klass: int):
     k.crash("unsupported_api", f"{api}: FileInformationClass {klass} is not modelled by tdemu (modelled: "
             "FileStandardInformation, FilePositionInformation, FileRenameInformation)", k.ret_site())
@@ -310,10 +317,9 @@ def _unsupported_class(k, api: str, klass: int):
 
 @io.export(max_irql=PASSIVE_LEVEL, aliases={"NtQueryInformationFile": None}, footprint=file_system)
 def ZwQueryInformationFile(k):
-    of, iosb_p, info, length, klass = _file_args(k, "ZwQueryInformationFile", 5)
+    of, iosb_p, info, length, klass = _information_args(k, "ZwQueryInformationFile")
     if of is None:
         return st.STATUS_INVALID_HANDLE
-    klass &= 0xFFFFFFFF
     if klass == FileStandardInformation:
         size = len(of.file.data)
         # AllocationSize, EndOfFile, NumberOfLinks, DeletePending, Directory
@@ -322,7 +328,7 @@ def ZwQueryInformationFile(k):
         data = struct.pack("<q", of.position)
     else:
         return _unsupported_class(k, "ZwQueryInformationFile", klass)
-    if length & 0xFFFFFFFF < len(data):
+    if length < len(data):
         return _iosb(k, iosb_p, st.STATUS_INFO_LENGTH_MISMATCH)
     k.cpu.mem_write(info, data)
     return _iosb(k, iosb_p, 0, len(data))
@@ -330,11 +336,9 @@ def ZwQueryInformationFile(k):
 
 @io.export(max_irql=PASSIVE_LEVEL, aliases={"NtSetInformationFile": None}, footprint=file_system)
 def ZwSetInformationFile(k):
-    of, iosb_p, info, length, klass = _file_args(k, "ZwSetInformationFile", 5)
+    of, iosb_p, info, length, klass = _information_args(k, "ZwSetInformationFile")
     if of is None:
         return st.STATUS_INVALID_HANDLE
-    klass &= 0xFFFFFFFF
-    length &= 0xFFFFFFFF
     if klass in (FileRenameInformation, FileRenameInformationEx):
         if length < 0x18:
             return _iosb(k, iosb_p, st.STATUS_INFO_LENGTH_MISMATCH)

@@ -83,7 +83,7 @@ def DbgPrintEx(k):
     return _dbgprint(k, k.cpu.args(3)[2], 3)
 
 
-def _sprintf(k, wide: bool, va_list: bool) -> int:
+def _sprintf(k, _name: str, wide: bool, va_list: bool) -> int:
     """_snprintf, _vsnprintf and their wide forms: at most `count` characters; -1 when the text (and
     its NUL) does not fit, the text truncated to `count` then, without a NUL."""
     buf, count, fmtp, va = k.cpu.args(4)
@@ -99,24 +99,8 @@ def _sprintf(k, wide: bool, va_list: bool) -> int:
     return n
 
 
-@rtl.export()
-def _vsnwprintf(k):
-    return _sprintf(k, True, True)
-
-
-@rtl.export()
-def _vsnprintf(k):
-    return _sprintf(k, False, True)
-
-
-@rtl.export()
-def _snwprintf(k):
-    return _sprintf(k, True, False)
-
-
-@rtl.export()
-def _snprintf(k):
-    return _sprintf(k, False, False)
+rtl.export_each(_sprintf, {"_snprintf": (False, False), "_snwprintf": (True, False), "_vsnprintf": (False, True),
+                           "_vsnwprintf": (True, True)})
 
 
 # ---------------------------------------------------------------- memory and strings (crt)
