@@ -36,8 +36,11 @@ def _count_and_status(key: str, val: str) -> tuple[int, int | None]:
 
 
 def parse_faults(specs: list[str]):
-    from .nt.kernel import Faults
+    from .nt.kernel import NTH_CALL_FAULTS, Faults
 
+    # the faults with a count: KEY=N[:STATUS] sets the Faults fields (count, status)
+    counted = {"create-every": ("create_fail_every", "create_fail_status"),
+               **{key: (f"{key}_fail_nth", f"{key}_fail_status") for key in NTH_CALL_FAULTS}}
     f = Faults()
     for spec in specs or []:
         key, _, val = spec.partition("=")
@@ -51,24 +54,13 @@ def parse_faults(specs: list[str]):
                 if not val:
                     raise ValueError("missing-dir needs a path, e.g. missing-dir=C:\\Temp")
                 f.missing_dirs.append(val)
-            elif key == "create-every":
-                f.create_fail_every, status = _count_and_status(key, val)
+            elif key in counted:
+                count, status = _count_and_status(key, val)
+                setattr(f, counted[key][0], count)
                 if status is not None:
-                    f.create_fail_status = status
+                    setattr(f, counted[key][1], status)
             elif key == "iocreatedevice":
                 f.iocreatedevice_status = st.parse(val or "insufficient_resources")
-            elif key == "thread":
-                f.thread_fail_nth, status = _count_and_status(key, val)
-                if status is not None:
-                    f.thread_fail_status = status
-            elif key == "reference":
-                f.reference_fail_nth, status = _count_and_status(key, val)
-                if status is not None:
-                    f.reference_fail_status = status
-            elif key == "zwwait":
-                f.zwwait_fail_nth, status = _count_and_status(key, val)
-                if status is not None:
-                    f.zwwait_fail_status = status
             else:
                 raise ValueError(f"unknown fault '{key}'")
         except ValueError as e:
@@ -220,19 +212,12 @@ def run(argv: list[str] | None = None) -> int:
             if problem:
                 raise UsageError(f"--dump {args.dump}: {problem}")
         prefix = parse_schedule(args.schedule) if args.schedule is not None else None
-    except (UsageError, ValueError) as e:
-        print(f"tdemu: error: {e}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    t0 = time.perf_counter()
-    try:
+        t0 = time.perf_counter()
         image = load_driver_image(args.path)
-    except BadInput as e:
-        print(f"tdemu: error: {e}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    if args.map is not None:
-        if not os.path.isfile(args.map):
-            print(f"tdemu: error: {args.map}: no such map file", file=sys.stderr)
-            return EXIT_BAD_INPUT
+        if args.map is not None and not os.path.isfile(args.map):
+            raise UsageError(f"{args.map}: no such map file")
+    except (UsageError, ValueError, BadInput) as e:
+        return _error(str(e))
 
     from . import report as R
     from .nt.kernel import Kernel, Options
@@ -256,20 +241,12 @@ def run(argv: list[str] | None = None) -> int:
     try:
         m, rep = run_kernel(chooser, t0)
     except ScheduleMismatch as e:
-        print(f"tdemu: error: --schedule {args.schedule}: {e} (replay it with the driver and options of the "
-              "exploration that printed it)", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return _error(f"--schedule {args.schedule}: {e}{REPLAY_HINT}")
     except Exception as e:  # noqa: BLE001
-        import traceback
-
-        traceback.print_exc()
-        print(f"tdemu: internal error: {e}", file=sys.stderr)
-        return EXIT_INTERNAL
+        return _internal_error(e)
     if chooser is not None and prefix is not None and len(chooser.decisions) < len(prefix):
-        print(f"tdemu: error: --schedule {args.schedule}: the run made {len(chooser.decisions)} choice(s), the "
-              f"schedule has {len(prefix)} (replay it with the driver and options of the exploration that printed "
-              "it)", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return _error(f"--schedule {args.schedule}: the run made {len(chooser.decisions)} choice(s), the schedule "
+                      f"has {len(prefix)}{REPLAY_HINT}")
     if chooser is not None:
         from .explore import describe
 
@@ -281,8 +258,7 @@ def run(argv: list[str] | None = None) -> int:
         try:
             rep["dump"] = D.write(m, rep["outcome"], args.dump)
         except (OSError, ValueError) as e:
-            print(f"tdemu: error: --dump {args.dump}: {e}", file=sys.stderr)
-            return EXIT_INTERNAL
+            return _error(f"--dump {args.dump}: {e}", EXIT_INTERNAL)
     text = R.render_text(rep)
     if "dump" in rep:
         d = rep["dump"]
@@ -292,12 +268,32 @@ def run(argv: list[str] | None = None) -> int:
     if not args.no_report:
         paths = R.write_all(rep, text, args.report_dir)
         text += f"Report: {paths['json']}, {paths['text']}, {paths['svg']}\n"
+    _print(args, rep, text)
+    return verdict(rep["outcome"], args.expect, _exit_code(rep, args.strict))
+
+
+REPLAY_HINT = " (replay it with the driver and options of the exploration that printed it)"
+
+
+def _error(message: str, code: int = EXIT_BAD_INPUT) -> int:
+    print(f"tdemu: error: {message}", file=sys.stderr)
+    return code
+
+
+def _print(args, doc: dict, text: str) -> None:
     if not args.quiet:
         if args.json:
-            print(json.dumps(rep, indent=2))
+            print(json.dumps(doc, indent=2))
         else:
             sys.stdout.write(text)
-    return verdict(rep["outcome"], args.expect, _exit_code(rep, args.strict))
+
+
+def _internal_error(e: Exception) -> int:
+    import traceback
+
+    traceback.print_exc()
+    print(f"tdemu: internal error: {e}", file=sys.stderr)
+    return EXIT_INTERNAL
 
 
 def _explore(args, run_kernel, R) -> int:
@@ -317,30 +313,16 @@ def _explore(args, run_kernel, R) -> int:
     try:
         result = X.explore(run_one, bound, args.max_schedules)
     except Exception as e:  # noqa: BLE001
-        import traceback
-
-        traceback.print_exc()
-        print(f"tdemu: internal error: {e}", file=sys.stderr)
-        return EXIT_INTERNAL
+        return _internal_error(e)
     replay = "".join(f" {a}" for a in (
         ["--allow-recursive-acquire"] if args.allow_recursive_acquire else []) + (
         [f"--unload {args.unload}"] if args.unload != "end" else []) + [f"--fault {f}" for f in args.fault])
     text = X.render(result, args.path, replay)
     result = {"tool": "tdemu", "mode": "explore", "driver": os.path.abspath(args.path), "explore": result}
     if not args.no_report:
-        os.makedirs(args.report_dir, exist_ok=True)
-        jpath, tpath = os.path.join(args.report_dir, "explore.json"), os.path.join(args.report_dir, "explore.txt")
-        with open(jpath, "w") as f:
-            json.dump(result, f, indent=2)
-            f.write("\n")
-        with open(tpath, "w") as f:
-            f.write(text)
-        text += f"Report: {jpath}, {tpath}\n"
-    if not args.quiet:
-        if args.json:
-            print(json.dumps(result, indent=2))
-        else:
-            sys.stdout.write(text)
+        paths = R.write_files(args.report_dir, {"explore.json": result, "explore.txt": text})
+        text += f"Report: {', '.join(paths)}\n"
+    _print(args, result, text)
     if args.expect:
         return 0 if outcomes == {args.expect} else 1
     return next(c for c in SEVERITY if c in codes)

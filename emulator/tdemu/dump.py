@@ -1,26 +1,11 @@
-"""`tdemu run ... --dump FILE`: the emulated kernel's state after the run as a full-memory minidump
-(tdemu.minidump writes the format), with what a debugger needs beside it.
+"""`tdemu run ... --dump FILE`: the emulated kernel's state after the run as a full-memory minidump,
+with what a debugger needs beside it (emulator/README.md, "The dump", says what it holds).
 
-This is the only module that reads the kernel model for the dump; it hands `minidump` plain data:
-- threads: every thread that still exists (a terminated one is gone, as from a Windows dump), its id,
-  its ETHREAD address in the TEB field (the thread's kernel object, as lldb/README.md expects) and its
-  registers. A thread blocked in a kernel routine is shown where the driver's call left it: rip at the
-  routine's entry, rsp at the return address, the arguments still in rcx, rdx, r8, r9;
-- memory: the driver image as loaded (relocated, its import table bound), the kernel's pages (each
-  thread's stack and ETHREAD, the KPCR, the device objects with their extensions, which hold the
-  driver's FAST_MUTEX, the exported data), the pool handed out so far, the DRIVER_OBJECT and its
-  registry path, KUSER_SHARED_DATA;
-- modules: the driver (its TimeDateStamp, CheckSum, SizeOfImage and CodeView record, from the file)
-  and `ntoskrnl.exe`, tdemu's kernel stub (below).
-
-Every kernel routine the driver imports is, in tdemu, an address on a sentinel page that the CPU
-traps. A debugger names and unwinds a frame only with a module it can load from disk (lldb makes a
-symbol-less placeholder of a module it cannot find, and does not read images from a dump's memory),
-so tdemu writes `ntoskrnl.exe` beside the dump: a minimal PE image whose code is the sentinel pages,
-exporting each routine at its sentinel (and PspSystemThreadStartup where the start routines return)
-with unwind data saying the return address is at [rsp]. With it lldb shows
-`ntoskrnl.exe`ExAcquireFastMutex` above the driver's frames, and WinDbg would too. Copies of the
-driver and its PDB go beside the dump, so the directory is all a debugger needs.
+This is the only module that reads the kernel model for the dump; it hands `tdemu.minidump` plain data.
+A debugger names and unwinds a frame only with a module it loads from disk, and tdemu's kernel routines
+are addresses on a sentinel page, so `ntoskrnl.exe` is written beside the dump: a minimal PE image whose
+code is the sentinel pages, exporting each routine at its sentinel, with unwind data saying the return
+address is at [rsp]. Copies of the driver and its PDB go beside it too.
 """
 
 from __future__ import annotations
@@ -90,30 +75,18 @@ def _thread_registers(k, t) -> dict[str, int] | None:
     return regs
 
 
-def _read_pages(k, start: int, end: int) -> list[MD.Range]:
-    """[start, end) rounded out to pages, as ranges of the pages that are mapped."""
-    out: list[MD.Range] = []
-    a = start & ~(PAGE - 1)
-    while a < end:
-        try:
-            data = k.cpu.mem(a, PAGE)
-        except Exception:  # noqa: BLE001 - an unmapped page is left out
-            a += PAGE
-            continue
-        if out and out[-1].base + len(out[-1].data) == a:
-            out[-1].data += data
-        else:
-            out.append(MD.Range(a, data))
-        a += PAGE
-    return out
+def _read_pages(k, pages: dict[int, bytes], start: int, end: int) -> None:
+    """Adds the mapped pages of [start, end) (rounded out to pages) that `pages` does not hold yet."""
+    for a in range(start & ~(PAGE - 1), end, PAGE):
+        if a not in pages:
+            try:
+                pages[a] = k.cpu.mem(a, PAGE)
+            except Exception:  # noqa: BLE001 - an unmapped page is left out
+                pass
 
 
-def _merge(ranges: list[MD.Range]) -> list[MD.Range]:
-    """Pages listed twice (two objects on one page) kept once; adjacent ranges joined."""
-    pages: dict[int, bytes] = {}
-    for r in ranges:
-        for off in range(0, len(r.data), PAGE):
-            pages.setdefault(r.base + off, bytes(r.data[off:off + PAGE]))
+def _runs(pages: dict[int, bytes]) -> list[MD.Range]:
+    """The pages as ranges, adjacent pages joined."""
     runs: list[tuple[int, bytearray]] = []
     for a in sorted(pages):
         if runs and runs[-1][0] + len(runs[-1][1]) == a:
@@ -153,18 +126,17 @@ def collect(k, outcome: str) -> tuple[MD.Dump, bytes]:
                        image.size_of_image, stamp, checksum, cv)
     stub, nt = kernel_stub(k)
 
-    ranges = [MD.Range(STUB_IMAGE_BASE, stub)]
-    ranges += _read_pages(k, k.base, k.base + image.size_of_image)
+    pages = {STUB_IMAGE_BASE + off: stub[off:off + PAGE] for off in range(0, len(stub), PAGE)}
+    _read_pages(k, pages, k.base, k.base + image.size_of_image)
     for base, size_, tag in k.cpu.kernel_maps:
         if tag == "tdemu.pool":  # only what was handed out: the rest was never used
-            used = k.ex.pool_next - base
-            size_ = (used + PAGE - 1) & ~(PAGE - 1)
-        ranges += _read_pages(k, base, base + size_)
+            size_ = k.ex.pool_next - base
+        _read_pages(k, pages, base, base + size_)
     for addr, n in ((k.driver_object, 0x150), (k.registry_path, 16), (0xFFFFF78000000000, PAGE)):
-        ranges += _read_pages(k, addr, addr + n)
+        _read_pages(k, pages, addr, addr + n)
     if k.registry_path:
         length, _max, _pad, buf = struct.unpack("<HHIQ", k.cpu.mem(k.registry_path, 16))
-        ranges += _read_pages(k, buf, buf + length)
+        _read_pages(k, pages, buf, buf + length)
 
     threads = []
     for t in k.threads:
@@ -179,7 +151,7 @@ def collect(k, outcome: str) -> tuple[MD.Dump, bytes]:
                f"(outcome: {outcome}; {len(threads)} thread(s) left, {waiting} waiting). Threads are the "
                f"driver's system threads (TEB field: their ETHREAD); {NT_NAME} is tdemu's kernel stub "
                "(exports at the addresses the driver's imports are bound to), written beside this dump.")
-    dump = MD.Dump(threads=threads, modules=[driver, nt], memory=_merge(ranges), process_id=SYSTEM_PID,
+    dump = MD.Dump(threads=threads, modules=[driver, nt], memory=_runs(pages), process_id=SYSTEM_PID,
                    comment=comment, timestamp=int(time.time()))
     return dump, stub
 

@@ -1,22 +1,10 @@
-"""Schedule exploration: run the driver under every distinct order of its threads at the points
-where the order can matter, with at most K preemptions per schedule, as Microsoft Research's CHESS
-bounds it (Musuvathi, Qadeer et al., "Finding and Reproducing Heisenbugs in Concurrent Programs",
-OSDI 2008).
-
-Each schedule is a fresh run of the kernel model whose choices come from a `Chooser`:
-
-* a *switch*: the running thread blocked, yielded or ended and several threads are ready: which
-  one runs (any of them; this costs no preemption);
-* a *preempt*: the running thread is about to make a call that another ready thread's next call
-  depends on (the same kernel object, the file system, ...): go on (choice 0) or let that thread
-  run first (a preemption).
-
-The search is a depth-first walk of the tree of choices: a run follows a prefix of choices, then
-the first option at every new choice point; every other option at those points whose preemptions
-stay within the bound becomes a prefix to run. Every schedule run is distinct. Runs are grouped by
-outcome (result, files, the deadlocked waits and fast mutexes, the fault, the kinds of findings),
-and each distinct outcome is reported with the first schedule that produced it, as a list of
-choices that `tdemu run --schedule` replays.
+"""Schedule exploration (emulator/README.md, "Schedule exploration"): every distinct order of the
+threads at the points where it can matter, with at most K preemptions per schedule, as Microsoft
+Research's CHESS bounds it. Each schedule is a fresh run whose choices come from a `Chooser`: a
+*switch* (which ready thread runs when the running one blocks, yields or ends; free) or a *preempt*
+(before a call another ready thread's next call depends on: go on, choice 0, or let that thread run
+first). The search is depth-first over the tree of choices; runs are grouped by outcome, each with
+the first schedule that produced it, as choices `tdemu run --schedule` replays.
 """
 
 from __future__ import annotations
@@ -60,15 +48,11 @@ class Chooser:
 
 
 class SchedulePolicy:
-    """The scheduling policy of an exploration: the choice points of one run, answered by its Chooser.
-
-    A thread is made ready as soon as it is created, and the kernel asks the policy (1) which ready
-    thread runs when the running one blocks, yields or ends, and (2) at each call another ready
-    thread's next call depends on (same kernel object, the file system, ...), whether to preempt the
-    running thread there. To know the other threads' next calls, a thread made ready is first run
-    ("positioned") up to its next call another thread can see; the code it runs on the way touches
-    only what is its own (the assumption CHESS makes: data the threads share is protected by the
-    kernel's synchronization, whose calls are the choice points)."""
+    """The choice points of one run, answered by its Chooser: which ready thread runs (`pick`), and
+    whether to preempt before a call another ready thread's next call depends on (`choice_point`).
+    To know those next calls, a thread made ready is first run ("positioned") up to its next call
+    another thread can see (CHESS's assumption: shared data is protected by the synchronization
+    calls, which are the choice points)."""
 
     def __init__(self, k, chooser: Chooser):
         self.k = k

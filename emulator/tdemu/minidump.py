@@ -43,7 +43,6 @@ GPR_ORDER = ("rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi",
 SEGMENT_ORDER = ("cs", "ds", "es", "fs", "gs", "ss")
 
 THREAD_SIZE = 48  # MINIDUMP_THREAD
-MODULE_SIZE = 108  # MINIDUMP_MODULE (4-byte packed)
 
 
 @dataclass

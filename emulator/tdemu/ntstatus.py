@@ -1,7 +1,6 @@
 """NTSTATUS values used by the kernel model, and name <-> value helpers."""
 
 STATUS_SUCCESS = 0x00000000
-STATUS_WAIT_0 = 0x00000000
 STATUS_TIMEOUT = 0x00000102
 STATUS_PENDING = 0x00000103
 STATUS_END_OF_FILE = 0xC0000011
@@ -27,7 +26,7 @@ STATUS_INFO_LENGTH_MISMATCH = 0xC0000004
 STATUS_DEVICE_DOES_NOT_EXIST = 0xC00000C0
 STATUS_TOO_MANY_THREADS = 0xC0000129
 
-NAMES = {v: k for k, v in globals().items() if k.startswith("STATUS_") and k != "STATUS_WAIT_0"}
+NAMES = {v: k for k, v in globals().items() if k.startswith("STATUS_")}
 
 
 def name(code: int) -> str:

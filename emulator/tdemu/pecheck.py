@@ -28,13 +28,11 @@ class DriverImage:
     image_base: int
     entry_rva: int
     size_of_image: int
-    subsystem: int
     imports: dict[str, list[str]] = field(default_factory=dict)
     # RVA of each import address table slot -> (dll, name)
     iat: dict[int, tuple[str, str]] = field(default_factory=dict)
     sections: list[tuple[str, int, int, int]] = field(default_factory=list)  # name, rva, vsize, characteristics
     runtime_functions: list[tuple[int, int, int]] = field(default_factory=list)  # begin, end, unwind rva
-    pe: pefile.PE | None = None
 
     @property
     def name(self) -> str:
@@ -61,9 +59,7 @@ def load_driver_image(path: str) -> DriverImage:
         raise BadInput(f"{path}: not a valid PE file ({e.value})") from e
 
     if pe.FILE_HEADER.Machine != IMAGE_FILE_MACHINE_AMD64:
-        raise BadInput(
-            f"{path}: PE machine is 0x{pe.FILE_HEADER.Machine:04x}, expected x64 (0x8664) for this harness"
-        )
+        raise BadInput(f"{path}: PE machine is 0x{pe.FILE_HEADER.Machine:04x}, expected x64 (0x8664) for this harness")
     opt = pe.OPTIONAL_HEADER
     # Truncation: every section's raw data and the headers must be inside the file.
     end_of_raw = opt.SizeOfHeaders
@@ -71,16 +67,10 @@ def load_driver_image(path: str) -> DriverImage:
         if s.SizeOfRawData:
             end_of_raw = max(end_of_raw, s.PointerToRawData + s.SizeOfRawData)
     if len(data) < end_of_raw:
-        raise BadInput(
-            f"{path}: truncated PE file: {len(data)} bytes, but its sections need {end_of_raw} bytes"
-        )
+        raise BadInput(f"{path}: truncated PE file: {len(data)} bytes, but its sections need {end_of_raw} bytes")
     try:
-        pe.parse_data_directories(
-            directories=[
-                pefile.DIRECTORY_ENTRY["IMAGE_DIRECTORY_ENTRY_IMPORT"],
-                pefile.DIRECTORY_ENTRY["IMAGE_DIRECTORY_ENTRY_EXCEPTION"],
-            ]
-        )
+        pe.parse_data_directories(directories=[pefile.DIRECTORY_ENTRY["IMAGE_DIRECTORY_ENTRY_IMPORT"],
+                                               pefile.DIRECTORY_ENTRY["IMAGE_DIRECTORY_ENTRY_EXCEPTION"]])
     except Exception as e:  # pefile raises assorted errors on damaged directories
         raise BadInput(f"{path}: damaged PE data directories ({e})") from e
 
@@ -121,27 +111,14 @@ def load_driver_image(path: str) -> DriverImage:
     if opt.AddressOfEntryPoint == 0:
         raise BadInput(f"{path}: kernel driver has no entry point (DriverEntry)")
 
-    sections = [
-        (s.Name.rstrip(b"\0").decode("ascii", "replace"), s.VirtualAddress, s.Misc_VirtualSize, s.Characteristics)
-        for s in pe.sections
-    ]
+    sections = [(s.Name.rstrip(b"\0").decode("ascii", "replace"), s.VirtualAddress, s.Misc_VirtualSize,
+                 s.Characteristics) for s in pe.sections]
     rfs = []
     for rf in getattr(pe, "DIRECTORY_ENTRY_EXCEPTION", []) or []:
         st = rf.struct
         rfs.append((st.BeginAddress, st.EndAddress, st.UnwindData if hasattr(st, "UnwindData") else st.UnwindInfoAddress))
     rfs.sort()
 
-    return DriverImage(
-        path=os.path.abspath(path),
-        data=data,
-        sha256=hashlib.sha256(data).hexdigest(),
-        image_base=opt.ImageBase,
-        entry_rva=opt.AddressOfEntryPoint,
-        size_of_image=opt.SizeOfImage,
-        subsystem=opt.Subsystem,
-        imports=imports,
-        iat=iat,
-        sections=sections,
-        runtime_functions=rfs,
-        pe=pe,
-    )
+    return DriverImage(path=os.path.abspath(path), data=data, sha256=hashlib.sha256(data).hexdigest(),
+                       image_base=opt.ImageBase, entry_rva=opt.AddressOfEntryPoint, size_of_image=opt.SizeOfImage,
+                       imports=imports, iat=iat, sections=sections, runtime_functions=rfs)

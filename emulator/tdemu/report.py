@@ -7,9 +7,15 @@ import html
 import json
 import os
 import platform
+import struct
+from collections import Counter
+
+from unicorn import UcError
 
 from . import __version__
 from . import ntstatus as st
+from .nt.verifier import owner_thread
+from .symbols import Unwinder
 
 
 def hx(v):
@@ -34,45 +40,73 @@ def _versions() -> dict:
     return out
 
 
-def _thread_json(t: dict) -> dict:
-    d = dict(t)
-    for k in ("ethread", "start", "waiting_on", "return_address", "child_sp", "owner_ethread"):
-        if k in d:
-            d[k] = hx(d[k])
-    d["tid"] = f"{t['tid']:x}"
-    if d.get("exit_status") is not None:
-        d["exit_status"] = f"0x{t['exit_status']:08x}"
-    if "stack" in d:
-        d["stack"] = [{"child_sp": hx(f["child_sp"]), "return": hx(f["ret"]), "call_site": f["site"]}
-                      for f in t["stack"]]
-    d["acquires"] = [{"mutex": hx(a["mutex"]), "call_site": a["call_site"], "return_address": hx(a["return_address"])}
-                     for a in t.get("acquires", [])]
+# ------------------------------------------------------------------ what a debugger shows
+
+def stack(k, t) -> list[dict]:
+    """Call stack of a waiting thread, unwound with the driver's .pdata."""
+    w = t.wait
+    if w is None:
+        return []
+    unwinder = Unwinder(k.cpu.mem, k.base, k.image.runtime_functions)
+    frames = [(w.rsp, w.ret_addr, w.function)]
+    pc, regs = w.ret_addr, dict(w.regs)
+    for _ in range(32):
+        res = None
+        if k.sym.contains(pc):
+            try:
+                res = unwinder.unwind(pc, regs, k.cpu.u64)
+            except (UcError, struct.error, IndexError, ValueError):
+                pass
+        frames.append((regs["rsp"], res[0] if res else 0, k.sym.fmt(pc)))
+        if res is None:
+            break
+        pc, regs = res
+    return [{"child_sp": hx(sp), "return": hx(ret), "call_site": site} for sp, ret, site in frames]
+
+
+def thread_info(k, t) -> dict:
+    """A thread as `!thread` shows it: its state, and for a waiting thread what it waits on, its owner
+    and its stack."""
+    d = {"name": t.name, "kind": t.kind, "ethread": hx(t.ethread), "tid": f"{t.tid:x}", "state": t.state,
+         "start": hx(t.start), "start_symbol": k.sym.fmt(t.start), "irql": t.irql,
+         "kernel_apc_disable": t.apc_disable, "cswitches": t.cswitches, "api_calls": t.calls,
+         "exit_status": None if t.exit_status is None else f"0x{t.exit_status:08x}", "exit": t.exit_how or None}
+    w = t.wait
+    if w:
+        owner = owner_thread(k, w)
+        d.update({"wait_reason": w.reason, "waiting_on": hx(w.obj), "wait_kind": w.kind,
+                  "wait_function": w.function, "call_site": k.sym.fmt(w.ret_addr),
+                  "call_site_raw": k.sym.raw(w.ret_addr), "return_address": hx(w.ret_addr),
+                  "child_sp": hx(w.rsp), "owner_ethread": hx(owner.ethread) if owner else None,
+                  "owner": owner.name if owner else None, "stack": stack(k, t)})
+    d["acquires"] = [{"mutex": hx(m), "call_site": k.sym.fmt(s), "return_address": hx(s)} for m, s in t.acquires]
     return d
 
 
-def _mutex_json(mx: dict) -> dict:
-    d = dict(mx)
-    d["address"] = hx(mx["address"])
-    d["Owner"] = hx(mx["Owner"])
-    return d
+def fast_mutex(k, m: int) -> dict:
+    """`dt nt!_FAST_MUTEX`: its fields, and the names of its owner and of the threads waiting for it."""
+    count, _pad, owner, contention, _pad2 = struct.unpack("<iIQII", k.cpu.mem(m, 0x18))
+    ev_type, _, ev_size, _, ev_signal = struct.unpack("<BBBBi", k.cpu.mem(m + 0x18, 8))
+    return {"address": hx(m), "Count": count, "Owner": hx(owner), "Contention": contention,
+            "Event": {"Type": ev_type, "Size": ev_size, "SignalState": ev_signal}, "OldIrql": k.cpu.u32(m + 0x30),
+            "owner_thread": k.ke.by_ethread[owner].name if owner in k.ke.by_ethread else None,
+            "waiters": [t.name for t in k.ex.mutex_waiters.get(m, [])]}
 
 
 def build(m, outcome: str, run_info: dict) -> dict:
     img = m.image
-    threads = [m.thread_info(t) for t in m.threads]
     dl = m.deadlock
-    snapshot_threads = dl["threads"] if dl else threads
     mutex_addrs = sorted(({a for t in m.threads for a, _s in t.acquires} | set(m.ex.mutex_waiters)) - m.ke.spin_lock_addrs)
     mutexes_now = []
     for a in mutex_addrs:
         try:
-            mutexes_now.append(_mutex_json(m.fast_mutex_info(a)))
+            mutexes_now.append(fast_mutex(m, a))
         except Exception:  # noqa: BLE001 - freed and unreadable
             pass
     rep = {
         "tool": "tdemu", "versions": _versions(),
         "driver": {"path": img.path, "sha256": img.sha256, "module": img.name, "image_base": hx(m.base),
-                   "size_of_image": hx(img.size_of_image), "entry_point": m.fmt_sym(m.base + img.entry_rva),
+                   "size_of_image": hx(img.size_of_image), "entry_point": m.sym.fmt(m.base + img.entry_rva),
                    "symbols": m.sym.source, "imports": img.imports},
         "options": run_info["options"],
         "outcome": outcome,
@@ -80,7 +114,7 @@ def build(m, outcome: str, run_info: dict) -> dict:
         "driver_entry_status_name": None if m.io.driver_entry_status is None else st.name(m.io.driver_entry_status),
         "deadlock": None,
         "fatal": None,
-        "threads": [_thread_json(t) for t in threads],
+        "threads": [thread_info(m, t) for t in m.threads],
         "fast_mutexes": mutexes_now,
         "files": m.io.vfs.snapshot(),
         "renames": len(m.io.vfs.renames),
@@ -90,11 +124,11 @@ def build(m, outcome: str, run_info: dict) -> dict:
         "irql_violations": [dict(v, address=hx(v["address"])) for v in m.verifier.irql_violations.values()],
         "verifier": [dict(v, address=hx(v["address"])) for v in m.verifier.findings],
         "lock_order": [{"thread": e["thread"], "held": hx(e["held"]), "held_kind": m.verifier.lock_kinds.get(e["held"]),
-                        "held_at": m.fmt_sym(e["held_at"]), "acquired": hx(e["acquired"]),
-                        "acquired_kind": m.verifier.lock_kinds.get(e["acquired"]), "acquired_at": m.fmt_sym(e["acquired_at"])}
+                        "held_at": m.sym.fmt(e["held_at"]), "acquired": hx(e["acquired"]),
+                        "acquired_kind": m.verifier.lock_kinds.get(e["acquired"]), "acquired_at": m.sym.fmt(e["acquired_at"])}
                        for e in m.verifier.lock_edges.values()],
         "handles": {
-            "leaked": [{"handle": hx(h.value), "kind": h.kind, "opened_by": h.api, "call_site": m.fmt_sym(h.site),
+            "leaked": [{"handle": hx(h.value), "kind": h.kind, "opened_by": h.api, "call_site": m.sym.fmt(h.site),
                         "thread": h.thread, "path": h.path or None} for h in m.ob.handles.values()],
             "invalid_closes": [dict(c, handle=hx(c["handle"])) for c in m.ob.closed_invalid],
         },
@@ -105,9 +139,9 @@ def build(m, outcome: str, run_info: dict) -> dict:
         "devices": [{"address": hx(d["address"]), "extension": hx(d["extension"]),
                      "extension_size": d["extension_size"], "name": d["name"], "created_at": d["created_at"],
                      "deleted": d["deleted"], "deleted_at": d["deleted_at"]} for d in m.io.devices.values()],
-        "use_after_free": [dict(u, address=hx(u["address"]), pc=hx(u["pc"])) for u in m.uaf],
+        "use_after_free": [dict(u, address=hx(u["address"]), pc=hx(u["pc"])) for u in m.mm.uaf],
         "unload": {"mode": m.opts.unload, "called": m.io.unload_started,
-                   "routine": m.fmt_sym(m.io.unload_routine) if m.io.unload_routine else None,
+                   "routine": m.sym.fmt(m.io.unload_routine) if m.io.unload_routine else None,
                    "returned": m.io.unload_done},
         "dbgprint": m.rtl.dbgprint,
         "events": m.events[:500],
@@ -120,8 +154,8 @@ def build(m, outcome: str, run_info: dict) -> dict:
             "waits": [dict(w, ethread=hx(w["ethread"])) for w in dl["waits"]],
             "edges": [dict(e, ethread=hx(e["ethread"]), waits_on=hx(e["waits_on"]), owner_ethread=hx(e["owner_ethread"]))
                       for e in dl["edges"]],
-            "threads": [_thread_json(t) for t in snapshot_threads],
-            "fast_mutexes": [_mutex_json(x) for x in dl["mutexes"]],
+            "threads": dl["threads"],
+            "fast_mutexes": dl["mutexes"],
         }
         if dl.get("before_fault"):
             rep["deadlock"]["before_fault"] = True
@@ -155,7 +189,6 @@ def render_text(rep: dict) -> str:
     a(f"DriverEntry returned {rep['driver_entry_status_name']} ({rep['driver_entry_status']})"
       if rep["driver_entry_status"] else "DriverEntry did not return")
     a("")
-    outcome = rep["outcome"]
     f = rep["fatal"]
     if f:
         a(f"*** DRIVER FAULT ({f['kind']}): {f['text']}")
@@ -174,14 +207,10 @@ def render_text(rep: dict) -> str:
                 _thread_stack(a, t)
         for mx in dl["fast_mutexes"]:
             _dt_fast_mutex(a, mx)
-    elif f:
-        pass
-    elif outcome == "driver_entry_failed":
+    elif not f:
         a(f"Outcome: DriverEntry failed with {rep['driver_entry_status_name']}: the driver is not loaded "
-          "(Windows never calls DriverUnload then).")
-        a("")
-    else:
-        a("Outcome: completed: no thread is left waiting; every system thread ran to its end.")
+          "(Windows never calls DriverUnload then)." if rep["outcome"] == "driver_entry_failed" else
+          "Outcome: completed: no thread is left waiting; every system thread ran to its end.")
         a("")
     a("0: kd> !thread summary")
     a(f"{'Thread':<18} {'Id':>4} {'State':<11} {'IRQL':<4} {'Calls':>7}  Start / end")
@@ -223,9 +252,8 @@ def render_text(rep: dict) -> str:
         f"\n    {x['handle']} {x['kind']} {x['path'] or ''} opened by {x['opened_by']} at {x['call_site']} [{x['thread']}]"
         for x in h["leaked"][:10]))
     a(f"  ZwClose on invalid handles: {len(h['invalid_closes'])}")
-    if rep["references_not_released"]:
-        for r in rep["references_not_released"]:
-            a(f"  Object reference not released: {r['what']} ({r['object']}) count {r['count']}")
+    for r in rep["references_not_released"]:
+        a(f"  Object reference not released: {r['what']} ({r['object']}) count {r['count']}")
     if rep["pool_leaks"]:
         a(f"  Pool blocks never freed: {len(rep['pool_leaks'])}")
     u = rep["unload"]
@@ -239,10 +267,7 @@ def render_text(rep: dict) -> str:
     if rep["dbgprint"]:
         a("")
         a("DbgPrint output:")
-        groups: dict = {}
-        for p in rep["dbgprint"]:
-            key = (p["thread"], p["text"].rstrip())
-            groups[key] = groups.get(key, 0) + 1
+        groups = Counter((p["thread"], p["text"].rstrip()) for p in rep["dbgprint"])  # in the order first printed
         for (thr, txt), n in list(groups.items())[:40]:
             a(f"  [{thr}] {txt}" + (f"   (x{n})" if n > 1 else ""))
         if len(groups) > 40:
@@ -269,20 +294,16 @@ def _why_unload_stays(rep) -> str:
 
 def _wrfastmutex(a, threads):
     a("0: kd> !WrFastMutex")
-    hdr = (f"{'Process':<7} {'PID':>3} {'Thread':<16} {'Id':>3} {'CSwitches':>9} {'State':<7} {'Reason':<11} "
-           f"{'Waiting On':<31} {'Wait Function'}")
-    a(hdr)
+    a(f"{'Process':<7} {'PID':>3} {'Thread':<16} {'Id':>3} {'CSwitches':>9} {'State':<7} {'Reason':<11} "
+      f"{'Waiting On':<31} {'Wait Function'}")
     a("======= === ================ === ========= ======= =========== =============================== " + "=" * 27)
-    n = 0
-    for t in threads:
-        if t.get("wait_reason") != "WrFastMutex":
-            continue
-        n += 1
+    waiting = [t for t in threads if t.get("wait_reason") == "WrFastMutex"]
+    for t in waiting:
         own = t.get("owner_ethread")
         won = f"Owning Thread: {own[2:]}" if own else "Owning Thread: (none)"
         a(f"{'System':<7} {4:>3} {t['ethread'][2:]:<16} {t['tid']:>3} {t['cswitches']:>9} {'Waiting':<7} "
           f"{t['wait_reason']:<11} {won:<31} {t['wait_function']}")
-    a(f"Count: {n}")
+    a(f"Count: {len(waiting)}")
     a("")
 
 
@@ -317,24 +338,18 @@ def render_svg(rep: dict) -> str:
     dl = rep.get("deadlock")
     threads = (dl or {}).get("threads") or rep["threads"]
     drv_threads = [t for t in threads if t["kind"] in ("driver", "unload")]
-    objs = []
-    for t in drv_threads:
-        if t.get("waiting_on") and t["waiting_on"] not in objs:
-            objs.append(t["waiting_on"])
+    objs = list(dict.fromkeys(t["waiting_on"] for t in drv_threads if t.get("waiting_on")))  # in first-seen order
     mutex_by_addr = {mx["address"]: mx for mx in ((dl or {}).get("fast_mutexes") or rep["fast_mutexes"])}
-    W = 900
-    row = 120
+    W, row = 900, 120
     top = 70 + 18 * len(dl["waits"]) if dl else 80
     H = max(260, top + 10 + row * max(len(drv_threads), 1) + 40)
-    tx, ox = 40, 560
-    tw, th = 300, 64
+    tx, ox, tw, th = 40, 560, 300, 64  # thread boxes' x, objects' x, box width, height
     pos = {}
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" '
            'font-family="DejaVu Sans Mono, monospace" font-size="12">',
-           '<defs><marker id="arr" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="8" markerHeight="8" '
-           'orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z" fill="#333"/></marker>'
-           '<marker id="arrred" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="8" markerHeight="8" '
-           'orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z" fill="#c0392b"/></marker></defs>',
+           "<defs>" + "".join(f'<marker id="{i}" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="8" '
+                              'markerHeight="8" orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z" '
+                              f'fill="{c}"/></marker>' for i, c in (("arr", "#333"), ("arrred", "#c0392b"))) + "</defs>",
            '<rect width="100%" height="100%" fill="#ffffff"/>']
     title = "Wait-for graph at deadlock" if dl else "Wait-for graph (no deadlock)"
     out.append(f'<text x="20" y="28" font-size="16" font-weight="bold">{html.escape(title)} — '
@@ -374,7 +389,6 @@ def render_svg(rep: dict) -> str:
                    f'stroke-width="2" marker-end="url(#arrred)"/>')
         out.append(f'<text x="{x + tw + 8}" y="{y + th // 2 - 14}" fill="#c0392b">waits '
                    f'({html.escape(t["wait_reason"])})</text>')
-    drawn = set()
     for o in objs:
         own = None
         mx = mutex_by_addr.get(o)
@@ -384,8 +398,7 @@ def render_svg(rep: dict) -> str:
             for t in drv_threads:
                 if t.get("waiting_on") == o and t.get("owner_ethread"):
                     own = t["owner_ethread"]
-        if own and own in pos and (o, own) not in drawn:
-            drawn.add((o, own))
+        if own and own in pos:
             ox2, oy = pos[o]
             x, y = pos[own]
             out.append(f'<path d="M {ox2 + 140} {oy + 40} C {ox2 + 140} {y + th + 60}, {x + tw + 80} {y + th + 30}, '
@@ -398,16 +411,20 @@ def render_svg(rep: dict) -> str:
     return "\n".join(out) + "\n"
 
 
-def write_all(rep: dict, text: str, report_dir: str) -> dict:
+def write_files(report_dir: str, files: dict) -> list[str]:
+    """Writes each file name -> contents (a dict as indented JSON) under report_dir; returns the paths."""
     os.makedirs(report_dir, exist_ok=True)
-    paths = {"json": os.path.join(report_dir, "report.json"), "text": os.path.join(report_dir, "report.txt"),
-             "svg": os.path.join(report_dir, "waitgraph.svg")}
-    rep["files_written"] = paths
-    with open(paths["json"], "w") as f:
-        json.dump(rep, f, indent=2)
-        f.write("\n")
-    with open(paths["text"], "w") as f:
-        f.write(text)
-    with open(paths["svg"], "w") as f:
-        f.write(render_svg(rep))
+    paths = []
+    for name, contents in files.items():
+        paths.append(os.path.join(report_dir, name))
+        with open(paths[-1], "w") as f:
+            f.write(json.dumps(contents, indent=2) + "\n" if isinstance(contents, dict) else contents)
     return paths
+
+
+def write_all(rep: dict, text: str, report_dir: str) -> dict:
+    rep["files_written"] = {"json": os.path.join(report_dir, "report.json"),
+                            "text": os.path.join(report_dir, "report.txt"),
+                            "svg": os.path.join(report_dir, "waitgraph.svg")}
+    write_files(report_dir, {"report.json": rep, "report.txt": text, "waitgraph.svg": render_svg(rep)})
+    return rep["files_written"]

@@ -104,7 +104,7 @@ class Symbolizer:
         self.module = module_name
         self.base = base
         self.size = size
-        self.map_path = map_path
+        self.labels: dict[int, str] = {}  # names of addresses outside the module (the kernel's routines: nt!...)
         self._rvas: list[int] = []
         self._names: list[str] = []
         self.source = "none"
@@ -159,13 +159,9 @@ class Symbolizer:
             return self._names[i], rva - self._rvas[i]
         return None, rva
 
-    def rva_of(self, name: str) -> int | None:
-        for r, n in zip(self._rvas, self._names):
-            if n == name or n.endswith("::" + name):
-                return r
-        return None
-
     def fmt(self, addr: int) -> str:
+        if addr in self.labels:
+            return self.labels[addr]
         if not self.contains(addr):
             return f"0x{addr:x}"
         name, off = self.lookup(addr)

@@ -168,7 +168,7 @@ def test_imports_are_labelled_with_their_own_module(cdriver, tmp_path):
     assert rep["driver"]["imports"] == {"ntoskrnl.exe": ["DbgPrint"],
                                         "hal.dll": ["HalMakeBeep", "KeStallExecutionProcessor"]}
     k = Kernel(load_driver_image(drv), Options())
-    labels = {k.fmt_sym(a) for a in k.stub_names}
+    labels = {k.sym.fmt(a) for a in k.stub_names}
     assert labels == {"nt!DbgPrint", "hal!HalMakeBeep", "hal!KeStallExecutionProcessor"}
 
 

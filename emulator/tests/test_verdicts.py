@@ -1,7 +1,7 @@
 """Verdicts of the kernel model on paths the two TestDriver builds never reach: who a wake-up wakes,
 what a wait returns, which findings appear (and which do not), the exact explanation of a deadlock,
 and the schedules `--explore` runs within its bound. Each test was checked to fail with a plausible
-wrong version of the code it covers (emulator/mutants.py lists them and runs them)."""
+wrong version of the code it covers (emulator/tests/mutants.py lists them and runs them)."""
 import gc
 import json
 

@@ -50,6 +50,16 @@ class Component:
             return fn
         return deco
 
+    def export_each(self, fn, args_by_name: dict, max_irql: int | None = None, footprint=None) -> None:
+        """For routines that differ only in what they pass on: register, for each name -> args, a
+        handler named `name` that returns fn(k, name, *args)."""
+        for name, args in args_by_name.items():
+            def handler(k, name=name, args=args):
+                return fn(k, name, *args)
+            handler.__name__ = handler.__qualname__ = name
+            handler.__module__ = fn.__module__  # the component's module, for the table of routines
+            self._add(name, handler, max_irql, footprint)
+
     def _add(self, name, fn, max_irql, footprint) -> None:
         if name in self.exports:
             raise ValueError(f"{self.name}: {name} registered twice")

@@ -10,6 +10,7 @@ from functools import partial
 from .api import Component, arg0_object, everything
 from .defs import APC_LEVEL, DISPATCH_LEVEL, SYNCHRONIZATION_EVENT, irql_name
 from .ke import KThread, block, set_irql
+from .mm import check_freed, free_memory
 from .verifier import lock_acquire
 
 ex = Component("ex")
@@ -83,8 +84,7 @@ def check_initialized(k, fm: int, count: int, fn: str, site: int, t: KThread) ->
 def acquire(k, fm: int, unsafe: bool, fn: str):
     t = k.sched.current
     site = k.ret_site()
-    if k.freed:
-        k.check_freed(fm, FAST_MUTEX_SIZE, fn)
+    check_freed(k, fm, FAST_MUTEX_SIZE, fn)
     if unsafe and t.irql < APC_LEVEL and t.apc_disable == 0:
         k.violation("fast_mutex_unsafe_apcs_enabled",
                     f"{fn} called with normal kernel APCs enabled (needs KeEnterCriticalRegion or APC_LEVEL)", site, t)
@@ -108,7 +108,7 @@ def acquire(k, fm: int, unsafe: bool, fn: str):
                     f"{fn}: thread acquires FAST_MUTEX {fm:#x} it already owns (fast mutexes are not "
                     "recursive: the thread waits for itself forever)", site, t)
         k.event(f"{t.name} calls {fn} on FAST_MUTEX {fm:#x} that it already owns: self-deadlock "
-                f"at {k.fmt_sym(site)}", t)
+                f"at {k.sym.fmt(site)}", t)
     lock_acquire(k, t, fm, "FAST_MUTEX", site)
     # contended: counted in Contention, and as a waiter in Count; the waiter is at APC_LEVEL
     if not unsafe and t.irql < APC_LEVEL:
@@ -118,7 +118,7 @@ def acquire(k, fm: int, unsafe: bool, fn: str):
         _own(k, t, fm, old_irql, unsafe, site)
         return None
     k.ex.mutex_waiters.setdefault(fm, []).append(t)
-    k.event(f"{t.name} waits for FAST_MUTEX {fm:#x} (owner {owner:#x}) at {k.fmt_sym(site)}", t)
+    k.event(f"{t.name} waits for FAST_MUTEX {fm:#x} (owner {owner:#x}) at {k.sym.fmt(site)}", t)
     return block(k, t, "mutex", "WrFastMutex", fm, "nt!" + fn, old_irql=old_irql, unsafe=unsafe)
 
 
@@ -142,8 +142,7 @@ def release(k, fm: int, unsafe: bool, fn: str):
     with no owner) and the next acquire waits for ever, as on Windows."""
     t = k.sched.current
     site = k.ret_site()
-    if k.freed:
-        k.check_freed(fm, FAST_MUTEX_SIZE, fn)
+    check_freed(k, fm, FAST_MUTEX_SIZE, fn)
     owner = k.cpu.u64(fm + 8)
     old = _count(k, fm)
     if old & FM_LOCK_BIT:
@@ -175,24 +174,15 @@ def release(k, fm: int, unsafe: bool, fn: str):
     return None
 
 
-@ex.export(max_irql=APC_LEVEL, footprint=arg0_object)
-def ExAcquireFastMutex(k):
-    return acquire(k, k.cpu.arg0(), False, "ExAcquireFastMutex")
+def _fast_mutex_routine(k, name: str, op, unsafe: bool):
+    return op(k, k.cpu.arg0(), unsafe, name)
 
 
-@ex.export(max_irql=APC_LEVEL, footprint=arg0_object)
-def ExReleaseFastMutex(k):
-    return release(k, k.cpu.arg0(), False, "ExReleaseFastMutex")
-
-
-@ex.export(max_irql=APC_LEVEL, footprint=arg0_object)
-def ExAcquireFastMutexUnsafe(k):
-    return acquire(k, k.cpu.arg0(), True, "ExAcquireFastMutexUnsafe")
-
-
-@ex.export(max_irql=APC_LEVEL, footprint=arg0_object)
-def ExReleaseFastMutexUnsafe(k):
-    return release(k, k.cpu.arg0(), True, "ExReleaseFastMutexUnsafe")
+# Ex(Acquire|Release)FastMutex and their Unsafe variants, which leave IRQL alone
+ex.export_each(_fast_mutex_routine, {"ExAcquireFastMutex": (acquire, False), "ExReleaseFastMutex": (release, False),
+                                     "ExAcquireFastMutexUnsafe": (acquire, True),
+                                     "ExReleaseFastMutexUnsafe": (release, True)},
+               max_irql=APC_LEVEL, footprint=arg0_object)
 
 
 @ex.export(max_irql=APC_LEVEL, footprint=arg0_object)
@@ -211,29 +201,15 @@ def ExTryToAcquireFastMutex(k):
     return 0
 
 
-def fast_mutex_info(k, m: int) -> dict:
-    count, _pad, owner, contention, _pad2 = struct.unpack("<iIQII", k.cpu.mem(m, 0x18))
-    ev_type, _, ev_size, _, ev_signal = struct.unpack("<BBBBi", k.cpu.mem(m + 0x18, 8))
-    old_irql = k.cpu.u32(m + 0x30)
-    return {"address": m, "Count": count, "Owner": owner, "Contention": contention,
-            "Event": {"Type": ev_type, "Size": ev_size, "SignalState": ev_signal}, "OldIrql": old_irql,
-            "owner_thread": k.ke.by_ethread[owner].name if owner in k.ke.by_ethread else None,
-            "waiters": [t.name for t in k.ex.mutex_waiters.get(m, [])]}
-
-
 # ---------------------------------------------------------------- pool (mm/ARM3/expool.c)
 
-# Windows hands out pool it does not clear (ExAllocatePoolWithTag, ExAllocatePool, ExAllocatePool2 with
-# POOL_FLAG_UNINITIALIZED) holding whatever the memory held before: a driver that reads such a block before
-# writing it may see zeroes on one machine and garbage on the next. The model fills those blocks with one
-# non-zero byte, as Driver Verifier's special pool fills the page of each allocation (ReactOS's
-# MmAllocateSpecialPool, mm/ARM3/special.c: the low byte of the tick count, kept in the header to check the
-# bytes around the block when it is freed). tdemu uses one fixed byte, so that runs are reproducible: 0xA5
-# (1010 0101) is neither zero nor all ones, a pointer made of it (0xA5A5A5A5A5A5A5A5) is non-canonical and
-# faults, a length or count made of it is huge, a BOOLEAN made of it is TRUE. ExAllocatePool2 without
-# POOL_FLAG_UNINITIALIZED zeroes, as documented. The bytes between a block and the next one hold the pattern
-# too, and ExFreePool(WithTag) checks them, as special pool checks the rest of the page when the block is
-# freed: a write past the end of the block is a finding.
+# Pool Windows does not clear (ExAllocatePoolWithTag, ExAllocatePool, ExAllocatePool2 with
+# POOL_FLAG_UNINITIALIZED; ExAllocatePool2 zeroes otherwise) holds whatever the memory held before. The
+# model fills it with one fixed byte, as Driver Verifier's special pool fills each allocation (ReactOS
+# mm/ARM3/special.c), so runs are reproducible: 0xA5 is neither zero nor all ones, a pointer made of it is
+# non-canonical and faults, a length made of it is huge. The bytes after each block hold it too and are
+# checked when the block is freed, as special pool checks the rest of the page: a write past the end is a
+# finding.
 POOL_FILL = 0xA5
 POOL_FLAG_UNINITIALIZED = 0x2
 POOL_GAP = 16  # at least this many pattern bytes after each block
@@ -254,7 +230,7 @@ def _alloc(k, size: int, tag: int, zero: bool):
     k.ex.pool_next = gap_end
     k.cpu.mem_write(addr, (b"\0" if zero else bytes([POOL_FILL])) * size + bytes([POOL_FILL]) * (gap_end - gap_start))
     tag_s = struct.pack("<I", tag & 0xFFFFFFFF).decode("latin-1")
-    k.ex.pool[addr] = (size, tag_s, k.fmt_sym(site))
+    k.ex.pool[addr] = (size, tag_s, k.sym.fmt(site))
     return addr
 
 
@@ -291,7 +267,7 @@ def _free(k, p: int):
         k.violation("pool_overrun", f"pool block '{tag}' of {size} bytes: written past its end at "
                     f"+{size + bad:#x} (byte {gap[bad]:#04x} where the fill pattern {POOL_FILL:#04x} was; "
                     f"allocated at {e[2]})", site, t)
-    k.free_memory(p, p + size, f"pool block '{tag}'")
+    free_memory(k, p, p + size, f"pool block '{tag}'")
     return None
 
 

@@ -15,8 +15,8 @@ from .. import ntstatus as st
 FILE_READ_DATA = 0x1
 FILE_WRITE_DATA = 0x2
 FILE_APPEND_DATA = 0x4
+FILE_EXECUTE = 0x20
 DELETE = 0x10000
-SYNCHRONIZE = 0x100000
 GENERIC_READ = 0x80000000
 GENERIC_WRITE = 0x40000000
 GENERIC_EXECUTE = 0x20000000
@@ -30,7 +30,6 @@ FILE_SHARE_READ, FILE_SHARE_WRITE, FILE_SHARE_DELETE = 1, 2, 4
 
 # CreateDisposition
 FILE_SUPERSEDE, FILE_OPEN, FILE_CREATE, FILE_OPEN_IF, FILE_OVERWRITE, FILE_OVERWRITE_IF = range(6)
-DISPOSITION_NAMES = ["FILE_SUPERSEDE", "FILE_OPEN", "FILE_CREATE", "FILE_OPEN_IF", "FILE_OVERWRITE", "FILE_OVERWRITE_IF"]
 # IO_STATUS_BLOCK.Information for create
 FILE_SUPERSEDED, FILE_OPENED, FILE_CREATED, FILE_OVERWRITTEN = 0, 1, 2, 3
 
@@ -77,8 +76,6 @@ class VFile:
     path: str
     data: bytearray = field(default_factory=bytearray)
     opens: list = field(default_factory=list)  # list of OpenFile
-    created_by: str = ""
-    writes: int = 0
 
 
 @dataclass
@@ -155,17 +152,9 @@ class VFS:
         return st.STATUS_SUCCESS, info, of
 
     def _share_check(self, f: VFile, access: int, share: int) -> int:
-        wants_r = access & (FILE_READ_DATA | 0x20)
-        wants_w = access & (FILE_WRITE_DATA | FILE_APPEND_DATA)
-        wants_d = access & DELETE
+        """A new open conflicts with an existing one if either wants what the other does not share."""
         for o in f.opens:
-            if (wants_r and not o.share & FILE_SHARE_READ) or (wants_w and not o.share & FILE_SHARE_WRITE) or (
-                wants_d and not o.share & FILE_SHARE_DELETE
-            ):
-                return st.STATUS_SHARING_VIOLATION
-            if (o.access & (FILE_READ_DATA | 0x20) and not share & FILE_SHARE_READ) or (
-                o.access & (FILE_WRITE_DATA | FILE_APPEND_DATA) and not share & FILE_SHARE_WRITE
-            ) or (o.access & DELETE and not share & FILE_SHARE_DELETE):
+            if _denied(access, o.share) or _denied(o.access, share):
                 return st.STATUS_SHARING_VIOLATION
         return 0
 
@@ -182,7 +171,6 @@ class VFS:
                 buf.extend(b"\0" * (end - len(buf)))
             buf[pos:end] = data
         of.position = end
-        of.file.writes += 1
         return st.STATUS_SUCCESS, len(data)
 
     def read(self, of: OpenFile, length: int, offset: int | None) -> tuple[int, bytes]:
@@ -234,6 +222,12 @@ class VFS:
             files = self.listdir(d)
             out[d] = [{"name": f.path.rsplit("\\", 1)[-1], "size": len(f.data)} for f in files]
         return out
+
+
+def _denied(access: int, share: int) -> bool:
+    return bool((access & (FILE_READ_DATA | FILE_EXECUTE) and not share & FILE_SHARE_READ)
+                or (access & (FILE_WRITE_DATA | FILE_APPEND_DATA) and not share & FILE_SHARE_WRITE)
+                or (access & DELETE and not share & FILE_SHARE_DELETE))
 
 
 def _natural_key(s: str):

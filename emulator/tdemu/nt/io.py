@@ -12,6 +12,8 @@ from ..machine.cpu import STUB_BASE
 from . import fs as V
 from .api import Component, everything, file_system
 from .defs import OBJ_KERNEL_HANDLE, PASSIVE_LEVEL, SYSTEM_PROCESS
+from .ke import create_thread
+from .mm import free_memory
 
 io = Component("io")
 
@@ -37,7 +39,6 @@ class IoState:
     unload_started: bool = False
     unload_done: bool = False
     unload_routine: int | None = None
-    not_run: list = field(default_factory=list)
     create_count: int = 0  # ZwCreateFile calls, for --fault create-every=N
 
 
@@ -52,8 +53,6 @@ def init(k) -> IoState:
 
 def start_driver_entry(k):
     """IopLoadDriver: DriverEntry(DriverObject, RegistryPath) on a system worker thread."""
-    from .ke import create_thread
-
     loader = create_thread(k, "DriverEntry (System worker, IopLoadDriver)", k.base + k.image.entry_rva, "loader",
                            ENTRY_RETURN, [k.driver_object, k.registry_path], LOADER_ETHREAD, LOADER_TID)
     k.sched.make_ready(loader)
@@ -69,8 +68,7 @@ def after_driver_entry(k) -> None:
                         f"DriverEntry failed ({st.name(s)}) after starting {len(k.ps.pending_driver_threads)} system "
                         "thread(s): the image is unloaded while they run", 0)
         # Windows unloads the image and never calls DriverUnload; the threads are not run (further).
-        k.io.not_run = list(k.ps.pending_driver_threads)
-        for t in k.io.not_run:
+        for t in k.ps.pending_driver_threads:
             if t in k.sched.ready:
                 k.sched.ready.remove(t)
         return
@@ -93,8 +91,6 @@ def start_pending_threads(k) -> None:
 
 def start_unload(k) -> None:
     """IopUnloadDriver: DriverUnload(DriverObject) on a system worker thread, if the driver set one."""
-    from .ke import create_thread
-
     k.io.unload_started = True
     unload = k.cpu.u64(k.driver_object + 0x68)  # DRIVER_OBJECT.DriverUnload
     if not unload:
@@ -104,7 +100,7 @@ def start_unload(k) -> None:
     k.io.unload_routine = unload
     t = create_thread(k, "DriverUnload (System worker, IopUnloadDriver)", unload, "unload", UNLOAD_RETURN,
                       [k.driver_object], UNLOAD_ETHREAD, UNLOAD_TID)
-    k.event(f"calling DriverUnload {k.fmt_sym(unload)}")
+    k.event(f"calling DriverUnload {k.sym.fmt(unload)}")
     k.sched.make_ready(t)
 
 
@@ -152,7 +148,7 @@ def IoCreateDevice(k):
     k.cpu.w64(drv + 8, dev)  # DRIVER_OBJECT.DeviceObject: new devices go first
     name = k.cpu.unicode_string(name_ptr) if name_ptr else ""
     k.io.devices[dev] = {"address": dev, "extension": ext, "extension_size": ext_size, "name": name or None,
-                      "created_at": k.fmt_sym(site), "deleted": False, "deleted_at": None}
+                      "created_at": k.sym.fmt(site), "deleted": False, "deleted_at": None}
     if out:
         k.cpu.w64(out, dev)
     k.event(f"IoCreateDevice -> DEVICE_OBJECT {dev:#x}, extension {ext:#x} ({ext_size:#x} bytes)", k.sched.current)
@@ -169,21 +165,14 @@ def IoDeleteDevice(k):
         k.violation("delete_unknown_device", f"IoDeleteDevice({dev:#x}) on a device that "
                     f"{'was already deleted' if d else 'does not exist'}", site, t)
         return None
-    drv = k.cpu.u64(dev + 8)
-    nxt = k.cpu.u64(dev + 0x10)
-    if k.cpu.u64(drv + 8) == dev:
-        k.cpu.w64(drv + 8, nxt)
-    else:
-        p = k.cpu.u64(drv + 8)
-        while p:
-            if k.cpu.u64(p + 0x10) == dev:
-                k.cpu.w64(p + 0x10, nxt)
-                break
-            p = k.cpu.u64(p + 0x10)
+    link = k.cpu.u64(dev + 8) + 8  # DRIVER_OBJECT.DeviceObject, then each DEVICE_OBJECT.NextDevice (+0x10)
+    while (p := k.cpu.u64(link)) and p != dev:
+        link = p + 0x10
+    if p:
+        k.cpu.w64(link, k.cpu.u64(dev + 0x10))
     d["deleted"] = True
-    d["deleted_at"] = k.fmt_sym(site)
+    d["deleted_at"] = k.sym.fmt(site)
     start, end = dev, dev + DEVICE_OBJECT_SIZE + d["extension_size"]
-    d["snapshot"] = k.cpu.mem(start, end - start)
     what = "DEVICE_OBJECT" + (" and its extension" if d["extension_size"] else "")
     # threads still waiting on, or owning, a FAST_MUTEX inside the freed memory
     for fm, waiters in k.ex.mutex_waiters.items():
@@ -191,19 +180,17 @@ def IoDeleteDevice(k):
             k.violation("freed_while_waited_on",
                         f"IoDeleteDevice frees FAST_MUTEX {fm:#x} in the device extension while "
                         f"{len(waiters)} thread(s) wait on it: " + ", ".join(w.name for w in waiters), site, t)
-    for th in k.sched.threads:
-        if th.state not in ("Terminated",) and th.kind == "driver":
-            for fm in th.held:
-                if start <= fm < end:
-                    k.violation("freed_while_owned", f"IoDeleteDevice frees FAST_MUTEX {fm:#x} still owned "
-                                f"by {th.name}", site, t)
-    live = [th.name for th in k.sched.threads if th.kind == "driver" and th.state != "Terminated"]
+    live = [th for th in k.sched.threads if th.kind == "driver" and th.state != "Terminated"]
+    for th in live:
+        for fm in th.held:
+            if start <= fm < end:
+                k.violation("freed_while_owned", f"IoDeleteDevice frees FAST_MUTEX {fm:#x} still owned "
+                            f"by {th.name}", site, t)
     if live:
-        k.violation("device_deleted_threads_running",
-                    f"IoDeleteDevice while the driver's system thread(s) still exist: {', '.join(live)} "
-                    "(they use the device extension)", site, t)
-    k.free_memory(start, end, what)
-    k.event(f"IoDeleteDevice({dev:#x}) at {k.fmt_sym(site)}", t)
+        k.violation("device_deleted_threads_running", "IoDeleteDevice while the driver's system thread(s) still "
+                    f"exist: {', '.join(th.name for th in live)} (they use the device extension)", site, t)
+    free_memory(k, start, end, what)
+    k.event(f"IoDeleteDevice({dev:#x}) at {k.sym.fmt(site)}", t)
     return None
 
 
@@ -214,9 +201,11 @@ def IoGetCurrentProcess(k):
 
 # ---------------------------------------------------------------- files (io/iomgr/file.c, iofunc.c)
 
-def _iosb(k, addr: int, status: int, info: int) -> None:
+def _iosb(k, addr: int, status: int, info: int = 0) -> int:
+    """Writes the IO_STATUS_BLOCK (if any); returns the status."""
     if addr:
         k.cpu.mem_write(addr, struct.pack("<QQ", status & 0xFFFFFFFF, info))
+    return status
 
 
 def _object_name(k, oa: int) -> str:
@@ -242,7 +231,7 @@ def _create(k, name: str, fh: int, access: int, oa: int, iosb_p: int, share: int
     if api == "ZwCreateFile":
         k.io.create_count += 1
         if faults.create_fail_every and k.io.create_count % faults.create_fail_every == 0:
-            _iosb(k, iosb_p, faults.create_fail_status, 0)
+            _iosb(k, iosb_p, faults.create_fail_status)
             k.event(f"fault injected: ZwCreateFile #{k.io.create_count} ({name}) fails with "
                     f"{st.name(faults.create_fail_status)}", t)
             return faults.create_fail_status
@@ -271,27 +260,24 @@ def ZwOpenFile(k):
                    opts & 0xFFFFFFFF, "ZwOpenFile")
 
 
-def _file(k, h: int, api: str):
+def _file_args(k, api: str, n: int):
+    """A file routine's n arguments, the open file in place of its handle (None, reported: not a file handle)."""
+    h, *rest = k.cpu.args(n)
     e = k.ob.handles.get(h)
     if e is None or e.kind != "file":
         k.violation("invalid_handle", f"{api} on invalid file handle {h:#x}", k.ret_site(), k.sched.current)
-        return None
-    return e.obj
+        return None, *rest
+    return e.obj, *rest
 
 
 @io.export(max_irql=PASSIVE_LEVEL, aliases={"NtWriteFile": None}, footprint=file_system)
 def ZwWriteFile(k):
-    rsp = k.cpu.rsp()
-    h = k.cpu.arg0()
-    iosb_p, buf, length, off_p, _key = struct.unpack("<5Q", k.cpu.mem(rsp + 0x28, 40))
-    of = _file(k, h, "ZwWriteFile")
+    of, _event, _apc, _apc_context, iosb_p, buf, length, off_p, _key = _file_args(k, "ZwWriteFile", 9)
     if of is None:
         return st.STATUS_INVALID_HANDLE
     length &= 0xFFFFFFFF
-    data = k.cpu.mem(buf, length) if length else b""
-    status, n = k.io.vfs.write(of, data, _offset(k, of, off_p))
-    _iosb(k, iosb_p, status, n)
-    return status
+    status, n = k.io.vfs.write(of, k.cpu.mem(buf, length) if length else b"", _offset(k, of, off_p))
+    return _iosb(k, iosb_p, status, n)
 
 
 def _offset(k, of, off_p: int):
@@ -308,17 +294,20 @@ def _offset(k, of, off_p: int):
 
 @io.export(max_irql=PASSIVE_LEVEL, aliases={"NtReadFile": None}, footprint=file_system)
 def ZwReadFile(k):
-    rsp = k.cpu.rsp()
-    h = k.cpu.arg0()
-    iosb_p, buf, length, off_p, _key = struct.unpack("<5Q", k.cpu.mem(rsp + 0x28, 40))
-    of = _file(k, h, "ZwReadFile")
+    of, _event, _apc, _apc_context, iosb_p, buf, length, off_p, _key = _file_args(k, "ZwReadFile", 9)
     if of is None:
         return st.STATUS_INVALID_HANDLE
     status, data = k.io.vfs.read(of, length & 0xFFFFFFFF, _offset(k, of, off_p))
     if data:
         k.cpu.mem_write(buf, data)
-    _iosb(k, iosb_p, status, len(data))
-    return status
+    return _iosb(k, iosb_p, status, len(data))
+
+
+def _information_args(k, api: str):
+    """Zw(Query|Set)InformationFile's arguments: the open file (None, reported: not a file handle),
+    IoStatusBlock, FileInformation, Length, FileInformationClass."""
+    of, iosb_p, info, length, klass = _file_args(k, api, 5)
+    return of, iosb_p, info, length & 0xFFFFFFFF, klass & 0xFFFFFFFF
 
 
 def _unsupported_class(k, api: str, klass: int):
@@ -328,10 +317,7 @@ def _unsupported_class(k, api: str, klass: int):
 
 @io.export(max_irql=PASSIVE_LEVEL, aliases={"NtQueryInformationFile": None}, footprint=file_system)
 def ZwQueryInformationFile(k):
-    h, iosb_p, info, length, klass = k.cpu.args(5)
-    klass &= 0xFFFFFFFF
-    length &= 0xFFFFFFFF
-    of = _file(k, h, "ZwQueryInformationFile")
+    of, iosb_p, info, length, klass = _information_args(k, "ZwQueryInformationFile")
     if of is None:
         return st.STATUS_INVALID_HANDLE
     if klass == FileStandardInformation:
@@ -343,38 +329,27 @@ def ZwQueryInformationFile(k):
     else:
         return _unsupported_class(k, "ZwQueryInformationFile", klass)
     if length < len(data):
-        _iosb(k, iosb_p, st.STATUS_INFO_LENGTH_MISMATCH, 0)
-        return st.STATUS_INFO_LENGTH_MISMATCH
+        return _iosb(k, iosb_p, st.STATUS_INFO_LENGTH_MISMATCH)
     k.cpu.mem_write(info, data)
-    _iosb(k, iosb_p, 0, len(data))
-    return 0
+    return _iosb(k, iosb_p, 0, len(data))
 
 
 @io.export(max_irql=PASSIVE_LEVEL, aliases={"NtSetInformationFile": None}, footprint=file_system)
 def ZwSetInformationFile(k):
-    h, iosb_p, info, length, klass = k.cpu.args(5)
-    klass &= 0xFFFFFFFF
-    length &= 0xFFFFFFFF
-    of = _file(k, h, "ZwSetInformationFile")
+    of, iosb_p, info, length, klass = _information_args(k, "ZwSetInformationFile")
     if of is None:
         return st.STATUS_INVALID_HANDLE
     if klass in (FileRenameInformation, FileRenameInformationEx):
         if length < 0x18:
-            _iosb(k, iosb_p, st.STATUS_INFO_LENGTH_MISMATCH, 0)
-            return st.STATUS_INFO_LENGTH_MISMATCH
+            return _iosb(k, iosb_p, st.STATUS_INFO_LENGTH_MISMATCH)
         flags, _pad, _root, nlen = struct.unpack("<IIQI", k.cpu.mem(info, 0x14))
         replace = bool(flags & 0xFF) if klass == FileRenameInformation else bool(flags & 1)
         if 0x14 + nlen > length:
-            _iosb(k, iosb_p, st.STATUS_INVALID_PARAMETER, 0)
-            return st.STATUS_INVALID_PARAMETER
-        status = k.io.vfs.rename(of, k.cpu.wstr(info + 0x14, nlen), replace)
-        _iosb(k, iosb_p, status, 0)
-        return status
+            return _iosb(k, iosb_p, st.STATUS_INVALID_PARAMETER)
+        return _iosb(k, iosb_p, k.io.vfs.rename(of, k.cpu.wstr(info + 0x14, nlen), replace))
     if klass == FilePositionInformation:
         if length < 8:
-            _iosb(k, iosb_p, st.STATUS_INFO_LENGTH_MISMATCH, 0)
-            return st.STATUS_INFO_LENGTH_MISMATCH
+            return _iosb(k, iosb_p, st.STATUS_INFO_LENGTH_MISMATCH)
         of.position = struct.unpack("<q", k.cpu.mem(info, 8))[0]
-        _iosb(k, iosb_p, 0, 0)
-        return 0
+        return _iosb(k, iosb_p, 0)
     return _unsupported_class(k, "ZwSetInformationFile", klass)

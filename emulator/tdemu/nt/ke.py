@@ -14,6 +14,7 @@ from ..machine import BLOCK, Thread, Wait
 from .api import Component, arg0_object, everything
 from .defs import (APC_LEVEL, DISPATCH_LEVEL, HIGH_LEVEL, NOTIFICATION_EVENT, SYNCHRONIZATION_EVENT,
                    THREAD_OBJECT, WAIT_REASONS)
+from .mm import check_freed
 from .verifier import lock_acquire
 
 ke = Component("ke")
@@ -36,7 +37,6 @@ class KThread(Thread):
     special_apc_disable: int = 0  # SpecialApcDisable: guarded regions
     exit_status: int | None = None
     exit_how: str = ""
-    created_by_site: int = 0
     acquires: list = field(default_factory=list)  # (mutex, call_site)
     held: list = field(default_factory=list)  # mutex addrs
 
@@ -177,6 +177,17 @@ def KeRaiseIrqlToDpcLevel(k):
 
 # ---------------------------------------------------------------- critical regions (ke/apc.c)
 
+def _leave_region(k, region: str, count: str) -> None:
+    """KeLeave{region}Region: one less in the thread's count (apc_disable or special_apc_disable)."""
+    t = k.sched.current
+    n = getattr(t, count)
+    if n <= 0:
+        k.violation(f"{region.lower()}_region_underflow", f"KeLeave{region}Region without KeEnter{region}Region",
+                    k.ret_site(), t)
+        return
+    setattr(t, count, n - 1)
+
+
 @ke.export(max_irql=APC_LEVEL)
 def KeEnterCriticalRegion(k):
     k.sched.current.apc_disable += 1
@@ -184,12 +195,7 @@ def KeEnterCriticalRegion(k):
 
 @ke.export(max_irql=APC_LEVEL)
 def KeLeaveCriticalRegion(k):
-    t = k.sched.current
-    if t.apc_disable <= 0:
-        k.violation("critical_region_underflow", "KeLeaveCriticalRegion without KeEnterCriticalRegion",
-                    k.ret_site(), t)
-        return None
-    t.apc_disable -= 1
+    _leave_region(k, "Critical", "apc_disable")
 
 
 @ke.export(max_irql=APC_LEVEL)
@@ -199,11 +205,7 @@ def KeEnterGuardedRegion(k):
 
 @ke.export(max_irql=APC_LEVEL)
 def KeLeaveGuardedRegion(k):
-    t = k.sched.current
-    if t.special_apc_disable <= 0:
-        k.violation("guarded_region_underflow", "KeLeaveGuardedRegion without KeEnterGuardedRegion", k.ret_site(), t)
-        return None
-    t.special_apc_disable -= 1
+    _leave_region(k, "Guarded", "special_apc_disable")
 
 
 # ---------------------------------------------------------------- spin locks (ke/amd64/spinlock.c)
@@ -221,8 +223,7 @@ def _take_spin(k, t: KThread, lock: int, site: int) -> None:
 def spin_acquire(k, lock: int, fn: str):
     t = k.sched.current
     site = k.ret_site()
-    if k.freed:
-        k.check_freed(lock, 8, fn)
+    check_freed(k, lock, 8, fn)
     owner = k.ke.spinlocks.get(lock)
     lock_acquire(k, t, lock, "spin lock", site)
     if owner is None:
@@ -249,8 +250,7 @@ def spin_retry(k, t: KThread) -> bool:
 
 def spin_release(k, lock: int, fn: str) -> None:
     t = k.sched.current
-    if k.freed:
-        k.check_freed(lock, 8, fn)
+    check_freed(k, lock, 8, fn)
     if k.ke.spinlocks.get(lock) is not t:
         k.violation("spin_lock_release_not_owner", f"{fn}: spin lock {lock:#x} is not held by the caller",
                     k.ret_site(), t)
@@ -309,8 +309,7 @@ def KeTryToAcquireSpinLockAtDpcLevel(k):
     lock = k.cpu.arg0()
     if lock in k.ke.spinlocks:
         return 0
-    if k.freed:
-        k.check_freed(lock, 8, "KeTryToAcquireSpinLockAtDpcLevel")
+    check_freed(k, lock, 8, "KeTryToAcquireSpinLockAtDpcLevel")
     _take_spin(k, k.sched.current, lock, k.ret_site())  # a try never waits: it orders nothing
     return 1
 
@@ -369,8 +368,7 @@ def signal_state(k, obj: int) -> int:
 @ke.export(max_irql=HIGH_LEVEL, footprint=arg0_object)
 def KeInitializeEvent(k):
     ev, typ, state = k.cpu.args(3)
-    if k.freed:
-        k.check_freed(ev, 0x18, "KeInitializeEvent")
+    check_freed(k, ev, 0x18, "KeInitializeEvent")
     typ &= 0xFF
     k.cpu.mem_write(ev, struct.pack("<BBBBiQQ", typ, 0, 6, 0, 1 if state & 0xFF else 0, ev + 8, ev + 8))
 
@@ -378,8 +376,7 @@ def KeInitializeEvent(k):
 @ke.export(max_irql=DISPATCH_LEVEL, footprint=arg0_object)
 def KeSetEvent(k):
     ev, _inc, _wait = k.cpu.args(3)
-    if k.freed:
-        k.check_freed(ev, 0x18, "KeSetEvent")
+    check_freed(k, ev, 0x18, "KeSetEvent")
     prev = signal_state(k, ev)
     typ = k.cpu.mem(ev, 1)[0]
     waiters = k.ke.event_waiters.get(ev, [])
@@ -427,8 +424,7 @@ def KeWaitForSingleObject(k):
     obj, reason, _mode, _alertable, tptr = k.cpu.args(5)
     t = k.sched.current
     site = k.ret_site()
-    if k.freed:
-        k.check_freed(obj, 0x18, "KeWaitForSingleObject")
+    check_freed(k, obj, 0x18, "KeWaitForSingleObject")
     at = timeout_at(k, tptr)
     if t.irql >= DISPATCH_LEVEL and at != k.ke.virtual_time:
         k.violation("wait_at_dispatch", "KeWaitForSingleObject at DISPATCH_LEVEL with a non-zero timeout", site, t)
@@ -463,7 +459,7 @@ def wait_for_thread(k, obj: int, rname: str, site: int, at, function: str):
     if at == k.ke.virtual_time:
         return st.STATUS_TIMEOUT
     k.ke.thread_waiters.setdefault(obj, []).append(t)
-    k.event(f"{t.name} waits for thread {target.name if target else hex(obj)} to end at {k.fmt_sym(site)}", t)
+    k.event(f"{t.name} waits for thread {target.name if target else hex(obj)} to end at {k.sym.fmt(site)}", t)
     return block(k, t, "thread", rname, obj, function, timeout_at=at)
 
 

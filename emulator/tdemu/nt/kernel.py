@@ -1,7 +1,6 @@
-"""The kernel model: the NT components (`ke`, `ex`, `io`, `ob`, `ps`, `rtl`, `hal`, the file system `fs`)
-over the machine (CPU, memory, scheduler). It binds each import of the driver to the handler its
-component registered, checks every call against the API's maximum IRQL, runs the driver's life
-(DriverEntry, its system threads, DriverUnload) and records what Driver Verifier would.
+"""The kernel: binds each import of the driver to the handler its NT component registered, dispatches
+the driver's calls (each checked against the routine's maximum IRQL) and runs the driver's life
+(DriverEntry, its system threads, DriverUnload) on the machine. The components own their state.
 
 Every driver call into ntoskrnl.exe or hal.dll lands on a sentinel page (the IAT entries speakeasy writes point
 there); the CPU reports it to `Kernel.on_call`, which dispatches it to the handler.
@@ -9,21 +8,18 @@ there); the CPU reports it to `Kernel.on_call`, which dispatches it to the handl
 
 from __future__ import annotations
 
-import struct
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import partial
 from typing import cast
 
-from unicorn import UcError
-
 from .. import ntstatus as st
-from ..machine import BLOCK, Cpu, CpuEvents, Scheduler, phys
+from ..machine import BLOCK, Cpu, CpuEvents, Scheduler
 from ..machine.cpu import STUB_BASE, STUB_SIZE
 from ..pecheck import DriverImage
-from ..symbols import Symbolizer, Unwinder, find_map_file
-from . import ex, io, ke, ob, ps, rtl, verifier
+from ..symbols import Symbolizer, find_map_file
+from . import ex, io, ke, mm, ob, ps, rtl, verifier
 from ..explore import Chooser, SchedulePolicy
 from .api import NTOSKRNL
 from .ex import ex as EX
@@ -40,6 +36,11 @@ from .rtl import rtl as RTL
 COMPONENTS = (KE, EX, IO, OB, PS, RTL, HAL)
 STUB_NAMES = {THREAD_RETURN: "nt!PspSystemThreadStartup", ENTRY_RETURN: "nt!IopLoadDriver",
               UNLOAD_RETURN: "nt!IopUnloadDriver"}
+
+
+# --fault KEY=N[:STATUS]: the Nth call of the routine fails with STATUS (Faults.KEY_fail_nth, KEY_fail_status)
+NTH_CALL_FAULTS = {"thread": "PsCreateSystemThread", "reference": "ObReferenceObjectByHandle",
+                   "zwwait": "ZwWaitForSingleObject"}
 
 
 @dataclass
@@ -61,15 +62,15 @@ class Faults:
             out.append(f"every {self.create_fail_every}th ZwCreateFile fails with {st.name(self.create_fail_status)}")
         if self.iocreatedevice_status is not None:
             out.append(f"IoCreateDevice fails with {st.name(self.iocreatedevice_status)}")
-        if self.thread_fail_nth:
-            out.append(f"PsCreateSystemThread call #{self.thread_fail_nth} fails with {st.name(self.thread_fail_status)}")
-        if self.reference_fail_nth:
-            out.append(f"ObReferenceObjectByHandle call #{self.reference_fail_nth} fails with "
-                       f"{st.name(self.reference_fail_status)}")
-        if self.zwwait_fail_nth:
-            out.append(f"ZwWaitForSingleObject call #{self.zwwait_fail_nth} fails with "
-                       f"{st.name(self.zwwait_fail_status)}")
+        for key, api in NTH_CALL_FAULTS.items():
+            n, status = self.nth_call(key)
+            if n:
+                out.append(f"{api} call #{n} fails with {st.name(status)}")
         return out
+
+    def nth_call(self, key: str) -> tuple[int, int]:
+        """(N, STATUS) of --fault KEY=N[:STATUS] (N is 0 without it)."""
+        return getattr(self, f"{key}_fail_nth"), getattr(self, f"{key}_fail_status")
 
 
 @dataclass
@@ -119,11 +120,6 @@ def api_table() -> str:
     return "\n".join(rows) + "\n"
 
 
-def module_prefix(dll: str) -> str:
-    """How a debugger names an import's module: nt!, hal!, ..."""
-    return "nt" if dll == NTOSKRNL else dll.rsplit(".", 1)[0]
-
-
 class Kernel(CpuEvents):
     def __init__(self, image: DriverImage, opts: Options):
         self.image = image
@@ -133,10 +129,7 @@ class Kernel(CpuEvents):
         self.total_calls = 0
         self.events: list[dict] = []
         self.fatal: dict | None = None
-        self.freed: list[dict] = []
         self._fault_call_counts: dict[str, int] = {}  # api -> calls so far, for --fault api=N
-        self.uaf: list[dict] = []
-        self._uaf_seen: set = set()
         self.unsupported: Counter = Counter()
         cpu = Cpu(image.path, image.size_of_image, image.sections, self)
         self.cpu = cpu
@@ -145,7 +138,7 @@ class Kernel(CpuEvents):
         self.driver_object, self.registry_path = cpu.speakeasy_driver_object()
         map_path = opts.map_path or find_map_file(image.path)
         self.sym = Symbolizer(image.name, self.base, self.size, map_path, image.image_base)
-        self.unwinder = Unwinder(self.cpu.mem, self.base, image.runtime_functions)
+        self.sym.labels.update(STUB_NAMES)
         self.sched = Scheduler(cpu, opts.max_seconds, self.t_start)
         # each NT component's state, declared at the top of the module that owns it
         self.verifier = verifier.VerifierState()
@@ -155,6 +148,7 @@ class Kernel(CpuEvents):
         self.ps: ps.PsState = ps.init(self)
         self.io: io.IoState = io.init(self)
         self.rtl: rtl.RtlState = rtl.init(self)
+        self.mm = mm.MmState()
         self.deadlock: dict | None = None
         self.stall_before_unload: dict | None = None
         self._forced: KThread | None = None  # the thread that runs next without a choice
@@ -183,6 +177,7 @@ class Kernel(CpuEvents):
                 self.cpu.w64(self.base + rva, sentinel)
             self.stub_names[sentinel] = name
             self.stub_dlls[sentinel] = dll
+            self.sym.labels[sentinel] = f"{'nt' if dll == NTOSKRNL else dll.rsplit('.', 1)[0]}!{name}"
             e = exports.get((dll, name))
             if e is not None:
                 self.handlers[name] = partial(e.handler, self)
@@ -191,7 +186,7 @@ class Kernel(CpuEvents):
                 if e.footprint is not None:
                     self.footprints[name] = e.footprint
 
-    # ------------------------------------------------------------------ views other modules use
+    # ------------------------------------------------------------------ what the components use
     @property
     def current(self) -> KThread | None:
         return cast("KThread | None", self.sched.current)  # the scheduler runs only KThreads
@@ -199,13 +194,6 @@ class Kernel(CpuEvents):
     @property
     def threads(self) -> list[KThread]:
         return cast("list[KThread]", self.sched.threads)
-
-    def fmt_sym(self, addr: int) -> str:
-        if addr in STUB_NAMES:
-            return STUB_NAMES[addr]
-        if addr in self.stub_names:
-            return f"{module_prefix(self.stub_dlls[addr])}!{self.stub_names[addr]}"
-        return self.sym.fmt(addr)
 
     def ret_site(self) -> int:
         return self.cpu.return_address()
@@ -216,9 +204,11 @@ class Kernel(CpuEvents):
     def event(self, text: str, t: KThread | None = None) -> None:
         self.events.append({"call": self.total_calls, "thread": t.name if t else None, "text": text})
 
-    def injected_fault(self, api: str, nth: int, status: int) -> int | None:
-        """Counts this call to API; on the NTH (a --fault N, 0 for none) logs the injection and
-        returns STATUS for the handler to return, else None."""
+    def injected_fault(self, key: str) -> int | None:
+        """Counts this call to the routine of --fault KEY=N[:STATUS]; on the Nth, logs the injection
+        and returns STATUS for the handler to return, else None."""
+        api = NTH_CALL_FAULTS[key]
+        nth, status = self.opts.faults.nth_call(key)
         n = self._fault_call_counts[api] = self._fault_call_counts.get(api, 0) + 1
         if not nth or n != nth:
             return None
@@ -233,7 +223,7 @@ class Kernel(CpuEvents):
         if self.fatal:
             return
         t = self.current
-        self.fatal = {"kind": kind, "text": text, "pc": pc, "where": self.fmt_sym(pc) if pc else None,
+        self.fatal = {"kind": kind, "text": text, "pc": pc, "where": self.sym.fmt(pc) if pc else None,
                       "thread": t.name if t else None}
         self.sched.stop(("fatal",))
 
@@ -246,59 +236,6 @@ class Kernel(CpuEvents):
                    f"({', '.join(f'{p:#x}' for p in params)}): {why}", self.ret_site() if pc is None else pc)
         assert self.fatal is not None
         self.fatal["bugcheck"] = {"code": code, "name": name or None, "parameters": list(params)}
-
-    def fast_mutex_info(self, m: int) -> dict:
-        return ex.fast_mutex_info(self, m)
-
-    # ------------------------------------------------------------------ freed memory
-    def free_memory(self, start: int, end: int, what: str) -> None:
-        """[start, end) is freed: any later guest access, or API call on an object in it, is a use-after-free."""
-        self.freed.append({"start": start, "end": end, "what": what})
-        self.cpu.watch(start, end)
-
-    def on_watched_access(self, write: bool, address: int, pc: int) -> None:
-        for start, end, describe in self.ob.opaque_regions:
-            if phys(start) <= address < phys(end):
-                address = start + (address - phys(start))
-                if (pc, address) not in self._uaf_seen:
-                    self._uaf_seen.add((pc, address))
-                    self.violation("opaque_object", f"driver {'write' if write else 'read'} of "
-                                   f"{describe(self, address)}, an opaque kernel structure "
-                                   "(a dereference too many of a data import such as *PsThreadType?)",
-                                   pc, self.current)
-                return
-        for fr in self.freed:
-            if phys(fr["start"]) <= address < phys(fr["end"]):
-                t = self.current
-                key = (pc, fr["start"])
-                if key in self._uaf_seen:
-                    return
-                self._uaf_seen.add(key)
-                rw = "write" if write else "read"
-                address = fr["start"] + (address - phys(fr["start"]))
-                self.uaf.append({"what": fr["what"], "access": rw, "address": address,
-                                 "offset": address - fr["start"], "pc": pc, "where": self.fmt_sym(pc),
-                                 "thread": t.name if t else None, "call": self.total_calls})
-                self.violation("use_after_free", f"{rw} of freed {fr['what']} at {address:#x} "
-                               f"(+{address - fr['start']:#x})", pc, t)
-                return
-
-    def check_freed(self, addr: int, size: int, api: str) -> None:
-        """An API given a pointer into freed memory uses it on the driver's behalf: a use-after-free too."""
-        for fr in self.freed:
-            if fr["start"] < addr + size and addr < fr["end"]:
-                t = self.current
-                site = self.ret_site()
-                key = (site, fr["start"], api)
-                if key in self._uaf_seen:
-                    return
-                self._uaf_seen.add(key)
-                self.uaf.append({"what": fr["what"], "access": f"{api} on it", "address": addr,
-                                 "offset": addr - fr["start"], "pc": site, "where": self.fmt_sym(site),
-                                 "thread": t.name if t else None, "call": self.total_calls})
-                self.violation("use_after_free", f"{api}({addr:#x}): the object lies in freed {fr['what']} "
-                               f"(+{addr - fr['start']:#x})", site, t)
-                return
 
     # ------------------------------------------------------------------ CPU events
     def on_call(self, addr: int) -> None:
@@ -346,6 +283,10 @@ class Kernel(CpuEvents):
         what = f"{self.stub_dlls[a]}!{self.stub_names[a]}" if a is not None else f"{address:#x}"
         self.crash("unsupported_api", f"the driver reads {what} as data: an exported variable tdemu does not "
                    "model", pc)
+
+    def on_watched_access(self, write: bool, address: int, pc: int) -> None:
+        if not ob.opaque_access(self, write, address, pc):
+            mm.freed_access(self, write, address, pc)
 
     def on_cr8_read(self) -> int:
         return ke.on_cr8_read(self)
@@ -474,46 +415,5 @@ class Kernel(CpuEvents):
             self._forced = t
         return stop
 
-    # ------------------------------------------------------------------ what a debugger shows
-    def stack_of(self, t: KThread) -> list[dict]:
-        """Call stack of a waiting thread, unwound with the driver's .pdata."""
-        w = t.wait
-        if w is None:
-            return []
-        frames = [{"child_sp": w.rsp, "ret": w.ret_addr, "site": w.function}]
-        pc, regs = w.ret_addr, dict(w.regs)
-        for _ in range(32):
-            if not self.sym.contains(pc):
-                frames.append({"child_sp": regs["rsp"], "ret": 0, "site": self.fmt_sym(pc)})
-                break
-            try:
-                res = self.unwinder.unwind(pc, regs, self.cpu.u64)
-            except (UcError, struct.error, IndexError, ValueError):
-                res = None
-            sp = regs["rsp"]
-            if res is None:
-                frames.append({"child_sp": sp, "ret": 0, "site": self.fmt_sym(pc)})
-                break
-            nxt, regs = res
-            frames.append({"child_sp": sp, "ret": nxt, "site": self.fmt_sym(pc), "raw": self.sym.raw(pc)})
-            pc = nxt
-        return frames
 
-    def thread_info(self, t: KThread) -> dict:
-        d = {"name": t.name, "kind": t.kind, "ethread": t.ethread, "tid": t.tid, "state": t.state,
-             "start": t.start, "start_symbol": self.fmt_sym(t.start), "irql": t.irql,
-             "kernel_apc_disable": t.apc_disable, "cswitches": t.cswitches, "api_calls": t.calls,
-             "exit_status": t.exit_status, "exit": t.exit_how or None}
-        if t.wait:
-            w = t.wait
-            owner = verifier.owner_thread(self, w)
-            d.update({"wait_reason": w.reason, "waiting_on": w.obj, "wait_kind": w.kind,
-                      "wait_function": w.function, "call_site": self.fmt_sym(w.ret_addr),
-                      "call_site_raw": self.sym.raw(w.ret_addr), "return_address": w.ret_addr,
-                      "child_sp": w.rsp, "owner_ethread": owner.ethread if owner else None,
-                      "owner": owner.name if owner else None, "stack": self.stack_of(t)})
-        d["acquires"] = [{"mutex": m, "call_site": self.fmt_sym(s), "return_address": s} for m, s in t.acquires]
-        return d
-
-
-__all__ = ["Faults", "Kernel", "Options", "all_exports", "api_table"]
+__all__ = ["Faults", "Kernel", "NTH_CALL_FAULTS", "Options", "all_exports", "api_table"]

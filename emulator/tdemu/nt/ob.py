@@ -7,7 +7,7 @@ import struct
 from dataclasses import dataclass, field
 
 from .. import ntstatus as st
-from ..machine import BLOCK
+from ..machine import BLOCK, phys
 from .api import FILE_SYSTEM, Component, arg0_object
 from .defs import DISPATCH_LEVEL, NT_CURRENT_THREAD, PASSIVE_LEVEL
 from .ke import timeout_at, wait_for_thread
@@ -39,9 +39,8 @@ class ObState:
     next_handle: int = 0xFFFFFFFF80000F24
     closed_invalid: list[dict] = field(default_factory=list)
     refs: dict[int, dict] = field(default_factory=dict)  # object addr -> {count, sites}
-    # (start, end, describe(k, address)): kernel structures no driver touches
-    opaque_regions: list[tuple] = field(default_factory=list)
     object_types: dict[int, str] = field(default_factory=dict)
+    opaque_seen: set[tuple[int, int]] = field(default_factory=set)  # (pc, address) reported
     type_cells: dict[str, int] = field(default_factory=dict)
     thread_type: int | None = None  # the OBJECT_TYPE PsThreadType points to
 
@@ -52,6 +51,7 @@ def init(k) -> ObState:
 
 
 OBJECT_TYPE_SIZE = 0x80  # the fields a debugger shows first: TypeList, Name, DefaultObject, Index
+TYPES_BASE = NTDATA_BASE + 0x100  # the OBJECT_TYPEs, one after the other
 
 
 def setup_object_types(k) -> None:
@@ -64,7 +64,7 @@ def setup_object_types(k) -> None:
     `*PsThreadType` -- which on Windows reads TypeList.Flink, the type itself while the list is
     empty, and so passes by accident."""
     cell = NTDATA_BASE + 0x800
-    first = obj = NTDATA_BASE + 0x100
+    obj = TYPES_BASE
     for rva, (_dll, name) in k.image.iat.items():
         if name in DATA_IMPORTS:
             tname = DATA_IMPORTS[name]
@@ -84,18 +84,29 @@ def setup_object_types(k) -> None:
             # the slot now points at the type, not at the sentinel page: the sentinel is no import
             k.stub_names.pop(sentinel, None)
             k.stub_dlls.pop(sentinel, None)
+            k.sym.labels.pop(sentinel, None)
     k.ob.thread_type = None
     for o, n in k.ob.object_types.items():
         if n == "Thread":
             k.ob.thread_type = o
     if k.ob.object_types:
-        k.ob.opaque_regions.append((first, obj, _describe_object_type))
-        k.cpu.watch(first, obj)
+        k.cpu.watch(TYPES_BASE, obj)
 
 
-def _describe_object_type(k, address: int) -> str:
-    offset = (address - NTDATA_BASE - 0x100) % OBJECT_TYPE_SIZE
-    return f"OBJECT_TYPE {k.ob.object_types[address - offset]!r} at +{offset:#x}"
+def opaque_access(k, write: bool, address: int, pc: int) -> bool:
+    """A watched guest access (at the masked alias): if it is inside an OBJECT_TYPE, an `opaque_object`
+    finding (once per site and address) and True."""
+    offset = address - phys(TYPES_BASE)
+    if not 0 <= offset < OBJECT_TYPE_SIZE * len(k.ob.object_types):
+        return False
+    address = TYPES_BASE + offset
+    if (pc, address) not in k.ob.opaque_seen:
+        k.ob.opaque_seen.add((pc, address))
+        field_offset = offset % OBJECT_TYPE_SIZE
+        k.violation("opaque_object", f"driver {'write' if write else 'read'} of OBJECT_TYPE "
+                    f"{k.ob.object_types[address - field_offset]!r} at +{field_offset:#x}, an opaque kernel structure "
+                    "(a dereference too many of a data import such as *PsThreadType?)", pc, k.current)
+    return True
 
 
 def new_handle(k, kind: str, obj, api: str, site: int, access: int = 0, path: str = "") -> int:
@@ -120,7 +131,7 @@ def ZwClose(k):
     t = k.sched.current
     if e is None:
         site = k.ret_site()
-        k.ob.closed_invalid.append({"handle": h, "call_site": k.fmt_sym(site), "thread": t.name, "call": k.total_calls})
+        k.ob.closed_invalid.append({"handle": h, "call_site": k.sym.fmt(site), "thread": t.name, "call": k.total_calls})
         if h == 0 or h >= 0xFFFFFFFFFFFFFFFA:  # NULL or a pseudo-handle (NtCurrentThread, ...): no bug check
             k.violation("invalid_handle_close", f"ZwClose({h:#x}): not an open handle", site, t)
             return st.STATUS_INVALID_HANDLE if h == 0 else 0
@@ -135,56 +146,51 @@ def ZwClose(k):
 
 # ---------------------------------------------------------------- references (ob/obref.c)
 
-def _obj_name(k, obj: int) -> str:
+def _reference(k, obj: int, site: int) -> None:
     t = k.ke.by_ethread.get(obj)
-    return f"ETHREAD of {t.name}" if t else f"object {obj:#x}"
+    r = k.ob.refs.setdefault(obj, {"object": obj, "what": f"ETHREAD of {t.name}" if t else f"object {obj:#x}",
+                                   "count": 0, "sites": []})
+    r["count"] += 1
+    r["sites"].append(k.sym.fmt(site))
 
 
 def arg0_handle(k) -> frozenset:
     return frozenset({("handle", k.cpu.arg0())})
 
 
+def _lookup(k, api: str, handle: int, site: int) -> Handle | None:
+    """The entry of a handle (NtCurrentThread(): the calling thread), or None: not open, reported."""
+    t = k.sched.current
+    if handle == NT_CURRENT_THREAD:
+        return Handle(handle, "thread", t, api, site, t.name)
+    h = k.ob.handles.get(handle)
+    if h is None:
+        k.violation("invalid_handle", f"{api} on invalid handle {handle:#x}", site, t)
+    return h
+
+
 @ob.export(max_irql=PASSIVE_LEVEL, footprint=arg0_handle)
 def ObReferenceObjectByHandle(k):
     handle, _access, otype, _mode, pobj, _hinfo = k.cpu.args(6)
-    t = k.sched.current
     site = k.ret_site()
-    faults = k.opts.faults
-    failed = k.injected_fault("ObReferenceObjectByHandle", faults.reference_fail_nth, faults.reference_fail_status)
+    failed = k.injected_fault("reference")
     if failed is not None:
         k.cpu.w64(pobj, 0)  # ObReferenceObjectByHandle clears *Object first
         return failed
-    if handle == NT_CURRENT_THREAD:
-        target = t
-    else:
-        h = k.ob.handles.get(handle)
-        if h is None:
-            k.violation("invalid_handle", f"ObReferenceObjectByHandle on invalid handle {handle:#x}", site, t)
-            return st.STATUS_INVALID_HANDLE
-        if h.kind != "thread":
-            if otype and otype == k.ob.thread_type:
-                return st.STATUS_OBJECT_TYPE_MISMATCH
-            target = None
-        else:
-            target = h.obj
-    if target is None:
+    h = _lookup(k, "ObReferenceObjectByHandle", handle, site)
+    if h is None:
+        return st.STATUS_INVALID_HANDLE
+    if h.kind != "thread" or (otype and k.ob.thread_type and otype != k.ob.thread_type):
         return st.STATUS_OBJECT_TYPE_MISMATCH
-    if otype and k.ob.thread_type and otype != k.ob.thread_type:
-        return st.STATUS_OBJECT_TYPE_MISMATCH
-    r = k.ob.refs.setdefault(target.ethread, {"object": target.ethread, "what": f"ETHREAD of {target.name}",
-                                           "count": 0, "sites": []})
-    r["count"] += 1
-    r["sites"].append(k.fmt_sym(site))
-    k.cpu.w64(pobj, target.ethread)
+    _reference(k, h.obj.ethread, site)
+    k.cpu.w64(pobj, h.obj.ethread)
     return 0
 
 
 @ob.export(max_irql=DISPATCH_LEVEL, footprint=arg0_object)
 def ObfReferenceObject(k):
     obj = k.cpu.arg0()
-    r = k.ob.refs.setdefault(obj, {"object": obj, "what": _obj_name(k, obj), "count": 0, "sites": []})
-    r["count"] += 1
-    r["sites"].append(k.fmt_sym(k.ret_site()))
+    _reference(k, obj, k.ret_site())
     return obj
 
 
@@ -219,22 +225,15 @@ def ZwWaitForSingleObject(k):
     handles are modelled: the wait ends when the thread does. The model has no APCs, so Alertable
     changes nothing."""
     handle, _alertable, tptr = k.cpu.args(3)
-    t = k.sched.current
     site = k.ret_site()
-    faults = k.opts.faults
-    failed = k.injected_fault("ZwWaitForSingleObject", faults.zwwait_fail_nth, faults.zwwait_fail_status)
+    failed = k.injected_fault("zwwait")
     if failed is not None:
         return failed
-    if handle == NT_CURRENT_THREAD:
-        obj = t.ethread
-    else:
-        h = k.ob.handles.get(handle)
-        if h is None:
-            k.violation("invalid_handle", f"ZwWaitForSingleObject on invalid handle {handle:#x}", site, t)
-            return st.STATUS_INVALID_HANDLE
-        if h.kind != "thread":
-            k.crash("unsupported_object", f"ZwWaitForSingleObject on a {h.kind} handle ({handle:#x}): only thread "
-                    "handles are modelled", site)
-            return BLOCK
-        obj = h.obj.ethread
-    return wait_for_thread(k, obj, "UserRequest", site, timeout_at(k, tptr), "nt!ZwWaitForSingleObject")
+    h = _lookup(k, "ZwWaitForSingleObject", handle, site)
+    if h is None:
+        return st.STATUS_INVALID_HANDLE
+    if h.kind != "thread":
+        k.crash("unsupported_object", f"ZwWaitForSingleObject on a {h.kind} handle ({handle:#x}): only thread "
+                "handles are modelled", site)
+        return BLOCK
+    return wait_for_thread(k, h.obj.ethread, "UserRequest", site, timeout_at(k, tptr), "nt!ZwWaitForSingleObject")

@@ -42,17 +42,15 @@ def thread_list(_k) -> frozenset:
 @ps.export(max_irql=PASSIVE_LEVEL, footprint=thread_list)
 def PsCreateSystemThread(k):
     ph, access, _oa, _hproc, cid, start, ctx = k.cpu.args(7)
-    faults = k.opts.faults
     cur = k.sched.current
-    failed = k.injected_fault("PsCreateSystemThread", faults.thread_fail_nth, faults.thread_fail_status)
+    failed = k.injected_fault("thread")
     if failed is not None:
         return failed
-    name = k.fmt_sym(start).split("!", 1)[-1]
+    name = k.sym.fmt(start).split("!", 1)[-1]
     if name.endswith("+0x0"):
         name = name[:-4]
     t = create_thread(k, name, start, "driver", THREAD_RETURN, [ctx])
-    t.created_by_site = k.ret_site()
-    h = k.new_handle("thread", t, "PsCreateSystemThread", t.created_by_site, access)
+    h = k.new_handle("thread", t, "PsCreateSystemThread", k.ret_site(), access)
     k.cpu.w64(ph, h)
     if cid:
         k.cpu.mem_write(cid, struct.pack("<QQ", 4, t.tid))

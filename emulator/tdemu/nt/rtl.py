@@ -3,6 +3,7 @@ ntoskrnl): counted strings, DbgPrint, and the C run-time routines (memcpy, _vsnw
 
 from __future__ import annotations
 
+import itertools
 import struct
 from dataclasses import dataclass, field
 
@@ -54,88 +55,52 @@ def _fmt(k, fmt: str, next_arg, wide: bool) -> str:
 
 
 def _varargs(k, first_index: int):
-    """Iterator over the variadic arguments from position first_index (0-based)."""
+    """The variadic arguments from position first_index (0-based), read as they are asked for."""
     rsp = k.cpu.rsp()
     regs = k.cpu.args(4)
-    idx = [first_index]
-
-    def nxt():
-        i = idx[0]
-        idx[0] += 1
-        if i < 4:
-            return regs[i]
-        return k.cpu.u64(rsp + 0x28 + 8 * (i - 4))
-    return nxt
+    for i in itertools.count(first_index):
+        yield regs[i] if i < 4 else k.cpu.u64(rsp + 0x28 + 8 * (i - 4))
 
 
 def _valist(k, ptr: int):
-    idx = [0]
+    for i in itertools.count():
+        yield k.cpu.u64(ptr + 8 * i)
 
-    def nxt():
-        v = k.cpu.u64(ptr + 8 * idx[0])
-        idx[0] += 1
-        return v
-    return nxt
+
+def _dbgprint(k, fmtp: int, first_arg: int) -> int:
+    text = _fmt(k, k.cpu.cstr(fmtp), _varargs(k, first_arg).__next__, False)
+    k.rtl.dbgprint.append({"thread": k.sched.current.name, "text": text, "call_site": k.sym.fmt(k.ret_site())})
+    return 0
 
 
 @rtl.export()
 def DbgPrint(k):
-    text = _fmt(k, k.cpu.cstr(k.cpu.arg0()), _varargs(k, 1), False)
-    k.rtl.dbgprint.append({"thread": k.sched.current.name, "text": text, "call_site": k.fmt_sym(k.ret_site())})
-    return 0
+    return _dbgprint(k, k.cpu.arg0(), 1)
 
 
 @rtl.export()
 def DbgPrintEx(k):
-    _comp, _level, fmtp = k.cpu.args(3)
-    text = _fmt(k, k.cpu.cstr(fmtp), _varargs(k, 3), False)
-    k.rtl.dbgprint.append({"thread": k.sched.current.name, "text": text, "call_site": k.fmt_sym(k.ret_site())})
-    return 0
+    return _dbgprint(k, k.cpu.args(3)[2], 3)
 
 
-def _store_w(k, buf: int, count: int, s: str) -> int:
-    enc = s.encode("utf-16le")
-    n = len(s)
+def _sprintf(k, _name: str, wide: bool, va_list: bool) -> int:
+    """_snprintf, _vsnprintf and their wide forms: at most `count` characters; -1 when the text (and
+    its NUL) does not fit, the text truncated to `count` then, without a NUL."""
+    buf, count, fmtp, va = k.cpu.args(4)
+    fmt = k.cpu.cwstr(fmtp) if wide else k.cpu.cstr(fmtp)
+    s = _fmt(k, fmt, (_valist(k, va) if va_list else _varargs(k, 3)).__next__, wide)
+    enc, unit = (s.encode("utf-16le"), 2) if wide else (s.encode("latin-1", "replace"), 1)
+    n = len(s) if wide else len(enc)
     if n >= count:
         if count:
-            k.cpu.mem_write(buf, enc[: count * 2])
+            k.cpu.mem_write(buf, enc[: count * unit])
         return -1 & 0xFFFFFFFF
-    k.cpu.mem_write(buf, enc + b"\0\0")
+    k.cpu.mem_write(buf, enc + b"\0" * unit)
     return n
 
 
-def _store_a(k, buf: int, count: int, s: str) -> int:
-    enc = s.encode("latin-1", "replace")
-    if len(enc) >= count:
-        if count:
-            k.cpu.mem_write(buf, enc[:count])
-        return -1 & 0xFFFFFFFF
-    k.cpu.mem_write(buf, enc + b"\0")
-    return len(enc)
-
-
-@rtl.export()
-def _vsnwprintf(k):
-    buf, count, fmtp, va = k.cpu.args(4)
-    return _store_w(k, buf, count, _fmt(k, k.cpu.cwstr(fmtp), _valist(k, va), True))
-
-
-@rtl.export()
-def _vsnprintf(k):
-    buf, count, fmtp, va = k.cpu.args(4)
-    return _store_a(k, buf, count, _fmt(k, k.cpu.cstr(fmtp), _valist(k, va), False))
-
-
-@rtl.export()
-def _snwprintf(k):
-    buf, count, fmtp = k.cpu.args(3)
-    return _store_w(k, buf, count, _fmt(k, k.cpu.cwstr(fmtp), _varargs(k, 3), True))
-
-
-@rtl.export()
-def _snprintf(k):
-    buf, count, fmtp = k.cpu.args(3)
-    return _store_a(k, buf, count, _fmt(k, k.cpu.cstr(fmtp), _varargs(k, 3), False))
+rtl.export_each(_sprintf, {"_snprintf": (False, False), "_snwprintf": (True, False), "_vsnprintf": (False, True),
+                           "_vsnwprintf": (True, True)})
 
 
 # ---------------------------------------------------------------- memory and strings (crt)

@@ -30,7 +30,7 @@ def violation(k, rule: str, text: str, site: int, t=None) -> None:
     if v:
         v["count"] += 1
         return
-    v = {"rule": rule, "text": text, "call_site": k.fmt_sym(site) if site else None, "address": site or None,
+    v = {"rule": rule, "text": text, "call_site": k.sym.fmt(site) if site else None, "address": site or None,
          "thread": t.name if t else None, "count": 1, "first_call": k.total_calls}
     k.verifier.keys[key] = v
     k.verifier.findings.append(v)
@@ -43,7 +43,7 @@ def irql_too_high(k, name: str, t, maxirql: int) -> None:
     if v is None:
         k.verifier.irql_violations[key] = {
             "api": name, "irql": t.irql, "irql_name": irql_name(t.irql), "max_irql": maxirql,
-            "max_irql_name": irql_name(maxirql), "call_site": k.fmt_sym(site), "address": site, "thread": t.name,
+            "max_irql_name": irql_name(maxirql), "call_site": k.sym.fmt(site), "address": site, "thread": t.name,
             "count": 1, "first_call": k.total_calls}
     else:
         v["count"] += 1
@@ -62,22 +62,22 @@ def owner_thread(k, w):
 
 
 def analyse_deadlock(k, waiting: list, brief: bool = False, log: bool = True) -> dict:
-    edges = []
+    edges, waits = [], []
     for t in waiting:
         w = t.wait
         owner = owner_thread(k, w)
         edges.append({"thread": t.name, "ethread": t.ethread, "waits_on": w.obj, "kind": w.kind,
                       "reason": w.reason, "owner": owner.name if owner else None,
                       "owner_ethread": owner.ethread if owner else None})
-    waits = []
-    for t in waiting:
         chain, why = why_forever(k, t)
         waits.append({"thread": t.name, "ethread": t.ethread, "why": why, "chain": chain})
     res = {"call": k.total_calls, "edges": edges, "waits": waits}
     if brief:
         return res
-    res["threads"] = [k.thread_info(t) for t in k.sched.threads]
-    res["mutexes"] = [k.fast_mutex_info(m) for m in sorted({t.wait.obj for t in waiting if t.wait.kind == "mutex"})]
+    from ..report import fast_mutex, thread_info  # the threads and mutexes as they are now, for the report
+
+    res["threads"] = [thread_info(k, t) for t in k.sched.threads]
+    res["mutexes"] = [fast_mutex(k, m) for m in sorted({t.wait.obj for t in waiting if t.wait.kind == "mutex"})]
     res["summary"] = (f"{len(waiting)} thread(s) wait forever: " +
                       "; ".join(f"{w['thread']}: {w['why']}" for w in waits))
     if log:
@@ -136,11 +136,11 @@ def lock_acquire(k, t, lock: int, kind: str, site: int) -> None:
             continue
         k.verifier.lock_pairs_reported.add(pair)
         chain = [k.verifier.lock_edges[(a, b)] for a, b in zip(path, path[1:])]
-        other = "; ".join(f"{e['thread']} acquired {_lock_name(k, e['acquired'])} at {k.fmt_sym(e['acquired_at'])} "
-                          f"holding {_lock_name(k, e['held'])} (taken at {k.fmt_sym(e['held_at'])})" for e in chain)
+        other = "; ".join(f"{e['thread']} acquired {_lock_name(k, e['acquired'])} at {k.sym.fmt(e['acquired_at'])} "
+                          f"holding {_lock_name(k, e['held'])} (taken at {k.sym.fmt(e['held_at'])})" for e in chain)
         violation(k, "lock_order_violation",
                   f"potential deadlock: {t.name} acquires {_lock_name(k, lock)} holding {_lock_name(k, held)} "
-                  f"(taken at {k.fmt_sym(held_site)}), the opposite order of: {other}", site, t)
+                  f"(taken at {k.sym.fmt(held_site)}), the opposite order of: {other}", site, t)
 
 
 def _lock_name(k, lock: int) -> str:

@@ -1,27 +1,17 @@
 """A repeatable mutation run over the code that decides tdemu's verdicts and over src/nt.rs.
 
 Each mutation below is one small, plausible mistake (a file, its exact old text, the new text, why
-someone could write it). For each, the tracked files of the repository are copied to
-target/mutants/tree, the mutation is applied there, and the tests that cover the file run against
-the copy: the mutant is *killed* if they fail, it *survives* if they pass. The score is
-killed / mutants; survivors are listed with why they matter. The working tree is never modified.
+someone could write it), applied to a copy of the repository in target/mutants/; the tests that cover
+the file run against the copy: the mutant is *killed* if they fail. What it needs, how long it takes
+and why a listed set rather than mutmut or cargo-mutants: emulator/README.md, "Mutation run".
 
-    .venv/bin/python emulator/mutants.py                 # every mutation (about 15 minutes on 2 cores)
-    .venv/bin/python emulator/mutants.py --list          # the mutations, without running anything
-    .venv/bin/python emulator/mutants.py --only ke-,ex-  # those whose id starts with ke- or ex-
-    .venv/bin/python emulator/mutants.py --python-only   # skip the Rust ones (src/nt.rs); --rust-only: those only
+    .venv/bin/python emulator/tests/mutants.py                 # every mutation
+    .venv/bin/python emulator/tests/mutants.py --list          # the mutations, without running anything
+    .venv/bin/python emulator/tests/mutants.py --only ke-,ex-  # those whose id starts with ke- or ex-
+    .venv/bin/python emulator/tests/mutants.py --python-only   # skip src/nt.rs; --rust-only: those only
 
-Needs what `bash linux/test.sh` needs: out/TestDriver.sys and out/fixed/TestDriver.sys
-(`bash linux/build.sh`, `bash linux/build.sh --fixed`), the emulator venv (`bash emulator/setup.sh`),
-the small-driver toolchain, and for src/nt.rs Debian's cargo (linux/env.sh). Exit status: 0 when the
-score is at least --min-score (default 90), 1 below it, 2 for bad usage or a mutation that no longer
-applies (its old text is not found exactly once: the list must follow the code).
-
-A maintained tool was the first choice (mutmut for Python, cargo-mutants for Rust): mutmut 3 mutates
-every operator and literal of a file and reruns the suite per mutant, which is hours of small-driver
-builds and emulator runs on this machine, and most of its mutants change messages or dead defaults;
-cargo-mutants rebuilds the crate per mutant with -Zbuild-std. A listed set keeps the run to minutes
-and each mutant is a mistake worth catching.
+Exit status: 0 when the score is at least --min-score (default 90), 1 below it, 2 for bad usage, a
+missing build or a mutation that no longer applies (its old text is not found exactly once).
 """
 
 from __future__ import annotations
@@ -34,8 +24,10 @@ import sys
 import time
 from dataclasses import dataclass
 
-EMU = os.path.dirname(os.path.abspath(__file__))
+EMU = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REPO = os.path.dirname(EMU)
+DRIVERS = (os.path.join(REPO, "out", "TestDriver.sys"), os.path.join(REPO, "out", "fixed", "TestDriver.sys"))
+WORK = os.path.join(REPO, "target", "mutants")
 
 KE, EX, VERIFIER, KERNEL, EXPLORE = ("emulator/tdemu/nt/ke.py", "emulator/tdemu/nt/ex.py",
                                      "emulator/tdemu/nt/verifier.py", "emulator/tdemu/nt/kernel.py",
@@ -84,7 +76,7 @@ MUTATIONS = [
              "the virtual clock jumps to the latest timed wait, not the earliest"),
     Mutation("ke-timeout-status", KE, "st.STATUS_TIMEOUT if t.wait.kind != \"delay\" else st.STATUS_SUCCESS",
              "st.STATUS_SUCCESS", "a timed-out wait returns STATUS_SUCCESS as if signalled"),
-    Mutation("ke-critical-region-underflow", KE, "    if t.apc_disable <= 0:", "    if t.apc_disable < 0:",
+    Mutation("ke-critical-region-underflow", KE, "    if n <= 0:", "    if n < 0:",
              "KeLeaveCriticalRegion without KeEnterCriticalRegion is not reported (off by one)"),
     Mutation("ke-spin-lock-no-order", KE, "    lock_acquire(k, t, lock, \"spin lock\", site)\n", "",
              "spin locks skip the lock-order bookkeeping"),
@@ -218,11 +210,10 @@ def run_tests(m: Mutation, tree: str, log) -> bool:
         flags = '["-C", "target-feature=+crt-static", "-C", "link-arg=-Wl,--no-gc-sections"]'
         script = ('source linux/env.sh && "$CARGO" test "${LINUX_CARGO_ARGS[@]}" --release --lib '
                   f'--target {host} --config \'target.{host}.rustflags={flags}\'')
-        env = dict(os.environ, CARGO_TARGET_DIR=os.path.join(REPO, "target", "mutants", "cargo"))
+        env = dict(os.environ, CARGO_TARGET_DIR=os.path.join(WORK, "cargo"))
         cmd = ["bash", "-c", script]
     else:
-        env = dict(os.environ, TDEMU_DRIVER=os.path.join(REPO, "out", "TestDriver.sys"),
-                   TDEMU_FIXED_DRIVER=os.path.join(REPO, "out", "fixed", "TestDriver.sys"), PYTHONDONTWRITEBYTECODE="1")
+        env = dict(os.environ, TDEMU_DRIVER=DRIVERS[0], TDEMU_FIXED_DRIVER=DRIVERS[1], PYTHONDONTWRITEBYTECODE="1")
         env.pop("PYTHONPATH", None)
         cmd = [sys.executable, "-m", "pytest", "-c", "emulator/pyproject.toml", "--rootdir", "emulator", "-x", "-q",
                "-p", "no:cacheprovider", *[os.path.join("emulator", t) for t in PY_TESTS]]
@@ -235,14 +226,14 @@ def run_tests(m: Mutation, tree: str, log) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="emulator/mutants.py", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="emulator/tests/mutants.py", description=__doc__.split("\n\n")[0])
     ap.add_argument("--list", action="store_true", help="list the mutations and exit")
     ap.add_argument("--only", metavar="PREFIX[,PREFIX...]", help="run the mutations whose id starts with a PREFIX")
     group = ap.add_mutually_exclusive_group()
     group.add_argument("--python-only", action="store_true", help="skip the mutations of src/nt.rs")
     group.add_argument("--rust-only", action="store_true", help="only the mutations of src/nt.rs")
     ap.add_argument("--min-score", type=float, default=90.0, metavar="PERCENT")
-    ap.add_argument("--log-dir", default=os.path.join(REPO, "target", "mutants", "logs"),
+    ap.add_argument("--log-dir", default=os.path.join(WORK, "logs"),
                     help="one test log per mutant (default: target/mutants/logs)")
     args = ap.parse_args(argv)
     prefixes = tuple(args.only.split(",")) if args.only else ("",)
@@ -259,13 +250,13 @@ def main(argv: list[str] | None = None) -> int:
         for m in chosen:
             print(f"{m.id:34} {m.file}: {m.why}")
         return 0
-    for p in (os.path.join(REPO, "out", "TestDriver.sys"), os.path.join(REPO, "out", "fixed", "TestDriver.sys")):
+    for p in DRIVERS:
         if not os.path.isfile(p):
             print(f"mutants.py: {p} is missing: run bash linux/build.sh and bash linux/build.sh --fixed first",
                   file=sys.stderr)
             return 2
     # its own copy per kind, so a Python-only and a Rust-only run can go side by side
-    tree = os.path.join(REPO, "target", "mutants", "tree" + ("-py" if args.python_only else "-rs" if args.rust_only else ""))
+    tree = os.path.join(WORK, "tree" + ("-py" if args.python_only else "-rs" if args.rust_only else ""))
     shutil.rmtree(tree, ignore_errors=True)
     make_tree(tree)
     os.makedirs(args.log_dir, exist_ok=True)
