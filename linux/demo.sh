@@ -115,11 +115,9 @@ rm -f "$log" "$venv_log"
 trap - EXIT
 
 if $wine; then
-  ensure_debian_packages wine
   if ! $dump; then
     exec python3 wine/winerun.py run "$driver" --expect "$expect"
   fi
-  ensure_debian_packages dump
   rm -rf report/wine
   code=0
   python3 wine/winerun.py run "$driver" --expect "$expect" --dump report/wine || code=$?
@@ -146,7 +144,6 @@ if [[ ! -f $dump_file ]]; then
   echo "demo.sh: tdemu wrote no dump ($dump_file)" >&2
   exit 1
 fi
-ensure_debian_packages dump
 echo
 echo "== The seed's WinDbg walk-through on $dump_file with lldb (linux/analyze-dump.sh)"
 verdict=0

@@ -48,9 +48,9 @@ try:
     data = urllib.request.urlopen(url, timeout=120).read()
 except (OSError, ValueError) as e:
     sys.exit(f"generate.sh: cannot fetch {url}: {e}")
-if hashlib.sha256(data).hexdigest() != sha256:
-    sys.exit(f"generate.sh: {url} is not mingw-w64-common's pinned package (SHA-256 "
-             f"{hashlib.sha256(data).hexdigest()}, expected {sha256})")
+got = hashlib.sha256(data).hexdigest()
+if got != sha256:
+    sys.exit(f"generate.sh: {url} is not mingw-w64-common's pinned package (SHA-256 {got}, expected {sha256})")
 open(path, "wb").write(data)
 PY
   then
