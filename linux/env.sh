@@ -33,21 +33,20 @@ _read_os_release
 # Python version). Names and proofs are the same on both releases, all from the
 # standard suites (Rust 1.96 from CODENAME-security).
 # `build`: linux/build.sh (ca-certificates: cargo fetches over HTTPS). No clang:
-# the stand-in wdk-sys ships its bindings.
+# the stand-in wdk-sys ships its bindings, and lld-link makes its import library.
 declare -A DEBIAN_PACKAGES_build=(
   [rustc-web]=/usr/bin/rustc
   [cargo-web]=/usr/bin/cargo
   [rust-web-src]=/usr/lib/rustlib/src/rust/library/core/Cargo.toml
-  [rust-web-clippy]=/usr/bin/cargo-clippy
   [lld-19]=/usr/bin/lld-link-19
-  [llvm-19]=/usr/bin/llvm-dlltool-19
   [ca-certificates]=/etc/ssl/certs/ca-certificates.crt
 )
-# `clang`: clang and mingw-w64's DDK headers, for the C test drivers of
-# emulator/tests and linux/wdk-sys/generate.sh (test.sh installs it).
+# `clang`: clang, LLVM's tools and mingw-w64's DDK headers, for the C test drivers of
+# emulator/tests, linux/wdk-sys/generate.sh and the PDB checks (test.sh installs it).
 declare -A DEBIAN_PACKAGES_clang=(
   [clang-19]=/usr/bin/clang-19
   [libclang-19-dev]=/usr/lib/llvm-19/lib/libclang.so
+  [llvm-19]=/usr/bin/llvm-pdbutil-19
   [mingw-w64-common]=/usr/share/mingw-w64/include/ddk/ntifs.h
 )
 # `python`: python3 with venv and ensurepip, for ensure_venv (pip uses HTTPS).
@@ -55,8 +54,9 @@ declare -A DEBIAN_PACKAGES_python=(
   [python3-venv]=python3:ensurepip
   [ca-certificates]=/etc/ssl/certs/ca-certificates.crt
 )
-# `test`: node >= 18 (its test runner) and npm, for windbg/test.sh.
+# `test`: clippy for linux/test.sh; node >= 18 (its test runner) and npm, for windbg/test.sh.
 declare -A DEBIAN_PACKAGES_test=(
+  [rust-web-clippy]=/usr/bin/cargo-clippy
   [nodejs]=/usr/bin/node
   [npm]=/usr/bin/npm
 )
@@ -220,8 +220,9 @@ _apt_install() {
   log=$(mktemp "${TMPDIR:-/tmp}/apt-get.XXXXXX.log")
   progress "apt: installing Debian $DEBIAN_VERSION packages ($group_list): ${missing[*]} (apt's log: $log)"
   "${apt_get[@]}" update -q >"$log" 2>&1 || { _failed 20 "$log" "apt-get update failed"; exit 1; }
+  # dpkg without an fsync per file (docs/linux-build.md says why, and the cost)
   if ! DEBIAN_FRONTEND=noninteractive "${apt_get[@]}" install -y -q --no-install-recommends \
-      "${missing[@]}" >>"$log" 2>&1; then
+      -o Dpkg::Options::=--force-unsafe-io "${missing[@]}" >>"$log" 2>&1; then
     _failed 30 "$log" "apt-get install ${missing[*]} failed" ". These packages come from Debian" \
       "$DEBIAN_VERSION's suites $DEBIAN_CODENAME, $DEBIAN_CODENAME-updates and $DEBIAN_CODENAME-security," \
       "which apt's sources (/etc/apt/sources.list, /etc/apt/sources.list.d/) must name."
