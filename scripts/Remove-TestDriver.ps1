@@ -13,17 +13,10 @@
     on the machine runs on undefined behaviour: a crash may come at any later time, or never.
     Only a reboot ends it cleanly: the service is demand-start and stays stopped after it.
 
-    What this script does, each step only if needed and each one -WhatIf-able:
-      1. sc.exe delete TestDrv. On a loaded driver this marks the service for deletion;
-         Windows removes it at the reboot. Until then a second sc.exe delete answers 1072
-         (ERROR_SERVICE_MARKED_FOR_DELETE): the script says so and goes on.
-      2. -ResetVerifier: verifier /reset (all Driver Verifier settings off after reboot).
-      3. -DisableTestSigning: bcdedit /set testsigning off (after reboot).
-      4. -RemoveTestFolders: deletes C:\Temp and C:\Temp2 if they are empty.
-      5. -Restart: reboots.
-
-    The service's existence and state come from WMI (Get-DriverService), not from sc.exe's
-    translated text.
+    What this script does, each step only if needed and -WhatIf-able: sc.exe delete TestDrv
+    (on a loaded driver this marks the service for deletion until the reboot, and a second
+    call answers 1072, which the script reports and goes on), then what the switches ask for.
+    The service's existence and state come from WMI, not from sc.exe's translated text.
 
     Assumption (not verified here, no Windows was available when this was written):
     verifier.exe /reset exits with 0 or 2 on success (2 read as "reboot required").
