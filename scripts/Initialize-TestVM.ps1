@@ -188,24 +188,22 @@ foreach ($folder in $TestFolder) {
 }
 
 # 3. Optional Driver Verifier deadlock detection
-if ($EnableDriverVerifier) {
-    if ($PSCmdlet.ShouldProcess($DriverImageName, 'verifier /flags 0x20 /driver (deadlock detection)')) {
-        $result = Invoke-NativeCommand -FilePath 'verifier.exe' -ArgumentList @('/flags', '0x20', '/driver', $DriverImageName)
-        $result.Output | ForEach-Object { Write-Host "  $_" }
-        if (@(0, 2) -notcontains $result.ExitCode) {
-            throw "verifier /flags 0x20 /driver $DriverImageName failed with exit code $($result.ExitCode)."
-        }
-        $rebootNeeded = $true
-        $query = Invoke-NativeCommand -FilePath 'verifier.exe' -ArgumentList @('/querysettings')
-        $query.Output | ForEach-Object { Write-Host "  $_" }
-        if ($query.ExitCode -ne 0) {
-            Write-Warning "verifier /querysettings exited with code $($query.ExitCode): check the settings by hand."
-        }
-        Write-Host ('Driver Verifier: deadlock detection set for ' + $DriverImageName +
-            ' after the next reboot. Expected (not confirmed): bug check 0xC4 with parameter 1 = 0x1000, which ' +
-            'Microsoft''s "Bug Check 0xC4" page lists as a self-deadlock, instead of a silent hang when the driver ' +
-            'starts. Turn it off with "verifier /reset" and a reboot.')
+if ($EnableDriverVerifier -and $PSCmdlet.ShouldProcess($DriverImageName, 'verifier /flags 0x20 /driver (deadlock detection)')) {
+    $result = Invoke-NativeCommand -FilePath 'verifier.exe' -ArgumentList @('/flags', '0x20', '/driver', $DriverImageName)
+    $result.Output | ForEach-Object { Write-Host "  $_" }
+    if (@(0, 2) -notcontains $result.ExitCode) {
+        throw "verifier /flags 0x20 /driver $DriverImageName failed with exit code $($result.ExitCode)."
     }
+    $rebootNeeded = $true
+    $query = Invoke-NativeCommand -FilePath 'verifier.exe' -ArgumentList @('/querysettings')
+    $query.Output | ForEach-Object { Write-Host "  $_" }
+    if ($query.ExitCode -ne 0) {
+        Write-Warning "verifier /querysettings exited with code $($query.ExitCode): check the settings by hand."
+    }
+    Write-Host ('Driver Verifier: deadlock detection set for ' + $DriverImageName +
+        ' after the next reboot. Expected (not confirmed): bug check 0xC4 with parameter 1 = 0x1000, which ' +
+        'Microsoft''s "Bug Check 0xC4" page lists as a self-deadlock, instead of a silent hang when the driver ' +
+        'starts. Turn it off with "verifier /reset" and a reboot.')
 }
 
 if ($rebootNeeded) {

@@ -105,27 +105,23 @@ else {
 }
 
 # 2. Driver Verifier
-if ($ResetVerifier) {
-    if ($PSCmdlet.ShouldProcess('Driver Verifier', 'verifier /reset')) {
-        $result = Invoke-NativeCommand -FilePath 'verifier.exe' -ArgumentList @('/reset')
-        Write-NativeOutput $result
-        if (@(0, 2) -notcontains $result.ExitCode) {
-            throw "verifier /reset failed with exit code $($result.ExitCode)."
-        }
-        $rebootNeeded = $true
+if ($ResetVerifier -and $PSCmdlet.ShouldProcess('Driver Verifier', 'verifier /reset')) {
+    $result = Invoke-NativeCommand -FilePath 'verifier.exe' -ArgumentList @('/reset')
+    Write-NativeOutput $result
+    if (@(0, 2) -notcontains $result.ExitCode) {
+        throw "verifier /reset failed with exit code $($result.ExitCode)."
     }
+    $rebootNeeded = $true
 }
 
 # 3. Test signing
-if ($DisableTestSigning) {
-    if ($PSCmdlet.ShouldProcess('boot configuration {current}', 'bcdedit /set testsigning off')) {
-        $result = Invoke-NativeCommand -FilePath 'bcdedit.exe' -ArgumentList @('/set', 'testsigning', 'off')
-        Write-NativeOutput $result
-        if ($result.ExitCode -ne 0) {
-            throw "bcdedit /set testsigning off failed with exit code $($result.ExitCode)."
-        }
-        $rebootNeeded = $true
+if ($DisableTestSigning -and $PSCmdlet.ShouldProcess('boot configuration {current}', 'bcdedit /set testsigning off')) {
+    $result = Invoke-NativeCommand -FilePath 'bcdedit.exe' -ArgumentList @('/set', 'testsigning', 'off')
+    Write-NativeOutput $result
+    if ($result.ExitCode -ne 0) {
+        throw "bcdedit /set testsigning off failed with exit code $($result.ExitCode)."
     }
+    $rebootNeeded = $true
 }
 
 # 4. Folders
