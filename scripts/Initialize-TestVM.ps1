@@ -7,26 +7,17 @@
     Does, in this order, only what is not done yet:
 
       1. Checks that PowerShell runs elevated and that Windows is 64-bit.
-      2. Turns test signing on ("bcdedit /set testsigning on"), so that the test-signed
-         TestDriver.sys of cargo wdk build or cargo make can load. Stops if Secure Boot is on
-         (Confirm-SecureBootUEFI): bcdedit cannot change the value then. Whether test signing
-         is on is read without parsing translated text: active in this boot = "TESTSIGNING"
-         in the loader's SystemStartOptions (registry); configured for the next boot = the
-         BCD element AllowPrereleaseSignatures (0x16000049) of {current}, through the BCD WMI
-         provider; when WMI cannot say, bcdedit is run anyway (it is idempotent). When
-         BitLocker protects the system drive, it first runs "Suspend-BitLocker -MountPoint
-         <system drive> -RebootCount 1", as a boot configuration change would otherwise make
-         the next boot ask for the recovery key; protection resumes after one reboot.
+      2. Turns test signing on ("bcdedit /set testsigning on") unless it is active in this boot
+         ("TESTSIGNING" in the loader's SystemStartOptions) or set for the next one (the BCD
+         element 0x16000049 of {current}, through WMI). Stops if Secure Boot is on; first
+         suspends BitLocker for one reboot if it protects the system drive.
       3. Creates C:\Temp and C:\Temp2, the driver's folders.
-      4. Optionally (-EnableDriverVerifier) turns on Driver Verifier's deadlock detection for
-         TestDriver.sys only ("verifier /flags 0x20 /driver TestDriver.sys"). Expected, NOT
-         CONFIRMED: bug check 0xC4 with parameter 1 = 0x1000 (self-deadlock) instead of a
-         silent hang (docs\windows.md, section 2, says on which pages this rests). Undo with
-         "verifier /reset" (or scripts\Remove-TestDriver.ps1 -ResetVerifier) and a reboot.
+      4. With -EnableDriverVerifier, "verifier /flags 0x20 /driver TestDriver.sys" (deadlock
+         detection; expected, NOT CONFIRMED: bug check 0xC4 with parameter 1 = 0x1000).
       5. Tells you to reboot (or reboots with -Restart): both settings need one.
 
-    Run it in the VM, never on a machine you care about: test signing lowers the
-    machine's protection, and the driver deadlocks two kernel threads for good.
+    Why each step, and what it rests on: docs\windows.md, section 2. Run it in the VM only:
+    test signing lowers the machine's protection, and the driver deadlocks two kernel threads.
 
     Assumptions (not verified here, no Windows was available when this was written):
       - The BCD WMI provider answers GetElement(0x16000049) on {current}
@@ -138,10 +129,7 @@ $rebootNeeded = $false
 
 # 1. Test signing (and, before touching the boot configuration, BitLocker)
 $signing = [pscustomobject]@{ Active = (Test-TestSigningActive); Configured = (Get-BcdTestSigning) }
-$secureBootOn = $false
-if (-not $signing.Active) {
-    $secureBootOn = Test-SecureBootOn
-}
+$secureBootOn = (-not $signing.Active) -and (Test-SecureBootOn)
 if ($signing.Active) {
     Write-Host 'Test signing: active in this boot.'
 }
@@ -200,24 +188,22 @@ foreach ($folder in $TestFolder) {
 }
 
 # 3. Optional Driver Verifier deadlock detection
-if ($EnableDriverVerifier) {
-    if ($PSCmdlet.ShouldProcess($DriverImageName, 'verifier /flags 0x20 /driver (deadlock detection)')) {
-        $result = Invoke-NativeCommand -FilePath 'verifier.exe' -ArgumentList @('/flags', '0x20', '/driver', $DriverImageName)
-        $result.Output | ForEach-Object { Write-Host "  $_" }
-        if (@(0, 2) -notcontains $result.ExitCode) {
-            throw "verifier /flags 0x20 /driver $DriverImageName failed with exit code $($result.ExitCode)."
-        }
-        $rebootNeeded = $true
-        $query = Invoke-NativeCommand -FilePath 'verifier.exe' -ArgumentList @('/querysettings')
-        $query.Output | ForEach-Object { Write-Host "  $_" }
-        if ($query.ExitCode -ne 0) {
-            Write-Warning "verifier /querysettings exited with code $($query.ExitCode): check the settings by hand."
-        }
-        Write-Host ('Driver Verifier: deadlock detection set for ' + $DriverImageName +
-            ' after the next reboot. Expected (not confirmed): bug check 0xC4 with parameter 1 = 0x1000, which ' +
-            'Microsoft''s "Bug Check 0xC4" page lists as a self-deadlock, instead of a silent hang when the driver ' +
-            'starts. Turn it off with "verifier /reset" and a reboot.')
+if ($EnableDriverVerifier -and $PSCmdlet.ShouldProcess($DriverImageName, 'verifier /flags 0x20 /driver (deadlock detection)')) {
+    $result = Invoke-NativeCommand -FilePath 'verifier.exe' -ArgumentList @('/flags', '0x20', '/driver', $DriverImageName)
+    $result.Output | ForEach-Object { Write-Host "  $_" }
+    if (@(0, 2) -notcontains $result.ExitCode) {
+        throw "verifier /flags 0x20 /driver $DriverImageName failed with exit code $($result.ExitCode)."
     }
+    $rebootNeeded = $true
+    $query = Invoke-NativeCommand -FilePath 'verifier.exe' -ArgumentList @('/querysettings')
+    $query.Output | ForEach-Object { Write-Host "  $_" }
+    if ($query.ExitCode -ne 0) {
+        Write-Warning "verifier /querysettings exited with code $($query.ExitCode): check the settings by hand."
+    }
+    Write-Host ('Driver Verifier: deadlock detection set for ' + $DriverImageName +
+        ' after the next reboot. Expected (not confirmed): bug check 0xC4 with parameter 1 = 0x1000, which ' +
+        'Microsoft''s "Bug Check 0xC4" page lists as a self-deadlock, instead of a silent hang when the driver ' +
+        'starts. Turn it off with "verifier /reset" and a reboot.')
 }
 
 if ($rebootNeeded) {

@@ -9,16 +9,10 @@
         sc.exe create TestDrv type= kernel binPath= <full path of TestDriver.sys>
         sc.exe start TestDrv
 
-    No TestDrv yet: sc.exe create. TestDrv for the same file: left alone. For another file:
-    sc.exe config binPath= if it is stopped, refused if it is loaded (reboot first). Not a
-    kernel driver: refused (another program owns the name). Already running: not started
-    again. A failed sc.exe call is explained (577: unsigned or test mode off, 1072: marked
-    for deletion, 1275: blocked, ...). The service's type, state and file come from WMI
-    (Get-DriverService), never from sc.exe's translated text.
-
-    After the start it waits -WaitSeconds and counts the files in C:\Temp, which must stay
-    empty: FileCreationThread takes the FAST_MUTEX twice and never reaches its loop. Never
-    "sc stop" the driver afterwards: see scripts\Remove-TestDriver.ps1, and reboot instead.
+    What it does when TestDrv already exists, and what each sc.exe error means:
+    docs\windows.md, section 3. After the start it waits -WaitSeconds and counts the files in
+    C:\Temp, which must stay empty. Never "sc stop" the driver afterwards: see
+    scripts\Remove-TestDriver.ps1, and reboot instead.
 
     Assumptions (not verified here, no Windows was available when this was written):
       - sc.exe sets its exit code to the Win32 error of the failed call.
@@ -29,12 +23,9 @@
         'Kernel Driver' as fixed strings on every display language.
 
 .PARAMETER DriverPath
-    Path of TestDriver.sys. Default: the newest TestDriver.sys of a package build in the
-    repository: target\release\TestDriver_package ("cargo wdk build --profile release" or
-    "cargo make default --release"), target\debug\TestDriver_package (plain "cargo make"),
-    their target\x86_64-pc-windows-msvc\ variants and the older "package" folder name; the
-    script says which one it used and which older ones it left. Only when there is none,
-    out\TestDriver.sys (the Linux build, unsigned: it will not load without a signature).
+    Path of TestDriver.sys. Default: the newest TestDriver.sys of a package build of cargo wdk
+    or cargo make in the repository (Find-TestDriverBuild), else out\TestDriver.sys (the Linux
+    build, unsigned: it will not load without a signature).
 
 .PARAMETER ServiceName
     Service name. Default: TestDrv (as in the seed).
@@ -49,9 +40,9 @@
     Create or fix the service, do not start it.
 
 .PARAMETER ImportCertificate
-    Import the .cer found next to the driver into LocalMachine\Root and LocalMachine\TrustedPublisher
-    first. Not needed in test mode: it only makes Get-AuthenticodeSignature report the file as
-    Valid, and makes the machine trust that certificate for everything it signs.
+    Import the .cer found next to the driver into LocalMachine\Root and TrustedPublisher first.
+    Not needed in test mode: it only makes the file's signature Valid, and the machine trust
+    that certificate for everything it signs.
 
 .PARAMETER Force
     Continue even when test signing is not active (the start will then fail with error 577).
@@ -118,6 +109,16 @@ function Resolve-DriverPath {
         'target\release\TestDriver_package), or pass -DriverPath.')
 }
 
+# sc.exe with Arguments, its output shown; throws "<Label> failed with exit code N: <meaning>".
+function Invoke-ScExe {
+    param([string[]]$Arguments, [string]$Label)
+    $result = Invoke-NativeCommand -FilePath 'sc.exe' -ArgumentList $Arguments
+    Write-NativeOutput $result
+    if ($result.ExitCode -ne 0) {
+        throw "$Label failed with exit code $($result.ExitCode): $(Get-StartErrorText $result.ExitCode)"
+    }
+}
+
 function Get-StartErrorText {
     param([int]$Code)
     switch ($Code) {
@@ -179,11 +180,7 @@ if ($ImportCertificate) {
 $service = Get-DriverService -Name $ServiceName
 if ($null -eq $service) {
     if ($PSCmdlet.ShouldProcess($ServiceName, "sc.exe create $ServiceName type= kernel binPath= $driver")) {
-        $result = Invoke-NativeCommand -FilePath 'sc.exe' -ArgumentList @('create', $ServiceName, 'type=', 'kernel', 'binPath=', $driver)
-        Write-NativeOutput $result
-        if ($result.ExitCode -ne 0) {
-            throw "sc.exe create failed with exit code $($result.ExitCode): $(Get-StartErrorText $result.ExitCode)"
-        }
+        Invoke-ScExe -Arguments @('create', $ServiceName, 'type=', 'kernel', 'binPath=', $driver) -Label 'sc.exe create'
         $service = Get-DriverService -Name $ServiceName
         if ($null -eq $service) {
             throw "sc.exe create reported success, but WMI (Win32_SystemDriver) does not list $ServiceName."
@@ -205,11 +202,7 @@ else {
     }
     elseif ($PSCmdlet.ShouldProcess($ServiceName, "sc.exe config $ServiceName binPath= $driver")) {
         Write-Host "Service ${ServiceName}: binPath points to $($service.Path), changing it to $driver."
-        $result = Invoke-NativeCommand -FilePath 'sc.exe' -ArgumentList @('config', $ServiceName, 'binPath=', $driver)
-        Write-NativeOutput $result
-        if ($result.ExitCode -ne 0) {
-            throw "sc.exe config failed with exit code $($result.ExitCode): $(Get-StartErrorText $result.ExitCode)"
-        }
+        Invoke-ScExe -Arguments @('config', $ServiceName, 'binPath=', $driver) -Label 'sc.exe config'
         $service = Get-DriverService -Name $ServiceName
     }
 }
@@ -230,11 +223,7 @@ if ($service.Running) {
         'blocked on the fast mutex. Checking the folder only.')
 }
 elseif ($PSCmdlet.ShouldProcess($ServiceName, "sc.exe start $ServiceName")) {
-    $result = Invoke-NativeCommand -FilePath 'sc.exe' -ArgumentList @('start', $ServiceName)
-    Write-NativeOutput $result
-    if ($result.ExitCode -ne 0) {
-        throw "sc.exe start $ServiceName failed with exit code $($result.ExitCode): $(Get-StartErrorText $result.ExitCode)"
-    }
+    Invoke-ScExe -Arguments @('start', $ServiceName) -Label "sc.exe start $ServiceName"
     # A driver's DriverEntry has returned by the time sc.exe start does; allow a moment for the state.
     # $state and $running: the last answer WMI gave (a lookup that finds nothing keeps them).
     $state = ''

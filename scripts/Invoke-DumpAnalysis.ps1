@@ -4,37 +4,18 @@
     Runs the seed's WinDbg walk-through on a kernel dump with kd.exe, with or without MEX, and writes a log.
 
 .DESCRIPTION
-    Writes a debugger command file in the output folder and runs, there,
+    Writes a debugger command file in the output folder (.symfix+, .scriptload of
+    windbg\WrFastMutex.js, with MEX .load mex and .chain, then windbg\analyze-mex.txt or
+    windbg\analyze-builtin.txt, then q) and runs, there,
 
         kd.exe -z <dump> -y <driver symbols> -logo <log> -cf <command file>
 
-    The command file sets the Microsoft symbol server with a local cache (.symfix+), loads
-    windbg\WrFastMutex.js (copied next to it: .scriptload takes no path with spaces), loads
-    MEX by name if it is used (.load mex, then .chain to show whether it loaded), then runs
-    windbg\analyze-mex.txt (!mex.di, !WrFastMutex, !WrFastMutexWalk 1) or, without MEX,
-    windbg\analyze-builtin.txt (vertarget, .bugcheck, !stacks, a dx query, !WrFastMutexWalk).
-    The extension finds the threads and the mutex itself: their addresses differ in every dump.
-
-    At the end it prints the answer lines of the log: WrFastMutex.js's verdict per fast
-    mutex, "No thread is waiting ...", or its "Cannot tell ..." / "Incomplete: ..." line
-    with a warning (an unreadable dump is not a "no deadlock"). It returns the log path.
-
-    Debugger: kd.exe from -DebuggerPath, PATH or C:\Program Files (x86)\Windows Kits\10\
-    Debuggers\x64 ("Debugging Tools for Windows", in the Windows SDK and the WDK/EWDK).
-    Microsoft documents kernel dumps with KD or WinDbg, so cdb.exe is not looked for, and
-    another -DebuggerPath runs with a warning. The WinDbg app puts no kd.exe on PATH: with
-    only that app, follow docs/windows.md, "By hand in WinDbg".
-
-    MEX: mex.dll at -MexPath, else in the debugger's winext, winxp and own folders,
-    %LOCALAPPDATA%\dbg\EngineExtensions and _NT_DEBUGGER_EXTENSION_PATH. Its folder goes
-    first in _NT_DEBUGGER_EXTENSION_PATH for the run only (an older kd.exe may not search
-    EngineExtensions), and ".load mex" loads it by name. -Mode Auto runs the built-in
-    commands when mex.dll is not found, or when the log shows it did not load.
-
-    Driver symbols: the folders of the TestDriver.pdb files of the package builds (cargo
-    wdk build or cargo make; release and debug), newest first: the debugger takes the one
-    that matches the driver in the dump. Elevation is not required, but a dump written by
-    Task Manager or Get-StorageDiagnosticInfo may be readable by administrators only.
+    It then prints the answer lines of the log (WrFastMutex.js's verdict per fast mutex, or
+    why there is none, with a warning when it could not read everything) and returns the log
+    path. Where it looks for kd.exe, mex.dll and the driver symbols, and when -Mode Auto falls
+    back to the built-in commands: docs\windows.md, section 6. Elevation is not required, but
+    a dump written by Task Manager or Get-StorageDiagnosticInfo may be readable by
+    administrators only.
 
     Assumptions (not verified here, no Windows was available when this was written):
     the debugger exits after the final "q" of the command file; a function alias of a
@@ -50,20 +31,17 @@
     Auto (default), Mex or BuiltIn.
 
 .PARAMETER DebuggerPath
-    Full path of kd.exe. Another debugger is run with a warning: Microsoft documents kernel
-    dumps with KD and WinDbg only.
+    Full path of kd.exe (another debugger runs with a warning). Default: PATH, then the Windows Kits.
 
 .PARAMETER MexPath
     Full path of mex.dll (the file must be named mex.dll: the command files call !mex.di and !mex.t).
 
 .PARAMETER SymbolCache
-    Local cache for Microsoft symbols. Default: C:\Symbols. It goes unquoted into .symfix+
-    (no quoting is documented for it, and ";" separates debugger commands), so a space, ";"
-    or '"' in it stops the script with a message.
+    Local cache for Microsoft symbols. Default: C:\Symbols. It goes unquoted into .symfix+,
+    so a space, ";" or '"' in it stops the script with a message.
 
 .PARAMETER DriverSymbolPath
-    Folder(s) with TestDriver.pdb, separated by semicolons. Default: the package folders of
-    the builds of cargo wdk build or cargo make in the repository, newest first.
+    Folder(s) with TestDriver.pdb, separated by semicolons. Default: the package builds' folders, newest first.
 
 .PARAMETER OutputDirectory
     Folder for the command file and the log. Default: a new TestDriver-analysis-<time> folder next to the dump.
@@ -127,17 +105,12 @@ function Find-Debugger {
         }
         return $given
     }
-    $folders = @()
-    if (${env:ProgramFiles(x86)}) {
-        $folders += Join-Path -Path ${env:ProgramFiles(x86)} -ChildPath 'Windows Kits\10\Debuggers\x64'
-    }
-    $folders += Join-Path -Path $env:ProgramFiles -ChildPath 'Windows Kits\10\Debuggers\x64'
     $onPath = Get-Command -Name 'kd.exe' -CommandType Application -ErrorAction SilentlyContinue | Select-Object -First 1
     if ($onPath) {
         return $onPath.Path
     }
-    foreach ($folder in $folders) {
-        $candidate = Join-Path -Path $folder -ChildPath 'kd.exe'
+    foreach ($programFiles in @(@(${env:ProgramFiles(x86)}, $env:ProgramFiles) | Where-Object { $_ })) {
+        $candidate = Join-Path -Path $programFiles -ChildPath 'Windows Kits\10\Debuggers\x64\kd.exe'
         if (Test-Path -LiteralPath $candidate -PathType Leaf) {
             return $candidate
         }
@@ -158,11 +131,7 @@ function Find-Mex {
         }
         return [pscustomobject]@{ Path = $file; Folder = (Split-Path -Parent $file) }
     }
-    $folders = @(
-        (Join-Path -Path $DebuggerFolder -ChildPath 'winext'),
-        (Join-Path -Path $DebuggerFolder -ChildPath 'winxp'),
-        $DebuggerFolder
-    )
+    $folders = @((Join-Path -Path $DebuggerFolder -ChildPath 'winext'), (Join-Path -Path $DebuggerFolder -ChildPath 'winxp'), $DebuggerFolder)
     if ($env:LOCALAPPDATA) {
         $folders += Join-Path -Path $env:LOCALAPPDATA -ChildPath 'dbg\EngineExtensions'
     }
@@ -181,35 +150,26 @@ function Find-Mex {
 # The command file for one run: symbols, the extension, MEX if used, the analysis, q.
 function Write-CommandFile {
     param([string]$Path, [bool]$UseMex, [string]$AnalysisFile)
-    $lines = New-Object -TypeName 'System.Collections.Generic.List[string]'
-    $lines.Add('$$ Generated by scripts\Invoke-DumpAnalysis.ps1 for the TestDriver walk-through.')
-    $lines.Add('.echo ===== TestDriver analysis, mode ' + $(if ($UseMex) { 'MEX' } else { 'built-in' }))
-    $lines.Add('.symfix+ ' + $SymbolCache)
-    $lines.Add('.reload')
-    $lines.Add('.load jsprovider.dll')
-    $lines.Add('.scriptload WrFastMutex.js')
+    $lines = @('$$ Generated by scripts\Invoke-DumpAnalysis.ps1 for the TestDriver walk-through.',
+        ('.echo ===== TestDriver analysis, mode ' + $(if ($UseMex) { 'MEX' } else { 'built-in' })),
+        ('.symfix+ ' + $SymbolCache), '.reload', '.load jsprovider.dll', '.scriptload WrFastMutex.js')
     if ($UseMex) {
-        $lines.Add('.load mex')
-        $lines.Add('.echo ===== Loaded extensions (mex.dll must be listed)')
-        $lines.Add('.chain')
+        $lines += @('.load mex', '.echo ===== Loaded extensions (mex.dll must be listed)', '.chain')
     }
-    foreach ($line in (Get-Content -LiteralPath $AnalysisFile)) {
-        $lines.Add($line)
-    }
-    $lines.Add('q')
-    [IO.File]::WriteAllLines($Path, $lines.ToArray(), (New-Object -TypeName System.Text.UTF8Encoding -ArgumentList $false))
+    $lines += @(Get-Content -LiteralPath $AnalysisFile)
+    $lines += 'q'
+    [IO.File]::WriteAllLines($Path, $lines, (New-Object -TypeName System.Text.UTF8Encoding -ArgumentList $false))
 }
 
 # The command file and log names of one run ('' first, '-builtin' for the run again without MEX) and
 # the debugger's arguments.
 function Get-DebuggerRun {
     param([string]$Dump, [string]$SymbolPath, [string]$Suffix = '')
-    $commandFileName = 'testdriver-analysis' + $Suffix + '.txt'
-    $logName = 'testdriver-analysis' + $Suffix + '.log'
+    $name = 'testdriver-analysis' + $Suffix
     [pscustomobject]@{
-        CommandFileName = $commandFileName
-        LogName         = $logName
-        Arguments       = @('-z', $Dump, '-y', $SymbolPath, '-logo', $logName, '-cf', $commandFileName)
+        CommandFileName = "$name.txt"
+        LogName         = "$name.log"
+        Arguments       = @('-z', $Dump, '-y', $SymbolPath, '-logo', "$name.log", '-cf', "$name.txt")
     }
 }
 
@@ -332,18 +292,15 @@ if ($useMex -and -not (($result.Text -join "`n") -match $MEX_LOADED_PATTERN)) {
         Write-Warning "MEX did not load (.chain in $($result.Log) lists no mex.dll): its commands failed; see the log."
     }
 }
-$log = $result.Log
-$text = $result.Text
-
 if ($result.ExitCode -ne 0) {
     Write-Warning "The debugger exited with code $($result.ExitCode); read the log."
 }
-if (-not ($text | Select-String -SimpleMatch 'JavaScript script successfully loaded')) {
+if (-not ($result.Text | Select-String -SimpleMatch 'JavaScript script successfully loaded')) {
     Write-Warning 'WrFastMutex.js did not load (no "JavaScript script successfully loaded" in the log).'
 }
 Write-Host ''
 Write-Host 'Answer (from the log):'
-$answer = @($text | Select-String -Pattern $ANSWER_PATTERN)
+$answer = @($result.Text | Select-String -Pattern $ANSWER_PATTERN)
 if ($answer.Count -gt 0) {
     $answer | ForEach-Object { Write-Host "  $($_.Line)" }
     if (@($answer | Where-Object { $_.Line -match '^(Cannot tell|Incomplete:)' }).Count -gt 0) {
@@ -354,5 +311,5 @@ if ($answer.Count -gt 0) {
 else {
     Write-Warning 'No WrFastMutex.js result in the log: see the log for errors.'
 }
-Write-Host "Log: $log"
-return $log
+Write-Host "Log: $($result.Log)"
+return $result.Log

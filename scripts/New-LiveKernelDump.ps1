@@ -4,30 +4,14 @@
     Writes a live kernel memory dump of the running VM (no crash, no reboot), or finds the one Task Manager wrote.
 
 .DESCRIPTION
-    The seed takes its dump with Task Manager (Windows 11 22H2 build 22621.1992 or later),
-    started as administrator: Details > right-click "System" > "Create live kernel memory
-    dump file" > "Full live kernel memory dump". It lands in
-    %LOCALAPPDATA%\Microsoft\Windows\TaskManager\LiveKernelDumps, with bug check 0x161
-    (LIVE_SYSTEM_DUMP).
-
-    This script does the same from the command line with the Storage module (Microsoft's
-    "Kernel Live Dump Code Reference"), on Windows 10 too:
+    Does what the seed does in Task Manager from the command line, on Windows 10 too:
 
         Get-StorageDiagnosticInfo -InputObject <Get-StorageSubSystem> -IncludeLiveDump -DestinationPath <folder>
 
-    The dump lands under <folder>\localhost\. Only the dump is collected (-ExcludeOperationalLog,
-    -ExcludeDiagnosticLog) unless -IncludeLogs. The subsystem is passed as the object
-    Get-StorageSubSystem returned, never matched by its translated friendly name; with more
-    than one, the script lists them and asks for -StorageSubSystemFriendlyName.
-
-    With -FromTaskManager it changes nothing: it returns the newest .dmp in Task Manager's
-    LiveKernelDumps folder, for piping into Invoke-DumpAnalysis.ps1.
-
-    The dump is as large as the kernel memory in use, and may be partial: when a live dump
-    cannot capture every page it keeps those needed for a valid dump, kernel pages first, and
-    it needs free memory for a copy of what it writes. Nothing promises that the pages this
-    demo reads are kept: WrFastMutex.js says what it could not read, and
-    Invoke-DumpAnalysis.ps1 warns when its answer is incomplete.
+    The dump lands under <folder>\localhost\; only the dump is collected unless -IncludeLogs.
+    The subsystem is passed as an object, never matched by its translated name. With
+    -FromTaskManager it changes nothing and returns the newest .dmp in Task Manager's
+    LiveKernelDumps folder. A live dump may be partial: docs\windows.md, section 5.
 
 .PARAMETER DestinationPath
     Folder for the dump. Default: C:\Dumps\TestDriver-<yyyyMMdd-HHmmss>. Must not exist yet or be empty.

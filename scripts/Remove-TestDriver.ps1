@@ -13,17 +13,10 @@
     on the machine runs on undefined behaviour: a crash may come at any later time, or never.
     Only a reboot ends it cleanly: the service is demand-start and stays stopped after it.
 
-    What this script does, each step only if needed and each one -WhatIf-able:
-      1. sc.exe delete TestDrv. On a loaded driver this marks the service for deletion;
-         Windows removes it at the reboot. Until then a second sc.exe delete answers 1072
-         (ERROR_SERVICE_MARKED_FOR_DELETE): the script says so and goes on.
-      2. -ResetVerifier: verifier /reset (all Driver Verifier settings off after reboot).
-      3. -DisableTestSigning: bcdedit /set testsigning off (after reboot).
-      4. -RemoveTestFolders: deletes C:\Temp and C:\Temp2 if they are empty.
-      5. -Restart: reboots.
-
-    The service's existence and state come from WMI (Get-DriverService), not from sc.exe's
-    translated text.
+    What this script does, each step only if needed and -WhatIf-able: sc.exe delete TestDrv
+    (on a loaded driver this marks the service for deletion until the reboot, and a second
+    call answers 1072, which the script reports and goes on), then what the switches ask for.
+    The service's existence and state come from WMI, not from sc.exe's translated text.
 
     Assumption (not verified here, no Windows was available when this was written):
     verifier.exe /reset exits with 0 or 2 on success (2 read as "reboot required").
@@ -112,27 +105,23 @@ else {
 }
 
 # 2. Driver Verifier
-if ($ResetVerifier) {
-    if ($PSCmdlet.ShouldProcess('Driver Verifier', 'verifier /reset')) {
-        $result = Invoke-NativeCommand -FilePath 'verifier.exe' -ArgumentList @('/reset')
-        Write-NativeOutput $result
-        if (@(0, 2) -notcontains $result.ExitCode) {
-            throw "verifier /reset failed with exit code $($result.ExitCode)."
-        }
-        $rebootNeeded = $true
+if ($ResetVerifier -and $PSCmdlet.ShouldProcess('Driver Verifier', 'verifier /reset')) {
+    $result = Invoke-NativeCommand -FilePath 'verifier.exe' -ArgumentList @('/reset')
+    Write-NativeOutput $result
+    if (@(0, 2) -notcontains $result.ExitCode) {
+        throw "verifier /reset failed with exit code $($result.ExitCode)."
     }
+    $rebootNeeded = $true
 }
 
 # 3. Test signing
-if ($DisableTestSigning) {
-    if ($PSCmdlet.ShouldProcess('boot configuration {current}', 'bcdedit /set testsigning off')) {
-        $result = Invoke-NativeCommand -FilePath 'bcdedit.exe' -ArgumentList @('/set', 'testsigning', 'off')
-        Write-NativeOutput $result
-        if ($result.ExitCode -ne 0) {
-            throw "bcdedit /set testsigning off failed with exit code $($result.ExitCode)."
-        }
-        $rebootNeeded = $true
+if ($DisableTestSigning -and $PSCmdlet.ShouldProcess('boot configuration {current}', 'bcdedit /set testsigning off')) {
+    $result = Invoke-NativeCommand -FilePath 'bcdedit.exe' -ArgumentList @('/set', 'testsigning', 'off')
+    Write-NativeOutput $result
+    if ($result.ExitCode -ne 0) {
+        throw "bcdedit /set testsigning off failed with exit code $($result.ExitCode)."
     }
+    $rebootNeeded = $true
 }
 
 # 4. Folders

@@ -4,9 +4,7 @@
     Helpers shared by the TestDriver workflow scripts in this folder.
 
 .DESCRIPTION
-    Each script of this folder imports it with
-    Import-Module -Name (Join-Path $PSScriptRoot 'TestDriver.Common.psm1') -Force
-    and still runs its own elevation check. Windows PowerShell 5.1. Nothing here reads the
+    Each script imports it and still runs its own elevation check. Nothing here reads the
     translated text of a Windows tool: service state and path come from WMI.
 #>
 
@@ -51,10 +49,8 @@ function Invoke-NativeCommand {
         Runs a native program and returns its ExitCode and Output lines (stdout and stderr); the caller checks ExitCode.
 
     .DESCRIPTION
-        The error preference is 'Continue' while the program runs, or Windows PowerShell 5.1
-        would turn each stderr line into a terminating error. $LASTEXITCODE is cleared first,
-        so a program that did not start throws "Could not run <FilePath>: ..." instead of
-        leaving a stale exit code.
+        The error preference is 'Continue' while it runs (5.1 would stop at each stderr line);
+        a program that did not start throws "Could not run <FilePath>: ..." (no stale $LASTEXITCODE).
 
     .PARAMETER FilePath
         The program (sc.exe, bcdedit.exe, ...); throws "<FilePath> was not found on PATH." without it.
@@ -75,8 +71,6 @@ function Invoke-NativeCommand {
     }
     $previous = $ErrorActionPreference
     $ErrorActionPreference = 'Continue'
-    $lines = @()
-    $code = $null
     $startError = $null
     $global:LASTEXITCODE = $null
     try {
@@ -231,9 +225,7 @@ function Get-DriverService {
 
     .DESCRIPTION
         Reads Win32_SystemDriver, else Win32_Service (a program's service that took the name),
-        whose State and ServiceType are the same strings on every display language. Returns
-        Name, IsKernelDriver, ServiceType, State, Running, Stopped, PathName and Path (PathName
-        as a plain full path).
+        whose State and ServiceType are the same strings on every display language.
 
     .PARAMETER Name
         Service name (letters, digits and underscores).
@@ -271,11 +263,8 @@ function Find-TestDriverBuild {
         Lists the TestDriver.sys (or .pdb) files of the package builds in the repository, newest first.
 
     .DESCRIPTION
-        Both windows-drivers-rs flows write target\<profile>\TestDriver_package: "cargo wdk build
-        --profile release" and "cargo make default --release" target\release\..., plain "cargo
-        make" target\debug\...; "--target x86_64-pc-windows-msvc" adds the triple
-        (target\x86_64-pc-windows-msvc\<profile>\...), and older releases named the folder
-        "package". Returns every one that exists, newest first.
+        Looks in target\[x86_64-pc-windows-msvc\](release|debug)\(TestDriver_package|package),
+        where cargo wdk build and cargo make (and their older releases) write the package.
 
     .PARAMETER RepositoryRoot
         The repository root (the folder holding target\).
@@ -308,14 +297,6 @@ function Find-TestDriverBuild {
 
 # Quoted names: the tree-sitter grammar used by check-ps1-syntax.py rejects a bare-word list.
 Export-ModuleMember -Function @(
-    'Test-Administrator',
-    'Assert-Administrator',
-    'Invoke-NativeCommand',
-    'Write-NativeOutput',
-    'Resolve-ExistingFile',
-    'Test-TestSigningActive',
-    'Restart-ComputerIfRequested',
-    'ConvertFrom-ImagePath',
-    'Get-DriverService',
-    'Find-TestDriverBuild'
+    'Test-Administrator', 'Assert-Administrator', 'Invoke-NativeCommand', 'Write-NativeOutput', 'Resolve-ExistingFile',
+    'Test-TestSigningActive', 'Restart-ComputerIfRequested', 'ConvertFrom-ImagePath', 'Get-DriverService', 'Find-TestDriverBuild'
 )

@@ -47,7 +47,7 @@ test("no library calls newer than ES2015, no require()", () => {
 test("the pure logic never touches host; only the adapter does", () => {
     const acorn = loadAcorn();
     const ast = acorn.parse(source, { ecmaVersion: 2015, sourceType: "script" });
-    const adapter = new Set(["hostValueToHex", "typedObjectAddress", "forEachGuarded", "eventOffsetFromSymbols",
+    const adapter = new Set(["hostValueToHex", "forEachGuarded", "eventOffsetFromSymbols",
         "lookupProcess", "newCoverage", "readThreadRecord", "collectProcessThreads", "collectThreadRecords",
         "readFastMutexFromTarget", "readFastMutexRaw", "log", "gatherAndReport", "WrFastMutexJs", "WrFastMutexWalk",
         "initializeScript"]);
