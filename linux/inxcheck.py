@@ -1,14 +1,12 @@
 #!/usr/bin/env python3
-"""Checks a driver package's INX on Linux against the rules the Windows package flows rely on.
+"""Checks a driver package's INX on Linux for what stampinf and InfVerif (run by the Windows package
+flows, failing the build) would reject. It is not InfVerif; its rules and their names (encoding,
+stampinf, version, primitive, universal, dirid13, references): docs/windows.md, "The package and its INF".
 
     python3 linux/inxcheck.py [--package NAME] FILE.inx...
 
-Both flows (`cargo wdk build`, `cargo make default`) run stampinf, inf2cat and InfVerif on it,
-and a failing InfVerif fails the build; none of them runs on Linux. The rules checked, from
-Microsoft's published ones, and their names (encoding, stampinf, version, primitive, universal,
-dirid13, references): docs/windows.md, "The package and its INF". It is not InfVerif.
-Exit status: 0 when every file passes, 1 when a rule fails (each finding printed as
-FILE:LINE: [rule] message), 2 for bad usage or a file that cannot be read. Writes nothing.
+Exit: 0 every file passes, 1 a rule fails (each finding printed as FILE:LINE: [rule] message),
+2 bad usage or a file that cannot be read. Writes nothing.
 """
 
 from __future__ import annotations
@@ -98,8 +96,7 @@ def parse(text: str) -> tuple[dict[str, Section], list[Finding]]:
     sections: dict[str, Section] = {}
     findings: list[Finding] = []
     current: Section | None = None
-    pending = ""
-    pending_number = 0
+    pending, pending_number = "", 0
     for number, raw in enumerate(text.splitlines(), 1):
         body = strip_comment(raw).strip()
         if pending:
@@ -193,10 +190,8 @@ class Checker:
         return STRING_TOKEN.sub(one, value)
 
     def check_strings(self) -> None:
-        for section in self.s.values():
-            if section.name.lower() == "strings":
-                continue
-            for line in section.lines:
+        for key, section in self.s.items():
+            for line in section.lines if key != "strings" else []:
                 self.expand(line.value, line.number)
 
     # ------------------------------------------------------------------ stampinf
@@ -305,12 +300,10 @@ class Checker:
                          "writes registry values under HKR only")
 
     # ------------------------------------------------------------------ files and DIRID 13
-    def destination(self, file_list: str) -> tuple[list[str], int] | None:
+    def destination(self, file_list: str) -> list[str] | None:
         dirs = self.section("DestinationDirs")
-        if dirs is None:
-            return None
-        found = dirs.first(file_list.lower()) or dirs.first("defaultdestdir")
-        return (fields(found.value), found.number) if found else None
+        found = dirs and (dirs.first(file_list.lower()) or dirs.first("defaultdestdir"))
+        return fields(found.value) if found else None
 
     def copies(self, section: Section) -> list[tuple[str, list[str], Line]]:
         """(file-list section or @file, destination fields, the CopyFiles line) for each copy."""
@@ -324,7 +317,7 @@ class Checker:
                     self.add(line.number, "references", f"CopyFiles={name}: no DestinationDirs entry for it "
                              "and no DefaultDestDir")
                     continue
-                out.append((name, dest[0], line))
+                out.append((name, dest, line))
         return out
 
     def files_of(self, name: str, number: int) -> list[tuple[str, str, int]]:
@@ -335,13 +328,9 @@ class Checker:
         if file_list is None:
             self.add(number, "references", f"CopyFiles names [{name}], which does not exist")
             return []
-        out = []
-        for line in file_list.lines:
-            entry = fields(line.value if line.key is None else f"{line.key}={line.value}")
-            dest = entry[0]
-            source = entry[1] if len(entry) > 1 and entry[1] else dest
-            out.append((dest, source, line.number))
-        return out
+        entries = [(fields(line.value if line.key is None else f"{line.key}={line.value}") + [""], line.number)
+                   for line in file_list.lines]
+        return [(entry[0], entry[1] or entry[0], number) for entry, number in entries]
 
     def check_files(self, installs: list[tuple[Section, Decoration]]) -> None:
         disks = self.section("SourceDisksNames")
