@@ -1,20 +1,11 @@
 #!/usr/bin/env python3
 """Lists the newer releases of every version the project pins (run by linux/check-upstream.sh).
 
-The pins, read from the repository:
-  crates.io  the dependencies of every Cargo.toml (not path ones), the crates of Makefile.toml's
-             load_script, the workflows' CARGO_MAKE_VERSION and CARGO_WDK_VERSION;
-  PyPI       `name==version` lines of every requirements*.txt;
-  npm        the dependencies and devDependencies of every package.json.
-Each is looked up with its registry's own client (`cargo info NAME@VERSION`, `pip index versions
-NAME`, `npm view NAME versions --json`); a pin that is a range is flagged. Pins no registry
-reachable here serves are named, with the reason (the workflow's WDK, LLVM and Rust toolchain,
-the actions' commit SHAs).
-
-Usage: check-upstream.py [--root DIR] (--list | --cargo CARGO --pip PIP --npm NPM)
-Exit: 0 every pin checked and none newer, 1 newer releases listed, 2 bad usage or a pin file
-that cannot be read (nothing is asked then), 3 a registry did not answer for some pin (named;
-the others are still listed).
+The pins: on crates.io, the dependencies of every Cargo.toml (not path ones), the crates of
+Makefile.toml's load_script, the workflows' CARGO_MAKE_VERSION and CARGO_WDK_VERSION; on PyPI, the
+`name==version` lines of every requirements*.txt; on npm, the dependencies of every package.json.
+Each is asked of its registry's own client; a range is flagged; the pins no registry reachable here
+serves are named with the reason (the workflow's WDK, LLVM and Rust toolchain, the actions' SHAs).
 """
 
 from __future__ import annotations
@@ -234,7 +225,11 @@ def ask(pins: list[Pin], cargo: str, pip: str, npm: str) -> tuple[int, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="check-upstream.py", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="check-upstream.py", description=__doc__.split("\n\n")[0],
+        epilog="Exit: 0 every pin checked and none newer, 1 newer releases listed, 2 bad usage or a pin file "
+        "that cannot be read (nothing is asked then), 3 a registry did not answer for some pin (named; the "
+        "others are still listed).")
     parser.add_argument("--root", type=Path, default=Path(__file__).resolve().parents[1],
                         help="the repository (default: this script's)")
     parser.add_argument("--list", action="store_true", help="only list the pins found; ask no registry")
