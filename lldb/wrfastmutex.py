@@ -4,11 +4,7 @@
     (lldb) wrfastmutex            # ~ !WrFastMutex: threads waiting in ExAcquireFastMutex, their mutex, caller, owner
     (lldb) fastmutex ADDRESS      # ~ dt nt!_FAST_MUTEX ADDRESS, decoded with the runtime's own meaning
 
-The dump is any minidump lldb opens with `target create --core` (a full-memory
-dump of Wine's winedevice.exe, tdemu's dump of its emulated kernel). The
-runtime is recognised from the dump itself (see `recognise`), never passed in.
-How a waiter, its frame and its mutex are found is the interface tdemu's dump
-writer relies on: lldb/README.md states it.
+The runtime is recognised from the dump itself; what a dump must offer: lldb/README.md.
 """
 
 from __future__ import annotations
@@ -88,9 +84,12 @@ def _start(frame: lldb.SBFrame, target: lldb.SBTarget) -> int | None:
     return None if load == lldb.LLDB_INVALID_ADDRESS else load
 
 
+def module_name(frame: lldb.SBFrame) -> str:
+    return frame.GetModule().GetFileSpec().GetFilename() or "?"
+
+
 def module_stem(frame: lldb.SBFrame) -> str:
-    name = frame.GetModule().GetFileSpec().GetFilename() or "?"
-    return name.rsplit(".", 1)[0]
+    return module_name(frame).rsplit(".", 1)[0]
 
 
 def location(frame: lldb.SBFrame, target: lldb.SBTarget) -> str:
@@ -103,9 +102,8 @@ def location(frame: lldb.SBFrame, target: lldb.SBTarget) -> str:
 
 def source_line(frame: lldb.SBFrame) -> str | None:
     le = frame.GetLineEntry()
-    if not le.IsValid() or not le.GetFileSpec().GetFilename():
-        return None
-    return f"{le.GetFileSpec().GetFilename()}:{le.GetLine()}"
+    name = le.GetFileSpec().GetFilename() if le.IsValid() else None
+    return f"{name}:{le.GetLine()}" if name else None
 
 
 @dataclass
@@ -114,7 +112,6 @@ class Waiter:
 
     thread: lldb.SBThread
     wait_frame: int  # innermost frame of ExAcquireFastMutex: its pc is the real one (inlined frames share it)
-    caller_frame: int  # the TestDriver.sys frame that called it
     wait_site: str
     caller: str
     source: str | None
@@ -137,7 +134,7 @@ def _mutex_candidates(thread: lldb.SBThread, first: int, caller: int) -> list[tu
             if var.IsValid() and var.GetError().Success():
                 value = var.GetValueAsUnsigned(0)
                 if value:
-                    module = frame.GetModule().GetFileSpec().GetFilename() or "?"
+                    module = module_name(frame)
                     symbols = "TestDriver.pdb" if module.lower() == DRIVER.lower() else f"{module}'s debug info"
                     text = f"`{name}` in {module_stem(frame)}!{frame.GetFunctionName()} ({symbols})"
                     if (value, text) not in found:
@@ -161,17 +158,13 @@ def find_waiters(process: lldb.SBProcess) -> list[Waiter]:
         if WAIT_FUNCTION not in names:
             continue
         first = names.index(WAIT_FUNCTION)
-        last = first
-        while last + 1 < n and names[last + 1] == WAIT_FUNCTION:
-            last += 1
-        if last + 1 >= n:
+        outer = next((i for i in range(first, n) if names[i] != WAIT_FUNCTION), n)  # the frame that called it
+        caller = thread.GetFrameAtIndex(outer)
+        if outer == n or module_name(caller).lower() != DRIVER.lower():
             continue
-        caller = thread.GetFrameAtIndex(last + 1)
-        if (caller.GetModule().GetFileSpec().GetFilename() or "").lower() != DRIVER.lower():
-            continue
-        w = Waiter(thread, first, last + 1, location(thread.GetFrameAtIndex(first), target),
+        w = Waiter(thread, first, location(thread.GetFrameAtIndex(first), target),
                    location(caller, target), source_line(caller), caller.GetPC())
-        candidates = _mutex_candidates(thread, first, last + 1)
+        candidates = _mutex_candidates(thread, first, outer)
         if candidates:
             w.mutex = candidates[0][0]
             w.mutex_from = [src for value, src in candidates if value == w.mutex]
@@ -185,8 +178,11 @@ def find_waiters(process: lldb.SBProcess) -> list[Waiter]:
 
 @dataclass
 class FastMutex:
+    """The 0x38 bytes: Count +0x0 (signed), Owner +0x8, Contention +0x10, Event +0x18 (Type, SignalState
+    +0x1C, WaitListHead +0x20), OldIrql +0x30."""
+
     address: int
-    count: int  # signed
+    count: int
     owner: int
     contention: int
     event_type: int
@@ -197,12 +193,7 @@ class FastMutex:
 
     @classmethod
     def parse(cls, address: int, raw: bytes) -> FastMutex:
-        count, owner, contention = struct.unpack_from("<iQI", raw, 0)[0], struct.unpack_from("<Q", raw, 8)[0], \
-            struct.unpack_from("<I", raw, 0x10)[0]
-        etype, esignal = raw[0x18], struct.unpack_from("<i", raw, 0x1C)[0]
-        flink, blink = struct.unpack_from("<QQ", raw, 0x20)
-        (old_irql,) = struct.unpack_from("<I", raw, 0x30)
-        return cls(address, count, owner, contention, etype, esignal, flink, blink, old_irql)
+        return cls(address, *struct.unpack("<i4xQI4xB3xiQQI4x", raw))
 
     def holders_and_waiters(self, runtime: Runtime) -> tuple[bool, int]:
         """(held, waiters) as the runtime's ExAcquireFastMutex counts them."""
@@ -240,7 +231,7 @@ def describe_fields(m: FastMutex, runtime: Runtime, owner: str) -> list[str]:
     state = f"{'held' if held else 'free'}, {waiters} waiter{'s' if waiters != 1 else ''}"
     event_type = {0: "NotificationEvent", 1: "SynchronizationEvent"}.get(m.event_type, f"type {m.event_type}")
     if runtime.wine:
-        lines = [
+        return [
             f"   +0x000 Count            : 0n{m.count} (0x{m.count & 0xffffffff:08x})  Wine counts down from 1: "
             f"1 free, 0 held, -N held with N waiters -> {state}",
             f"   +0x008 Owner            : 0x{m.owner:x}  {owner}",
@@ -250,18 +241,16 @@ def describe_fields(m: FastMutex, runtime: Runtime, owner: str) -> list[str]:
             f"WaitListHead.Blink 0x{m.event_blink:x} (Wine: the handle of its event object)",
             f"   +0x030 OldIrql          : {m.old_irql}  not recorded (Wine has no IRQL)",
         ]
-    else:
-        woken = " a waiter was woken," if m.count & 2 else ""
-        lines = [
-            f"   +0x000 Count            : 0n{m.count}  bit 0 (lock) {m.count & 1}: {'free' if not held else 'held'},"
-            f"{woken} waiters (Count >> 2): {waiters}",
-            f"   +0x008 Owner            : 0x{m.owner:x}  {owner.removeprefix(f'0x{m.owner:x} ')}",
-            f"   +0x010 Contention       : {m.contention}  times an acquire had to wait",
-            f"   +0x018 Event            : _KEVENT {event_type}, SignalState {m.event_signal}",
-            f"   +0x030 OldIrql          : {m.old_irql}  the owner's IRQL before its acquire"
-            + (" (PASSIVE_LEVEL)" if m.old_irql == 0 else ""),
-        ]
-    return lines
+    woken = " a waiter was woken," if m.count & 2 else ""
+    return [
+        f"   +0x000 Count            : 0n{m.count}  bit 0 (lock) {m.count & 1}: {'free' if not held else 'held'},"
+        f"{woken} waiters (Count >> 2): {waiters}",
+        f"   +0x008 Owner            : 0x{m.owner:x}  {owner.removeprefix(f'0x{m.owner:x} ')}",
+        f"   +0x010 Contention       : {m.contention}  times an acquire had to wait",
+        f"   +0x018 Event            : _KEVENT {event_type}, SignalState {m.event_signal}",
+        f"   +0x030 OldIrql          : {m.old_irql}  the owner's IRQL before its acquire"
+        + (" (PASSIVE_LEVEL)" if m.old_irql == 0 else ""),
+    ]
 
 
 # -- the commands ----------------------------------------------------------------------------
@@ -280,9 +269,8 @@ def not_recorded(runtime: Runtime) -> str:
         return ("Not recorded by Wine: its ExAcquireFastMutex writes no Owner, Contention or OldIrql (and Wine "
                 "has no IRQL), so no owner can be named: Count (counting down from 1) and the event's "
                 "waiter count say how many wait.")
-    if runtime.name == "tdemu":
-        return "tdemu records Owner, Contention and OldIrql as Windows does."
-    return "Windows records Owner, Contention and OldIrql."
+    return f"{runtime.name} records Owner, Contention and OldIrql" + (
+        " as Windows does." if runtime.name == "tdemu" else ".")
 
 
 def wrfastmutex_lines(debugger: lldb.SBDebugger) -> tuple[list[str], list[Waiter], Runtime, M.Minidump]:
@@ -292,11 +280,9 @@ def wrfastmutex_lines(debugger: lldb.SBDebugger) -> tuple[list[str], list[Waiter
     out = [f"Runtime: {runtime.name} ({runtime.evidence})"]
     if not waiters:
         driver_threads = [t for t in process if any(
-            (t.GetFrameAtIndex(i).GetModule().GetFileSpec().GetFilename() or "").lower() == DRIVER.lower()
-            for i in range(t.GetNumFrames()))]
-        out.append(f"No thread waits in {WAIT_FUNCTION} ({len(driver_threads)} of the dump's "
-                   f"{process.GetNumThreads()} threads have a {DRIVER} frame).")
-        out.append("Count: 0")
+            module_name(t.GetFrameAtIndex(i)).lower() == DRIVER.lower() for i in range(t.GetNumFrames()))]
+        out += [f"No thread waits in {WAIT_FUNCTION} ({len(driver_threads)} of the dump's "
+                f"{process.GetNumThreads()} threads have a {DRIVER} frame).", "Count: 0"]
         return out, waiters, runtime, dump
     rows = [("Thread", "Tid", "Waiting in", "Fast mutex", "Owner", "Caller")]
     for w in waiters:
@@ -320,8 +306,7 @@ def wrfastmutex_lines(debugger: lldb.SBDebugger) -> tuple[list[str], list[Waiter
         else:
             out.append(f"#{w.thread.GetIndexID()}: the mutex is unknown: no frame names it in debug information "
                        f"and the thread is not stopped at {WAIT_FUNCTION}'s entry")
-        for d in w.disagreements:
-            out.append(f"#{w.thread.GetIndexID()}: WARNING: {d}")
+        out += [f"#{w.thread.GetIndexID()}: WARNING: {d}" for d in w.disagreements]
     out.append(not_recorded(runtime))
     return out, waiters, runtime, dump
 
@@ -332,13 +317,16 @@ def wrfastmutex(debugger, command, result, _internal_dict):
     and the owner where the runtime records one."""
     if command.strip():
         result.SetError("wrfastmutex takes no arguments")
-        return
+    else:
+        _reply(result, lambda: wrfastmutex_lines(debugger)[0])
+
+
+def _reply(result, make_lines) -> None:
+    """The lines as the command's output, or the BadDump's message as its error."""
     try:
-        lines = wrfastmutex_lines(debugger)[0]
+        result.AppendMessage("\n".join(make_lines()))
     except M.BadDump as e:
         result.SetError(str(e))
-        return
-    result.AppendMessage("\n".join(lines))
 
 
 def fastmutex_lines(debugger: lldb.SBDebugger, address: int) -> list[str]:
@@ -361,10 +349,7 @@ def fastmutex(debugger, command, result, _internal_dict):
     except ValueError:
         result.SetError(f"fastmutex: expected an address (e.g. 0x34d0f0), got {text!r}")
         return
-    try:
-        result.AppendMessage("\n".join(fastmutex_lines(debugger, address)))
-    except M.BadDump as e:
-        result.SetError(str(e))
+    _reply(result, lambda: fastmutex_lines(debugger, address))
 
 
 def __lldb_init_module(debugger, _internal_dict):
