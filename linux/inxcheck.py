@@ -232,12 +232,11 @@ class Checker:
 
     # ------------------------------------------------------------------ primitive driver
     def install_sections(self) -> list[tuple[Section, Decoration | None]]:
-        out = []
-        for key, section in self.s.items():
-            if key.startswith("defaultinstall") and not key.endswith(".services"):
-                suffix = section.name[len("DefaultInstall"):]
-                out.append((section, decoration_of(suffix[1:]) if suffix.startswith(".") else None))
-        return out
+        """[DefaultInstall*] sections but .Services ones, with the decoration after 'DefaultInstall.'."""
+        decorated = "defaultinstall."
+        return [(section, decoration_of(section.name[len(decorated):]) if key.startswith(decorated) else None)
+                for key, section in self.s.items()
+                if key.startswith("defaultinstall") and not key.endswith(".services")]
 
     def check_primitive(self) -> list[tuple[Section, Decoration]]:
         manufacturer = self.section("Manufacturer")
@@ -264,8 +263,7 @@ class Checker:
                     self.add(section.number, "primitive", f"[{section.name}]: a primitive driver has no "
                              "DefaultUninstall section unless it holds LegacyUninstall=1")
             if key.startswith("defaultinstall") and key.endswith(".services"):
-                base = key[: -len(".services")]
-                if base not in self.s:
+                if key[:-len(".services")] not in self.s:
                     self.add(section.number, "references", f"[{section.name}] belongs to no [{section.name[:-9]}] "
                              "section, so Windows never processes it (its decoration must match the install "
                              "section's exactly)")
