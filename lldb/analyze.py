@@ -92,11 +92,9 @@ def check(argv: list[str] | None) -> dict:
         args = p.parse_args(argv)
     except SystemExit as e:
         raise SystemExit(EXIT_BAD_INPUT if e.code else EXIT_COMPLETED) from None
-    dirs = []
-    for d in args.symbols:
-        if not Path(d).is_dir():
-            raise BadInput(f"--symbols {d}: not a directory")
-        dirs.append(Path(d).resolve())
+    if bad := [d for d in args.symbols if not Path(d).is_dir()]:
+        raise BadInput(f"--symbols {bad[0]}: not a directory")
+    dirs = [Path(d).resolve() for d in args.symbols]
     try:
         dump = M.read_minidump(args.dump)
     except M.BadDump as e:

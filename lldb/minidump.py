@@ -8,11 +8,12 @@ checked against the file: a truncated dump is a `BadDump`, never a short read.
 from __future__ import annotations
 
 import struct
+from collections import namedtuple
 from dataclasses import dataclass, field
 from pathlib import Path
 
 SIGNATURE = b"MDMP"
-THREAD_LIST, MODULE_LIST, MEMORY_LIST, SYSTEM_INFO, MEMORY64_LIST = 3, 4, 5, 7, 9
+THREAD_LIST, MODULE_LIST, MEMORY_LIST, MEMORY64_LIST = 3, 4, 5, 9
 COMMENT_A, COMMENT_W = 10, 11
 
 
@@ -20,13 +21,8 @@ class BadDump(ValueError):
     """The file is not a usable minidump (the message says why)."""
 
 
-@dataclass
-class CodeView:
+class CodeView(namedtuple("CodeView", "guid age pdb_name")):
     """An RSDS CodeView record: the PDB a module was linked with."""
-
-    guid: bytes
-    age: int
-    pdb_name: str
 
     @property
     def guid_text(self) -> str:
@@ -34,23 +30,15 @@ class CodeView:
         return f"{d1:08X}-{d2:04X}-{d3:04X}-{self.guid[8:10].hex().upper()}-{self.guid[10:].hex().upper()}"
 
 
-@dataclass
-class Module:
-    base: int
-    size: int
-    timestamp: int
-    name: str  # the full path the dump records
-    codeview: CodeView | None
+class Module(namedtuple("Module", "base size timestamp name codeview")):
+    """A MINIDUMP_MODULE: `name` is the full path the dump records; `codeview` a CodeView or None."""
 
     @property
     def file_name(self) -> str:
         return self.name.replace("\\", "/").rsplit("/", 1)[-1]
 
 
-@dataclass
-class Thread:
-    tid: int
-    teb: int  # tdemu writes its emulated ETHREAD here
+Thread = namedtuple("Thread", "tid teb")  # tdemu writes its emulated ETHREAD in the TEB field
 
 
 @dataclass

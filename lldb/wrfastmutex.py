@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import struct
 import sys
+from collections import namedtuple
 from dataclasses import dataclass, field
 
 import lldb
@@ -129,16 +130,14 @@ def _mutex_candidates(thread: lldb.SBThread, first: int, caller: int) -> list[tu
     found: list[tuple[int, str]] = []
     for i in range(first, caller + 1):
         frame = thread.GetFrameAtIndex(i)
+        module = module_name(frame)
+        symbols = "TestDriver.pdb" if module.lower() == DRIVER.lower() else f"{module}'s debug info"
         for name in MUTEX_VARIABLES:
             var = frame.FindVariable(name)
-            if var.IsValid() and var.GetError().Success():
-                value = var.GetValueAsUnsigned(0)
-                if value:
-                    module = module_name(frame)
-                    symbols = "TestDriver.pdb" if module.lower() == DRIVER.lower() else f"{module}'s debug info"
-                    text = f"`{name}` in {module_stem(frame)}!{frame.GetFunctionName()} ({symbols})"
-                    if (value, text) not in found:
-                        found.append((value, text))
+            value = var.GetValueAsUnsigned(0) if var.IsValid() and var.GetError().Success() else 0
+            text = f"`{name}` in {module_stem(frame)}!{frame.GetFunctionName()} ({symbols})"
+            if value and (value, text) not in found:
+                found.append((value, text))
     top = thread.GetFrameAtIndex(0)
     target = thread.GetProcess().GetTarget()
     if first == 0 and _start(top, target) == top.GetPC():
@@ -176,20 +175,10 @@ def find_waiters(process: lldb.SBProcess) -> list[Waiter]:
 # -- the fields -----------------------------------------------------------------------------
 
 
-@dataclass
-class FastMutex:
+class FastMutex(namedtuple("FastMutex", "address count owner contention event_type event_signal event_flink "
+                                        "event_blink old_irql")):
     """The 0x38 bytes: Count +0x0 (signed), Owner +0x8, Contention +0x10, Event +0x18 (Type, SignalState
     +0x1C, WaitListHead +0x20), OldIrql +0x30."""
-
-    address: int
-    count: int
-    owner: int
-    contention: int
-    event_type: int
-    event_signal: int
-    event_flink: int
-    event_blink: int
-    old_irql: int
 
     @classmethod
     def parse(cls, address: int, raw: bytes) -> FastMutex:
@@ -218,12 +207,11 @@ def owner_text(process: lldb.SBProcess, dump: M.Minidump, runtime: Runtime, owne
         return f"not recorded ({runtime.name} does not write Owner)"
     if owner == 0:
         return "none (Owner is 0)"
-    for t in dump.threads:
-        if t.teb == owner:
-            th = process.GetThreadByID(t.tid)
-            idx = f"thread #{th.GetIndexID()} " if th.IsValid() else ""
-            return f"0x{owner:x} = {idx}tid 0x{t.tid:x}"
-    return f"0x{owner:x} (no thread of the dump has this TEB/ETHREAD address)"
+    t = next((t for t in dump.threads if t.teb == owner), None)
+    if t is None:
+        return f"0x{owner:x} (no thread of the dump has this TEB/ETHREAD address)"
+    th = process.GetThreadByID(t.tid)
+    return f"0x{owner:x} = {f'thread #{th.GetIndexID()} ' if th.IsValid() else ''}tid 0x{t.tid:x}"
 
 
 def describe_fields(m: FastMutex, runtime: Runtime, owner: str) -> list[str]:
