@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
+from collections import Counter, namedtuple
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,15 +65,8 @@ def poll(fetch, done, timeout: float, interval: float):
     return value
 
 
-@dataclass
-class Result:
-    """One finished wine command."""
-
-    args: list[str]
-    returncode: int
-    stdout: str
-    stderr: str
-    seconds: float
+class Result(namedtuple("Result", "args returncode stdout stderr seconds")):
+    """One finished wine command: its arguments, exit code, output (text) and duration."""
 
     @property
     def error(self) -> int | None:
@@ -96,16 +89,9 @@ def state_of(sc_output: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
-@dataclass
-class Frame:
-    """One line of a winedbg backtrace."""
-
-    index: int
-    address: int
-    function: str | None
-    offset: int | None
-    module: str
-    source: str | None
+class Frame(namedtuple("Frame", "index address function offset module source")):
+    """One line of a winedbg backtrace; `function` and `offset` are None where winedbg has no symbol,
+    `source` is file:line or None."""
 
     @property
     def name(self) -> str:
@@ -138,13 +124,8 @@ def parse_frame(text: str) -> Frame | None:
     return Frame(index, address, s.group("func"), int(off, 16) if off else None, s.group("mod"), src or None)
 
 
-@dataclass
-class Stack:
-    """A thread's backtrace, as winedbg printed it."""
-
-    pid: int
-    tid: int
-    frames: list[Frame]
+class Stack(namedtuple("Stack", "pid tid frames")):
+    """A thread's backtrace (a list of Frame), as winedbg printed it."""
 
     def driver_frame(self) -> Frame | None:
         """The driver's frame at the first driver return address: winedbg lists inlined functions as
@@ -165,12 +146,8 @@ class Stack:
         return drv.function if drv else None
 
 
-@dataclass
-class Files:
+class Files(namedtuple("Files", "temp temp2")):
     """What C:\\Temp and C:\\Temp2 hold: file name -> size."""
-
-    temp: dict[str, int]
-    temp2: dict[str, int]
 
     def moved_ok(self) -> bool:
         return not self.temp and set(self.temp2) == EXPECTED_FILES and all(
