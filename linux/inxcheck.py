@@ -41,12 +41,9 @@ class InxError(Exception):
     """The file cannot be checked at all (unreadable, undecodable)."""
 
 
-@dataclass
-class Line:
-    number: int
-    key: str | None  # lower-cased, None for a line without '='
-    value: str  # the raw text right of '=' (or the whole line), comment removed, stripped
-    name: str = ""  # the key as written
+class Line(namedtuple("Line", "number key value name", defaults=("",))):
+    """`key` lower-cased (None for a line without '='), `value` the text right of '=' (or the whole line),
+    comment removed, stripped, `name` the key as written."""
 
 
 @dataclass
@@ -131,12 +128,9 @@ def fields(value: str) -> list[str]:
     return [QUOTED.sub(r"\1", part.strip()) for part in value.split(",")]
 
 
-@dataclass
-class Decoration:
-    """A section's platform decoration: NT<arch>[.major[.minor[.ProductType[.SuiteMask[.build]]]]]."""
-    arch: str  # '' (plain NT), '$ARCH$' or an architecture
-    version: tuple[int, int, int] | None  # (major, minor, build) when a TargetOSVersion is given
-    product_or_suite: bool
+# A section's platform decoration, NT<arch>[.major[.minor[.ProductType[.SuiteMask[.build]]]]]: `arch` is ''
+# (plain NT), '$ARCH$' or an architecture; `version` (major, minor, build) when a TargetOSVersion is given.
+Decoration = namedtuple("Decoration", "arch version product_or_suite")
 
 
 def decoration_of(suffix: str) -> Decoration | None:
