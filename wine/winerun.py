@@ -497,9 +497,8 @@ def _show_sc(r: Result, note: str = "") -> None:
 def _wine_version() -> str:
     with contextlib.suppress(OSError, subprocess.TimeoutExpired):
         out = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "wine64"], capture_output=True,
-                             text=True, timeout=10).stdout.strip()
-        if out:
-            return f"wine64 {out}"
+                             text=True, timeout=10).stdout
+        return f"wine64 {out.strip()}".strip()
     return "wine64"
 
 
@@ -569,10 +568,9 @@ def demo(sys_path: Path, settle: float, wait: float, dump_dir: Path | None = Non
             return _outcome("the service did not reach RUNNING")
         show()
 
-        if run.last_file_seconds is not None:
-            show(f"The 1000th file was in C:\\Temp2 {run.last_file_seconds:.2f} s after sc start was launched.")
-        else:
-            show(f"The folders did not change for {settle:g} s after sc start (checked every 10 ms).")
+        show(f"The 1000th file was in C:\\Temp2 {run.last_file_seconds:.2f} s after sc start was launched."
+             if run.last_file_seconds is not None else
+             f"The folders did not change for {settle:g} s after sc start (checked every 10 ms).")
         show(run.files.summary())
         if run.files.temp2 and run.last_file_seconds is not None:
             show(f"  every file holds {len(FILE_DATA)} bytes of 'Hello, World!\\r\\n' x 100: "
