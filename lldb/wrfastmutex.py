@@ -13,7 +13,6 @@ import os
 import struct
 import sys
 from collections import namedtuple
-from dataclasses import dataclass, field
 
 import lldb
 
@@ -28,13 +27,9 @@ FAST_MUTEX_SIZE = 0x38
 MUTEX_VARIABLES = ("mutex", "FastMutex", "fast_mutex", "file_mutex")
 
 
-@dataclass
-class Runtime:
-    """What kind of kernel wrote the dump, and which FAST_MUTEX fields it keeps."""
-
-    name: str  # "Wine", "tdemu", "Windows"
-    evidence: str
-    records_owner: bool  # Owner, Contention and OldIrql are written by its ExAcquireFastMutex
+class Runtime(namedtuple("Runtime", "name evidence records_owner")):
+    """What kind of kernel wrote the dump ("Wine", "tdemu", "Windows"), why it is taken for it, and
+    whether its ExAcquireFastMutex writes Owner, Contention and OldIrql."""
 
     @property
     def wine(self) -> bool:
@@ -107,19 +102,11 @@ def source_line(frame: lldb.SBFrame) -> str | None:
     return f"{name}:{le.GetLine()}" if name else None
 
 
-@dataclass
-class Waiter:
-    """A driver thread blocked in ExAcquireFastMutex."""
-
-    thread: lldb.SBThread
-    wait_frame: int  # innermost frame of ExAcquireFastMutex: its pc is the real one (inlined frames share it)
-    wait_site: str
-    caller: str
-    source: str | None
-    return_address: int
-    mutex: int | None = None
-    mutex_from: list[str] = field(default_factory=list)
-    disagreements: list[str] = field(default_factory=list)
+class Waiter(namedtuple("Waiter", "thread wait_frame wait_site caller source return_address mutex mutex_from "
+                                  "disagreements")):
+    """A driver thread blocked in ExAcquireFastMutex: `wait_frame` is the innermost frame of it (its pc is
+    the real one: inlined frames share it); `mutex` (None if unknown) with the sources that agree on it
+    (`mutex_from`) and those that do not (`disagreements`)."""
 
     @property
     def tid(self) -> int:
@@ -161,14 +148,12 @@ def find_waiters(process: lldb.SBProcess) -> list[Waiter]:
         caller = thread.GetFrameAtIndex(outer)
         if outer == n or module_name(caller).lower() != DRIVER.lower():
             continue
-        w = Waiter(thread, first, location(thread.GetFrameAtIndex(first), target),
-                   location(caller, target), source_line(caller), caller.GetPC())
         candidates = _mutex_candidates(thread, first, outer)
-        if candidates:
-            w.mutex = candidates[0][0]
-            w.mutex_from = [src for value, src in candidates if value == w.mutex]
-            w.disagreements = [f"{src} says 0x{value:x}" for value, src in candidates if value != w.mutex]
-        waiters.append(w)
+        mutex = candidates[0][0] if candidates else None
+        waiters.append(Waiter(thread, first, location(thread.GetFrameAtIndex(first), target), location(caller, target),
+                              source_line(caller), caller.GetPC(), mutex,
+                              [src for value, src in candidates if value == mutex],
+                              [f"{src} says 0x{value:x}" for value, src in candidates if value != mutex]))
     return waiters
 
 
