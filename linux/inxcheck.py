@@ -15,7 +15,6 @@ import argparse
 import re
 import sys
 from collections import namedtuple
-from dataclasses import dataclass, field
 from pathlib import Path
 
 DIRID_DRIVER_STORE = "13"
@@ -46,11 +45,8 @@ class Line(namedtuple("Line", "number key value name", defaults=("",))):
     comment removed, stripped, `name` the key as written."""
 
 
-@dataclass
-class Section:
-    name: str  # as written
-    number: int
-    lines: list[Line] = field(default_factory=list)
+class Section(namedtuple("Section", "name number lines")):
+    """A section: its name as written, its header's line number, its Lines."""
 
     def values(self, key: str) -> list[Line]:
         return [line for line in self.lines if line.key == key]
@@ -110,7 +106,7 @@ def parse(text: str) -> tuple[dict[str, Section], list[Finding]]:
                 current = None
                 continue
             name = body[1:-1].strip()
-            current = sections.setdefault(name.lower(), Section(name, number))
+            current = sections.setdefault(name.lower(), Section(name, number, []))
             continue
         if current is None:
             findings.append(Finding(number, "references", f"{body!r} is outside any section"))
@@ -154,8 +150,7 @@ def decoration_of(suffix: str) -> Decoration | None:
 
 class Checker:
     def __init__(self, sections: dict[str, Section], package: str):
-        self.s = sections
-        self.package = package
+        self.s, self.package = sections, package
         # The files of the package folder an INF may install (besides the INF and catalog).
         self.package_files = [f"{package}.sys", f"{package}.pdb"]
         self.findings: list[Finding] = []
