@@ -143,12 +143,10 @@ def collect(root: Path) -> tuple[list[Pin], list[Unchecked]]:
     pins, unchecked = workflow_pins(root)
     merged: dict[tuple[str, str, str], Pin] = {}
     for pin in cargo_pins(root) + python_pins(root) + npm_pins(root) + pins:
-        key = (pin.registry, pin.name.lower(), pin.version)
-        if key in merged:
-            merged[key].where += [w for w in pin.where if w not in merged[key].where]
-            merged[key].exact &= pin.exact
-        else:
-            merged[key] = pin
+        first = merged.setdefault((pin.registry, pin.name.lower(), pin.version), pin)
+        if first is not pin:  # the same pin in another file
+            first.where += [w for w in pin.where if w not in first.where]
+            first.exact &= pin.exact
     return sorted(merged.values(), key=lambda p: (p.registry, p.name.lower(), p.version)), unchecked
 
 
