@@ -65,6 +65,7 @@ def find_symbols(dump: M.Minidump, dirs: list[Path]) -> dict:
         raise BadInput(f"no {pdb_name} matching the dump's {DRIVER} ({want}) in {where}"
                        + (f": {'; '.join(seen)}" if seen else "")
                        + f" (put the build's {pdb_name} and {DRIVER} beside the dump, or pass --symbols DIR)")
+
     def same_image(d: Path) -> bool:
         with contextlib.suppress(M.BadDump):
             return (d / DRIVER).is_file() and M.file_identity(d / DRIVER) == (module.timestamp, module.size)
