@@ -178,17 +178,15 @@ def pdb_identity(path: str | Path) -> tuple[bytes, int]:
         if block not in (512, 1024, 2048, 4096) or nblocks * block > len(data):
             raise BadDump(f"{path}: truncated or damaged PDB (block size {block}, {nblocks} blocks)")
 
-        def blocks(indices: list[int], size: int) -> bytes:
+        def blocks(indices, size: int) -> bytes:
             return b"".join(data[i * block:(i + 1) * block] for i in indices)[:size]
 
-        ndir = -(-dir_bytes // block)
-        dir_blocks = list(struct.unpack_from(f"<{ndir}I", data, map_block * block))
-        directory = blocks(dir_blocks, dir_bytes)
+        directory = blocks(struct.unpack_from(f"<{-(-dir_bytes // block)}I", data, map_block * block), dir_bytes)
         (nstreams,) = struct.unpack_from("<I", directory, 0)
         if nstreams > 1:  # the info stream's block list follows stream 0's
             sizes = [0 if s == 0xFFFFFFFF else s for s in struct.unpack_from("<2I", directory, 4)]
             n0, n1 = (-(-s // block) for s in sizes)
-            info = blocks(list(struct.unpack_from(f"<{n1}I", directory, 4 + 4 * nstreams + 4 * n0)), sizes[1])
+            info = blocks(struct.unpack_from(f"<{n1}I", directory, 4 + 4 * nstreams + 4 * n0), sizes[1])
             _, _, age = struct.unpack_from("<III", info, 0)
             return info[12:28], age
     except struct.error:

@@ -173,8 +173,7 @@ class FastMutex(namedtuple("FastMutex", "address count owner contention event_ty
         """(held, waiters) as the runtime's ExAcquireFastMutex counts them."""
         if runtime.wine:  # 1 free; each acquire decrements, a result below 0 waits
             return self.count < 1, max(0, -self.count)
-        # Windows (and tdemu, which keeps Windows's rules): bit 0 set = free, bit 1 = a waiter
-        # was woken, each waiter adds 4
+        # Windows (and tdemu, which keeps its rules): bit 0 set = free, bit 1 = a waiter was woken, +4 a waiter
         return not self.count & 1, self.count >> 2
 
 
