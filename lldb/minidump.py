@@ -13,8 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 SIGNATURE = b"MDMP"
-THREAD_LIST, MODULE_LIST, MEMORY_LIST, MEMORY64_LIST = 3, 4, 5, 9
-COMMENT_A, COMMENT_W = 10, 11
+THREAD_LIST, MODULE_LIST, MEMORY_LIST, MEMORY64_LIST, COMMENT_A, COMMENT_W = 3, 4, 5, 9, 10, 11  # stream types
 
 
 class BadDump(ValueError):

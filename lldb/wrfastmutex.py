@@ -325,6 +325,5 @@ def fastmutex(debugger, command, result, _internal_dict):
 
 
 def __lldb_init_module(debugger, _internal_dict):
-    module = __name__
-    debugger.HandleCommand(f"command script add -o -f {module}.wrfastmutex wrfastmutex")
-    debugger.HandleCommand(f"command script add -o -f {module}.fastmutex fastmutex")
+    for command in ("wrfastmutex", "fastmutex"):
+        debugger.HandleCommand(f"command script add -o -f {__name__}.{command} {command}")
