@@ -266,10 +266,8 @@ def wrfastmutex_lines(debugger: lldb.SBDebugger) -> tuple[list[str], list[Waiter
         rows.append((f"#{w.thread.GetIndexID()}", f"0x{w.tid:x}", w.wait_site,
                      f"0x{w.mutex:x}" if w.mutex is not None else "unknown", owner, caller))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
-    for i, r in enumerate(rows):
-        out.append(" ".join(c.ljust(widths[j]) for j, c in enumerate(r[:-1])) + " " + r[-1])
-        if i == 0:
-            out.append(" ".join("=" * w for w in widths) + " " + "=" * len(r[-1]))
+    rows.insert(1, tuple("=" * w for w in widths) + ("=" * len(rows[0][-1]),))  # the header's underline
+    out += [" ".join(c.ljust(widths[j]) for j, c in enumerate(r[:-1])) + " " + r[-1] for r in rows]
     out.append(f"Count: {len(waiters)}")
     for w in waiters:
         if w.mutex_from:
