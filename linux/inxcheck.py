@@ -33,7 +33,8 @@ GUID = re.compile(r"^\{[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{
 PLACEHOLDER = re.compile(r"\$[A-Za-z_ ]+\$")
 STRING_TOKEN = re.compile(r"%([^%]*)%")
 QUOTED = re.compile(r'^"(.*)"$', re.DOTALL)
-BEFORE_COMMENT = re.compile(r'(?:[^";]|"[^"]*(?:"|$))*')  # a quote left open runs to the end of the line
+# The text before a ';' outside double quotes (a quote left open runs to the end of the line).
+BEFORE_COMMENT = re.compile(r'(?:[^";]|"[^"]*(?:"|$))*')
 
 
 class InxError(Exception):
@@ -79,11 +80,6 @@ def decode(data: bytes) -> str:
     return data.decode("ascii")
 
 
-def strip_comment(text: str) -> str:
-    """The text before a ';' that is not inside double quotes."""
-    return BEFORE_COMMENT.match(text).group(0)
-
-
 def parse(text: str) -> tuple[dict[str, Section], list[Finding]]:
     """Sections by lower-cased name (repeated sections merge, as Windows merges them)."""
     sections: dict[str, Section] = {}
@@ -91,7 +87,7 @@ def parse(text: str) -> tuple[dict[str, Section], list[Finding]]:
     current: Section | None = None
     pending, pending_number = "", 0
     for number, raw in enumerate(text.splitlines(), 1):
-        body = strip_comment(raw).strip()
+        body = BEFORE_COMMENT.match(raw).group(0).strip()
         if pending:
             body, number = pending + body, pending_number
             pending = ""
@@ -186,7 +182,7 @@ class Checker:
     # ------------------------------------------------------------------ stampinf
     def check_placeholders(self, text: str) -> None:
         for number, raw in enumerate(text.splitlines(), 1):
-            code = strip_comment(raw)
+            code = BEFORE_COMMENT.match(raw).group(0)
             for m in PLACEHOLDER.finditer(code):
                 token = m.group(0)
                 if token.upper() == "$WINDOWS NT$" and re.match(r"\s*signature\s*=", code, re.IGNORECASE):
@@ -419,9 +415,7 @@ def check(path: Path, package: str | None = None) -> list[Finding]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="inxcheck.py", description="Checks driver package INX files against the rules stampinf, "
-        "InfVerif and a primitive driver INF hold (see the module's docstring).")
+    parser = argparse.ArgumentParser(prog="inxcheck.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--package", help="the package name (default: each file's name without .inx): "
                         "the INF installs <package>.sys")
     parser.add_argument("files", nargs="+", type=Path, metavar="FILE.inx")
