@@ -183,7 +183,7 @@ def newer_python(pip: list[str], pin: Pin, cwd: str) -> list[str]:
 
 
 def newer_npm(npm: list[str], pin: Pin, cwd: str) -> list[str]:
-    """`npm view NAME versions --json` lists every release, oldest first."""
+    """`npm view NAME versions --json` lists every release, oldest first; a release pin is offered no pre-release."""
     out = run(npm + ["view", pin.name, "versions", "--json"], cwd)
     try:
         versions = json.loads(out)
@@ -192,9 +192,7 @@ def newer_npm(npm: list[str], pin: Pin, cwd: str) -> list[str]:
     versions = [versions] if isinstance(versions, str) else versions
     if pin.version not in versions:
         raise RuntimeError(f"the npm registry does not list {pin.name} {pin.version}")
-    later = versions[versions.index(pin.version) + 1:]
-    stable = "-" not in pin.version
-    return [v for v in reversed(later) if not (stable and "-" in v)]
+    return [v for v in reversed(versions[versions.index(pin.version) + 1:]) if "-" in pin.version or "-" not in v]
 
 
 def ask(pins: list[Pin], cargo: str, pip: str, npm: str) -> tuple[int, int]:
@@ -244,7 +242,6 @@ def main(argv: list[str] | None = None) -> int:
     except (PinError, OSError, UnicodeDecodeError) as error:
         print(f"check-upstream: {error}", file=sys.stderr)
         return 2
-    newer = failed = 0
     if args.list:
         for pin in pins:
             exact = "" if pin.exact else " (a range, not an exact pin)"
