@@ -46,17 +46,14 @@ def find_symbols(dump: M.Minidump, dirs: list[Path]) -> dict:
                        "image memory): its PDB cannot be matched")
     pdb_name = Path(cv.pdb_name.replace("\\", "/")).name or PDB
     seen, pdb_dir = [], None
-    for d in dirs:
-        candidate = d / pdb_name
-        if not candidate.is_file():
-            continue
+    for candidate in (d / pdb_name for d in dirs if (d / pdb_name).is_file()):
         try:
             guid, age = M.pdb_identity(candidate)
         except M.BadDump as e:
             seen.append(str(e))
             continue
         if (guid, age) == (cv.guid, cv.age):
-            pdb_dir = d
+            pdb_dir = candidate.parent
             break
         seen.append(f"{candidate} is GUID {M.CodeView(guid, age, '').guid_text} age {age}")
     want = f"GUID {cv.guid_text} age {cv.age}"
