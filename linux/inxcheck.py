@@ -73,8 +73,7 @@ def decode(data: bytes) -> str:
         raise InxError("UTF-16 big-endian (FE FF byte order mark): an INF is UTF-16LE (FF FE) or ASCII")
     if data.startswith(b"\xef\xbb\xbf"):
         raise InxError("UTF-8 with a byte order mark: an INF is UTF-16LE with a byte order mark, or ASCII")
-    bad = next((i for i, b in enumerate(data) if b >= 0x80), None)
-    if bad is not None:
+    if (bad := next((i for i, b in enumerate(data) if b >= 0x80), None)) is not None:
         raise InxError(f"byte {data[bad]:#04x} at offset {bad:#x} is not ASCII and the file has no UTF-16LE "
                        "byte order mark: an INF with non-ASCII text must be UTF-16LE with a byte order mark")
     return data.decode("ascii")
@@ -89,8 +88,7 @@ def parse(text: str) -> tuple[dict[str, Section], list[Finding]]:
     for number, raw in enumerate(text.splitlines(), 1):
         body = BEFORE_COMMENT.match(raw).group(0).strip()
         if pending:
-            body, number = pending + body, pending_number
-            pending = ""
+            body, number, pending = pending + body, pending_number, ""
         if body.endswith("\\"):  # a line continuation
             pending, pending_number = body[:-1], number
             continue
@@ -344,8 +342,7 @@ class Checker:
                 for target, source, number in self.files_of(name, line.number):
                     if source.lower() not in listed:
                         self.add(number, "references", f"{source} is copied but [SourceDisksFiles] does not list it")
-                    if target.lower() == f"{self.package}.sys".lower():
-                        copied_sys = True
+                    copied_sys |= target.lower() == f"{self.package}.sys".lower()
                     if dirid == DIRID_DRIVER_STORE and target.lower() != source.lower():
                         self.add(number, "universal", f"{source} is renamed to {target} in DIRID 13: CopyFiles "
                                  "may not rename a file copied to the driver store")
