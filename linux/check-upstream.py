@@ -71,10 +71,7 @@ def cargo_pins(root: Path) -> list[Pin]:
             manifest = tomllib.loads(path.read_text())
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
             raise PinError(f"{rel(root, path)}: {error}") from None
-        tables = [manifest.get(t, {}) for t in DEP_TABLES]
-        for target in manifest.get("target", {}).values():
-            tables += [target.get(t, {}) for t in DEP_TABLES]
-        for table in tables:
+        for table in (m.get(t, {}) for m in [manifest, *manifest.get("target", {}).values()] for t in DEP_TABLES):
             for name, spec in table.items():
                 if isinstance(spec, dict):
                     if "path" in spec or "git" in spec or "workspace" in spec:
