@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
 # -- inside lldb ---------------------------------------------------------------------------------
 
 
-def _run(debugger, command: str) -> str:
+def _run(debugger, command: str) -> None:
     """Runs an lldb command and prints it the way lldb's prompt shows it, with its output."""
     import lldb
 
@@ -145,7 +145,6 @@ def _run(debugger, command: str) -> str:
         print(out.rstrip("\n"), flush=True)
     if not ret.Succeeded():
         raise RuntimeError(f"`{command}` failed: {out.strip()}")
-    return out
 
 
 def _step(seed: str, what: str) -> None:

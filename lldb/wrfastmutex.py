@@ -39,9 +39,8 @@ class Runtime(namedtuple("Runtime", "name evidence records_owner")):
 def recognise(dump: M.Minidump) -> Runtime:
     """The runtime, from the dump: tdemu names itself in a comment stream; Wine's ntoskrnl.exe
     carries "Wine builtin DLL" in its DOS header (read from the dump's memory); else Windows."""
-    for comment in dump.comments:
-        if comment.startswith("tdemu"):
-            return Runtime("tdemu", f"comment stream: {comment.splitlines()[0][:100]!r}", True)
+    if comment := next((c for c in dump.comments if c.startswith("tdemu")), None):
+        return Runtime("tdemu", f"comment stream: {comment.splitlines()[0][:100]!r}", True)
     nt = dump.module("ntoskrnl.exe")
     if nt is not None:
         marker = dump.read(nt.base + 0x40, 16)
