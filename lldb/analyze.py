@@ -76,7 +76,7 @@ def find_symbols(dump: M.Minidump, dirs: list[Path]) -> dict:
 
 
 def check(argv: list[str] | None) -> dict:
-    """Parses and checks everything before lldb runs; raises BadInput."""
+    """Parses and checks everything before lldb runs; raises BadInput or M.BadDump."""
     p = argparse.ArgumentParser(
         prog="analyze-dump.sh", description="The seed's WinDbg walk-through with lldb-19 on a minidump of the "
         f"process that hosts {DRIVER}, with the {PDB} matching the dump, found beside it or in --symbols DIRs.",
@@ -93,10 +93,7 @@ def check(argv: list[str] | None) -> dict:
     if bad := [d for d in args.symbols if not Path(d).is_dir()]:
         raise BadInput(f"--symbols {bad[0]}: not a directory")
     dirs = [Path(d).resolve() for d in args.symbols]
-    try:
-        dump = M.read_minidump(args.dump)
-    except M.BadDump as e:
-        raise BadInput(str(e)) from None
+    dump = M.read_minidump(args.dump)
     dirs.append(dump.path.resolve().parent)
     info = find_symbols(dump, list(dict.fromkeys(dirs)))
     search = list(dict.fromkeys([info["sys_dir"], info["pdb_dir"], *map(str, dirs)]))
@@ -112,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         info = check(argv)
     except SystemExit as e:
         return int(e.code)
-    except BadInput as e:
+    except (BadInput, M.BadDump) as e:
         print(f"analyze-dump: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
     env = dict(os.environ, **{ENV: json.dumps(info)})
