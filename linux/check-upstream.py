@@ -1,20 +1,11 @@
 #!/usr/bin/env python3
 """Lists the newer releases of every version the project pins (run by linux/check-upstream.sh).
 
-The pins, read from the repository:
-  crates.io  the dependencies of every Cargo.toml (not path ones), the crates of Makefile.toml's
-             load_script, the workflows' CARGO_MAKE_VERSION and CARGO_WDK_VERSION;
-  PyPI       `name==version` lines of every requirements*.txt;
-  npm        the dependencies and devDependencies of every package.json.
-Each is looked up with its registry's own client (`cargo info NAME@VERSION`, `pip index versions
-NAME`, `npm view NAME versions --json`); a pin that is a range is flagged. Pins no registry
-reachable here serves are named, with the reason (the workflow's WDK, LLVM and Rust toolchain,
-the actions' commit SHAs).
-
-Usage: check-upstream.py [--root DIR] (--list | --cargo CARGO --pip PIP --npm NPM)
-Exit: 0 every pin checked and none newer, 1 newer releases listed, 2 bad usage or a pin file
-that cannot be read (nothing is asked then), 3 a registry did not answer for some pin (named;
-the others are still listed).
+The pins: on crates.io, the dependencies of every Cargo.toml (not path ones), the crates of
+Makefile.toml's load_script, the workflows' CARGO_MAKE_VERSION and CARGO_WDK_VERSION; on PyPI, the
+`name==version` lines of every requirements*.txt; on npm, the dependencies of every package.json.
+Each is asked of its registry's own client; a range is flagged; the pins no registry reachable here
+serves are named with the reason (the workflow's WDK, LLVM and Rust toolchain, the actions' SHAs).
 """
 
 from __future__ import annotations
@@ -80,10 +71,7 @@ def cargo_pins(root: Path) -> list[Pin]:
             manifest = tomllib.loads(path.read_text())
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
             raise PinError(f"{rel(root, path)}: {error}") from None
-        tables = [manifest.get(t, {}) for t in DEP_TABLES]
-        for target in manifest.get("target", {}).values():
-            tables += [target.get(t, {}) for t in DEP_TABLES]
-        for table in tables:
+        for table in (m.get(t, {}) for m in [manifest, *manifest.get("target", {}).values()] for t in DEP_TABLES):
             for name, spec in table.items():
                 if isinstance(spec, dict):
                     if "path" in spec or "git" in spec or "workspace" in spec:
@@ -152,12 +140,10 @@ def collect(root: Path) -> tuple[list[Pin], list[Unchecked]]:
     pins, unchecked = workflow_pins(root)
     merged: dict[tuple[str, str, str], Pin] = {}
     for pin in cargo_pins(root) + python_pins(root) + npm_pins(root) + pins:
-        key = (pin.registry, pin.name.lower(), pin.version)
-        if key in merged:
-            merged[key].where += [w for w in pin.where if w not in merged[key].where]
-            merged[key].exact &= pin.exact
-        else:
-            merged[key] = pin
+        first = merged.setdefault((pin.registry, pin.name.lower(), pin.version), pin)
+        if first is not pin:  # the same pin in another file
+            first.where += [w for w in pin.where if w not in first.where]
+            first.exact &= pin.exact
     return sorted(merged.values(), key=lambda p: (p.registry, p.name.lower(), p.version)), unchecked
 
 
@@ -194,7 +180,7 @@ def newer_python(pip: list[str], pin: Pin, cwd: str) -> list[str]:
 
 
 def newer_npm(npm: list[str], pin: Pin, cwd: str) -> list[str]:
-    """`npm view NAME versions --json` lists every release, oldest first."""
+    """`npm view NAME versions --json` lists every release, oldest first; a release pin is offered no pre-release."""
     out = run(npm + ["view", pin.name, "versions", "--json"], cwd)
     try:
         versions = json.loads(out)
@@ -203,9 +189,7 @@ def newer_npm(npm: list[str], pin: Pin, cwd: str) -> list[str]:
     versions = [versions] if isinstance(versions, str) else versions
     if pin.version not in versions:
         raise RuntimeError(f"the npm registry does not list {pin.name} {pin.version}")
-    later = versions[versions.index(pin.version) + 1:]
-    stable = "-" not in pin.version
-    return [v for v in reversed(later) if not (stable and "-" in v)]
+    return [v for v in reversed(versions[versions.index(pin.version) + 1:]) if "-" in pin.version or "-" not in v]
 
 
 def ask(pins: list[Pin], cargo: str, pip: str, npm: str) -> tuple[int, int]:
@@ -234,7 +218,11 @@ def ask(pins: list[Pin], cargo: str, pip: str, npm: str) -> tuple[int, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="check-upstream.py", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="check-upstream.py", description=__doc__.split("\n\n")[0],
+        epilog="Exit: 0 every pin checked and none newer, 1 newer releases listed, 2 bad usage or a pin file "
+        "that cannot be read (nothing is asked then), 3 a registry did not answer for some pin (named; the "
+        "others are still listed).")
     parser.add_argument("--root", type=Path, default=Path(__file__).resolve().parents[1],
                         help="the repository (default: this script's)")
     parser.add_argument("--list", action="store_true", help="only list the pins found; ask no registry")
@@ -251,7 +239,6 @@ def main(argv: list[str] | None = None) -> int:
     except (PinError, OSError, UnicodeDecodeError) as error:
         print(f"check-upstream: {error}", file=sys.stderr)
         return 2
-    newer = failed = 0
     if args.list:
         for pin in pins:
             exact = "" if pin.exact else " (a range, not an exact pin)"

@@ -1,14 +1,12 @@
 #!/usr/bin/env python3
-"""Checks a driver package's INX on Linux against the rules the Windows package flows rely on.
+"""Checks a driver package's INX on Linux for what stampinf and InfVerif (run by the Windows package
+flows, failing the build) would reject. It is not InfVerif; its rules and their names (encoding,
+stampinf, version, primitive, universal, dirid13, references): docs/windows.md, "The package and its INF".
 
     python3 linux/inxcheck.py [--package NAME] FILE.inx...
 
-Both flows (`cargo wdk build`, `cargo make default`) run stampinf, inf2cat and InfVerif on it,
-and a failing InfVerif fails the build; none of them runs on Linux. The rules checked, from
-Microsoft's published ones, and their names (encoding, stampinf, version, primitive, universal,
-dirid13, references): docs/windows.md, "The package and its INF". It is not InfVerif.
-Exit status: 0 when every file passes, 1 when a rule fails (each finding printed as
-FILE:LINE: [rule] message), 2 for bad usage or a file that cannot be read. Writes nothing.
+Exit: 0 every file passes, 1 a rule fails (each finding printed as FILE:LINE: [rule] message),
+2 bad usage or a file that cannot be read. Writes nothing.
 """
 
 from __future__ import annotations
@@ -17,7 +15,6 @@ import argparse
 import re
 import sys
 from collections import namedtuple
-from dataclasses import dataclass, field
 from pathlib import Path
 
 DIRID_DRIVER_STORE = "13"
@@ -36,26 +33,21 @@ GUID = re.compile(r"^\{[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{
 PLACEHOLDER = re.compile(r"\$[A-Za-z_ ]+\$")
 STRING_TOKEN = re.compile(r"%([^%]*)%")
 QUOTED = re.compile(r'^"(.*)"$', re.DOTALL)
-BEFORE_COMMENT = re.compile(r'(?:[^";]|"[^"]*(?:"|$))*')  # a quote left open runs to the end of the line
+# The text before a ';' outside double quotes (a quote left open runs to the end of the line).
+BEFORE_COMMENT = re.compile(r'(?:[^";]|"[^"]*(?:"|$))*')
 
 
 class InxError(Exception):
     """The file cannot be checked at all (unreadable, undecodable)."""
 
 
-@dataclass
-class Line:
-    number: int
-    key: str | None  # lower-cased, None for a line without '='
-    value: str  # the raw text right of '=' (or the whole line), comment removed, stripped
-    name: str = ""  # the key as written
+class Line(namedtuple("Line", "number key value name", defaults=("",))):
+    """`key` lower-cased (None for a line without '='), `value` the text right of '=' (or the whole line),
+    comment removed, stripped, `name` the key as written."""
 
 
-@dataclass
-class Section:
-    name: str  # as written
-    number: int
-    lines: list[Line] = field(default_factory=list)
+class Section(namedtuple("Section", "name number lines")):
+    """A section: its name as written, its header's line number, its Lines."""
 
     def values(self, key: str) -> list[Line]:
         return [line for line in self.lines if line.key == key]
@@ -81,16 +73,10 @@ def decode(data: bytes) -> str:
         raise InxError("UTF-16 big-endian (FE FF byte order mark): an INF is UTF-16LE (FF FE) or ASCII")
     if data.startswith(b"\xef\xbb\xbf"):
         raise InxError("UTF-8 with a byte order mark: an INF is UTF-16LE with a byte order mark, or ASCII")
-    bad = next((i for i, b in enumerate(data) if b >= 0x80), None)
-    if bad is not None:
+    if (bad := next((i for i, b in enumerate(data) if b >= 0x80), None)) is not None:
         raise InxError(f"byte {data[bad]:#04x} at offset {bad:#x} is not ASCII and the file has no UTF-16LE "
                        "byte order mark: an INF with non-ASCII text must be UTF-16LE with a byte order mark")
     return data.decode("ascii")
-
-
-def strip_comment(text: str) -> str:
-    """The text before a ';' that is not inside double quotes."""
-    return BEFORE_COMMENT.match(text).group(0)
 
 
 def parse(text: str) -> tuple[dict[str, Section], list[Finding]]:
@@ -98,13 +84,11 @@ def parse(text: str) -> tuple[dict[str, Section], list[Finding]]:
     sections: dict[str, Section] = {}
     findings: list[Finding] = []
     current: Section | None = None
-    pending = ""
-    pending_number = 0
+    pending, pending_number = "", 0
     for number, raw in enumerate(text.splitlines(), 1):
-        body = strip_comment(raw).strip()
+        body = BEFORE_COMMENT.match(raw).group(0).strip()
         if pending:
-            body, number = pending + body, pending_number
-            pending = ""
+            body, number, pending = pending + body, pending_number, ""
         if body.endswith("\\"):  # a line continuation
             pending, pending_number = body[:-1], number
             continue
@@ -116,7 +100,7 @@ def parse(text: str) -> tuple[dict[str, Section], list[Finding]]:
                 current = None
                 continue
             name = body[1:-1].strip()
-            current = sections.setdefault(name.lower(), Section(name, number))
+            current = sections.setdefault(name.lower(), Section(name, number, []))
             continue
         if current is None:
             findings.append(Finding(number, "references", f"{body!r} is outside any section"))
@@ -134,12 +118,9 @@ def fields(value: str) -> list[str]:
     return [QUOTED.sub(r"\1", part.strip()) for part in value.split(",")]
 
 
-@dataclass
-class Decoration:
-    """A section's platform decoration: NT<arch>[.major[.minor[.ProductType[.SuiteMask[.build]]]]]."""
-    arch: str  # '' (plain NT), '$ARCH$' or an architecture
-    version: tuple[int, int, int] | None  # (major, minor, build) when a TargetOSVersion is given
-    product_or_suite: bool
+# A section's platform decoration, NT<arch>[.major[.minor[.ProductType[.SuiteMask[.build]]]]]: `arch` is ''
+# (plain NT), '$ARCH$' or an architecture; `version` (major, minor, build) when a TargetOSVersion is given.
+Decoration = namedtuple("Decoration", "arch version product_or_suite")
 
 
 def decoration_of(suffix: str) -> Decoration | None:
@@ -163,8 +144,7 @@ def decoration_of(suffix: str) -> Decoration | None:
 
 class Checker:
     def __init__(self, sections: dict[str, Section], package: str):
-        self.s = sections
-        self.package = package
+        self.s, self.package = sections, package
         # The files of the package folder an INF may install (besides the INF and catalog).
         self.package_files = [f"{package}.sys", f"{package}.pdb"]
         self.findings: list[Finding] = []
@@ -193,16 +173,14 @@ class Checker:
         return STRING_TOKEN.sub(one, value)
 
     def check_strings(self) -> None:
-        for section in self.s.values():
-            if section.name.lower() == "strings":
-                continue
-            for line in section.lines:
+        for key, section in self.s.items():
+            for line in section.lines if key != "strings" else []:
                 self.expand(line.value, line.number)
 
     # ------------------------------------------------------------------ stampinf
     def check_placeholders(self, text: str) -> None:
         for number, raw in enumerate(text.splitlines(), 1):
-            code = strip_comment(raw)
+            code = BEFORE_COMMENT.match(raw).group(0)
             for m in PLACEHOLDER.finditer(code):
                 token = m.group(0)
                 if token.upper() == "$WINDOWS NT$" and re.match(r"\s*signature\s*=", code, re.IGNORECASE):
@@ -237,12 +215,11 @@ class Checker:
 
     # ------------------------------------------------------------------ primitive driver
     def install_sections(self) -> list[tuple[Section, Decoration | None]]:
-        out = []
-        for key, section in self.s.items():
-            if key.startswith("defaultinstall") and not key.endswith(".services"):
-                suffix = section.name[len("DefaultInstall"):]
-                out.append((section, decoration_of(suffix[1:]) if suffix.startswith(".") else None))
-        return out
+        """[DefaultInstall*] sections but .Services ones, with the decoration after 'DefaultInstall.'."""
+        decorated = "defaultinstall."
+        return [(section, decoration_of(section.name[len(decorated):]) if key.startswith(decorated) else None)
+                for key, section in self.s.items()
+                if key.startswith("defaultinstall") and not key.endswith(".services")]
 
     def check_primitive(self) -> list[tuple[Section, Decoration]]:
         manufacturer = self.section("Manufacturer")
@@ -269,8 +246,7 @@ class Checker:
                     self.add(section.number, "primitive", f"[{section.name}]: a primitive driver has no "
                              "DefaultUninstall section unless it holds LegacyUninstall=1")
             if key.startswith("defaultinstall") and key.endswith(".services"):
-                base = key[: -len(".services")]
-                if base not in self.s:
+                if key[:-len(".services")] not in self.s:
                     self.add(section.number, "references", f"[{section.name}] belongs to no [{section.name[:-9]}] "
                              "section, so Windows never processes it (its decoration must match the install "
                              "section's exactly)")
@@ -305,12 +281,10 @@ class Checker:
                          "writes registry values under HKR only")
 
     # ------------------------------------------------------------------ files and DIRID 13
-    def destination(self, file_list: str) -> tuple[list[str], int] | None:
+    def destination(self, file_list: str) -> list[str] | None:
         dirs = self.section("DestinationDirs")
-        if dirs is None:
-            return None
-        found = dirs.first(file_list.lower()) or dirs.first("defaultdestdir")
-        return (fields(found.value), found.number) if found else None
+        found = dirs and (dirs.first(file_list.lower()) or dirs.first("defaultdestdir"))
+        return fields(found.value) if found else None
 
     def copies(self, section: Section) -> list[tuple[str, list[str], Line]]:
         """(file-list section or @file, destination fields, the CopyFiles line) for each copy."""
@@ -324,7 +298,7 @@ class Checker:
                     self.add(line.number, "references", f"CopyFiles={name}: no DestinationDirs entry for it "
                              "and no DefaultDestDir")
                     continue
-                out.append((name, dest[0], line))
+                out.append((name, dest, line))
         return out
 
     def files_of(self, name: str, number: int) -> list[tuple[str, str, int]]:
@@ -335,13 +309,9 @@ class Checker:
         if file_list is None:
             self.add(number, "references", f"CopyFiles names [{name}], which does not exist")
             return []
-        out = []
-        for line in file_list.lines:
-            entry = fields(line.value if line.key is None else f"{line.key}={line.value}")
-            dest = entry[0]
-            source = entry[1] if len(entry) > 1 and entry[1] else dest
-            out.append((dest, source, line.number))
-        return out
+        entries = [(fields(line.value if line.key is None else f"{line.key}={line.value}") + [""], line.number)
+                   for line in file_list.lines]
+        return [(entry[0], entry[1] or entry[0], number) for entry, number in entries]
 
     def check_files(self, installs: list[tuple[Section, Decoration]]) -> None:
         disks = self.section("SourceDisksNames")
@@ -372,8 +342,7 @@ class Checker:
                 for target, source, number in self.files_of(name, line.number):
                     if source.lower() not in listed:
                         self.add(number, "references", f"{source} is copied but [SourceDisksFiles] does not list it")
-                    if target.lower() == f"{self.package}.sys".lower():
-                        copied_sys = True
+                    copied_sys |= target.lower() == f"{self.package}.sys".lower()
                     if dirid == DIRID_DRIVER_STORE and target.lower() != source.lower():
                         self.add(number, "universal", f"{source} is renamed to {target} in DIRID 13: CopyFiles "
                                  "may not rename a file copied to the driver store")
@@ -443,9 +412,7 @@ def check(path: Path, package: str | None = None) -> list[Finding]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="inxcheck.py", description="Checks driver package INX files against the rules stampinf, "
-        "InfVerif and a primitive driver INF hold (see the module's docstring).")
+    parser = argparse.ArgumentParser(prog="inxcheck.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--package", help="the package name (default: each file's name without .inx): "
                         "the INF installs <package>.sys")
     parser.add_argument("files", nargs="+", type=Path, metavar="FILE.inx")

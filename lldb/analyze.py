@@ -1,22 +1,14 @@
-"""The seed's WinDbg walk-through, run with lldb-19 on a minidump of TestDriver.sys's host.
+"""The seed's WinDbg walk-through, run with lldb-19 on a minidump of TestDriver.sys's host
+(`bash linux/analyze-dump.sh FILE.dmp [--symbols DIR]...` runs it; the steps: lldb/README.md).
 
-    python3 lldb/analyze.py FILE.dmp [--symbols DIR]...      (bash linux/analyze-dump.sh runs it)
-
-Checks the dump first, with the standard library only (minidump.py): it must exist, be a
-complete minidump with a TestDriver.sys module, and a TestDriver.pdb matching that module's
-CodeView record (and the TestDriver.sys it describes) must be beside it or in a --symbols DIR.
-Then it runs lldb-19 once: this file is imported into lldb, where the `seed-walkthrough`
-command prints each step of the seed's session as the lldb command run and its output.
-
-Exit codes: 3 a thread of TestDriver.sys waits in ExAcquireFastMutex (the deadlock shown),
-0 none does, 2 bad input or usage (a message; nothing written), 1 anything else (lldb failed).
-Python's lldb module only loads inside lldb-19 on Debian 12 (python3-lldb-19 links
-`_lldb` to a liblldb.so that only liblldb-19-dev ships), hence the two halves.
+The inputs are checked in plain Python (minidump.py), then lldb-19 runs once with this file imported:
+Python's lldb module only loads inside lldb-19 on Debian 12, hence the two halves.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -53,19 +45,15 @@ def find_symbols(dump: M.Minidump, dirs: list[Path]) -> dict:
         raise BadInput(f"{dump.path}: the dump holds no CodeView record of {DRIVER} (no CvRecord and no "
                        "image memory): its PDB cannot be matched")
     pdb_name = Path(cv.pdb_name.replace("\\", "/")).name or PDB
-    seen = []
-    pdb_dir = None
-    for d in dirs:
-        candidate = d / pdb_name
-        if not candidate.is_file():
-            continue
+    seen, pdb_dir = [], None
+    for candidate in (d / pdb_name for d in dirs if (d / pdb_name).is_file()):
         try:
             guid, age = M.pdb_identity(candidate)
         except M.BadDump as e:
             seen.append(str(e))
             continue
-        if guid == cv.guid and age == cv.age:
-            pdb_dir = d
+        if (guid, age) == (cv.guid, cv.age):
+            pdb_dir = candidate.parent
             break
         seen.append(f"{candidate} is GUID {M.CodeView(guid, age, '').guid_text} age {age}")
     want = f"GUID {cv.guid_text} age {cv.age}"
@@ -74,17 +62,13 @@ def find_symbols(dump: M.Minidump, dirs: list[Path]) -> dict:
         raise BadInput(f"no {pdb_name} matching the dump's {DRIVER} ({want}) in {where}"
                        + (f": {'; '.join(seen)}" if seen else "")
                        + f" (put the build's {pdb_name} and {DRIVER} beside the dump, or pass --symbols DIR)")
-    sys_dir = None
-    for d in [pdb_dir, *dirs]:
-        candidate = d / DRIVER
-        if candidate.is_file():
-            try:
-                stamp, size, _ = M.file_identity(candidate)
-            except M.BadDump:
-                continue
-            if (stamp, size) == (module.timestamp, module.size):
-                sys_dir = d
-                break
+
+    def same_image(d: Path) -> bool:
+        with contextlib.suppress(M.BadDump):
+            return (d / DRIVER).is_file() and M.file_identity(d / DRIVER) == (module.timestamp, module.size)
+        return False
+
+    sys_dir = next((d for d in [pdb_dir, *dirs] if same_image(d)), None)
     if sys_dir is None:
         raise BadInput(f"no {DRIVER} with the dump's TimeDateStamp 0x{module.timestamp:x} and SizeOfImage "
                        f"0x{module.size:x} beside {pdb_dir / pdb_name}: lldb needs the image with its PDB")
@@ -92,9 +76,13 @@ def find_symbols(dump: M.Minidump, dirs: list[Path]) -> dict:
 
 
 def check(argv: list[str] | None) -> dict:
-    """Parses and checks everything before lldb runs; raises BadInput."""
-    p = argparse.ArgumentParser(prog="analyze-dump.sh", description="The seed's WinDbg walk-through with lldb "
-                                "on a minidump of the process that hosts TestDriver.sys.")
+    """Parses and checks everything before lldb runs; raises BadInput or M.BadDump."""
+    p = argparse.ArgumentParser(
+        prog="analyze-dump.sh", description="The seed's WinDbg walk-through with lldb-19 on a minidump of the "
+        f"process that hosts {DRIVER}, with the {PDB} matching the dump, found beside it or in --symbols DIRs.",
+        epilog=f"Exit: 3 the dump shows the deadlock (a thread of {DRIVER} waits in ExAcquireFastMutex), 0 it "
+        "does not, 2 bad input (missing file, not a minidump, truncated, no TestDriver.sys module, no matching "
+        "PDB: a message, nothing written), 1 other.")
     p.add_argument("dump", help="the minidump (e.g. report/wine/TestDriver.dmp)")
     p.add_argument("--symbols", action="append", default=[], metavar="DIR",
                    help="a directory with TestDriver.sys and TestDriver.pdb (default: the dump's own directory)")
@@ -102,22 +90,16 @@ def check(argv: list[str] | None) -> dict:
         args = p.parse_args(argv)
     except SystemExit as e:
         raise SystemExit(EXIT_BAD_INPUT if e.code else EXIT_COMPLETED) from None
-    dirs = []
-    for d in args.symbols:
-        if not Path(d).is_dir():
-            raise BadInput(f"--symbols {d}: not a directory")
-        dirs.append(Path(d).resolve())
-    try:
-        dump = M.read_minidump(args.dump)
-    except M.BadDump as e:
-        raise BadInput(str(e)) from None
+    if bad := [d for d in args.symbols if not Path(d).is_dir()]:
+        raise BadInput(f"--symbols {bad[0]}: not a directory")
+    dirs = [Path(d).resolve() for d in args.symbols]
+    dump = M.read_minidump(args.dump)
     dirs.append(dump.path.resolve().parent)
     info = find_symbols(dump, list(dict.fromkeys(dirs)))
     search = list(dict.fromkeys([info["sys_dir"], info["pdb_dir"], *map(str, dirs)]))
     if WINE_PE_DIR.is_dir():  # Wine's PE modules (symbols of ntoskrnl.exe, ntdll.dll, ...)
         search.append(str(WINE_PE_DIR))
-    size = dump.path.stat().st_size
-    info.update(dump=str(dump.path.resolve()), search=search, size=size, threads=len(dump.threads),
+    info.update(dump=str(dump.path.resolve()), search=search, size=dump.path.stat().st_size, threads=len(dump.threads),
                 modules=len(dump.modules), full_memory=dump.full_memory)
     return info
 
@@ -127,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         info = check(argv)
     except SystemExit as e:
         return int(e.code)
-    except BadInput as e:
+    except (BadInput, M.BadDump) as e:
         print(f"analyze-dump: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
     env = dict(os.environ, **{ENV: json.dumps(info)})
@@ -148,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
 # -- inside lldb ---------------------------------------------------------------------------------
 
 
-def _run(debugger, command: str) -> str:
+def _run(debugger, command: str) -> None:
     """Runs an lldb command and prints it the way lldb's prompt shows it, with its output."""
     import lldb
 
@@ -160,12 +142,10 @@ def _run(debugger, command: str) -> str:
         print(out.rstrip("\n"), flush=True)
     if not ret.Succeeded():
         raise RuntimeError(f"`{command}` failed: {out.strip()}")
-    return out
 
 
 def _step(seed: str, what: str) -> None:
-    print()
-    print(f"-- WinDbg `{seed}` -> {what}")
+    print(f"\n-- WinDbg `{seed}` -> {what}")
 
 
 def walkthrough(debugger) -> int:
@@ -191,8 +171,7 @@ def walkthrough(debugger) -> int:
     if not waiters:
         _step("!thread", f"no thread waits: the threads that are left")
         _run(debugger, "thread list")
-        print()
-        print(f"No deadlock in this dump: no thread of {DRIVER} waits in ExAcquireFastMutex "
+        print(f"\nNo deadlock in this dump: no thread of {DRIVER} waits in ExAcquireFastMutex "
               f"(analysed in {time.monotonic() - t0:.1f} s).")
         return 0
     # The seed looks at the owner's stack; where the runtime records no owner, the first waiter's.
@@ -213,16 +192,14 @@ def walkthrough(debugger) -> int:
     _run(debugger, f"frame select {first.wait_frame}")
     _run(debugger, "register read")
     if first.mutex is None:
-        print()
-        print("The mutex address is not known for this thread: dt nt!_FAST_MUTEX is skipped.")
+        print("\nThe mutex address is not known for this thread: dt nt!_FAST_MUTEX is skipped.")
     else:
         _step(f"dt nt!_FAST_MUTEX {first.mutex:#x}", "the mutex's bytes, decoded with the runtime's meaning")
         if process.ReadMemory(first.mutex, W.FAST_MUTEX_SIZE, lldb.SBError()):
             _run(debugger, f"memory read --size 8 --format x --count 7 {first.mutex:#x}")
         _run(debugger, f"fastmutex {first.mutex:#x}")
     mutexes = sorted({w.mutex for w in waiters if w.mutex is not None})
-    print()
-    print(f"Deadlock shown by the dump: {len(waiters)} thread(s) of {DRIVER} wait in ExAcquireFastMutex "
+    print(f"\nDeadlock shown by the dump: {len(waiters)} thread(s) of {DRIVER} wait in ExAcquireFastMutex "
           f"({', '.join(w.caller for w in waiters)})"
           + (f" on {', '.join(f'0x{m:x}' for m in mutexes)}" if mutexes else "")
           + f" (analysed in {time.monotonic() - t0:.1f} s).")

@@ -1,36 +1,27 @@
 """A small reader of Microsoft's minidump format (minidumpapiset.h), standard library only.
 
-It checks a file before lldb opens it (lldb takes a truncated or foreign file
-without a clear word) and reads what lldb's Python API does not expose: each
-thread's TEB field (tdemu writes its emulated ETHREAD there), the modules'
-CodeView records (which PDB matches), the comment streams, and memory.
-
-Every offset and size is checked against the file: a truncated dump is a
-`BadDump`, never a short read.
+It checks a file before lldb opens it and reads what lldb's Python API does not expose: each
+thread's TEB field, the modules' CodeView records, the comment streams. Every offset and size is
+checked against the file: a truncated dump is a `BadDump`, never a short read.
 """
 
 from __future__ import annotations
 
 import struct
+from collections import namedtuple
 from dataclasses import dataclass, field
 from pathlib import Path
 
 SIGNATURE = b"MDMP"
-THREAD_LIST, MODULE_LIST, MEMORY_LIST, SYSTEM_INFO, MEMORY64_LIST = 3, 4, 5, 7, 9
-COMMENT_A, COMMENT_W = 10, 11
+THREAD_LIST, MODULE_LIST, MEMORY_LIST, MEMORY64_LIST, COMMENT_A, COMMENT_W = 3, 4, 5, 9, 10, 11  # stream types
 
 
 class BadDump(ValueError):
     """The file is not a usable minidump (the message says why)."""
 
 
-@dataclass
-class CodeView:
+class CodeView(namedtuple("CodeView", "guid age pdb_name")):
     """An RSDS CodeView record: the PDB a module was linked with."""
-
-    guid: bytes
-    age: int
-    pdb_name: str
 
     @property
     def guid_text(self) -> str:
@@ -38,25 +29,15 @@ class CodeView:
         return f"{d1:08X}-{d2:04X}-{d3:04X}-{self.guid[8:10].hex().upper()}-{self.guid[10:].hex().upper()}"
 
 
-@dataclass
-class Module:
-    base: int
-    size: int
-    timestamp: int
-    name: str  # the full path the dump records
-    codeview: CodeView | None
+class Module(namedtuple("Module", "base size timestamp name codeview")):
+    """A MINIDUMP_MODULE: `name` is the full path the dump records; `codeview` a CodeView or None."""
 
     @property
     def file_name(self) -> str:
         return self.name.replace("\\", "/").rsplit("/", 1)[-1]
 
 
-@dataclass
-class Thread:
-    tid: int
-    teb: int
-    stack_start: int
-    stack_size: int
+Thread = namedtuple("Thread", "tid teb")  # tdemu writes its emulated ETHREAD in the TEB field
 
 
 @dataclass
@@ -81,30 +62,34 @@ class Minidump:
         return None
 
 
+def _within(data: bytes, offset: int, size: int, what: str) -> None:
+    if offset < 0 or offset + size > len(data):
+        raise BadDump(f"truncated: {what} at offset 0x{offset:x} ({size} bytes) ends past the end of the "
+                      f"file ({len(data)} bytes)")
+
+
 def _u(fmt: str, data: bytes, offset: int, what: str):
-    if offset < 0 or offset + struct.calcsize(fmt) > len(data):
-        raise BadDump(f"truncated: {what} at offset 0x{offset:x} ends past the end of the file "
-                      f"({len(data)} bytes)")
+    _within(data, offset, struct.calcsize(fmt), what)
     return struct.unpack_from(fmt, data, offset)
 
 
 def _string(data: bytes, rva: int) -> str:
     (length,) = _u("<I", data, rva, "a module name")
-    if rva + 4 + length > len(data):
-        raise BadDump(f"truncated: a module name at 0x{rva:x} ends past the end of the file")
+    _within(data, rva + 4, length, "a module name")
     return data[rva + 4:rva + 4 + length].decode("utf-16-le", "replace")
 
 
+def _rsds(raw: bytes | None) -> CodeView | None:
+    """An RSDS CodeView record ('RSDS', GUID, age, the PDB's path), else None."""
+    if raw is None or len(raw) < 25 or raw[:4] != b"RSDS":
+        return None
+    (age,) = struct.unpack_from("<I", raw, 20)
+    return CodeView(raw[4:20], age, raw[24:].split(b"\0", 1)[0].decode("utf-8", "replace"))
+
+
 def _codeview(data: bytes, size: int, rva: int) -> CodeView | None:
-    if size == 0:
-        return None
-    if rva + size > len(data):
-        raise BadDump(f"truncated: a CodeView record at 0x{rva:x} ends past the end of the file")
-    rec = data[rva:rva + size]
-    if size < 25 or rec[:4] != b"RSDS":
-        return None
-    (age,) = struct.unpack_from("<I", rec, 20)
-    return CodeView(rec[4:20], age, rec[24:].split(b"\0", 1)[0].decode("utf-8", "replace"))
+    _within(data, rva, size, "a CodeView record")
+    return _rsds(data[rva:rva + size]) if size else None
 
 
 def read_minidump(path: str | Path) -> Minidump:
@@ -125,31 +110,29 @@ def read_minidump(path: str | Path) -> Minidump:
     if version & 0xFFFF != 0xA793:
         raise BadDump(f"{path}: not a minidump (version 0x{version & 0xFFFF:04x}, expected 0xa793)")
     dump = Minidump(path)
-    streams: dict[int, tuple[int, int]] = {}
-    for i in range(nstreams):
-        kind, size, rva = _u("<III", data, dir_rva + 12 * i, f"stream directory entry {i}")
-        if rva + size > len(data):
-            raise BadDump(f"{path}: truncated: stream {i} (type {kind}) ends at 0x{rva + size:x}, "
-                          f"the file at 0x{len(data):x}")
-        if kind and kind not in streams:
-            streams[kind] = (size, rva)
     try:
-        _streams(data, streams, dump)
+        _streams(data, nstreams, dir_rva, dump)
     except BadDump as e:
         raise BadDump(f"{path}: {e}") from None
     return dump
 
 
-def _streams(data: bytes, streams: dict[int, tuple[int, int]], dump: Minidump) -> None:
+def _streams(data: bytes, nstreams: int, dir_rva: int, dump: Minidump) -> None:
+    streams: dict[int, tuple[int, int]] = {}  # the first stream of each type: (size, rva)
+    for i in range(nstreams):
+        kind, size, rva = _u("<III", data, dir_rva + 12 * i, f"stream directory entry {i}")
+        _within(data, rva, size, f"stream {i} (type {kind})")
+        if kind and kind not in streams:
+            streams[kind] = (size, rva)
     if THREAD_LIST not in streams or MODULE_LIST not in streams:
         raise BadDump("no thread list or no module list: not a process dump lldb can read")
     _, rva = streams[THREAD_LIST]
     (n,) = _u("<I", data, rva, "the thread list")
     for i in range(n):
         tid, _, _, _, teb, start, size, mrva, csize, crva = _u("<IIIIQQIIII", data, rva + 4 + 48 * i, f"thread {i}")
-        if mrva + size > len(data) or crva + csize > len(data):
-            raise BadDump(f"truncated: thread 0x{tid:x}'s stack or context ends past the end of the file")
-        dump.threads.append(Thread(tid, teb, start, size))
+        _within(data, mrva, size, f"thread 0x{tid:x}'s stack")
+        _within(data, crva, csize, f"thread 0x{tid:x}'s context")
+        dump.threads.append(Thread(tid, teb))
         if size:
             dump.ranges.append((start, size, mrva))
     _, rva = streams[MODULE_LIST]
@@ -164,9 +147,7 @@ def _streams(data: bytes, streams: dict[int, tuple[int, int]], dump: Minidump) -
         n, offset = _u("<QQ", data, rva, "the memory list")
         for i in range(n):
             start, size = _u("<QQ", data, rva + 16 + 16 * i, f"memory range {i}")
-            if offset + size > len(data):
-                raise BadDump(f"truncated: memory range {i} (0x{start:x}, {size} bytes) ends at "
-                              f"0x{offset + size:x}, the file at 0x{len(data):x}")
+            _within(data, offset, size, f"memory range {i} (0x{start:x})")
             dump.ranges.append((start, size, offset))
             offset += size
         dump.full_memory = True
@@ -175,8 +156,7 @@ def _streams(data: bytes, streams: dict[int, tuple[int, int]], dump: Minidump) -
         (n,) = _u("<I", data, rva, "the memory list")
         for i in range(n):
             start, size, mrva = _u("<QII", data, rva + 4 + 16 * i, f"memory range {i}")
-            if mrva + size > len(data):
-                raise BadDump(f"truncated: memory range {i} ends past the end of the file")
+            _within(data, mrva, size, f"memory range {i} (0x{start:x})")
             dump.ranges.append((start, size, mrva))
     for kind, encoding in ((COMMENT_A, "latin-1"), (COMMENT_W, "utf-16-le")):
         if kind in streams:
@@ -197,32 +177,27 @@ def pdb_identity(path: str | Path) -> tuple[bytes, int]:
         if block not in (512, 1024, 2048, 4096) or nblocks * block > len(data):
             raise BadDump(f"{path}: truncated or damaged PDB (block size {block}, {nblocks} blocks)")
 
-        def blocks(indices: list[int], size: int) -> bytes:
+        def blocks(indices, size: int) -> bytes:
             return b"".join(data[i * block:(i + 1) * block] for i in indices)[:size]
 
-        ndir = -(-dir_bytes // block)
-        dir_blocks = list(struct.unpack_from(f"<{ndir}I", data, map_block * block))
-        directory = blocks(dir_blocks, dir_bytes)
+        directory = blocks(struct.unpack_from(f"<{-(-dir_bytes // block)}I", data, map_block * block), dir_bytes)
         (nstreams,) = struct.unpack_from("<I", directory, 0)
-        sizes = struct.unpack_from(f"<{nstreams}I", directory, 4)
-        at = 4 + 4 * nstreams
-        for i, size in enumerate(sizes):
-            size = 0 if size == 0xFFFFFFFF else size
-            n = -(-size // block)
-            if i == 1:
-                info = blocks(list(struct.unpack_from(f"<{n}I", directory, at)), size)
-                _, _, age = struct.unpack_from("<III", info, 0)
-                return info[12:28], age
-            at += 4 * n
+        if nstreams > 1:  # the info stream's block list follows stream 0's
+            sizes = [0 if s == 0xFFFFFFFF else s for s in struct.unpack_from("<2I", directory, 4)]
+            n0, n1 = (-(-s // block) for s in sizes)
+            info = blocks(struct.unpack_from(f"<{n1}I", directory, 4 + 4 * nstreams + 4 * n0), sizes[1])
+            _, _, age = struct.unpack_from("<III", info, 0)
+            return info[12:28], age
     except struct.error:
         pass
     raise BadDump(f"{path}: truncated or damaged PDB (no info stream)")
 
 
 def pe_identity(read, mapped: bool) -> tuple[int, int, CodeView | None]:
-    """(TimeDateStamp, SizeOfImage, CodeView) of a PE32+ image. `read(offset, size)` reads the image
-    as mapped in memory (`mapped`: debug data found by its RVA) or as a file (by its file pointer);
-    it returns None or short bytes past what it holds. Raises BadDump when it is no PE32+ image."""
+    """(TimeDateStamp, SizeOfImage, CodeView) of a PE32+ image. `read(offset, size)` reads the image;
+    it returns None or short bytes past what it holds. The CodeView record is looked for only in an
+    image `mapped` in memory (its debug data found by RVA), else None. Raises BadDump when it is no
+    PE32+ image."""
     def get(fmt: str, offset: int):
         raw = read(offset, struct.calcsize(fmt))
         if raw is None or len(raw) < struct.calcsize(fmt):
@@ -241,27 +216,18 @@ def pe_identity(read, mapped: bool) -> tuple[int, int, CodeView | None]:
     (size_of_image,) = get("<I", opt + 56)
     debug_rva, debug_size = get("<II", opt + 112 + 8 * 6)
     codeview = None
-    if debug_rva and debug_size:
-        if not mapped:  # the debug directory's file offset: find its section
-            nsect, opt_size = get("<H", pe + 6)[0], get("<H", pe + 20)[0]
-            for i in range(nsect):
-                vsize, vaddr, _, raw_ptr = get("<IIII", pe + 24 + opt_size + 40 * i + 8)
-                if vaddr <= debug_rva < vaddr + max(vsize, 1):
-                    debug_rva = debug_rva - vaddr + raw_ptr
-                    break
-        for i in range(debug_size // 28):
-            kind, size, rva, ptr = get("<IIII", debug_rva + 28 * i + 12)
-            if kind == 2 and size >= 25:  # IMAGE_DEBUG_TYPE_CODEVIEW
-                raw = read(rva if mapped else ptr, size)
-                if raw is not None and len(raw) == size and raw[:4] == b"RSDS":
-                    (age,) = struct.unpack_from("<I", raw, 20)
-                    codeview = CodeView(raw[4:20], age, raw[24:].split(b"\0", 1)[0].decode("utf-8", "replace"))
+    for i in range(debug_size // 28 if mapped and debug_rva else 0):
+        kind, size, rva, _ = get("<IIII", debug_rva + 28 * i + 12)
+        if kind == 2:  # IMAGE_DEBUG_TYPE_CODEVIEW
+            raw = read(rva, size)
+            codeview = _rsds(raw if raw is not None and len(raw) == size else None) or codeview
     return stamp, size_of_image, codeview
 
 
-def file_identity(path: str | Path) -> tuple[int, int, CodeView | None]:
+def file_identity(path: str | Path) -> tuple[int, int]:
+    """(TimeDateStamp, SizeOfImage) of a PE32+ file."""
     data = Path(path).read_bytes()
-    return pe_identity(lambda offset, size: data[offset:offset + size], mapped=False)
+    return pe_identity(lambda offset, size: data[offset:offset + size], mapped=False)[:2]
 
 
 def module_codeview(dump: Minidump, module: Module) -> CodeView | None:

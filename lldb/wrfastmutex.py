@@ -4,11 +4,7 @@
     (lldb) wrfastmutex            # ~ !WrFastMutex: threads waiting in ExAcquireFastMutex, their mutex, caller, owner
     (lldb) fastmutex ADDRESS      # ~ dt nt!_FAST_MUTEX ADDRESS, decoded with the runtime's own meaning
 
-The dump is any minidump lldb opens with `target create --core` (a full-memory
-dump of Wine's winedevice.exe, tdemu's dump of its emulated kernel). The
-runtime is recognised from the dump itself (see `recognise`), never passed in.
-How a waiter, its frame and its mutex are found is the interface tdemu's dump
-writer relies on: lldb/README.md states it.
+The runtime is recognised from the dump itself; what a dump must offer: lldb/README.md.
 """
 
 from __future__ import annotations
@@ -16,7 +12,7 @@ from __future__ import annotations
 import os
 import struct
 import sys
-from dataclasses import dataclass, field
+from collections import namedtuple
 
 import lldb
 
@@ -31,13 +27,9 @@ FAST_MUTEX_SIZE = 0x38
 MUTEX_VARIABLES = ("mutex", "FastMutex", "fast_mutex", "file_mutex")
 
 
-@dataclass
-class Runtime:
-    """What kind of kernel wrote the dump, and which FAST_MUTEX fields it keeps."""
-
-    name: str  # "Wine", "tdemu", "Windows"
-    evidence: str
-    records_owner: bool  # Owner, Contention and OldIrql are written by its ExAcquireFastMutex
+class Runtime(namedtuple("Runtime", "name evidence records_owner")):
+    """What kind of kernel wrote the dump ("Wine", "tdemu", "Windows"), why it is taken for it, and
+    whether its ExAcquireFastMutex writes Owner, Contention and OldIrql."""
 
     @property
     def wine(self) -> bool:
@@ -47,9 +39,8 @@ class Runtime:
 def recognise(dump: M.Minidump) -> Runtime:
     """The runtime, from the dump: tdemu names itself in a comment stream; Wine's ntoskrnl.exe
     carries "Wine builtin DLL" in its DOS header (read from the dump's memory); else Windows."""
-    for comment in dump.comments:
-        if comment.startswith("tdemu"):
-            return Runtime("tdemu", f"comment stream: {comment.splitlines()[0][:100]!r}", True)
+    if comment := next((c for c in dump.comments if c.startswith("tdemu")), None):
+        return Runtime("tdemu", f"comment stream: {comment.splitlines()[0][:100]!r}", True)
     nt = dump.module("ntoskrnl.exe")
     if nt is not None:
         marker = dump.read(nt.base + 0x40, 16)
@@ -88,9 +79,12 @@ def _start(frame: lldb.SBFrame, target: lldb.SBTarget) -> int | None:
     return None if load == lldb.LLDB_INVALID_ADDRESS else load
 
 
+def module_name(frame: lldb.SBFrame) -> str:
+    return frame.GetModule().GetFileSpec().GetFilename() or "?"
+
+
 def module_stem(frame: lldb.SBFrame) -> str:
-    name = frame.GetModule().GetFileSpec().GetFilename() or "?"
-    return name.rsplit(".", 1)[0]
+    return module_name(frame).rsplit(".", 1)[0]
 
 
 def location(frame: lldb.SBFrame, target: lldb.SBTarget) -> str:
@@ -103,25 +97,15 @@ def location(frame: lldb.SBFrame, target: lldb.SBTarget) -> str:
 
 def source_line(frame: lldb.SBFrame) -> str | None:
     le = frame.GetLineEntry()
-    if not le.IsValid() or not le.GetFileSpec().GetFilename():
-        return None
-    return f"{le.GetFileSpec().GetFilename()}:{le.GetLine()}"
+    name = le.GetFileSpec().GetFilename() if le.IsValid() else None
+    return f"{name}:{le.GetLine()}" if name else None
 
 
-@dataclass
-class Waiter:
-    """A driver thread blocked in ExAcquireFastMutex."""
-
-    thread: lldb.SBThread
-    wait_frame: int  # innermost frame of ExAcquireFastMutex: its pc is the real one (inlined frames share it)
-    caller_frame: int  # the TestDriver.sys frame that called it
-    wait_site: str
-    caller: str
-    source: str | None
-    return_address: int
-    mutex: int | None = None
-    mutex_from: list[str] = field(default_factory=list)
-    disagreements: list[str] = field(default_factory=list)
+class Waiter(namedtuple("Waiter", "thread wait_frame wait_site caller source return_address mutex mutex_from "
+                                  "disagreements")):
+    """A driver thread blocked in ExAcquireFastMutex: `wait_frame` is the innermost frame of it (its pc is
+    the real one: inlined frames share it); `mutex` (None if unknown) with the sources that agree on it
+    (`mutex_from`) and those that do not (`disagreements`)."""
 
     @property
     def tid(self) -> int:
@@ -132,16 +116,14 @@ def _mutex_candidates(thread: lldb.SBThread, first: int, caller: int) -> list[tu
     found: list[tuple[int, str]] = []
     for i in range(first, caller + 1):
         frame = thread.GetFrameAtIndex(i)
+        module = module_name(frame)
+        symbols = "TestDriver.pdb" if module.lower() == DRIVER.lower() else f"{module}'s debug info"
         for name in MUTEX_VARIABLES:
             var = frame.FindVariable(name)
-            if var.IsValid() and var.GetError().Success():
-                value = var.GetValueAsUnsigned(0)
-                if value:
-                    module = frame.GetModule().GetFileSpec().GetFilename() or "?"
-                    symbols = "TestDriver.pdb" if module.lower() == DRIVER.lower() else f"{module}'s debug info"
-                    text = f"`{name}` in {module_stem(frame)}!{frame.GetFunctionName()} ({symbols})"
-                    if (value, text) not in found:
-                        found.append((value, text))
+            value = var.GetValueAsUnsigned(0) if var.IsValid() and var.GetError().Success() else 0
+            text = f"`{name}` in {module_stem(frame)}!{frame.GetFunctionName()} ({symbols})"
+            if value and (value, text) not in found:
+                found.append((value, text))
     top = thread.GetFrameAtIndex(0)
     target = thread.GetProcess().GetTarget()
     if first == 0 and _start(top, target) == top.GetPC():
@@ -161,55 +143,36 @@ def find_waiters(process: lldb.SBProcess) -> list[Waiter]:
         if WAIT_FUNCTION not in names:
             continue
         first = names.index(WAIT_FUNCTION)
-        last = first
-        while last + 1 < n and names[last + 1] == WAIT_FUNCTION:
-            last += 1
-        if last + 1 >= n:
+        outer = next((i for i in range(first, n) if names[i] != WAIT_FUNCTION), n)  # the frame that called it
+        caller = thread.GetFrameAtIndex(outer)
+        if outer == n or module_name(caller).lower() != DRIVER.lower():
             continue
-        caller = thread.GetFrameAtIndex(last + 1)
-        if (caller.GetModule().GetFileSpec().GetFilename() or "").lower() != DRIVER.lower():
-            continue
-        w = Waiter(thread, first, last + 1, location(thread.GetFrameAtIndex(first), target),
-                   location(caller, target), source_line(caller), caller.GetPC())
-        candidates = _mutex_candidates(thread, first, last + 1)
-        if candidates:
-            w.mutex = candidates[0][0]
-            w.mutex_from = [src for value, src in candidates if value == w.mutex]
-            w.disagreements = [f"{src} says 0x{value:x}" for value, src in candidates if value != w.mutex]
-        waiters.append(w)
+        candidates = _mutex_candidates(thread, first, outer)
+        mutex = candidates[0][0] if candidates else None
+        waiters.append(Waiter(thread, first, location(thread.GetFrameAtIndex(first), target), location(caller, target),
+                              source_line(caller), caller.GetPC(), mutex,
+                              [src for value, src in candidates if value == mutex],
+                              [f"{src} says 0x{value:x}" for value, src in candidates if value != mutex]))
     return waiters
 
 
 # -- the fields -----------------------------------------------------------------------------
 
 
-@dataclass
-class FastMutex:
-    address: int
-    count: int  # signed
-    owner: int
-    contention: int
-    event_type: int
-    event_signal: int
-    event_flink: int
-    event_blink: int
-    old_irql: int
+class FastMutex(namedtuple("FastMutex", "address count owner contention event_type event_signal event_flink "
+                                        "event_blink old_irql")):
+    """The 0x38 bytes: Count +0x0 (signed), Owner +0x8, Contention +0x10, Event +0x18 (Type, SignalState
+    +0x1C, WaitListHead +0x20), OldIrql +0x30."""
 
     @classmethod
     def parse(cls, address: int, raw: bytes) -> FastMutex:
-        count, owner, contention = struct.unpack_from("<iQI", raw, 0)[0], struct.unpack_from("<Q", raw, 8)[0], \
-            struct.unpack_from("<I", raw, 0x10)[0]
-        etype, esignal = raw[0x18], struct.unpack_from("<i", raw, 0x1C)[0]
-        flink, blink = struct.unpack_from("<QQ", raw, 0x20)
-        (old_irql,) = struct.unpack_from("<I", raw, 0x30)
-        return cls(address, count, owner, contention, etype, esignal, flink, blink, old_irql)
+        return cls(address, *struct.unpack("<i4xQI4xB3xiQQI4x", raw))
 
     def holders_and_waiters(self, runtime: Runtime) -> tuple[bool, int]:
         """(held, waiters) as the runtime's ExAcquireFastMutex counts them."""
         if runtime.wine:  # 1 free; each acquire decrements, a result below 0 waits
             return self.count < 1, max(0, -self.count)
-        # Windows (and tdemu, which keeps Windows's rules): bit 0 set = free, bit 1 = a waiter
-        # was woken, each waiter adds 4
+        # Windows (and tdemu, which keeps its rules): bit 0 set = free, bit 1 = a waiter was woken, +4 a waiter
         return not self.count & 1, self.count >> 2
 
 
@@ -227,12 +190,11 @@ def owner_text(process: lldb.SBProcess, dump: M.Minidump, runtime: Runtime, owne
         return f"not recorded ({runtime.name} does not write Owner)"
     if owner == 0:
         return "none (Owner is 0)"
-    for t in dump.threads:
-        if t.teb == owner:
-            th = process.GetThreadByID(t.tid)
-            idx = f"thread #{th.GetIndexID()} " if th.IsValid() else ""
-            return f"0x{owner:x} = {idx}tid 0x{t.tid:x}"
-    return f"0x{owner:x} (no thread of the dump has this TEB/ETHREAD address)"
+    t = next((t for t in dump.threads if t.teb == owner), None)
+    if t is None:
+        return f"0x{owner:x} (no thread of the dump has this TEB/ETHREAD address)"
+    th = process.GetThreadByID(t.tid)
+    return f"0x{owner:x} = {f'thread #{th.GetIndexID()} ' if th.IsValid() else ''}tid 0x{t.tid:x}"
 
 
 def describe_fields(m: FastMutex, runtime: Runtime, owner: str) -> list[str]:
@@ -240,7 +202,7 @@ def describe_fields(m: FastMutex, runtime: Runtime, owner: str) -> list[str]:
     state = f"{'held' if held else 'free'}, {waiters} waiter{'s' if waiters != 1 else ''}"
     event_type = {0: "NotificationEvent", 1: "SynchronizationEvent"}.get(m.event_type, f"type {m.event_type}")
     if runtime.wine:
-        lines = [
+        return [
             f"   +0x000 Count            : 0n{m.count} (0x{m.count & 0xffffffff:08x})  Wine counts down from 1: "
             f"1 free, 0 held, -N held with N waiters -> {state}",
             f"   +0x008 Owner            : 0x{m.owner:x}  {owner}",
@@ -250,18 +212,16 @@ def describe_fields(m: FastMutex, runtime: Runtime, owner: str) -> list[str]:
             f"WaitListHead.Blink 0x{m.event_blink:x} (Wine: the handle of its event object)",
             f"   +0x030 OldIrql          : {m.old_irql}  not recorded (Wine has no IRQL)",
         ]
-    else:
-        woken = " a waiter was woken," if m.count & 2 else ""
-        lines = [
-            f"   +0x000 Count            : 0n{m.count}  bit 0 (lock) {m.count & 1}: {'free' if not held else 'held'},"
-            f"{woken} waiters (Count >> 2): {waiters}",
-            f"   +0x008 Owner            : 0x{m.owner:x}  {owner.removeprefix(f'0x{m.owner:x} ')}",
-            f"   +0x010 Contention       : {m.contention}  times an acquire had to wait",
-            f"   +0x018 Event            : _KEVENT {event_type}, SignalState {m.event_signal}",
-            f"   +0x030 OldIrql          : {m.old_irql}  the owner's IRQL before its acquire"
-            + (" (PASSIVE_LEVEL)" if m.old_irql == 0 else ""),
-        ]
-    return lines
+    woken = " a waiter was woken," if m.count & 2 else ""
+    return [
+        f"   +0x000 Count            : 0n{m.count}  bit 0 (lock) {m.count & 1}: {'free' if not held else 'held'},"
+        f"{woken} waiters (Count >> 2): {waiters}",
+        f"   +0x008 Owner            : 0x{m.owner:x}  {owner.removeprefix(f'0x{m.owner:x} ')}",
+        f"   +0x010 Contention       : {m.contention}  times an acquire had to wait",
+        f"   +0x018 Event            : _KEVENT {event_type}, SignalState {m.event_signal}",
+        f"   +0x030 OldIrql          : {m.old_irql}  the owner's IRQL before its acquire"
+        + (" (PASSIVE_LEVEL)" if m.old_irql == 0 else ""),
+    ]
 
 
 # -- the commands ----------------------------------------------------------------------------
@@ -280,9 +240,8 @@ def not_recorded(runtime: Runtime) -> str:
         return ("Not recorded by Wine: its ExAcquireFastMutex writes no Owner, Contention or OldIrql (and Wine "
                 "has no IRQL), so no owner can be named: Count (counting down from 1) and the event's "
                 "waiter count say how many wait.")
-    if runtime.name == "tdemu":
-        return "tdemu records Owner, Contention and OldIrql as Windows does."
-    return "Windows records Owner, Contention and OldIrql."
+    return f"{runtime.name} records Owner, Contention and OldIrql" + (
+        " as Windows does." if runtime.name == "tdemu" else ".")
 
 
 def wrfastmutex_lines(debugger: lldb.SBDebugger) -> tuple[list[str], list[Waiter], Runtime, M.Minidump]:
@@ -292,11 +251,9 @@ def wrfastmutex_lines(debugger: lldb.SBDebugger) -> tuple[list[str], list[Waiter
     out = [f"Runtime: {runtime.name} ({runtime.evidence})"]
     if not waiters:
         driver_threads = [t for t in process if any(
-            (t.GetFrameAtIndex(i).GetModule().GetFileSpec().GetFilename() or "").lower() == DRIVER.lower()
-            for i in range(t.GetNumFrames()))]
-        out.append(f"No thread waits in {WAIT_FUNCTION} ({len(driver_threads)} of the dump's "
-                   f"{process.GetNumThreads()} threads have a {DRIVER} frame).")
-        out.append("Count: 0")
+            module_name(t.GetFrameAtIndex(i)).lower() == DRIVER.lower() for i in range(t.GetNumFrames()))]
+        out += [f"No thread waits in {WAIT_FUNCTION} ({len(driver_threads)} of the dump's "
+                f"{process.GetNumThreads()} threads have a {DRIVER} frame).", "Count: 0"]
         return out, waiters, runtime, dump
     rows = [("Thread", "Tid", "Waiting in", "Fast mutex", "Owner", "Caller")]
     for w in waiters:
@@ -308,10 +265,8 @@ def wrfastmutex_lines(debugger: lldb.SBDebugger) -> tuple[list[str], list[Waiter
         rows.append((f"#{w.thread.GetIndexID()}", f"0x{w.tid:x}", w.wait_site,
                      f"0x{w.mutex:x}" if w.mutex is not None else "unknown", owner, caller))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
-    for i, r in enumerate(rows):
-        out.append(" ".join(c.ljust(widths[j]) for j, c in enumerate(r[:-1])) + " " + r[-1])
-        if i == 0:
-            out.append(" ".join("=" * w for w in widths) + " " + "=" * len(r[-1]))
+    rows.insert(1, tuple("=" * w for w in widths) + ("=" * len(rows[0][-1]),))  # the header's underline
+    out += [" ".join(c.ljust(widths[j]) for j, c in enumerate(r[:-1])) + " " + r[-1] for r in rows]
     out.append(f"Count: {len(waiters)}")
     for w in waiters:
         if w.mutex_from:
@@ -320,8 +275,7 @@ def wrfastmutex_lines(debugger: lldb.SBDebugger) -> tuple[list[str], list[Waiter
         else:
             out.append(f"#{w.thread.GetIndexID()}: the mutex is unknown: no frame names it in debug information "
                        f"and the thread is not stopped at {WAIT_FUNCTION}'s entry")
-        for d in w.disagreements:
-            out.append(f"#{w.thread.GetIndexID()}: WARNING: {d}")
+        out += [f"#{w.thread.GetIndexID()}: WARNING: {d}" for d in w.disagreements]
     out.append(not_recorded(runtime))
     return out, waiters, runtime, dump
 
@@ -332,13 +286,16 @@ def wrfastmutex(debugger, command, result, _internal_dict):
     and the owner where the runtime records one."""
     if command.strip():
         result.SetError("wrfastmutex takes no arguments")
-        return
+    else:
+        _reply(result, lambda: wrfastmutex_lines(debugger)[0])
+
+
+def _reply(result, make_lines) -> None:
+    """The lines as the command's output, or the BadDump's message as its error."""
     try:
-        lines = wrfastmutex_lines(debugger)[0]
+        result.AppendMessage("\n".join(make_lines()))
     except M.BadDump as e:
         result.SetError(str(e))
-        return
-    result.AppendMessage("\n".join(lines))
 
 
 def fastmutex_lines(debugger: lldb.SBDebugger, address: int) -> list[str]:
@@ -361,13 +318,9 @@ def fastmutex(debugger, command, result, _internal_dict):
     except ValueError:
         result.SetError(f"fastmutex: expected an address (e.g. 0x34d0f0), got {text!r}")
         return
-    try:
-        result.AppendMessage("\n".join(fastmutex_lines(debugger, address)))
-    except M.BadDump as e:
-        result.SetError(str(e))
+    _reply(result, lambda: fastmutex_lines(debugger, address))
 
 
 def __lldb_init_module(debugger, _internal_dict):
-    module = __name__
-    debugger.HandleCommand(f"command script add -o -f {module}.wrfastmutex wrfastmutex")
-    debugger.HandleCommand(f"command script add -o -f {module}.fastmutex fastmutex")
+    for command in ("wrfastmutex", "fastmutex"):
+        debugger.HandleCommand(f"command script add -o -f {__name__}.{command} {command}")

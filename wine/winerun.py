@@ -19,10 +19,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
+from collections import Counter, namedtuple
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, TypeVar
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "emulator"))
@@ -44,7 +43,6 @@ ERROR_NAMES = {1053: "the service did not respond in time", 1055: "the service d
                1062: "the service has not been started", 1072: "the service is marked for deletion",
                1073: "the service already exists"}
 show = functools.partial(print, flush=True)
-T = TypeVar("T")
 
 
 class WineError(RuntimeError):
@@ -59,24 +57,16 @@ def _call(argv: list[str], env: dict[str, str], timeout: float, **kw) -> subproc
         raise WineError(f"`{Path(argv[0]).name} {' '.join(argv[1:])}` did not return within {timeout:.0f} s") from e
 
 
-def poll(fetch: Callable[[], T], done: Callable[[T], bool], timeout: float, interval: float) -> T:
-    """Calls fetch() every `interval` seconds until done(value) or `timeout` seconds have passed;
-    returns the last value."""
+def poll(fetch, done, timeout: float, interval: float):
+    """fetch() every `interval` seconds until done(value) or `timeout` seconds have passed: the last value."""
     deadline = time.monotonic() + timeout
     while not done(value := fetch()) and time.monotonic() <= deadline:
         time.sleep(interval)
     return value
 
 
-@dataclass
-class Result:
-    """One finished wine command."""
-
-    args: list[str]
-    returncode: int
-    stdout: str
-    stderr: str
-    seconds: float
+class Result(namedtuple("Result", "args returncode stdout stderr seconds")):
+    """One finished wine command: its arguments, exit code, output (text) and duration."""
 
     @property
     def error(self) -> int | None:
@@ -99,16 +89,9 @@ def state_of(sc_output: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
-@dataclass
-class Frame:
-    """One line of a winedbg backtrace."""
-
-    index: int
-    address: int
-    function: str | None
-    offset: int | None
-    module: str
-    source: str | None
+class Frame(namedtuple("Frame", "index address function offset module source")):
+    """One line of a winedbg backtrace; `function` and `offset` are None where winedbg has no symbol,
+    `source` is file:line or None."""
 
     @property
     def name(self) -> str:
@@ -141,22 +124,15 @@ def parse_frame(text: str) -> Frame | None:
     return Frame(index, address, s.group("func"), int(off, 16) if off else None, s.group("mod"), src or None)
 
 
-@dataclass
-class Stack:
-    """A thread's backtrace, as winedbg printed it."""
-
-    pid: int
-    tid: int
-    frames: list[Frame]
+class Stack(namedtuple("Stack", "pid tid frames")):
+    """A thread's backtrace (a list of Frame), as winedbg printed it."""
 
     def driver_frame(self) -> Frame | None:
         """The driver's frame at the first driver return address: winedbg lists inlined functions as
         frames of their own at one address (`acquire+0x8`, then `file_creation_thread+0x6a`); the
         last of them is the real function."""
         first = next((f for f in self.frames if f.module.lower().startswith("testdriver")), None)
-        if first is None:
-            return None
-        return [f for f in self.frames if f.address == first.address and f.module == first.module][-1]
+        return [f for f in self.frames if (f.address, f.module) == (first.address, first.module)][-1] if first else None
 
     def called_routine(self) -> Frame | None:
         """The routine the driver frame called (the outermost frame just above it)."""
@@ -170,12 +146,8 @@ class Stack:
         return drv.function if drv else None
 
 
-@dataclass
-class Files:
+class Files(namedtuple("Files", "temp temp2")):
     """What C:\\Temp and C:\\Temp2 hold: file name -> size."""
-
-    temp: dict[str, int]
-    temp2: dict[str, int]
 
     def moved_ok(self) -> bool:
         return not self.temp and set(self.temp2) == EXPECTED_FILES and all(
@@ -203,14 +175,6 @@ def copy_driver(sys_path: Path, folder: Path) -> list[str]:
             shutil.copyfile(src, folder / name)
             copied.append(name)
     return copied
-
-
-def host_pid_of(driver_lines: list[str]) -> int | None:
-    """The process that loaded TestDriver.sys, from its "Loaded" line among `driver_lines` (driver_log)."""
-    for line in driver_lines:
-        if m := re.match(r"^([0-9a-f]{4,8}):[0-9a-f]{4,8}:trace:loaddll:.*Loaded L\"", line):
-            return int(m.group(1), 16)
-    return None
 
 
 def _du(path: Path) -> int:
@@ -417,8 +381,11 @@ class Prefix(contextlib.AbstractContextManager):
         return dump_dir / DUMP_NAME, r.seconds
 
     def driver_host_pid(self, since: int = 0) -> int | None:
-        """The winedevice.exe that loaded TestDriver.sys after log line `since` (from the log, no winedbg)."""
-        return host_pid_of(self.driver_log(since))
+        """The winedevice.exe that loaded TestDriver.sys after log line `since`, from its "Loaded" line."""
+        for line in self.driver_log(since):
+            if m := re.match(r"^([0-9a-f]{4,8}):[0-9a-f]{4,8}:trace:loaddll:.*Loaded L\"", line):
+                return int(m.group(1), 16)
+        return None
 
     def install(self, sys_path: Path) -> list[str]:
         """Copies the .sys (and the .pdb next to it) to system32\\drivers; returns the names copied."""
@@ -441,10 +408,7 @@ class Prefix(contextlib.AbstractContextManager):
 
     def log(self) -> list[str]:
         """The lines services.exe and winedevice.exe wrote (WINEDEBUG=+loaddll,+pid and errors)."""
-        try:
-            return self.log_path.read_text("utf-8", "replace").splitlines()
-        except FileNotFoundError:
-            return []
+        return self.log_path.read_text("utf-8", "replace").splitlines() if self.log_path.exists() else []
 
     def driver_log(self, since: int = 0) -> list[str]:
         """The log lines about TestDriver.sys from line `since` on (loaded, unloaded)."""
@@ -507,9 +471,8 @@ def run_once(prefix: Prefix, settle: float, wait: float, stacks: bool = True) ->
     if state_of(start.stdout) != RUNNING:
         return Run(start, running, prefix.files(), state=state_of(start.stdout), driver_lines=prefix.driver_log(mark))
     files, last = wait_for_files(prefix, t0, wait, quiet=settle)
-    lines = prefix.driver_log(mark)
-    run = Run(start, running, files, last_file_seconds=last, host_pid=host_pid_of(lines), driver_lines=lines)
-    run.state = prefix.query()[0]
+    run = Run(start, running, files, last_file_seconds=last, driver_lines=prefix.driver_log(mark),
+              host_pid=prefix.driver_host_pid(mark), state=prefix.query()[0])
     if stacks:
         walked = prefix.winedevice_stacks()
         run.host_stacks = walked.get(run.host_pid, []) if run.host_pid else []
@@ -528,16 +491,14 @@ def _show_sc(r: Result, note: str = "") -> None:
     show(f"C:\\> sc.exe {' '.join(r.args[1:])}")
     for line in r.stdout.strip("\n").splitlines() + [e for e in r.stderr.splitlines() if ":err:sc:" in e]:
         show("    " + line)
-    status = "exit 0" if r.returncode == 0 else r.describe_error()
-    show(f"    ({status}, {r.seconds:.2f} s{'; ' + note if note else ''})")
+    show(f"    ({r.describe_error() if r.returncode else 'exit 0'}, {r.seconds:.2f} s{'; ' + note if note else ''})")
 
 
 def _wine_version() -> str:
     with contextlib.suppress(OSError, subprocess.TimeoutExpired):
         out = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "wine64"], capture_output=True,
-                             text=True, timeout=10).stdout.strip()
-        if out:
-            return f"wine64 {out}"
+                             text=True, timeout=10).stdout
+        return f"wine64 {out.strip()}".strip()
     return "wine64"
 
 
@@ -607,10 +568,9 @@ def demo(sys_path: Path, settle: float, wait: float, dump_dir: Path | None = Non
             return _outcome("the service did not reach RUNNING")
         show()
 
-        if run.last_file_seconds is not None:
-            show(f"The 1000th file was in C:\\Temp2 {run.last_file_seconds:.2f} s after sc start was launched.")
-        else:
-            show(f"The folders did not change for {settle:g} s after sc start (checked every 10 ms).")
+        show(f"The 1000th file was in C:\\Temp2 {run.last_file_seconds:.2f} s after sc start was launched."
+             if run.last_file_seconds is not None else
+             f"The folders did not change for {settle:g} s after sc start (checked every 10 ms).")
         show(run.files.summary())
         if run.files.temp2 and run.last_file_seconds is not None:
             show(f"  every file holds {len(FILE_DATA)} bytes of 'Hello, World!\\r\\n' x 100: "
@@ -658,8 +618,7 @@ def demo(sys_path: Path, settle: float, wait: float, dump_dir: Path | None = Non
         show()
         return _outcome(run.outcome)
     finally:
-        show()
-        show("Teardown:")
+        show("\nTeardown:")
         for line in prefix.close():
             show(f"  {line}")
 
