@@ -1,6 +1,8 @@
 /* A worker takes a fast mutex twice (it waits for itself, as the seed's FileCreationThread does);
  * then DriverUnload writes through a NULL pointer. */
 #include <ntddk.h>
+#include "wdk_data.h"
+#include "threads.h"
 
 static FAST_MUTEX g_mutex;
 static volatile LONG *g_nowhere;
@@ -22,14 +24,12 @@ static VOID NTAPI Unload(PDRIVER_OBJECT driver)
 
 NTSTATUS NTAPI DriverEntry(PDRIVER_OBJECT driver, PUNICODE_STRING path)
 {
-    HANDLE thread;
     NTSTATUS status;
     UNREFERENCED_PARAMETER(path);
     ExInitializeFastMutex(&g_mutex);
-    status = PsCreateSystemThread(&thread, THREAD_ALL_ACCESS, NULL, NULL, NULL, Worker, NULL);
+    status = start_thread(Worker, NULL);
     if (!NT_SUCCESS(status))
         return status;
-    ZwClose(thread);
     driver->DriverUnload = Unload;
     return STATUS_SUCCESS;
 }

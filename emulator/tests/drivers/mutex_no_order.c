@@ -4,6 +4,7 @@
 #include <ntifs.h>
 #include <ntstrsafe.h>
 #include "wdk_data.h"
+#include "threads.h"
 
 #ifndef N
 #define N 3
@@ -12,9 +13,12 @@
 static FAST_MUTEX g_mutex;
 static PVOID g_threads[2];
 
-static void path(PWCHAR buf, size_t cch, PCWSTR fmt, int i)
+/* NAME <- FMT with I; US and OA describe it. */
+static void attributes(PWCHAR name, PCWSTR fmt, int i, PUNICODE_STRING us, POBJECT_ATTRIBUTES oa)
 {
-    RtlStringCchPrintfW(buf, cch, fmt, i);
+    RtlStringCchPrintfW(name, 64, fmt, i);
+    RtlInitUnicodeString(us, name);
+    InitializeObjectAttributes(oa, us, OBJ_CASE_INSENSITIVE | OBJ_KERNEL_HANDLE, NULL, NULL);
 }
 
 static VOID NTAPI Creation(PVOID context)
@@ -29,9 +33,7 @@ static VOID NTAPI Creation(PVOID context)
     KeEnterCriticalRegion();
     ExAcquireFastMutexUnsafe(&g_mutex);
     for (i = 0; i < N; i++) {
-        path(name, 64, L"\\DosDevices\\C:\\Temp\\file_%d.txt", i);
-        RtlInitUnicodeString(&us, name);
-        InitializeObjectAttributes(&oa, &us, OBJ_CASE_INSENSITIVE | OBJ_KERNEL_HANDLE, NULL, NULL);
+        attributes(name, L"\\DosDevices\\C:\\Temp\\file_%d.txt", i, &us, &oa);
         if (NT_SUCCESS(ZwCreateFile(&file, GENERIC_WRITE, &oa, &iosb, NULL, FILE_ATTRIBUTE_NORMAL, 0,
                                     FILE_OVERWRITE_IF, FILE_SYNCHRONOUS_IO_NONALERT, NULL, 0))) {
             ZwWriteFile(file, NULL, NULL, NULL, &iosb, (PVOID)"data", 4, NULL, NULL);
@@ -55,13 +57,11 @@ static VOID NTAPI Move(PVOID context)
     KeEnterCriticalRegion();
     ExAcquireFastMutexUnsafe(&g_mutex);
     for (i = 0; i < N; i++) {
-        path(name, 64, L"\\DosDevices\\C:\\Temp\\file_%d.txt", i);
-        RtlInitUnicodeString(&us, name);
-        InitializeObjectAttributes(&oa, &us, OBJ_CASE_INSENSITIVE | OBJ_KERNEL_HANDLE, NULL, NULL);
+        attributes(name, L"\\DosDevices\\C:\\Temp\\file_%d.txt", i, &us, &oa);
         if (!NT_SUCCESS(ZwOpenFile(&file, DELETE | SYNCHRONIZE, &oa, &iosb, 0, FILE_SYNCHRONOUS_IO_NONALERT)))
             continue;
         RtlZeroMemory(&rename, sizeof(rename));
-        path(rename.info.FileName, 64, L"\\DosDevices\\C:\\Temp2\\NewFile_%d.txt", i);
+        RtlStringCchPrintfW(rename.info.FileName, 64, L"\\DosDevices\\C:\\Temp2\\NewFile_%d.txt", i);
         RtlInitUnicodeString(&us, rename.info.FileName);
         rename.info.FileNameLength = us.Length;
         ZwSetInformationFile(file, &iosb, &rename, sizeof(rename), FileRenameInformation);
@@ -81,25 +81,14 @@ static VOID NTAPI Unload(PDRIVER_OBJECT driver)
     }
 }
 
-static NTSTATUS start(PKSTART_ROUTINE routine, PVOID *thread)
-{
-    HANDLE h;
-    NTSTATUS status = PsCreateSystemThread(&h, THREAD_ALL_ACCESS, NULL, NULL, NULL, routine, NULL);
-    if (!NT_SUCCESS(status))
-        return status;
-    status = ObReferenceObjectByHandle(h, SYNCHRONIZE, *WdkPsThreadType, KernelMode, thread, NULL);
-    ZwClose(h);
-    return status;
-}
-
 NTSTATUS NTAPI DriverEntry(PDRIVER_OBJECT driver, PUNICODE_STRING reg)
 {
     NTSTATUS status;
     UNREFERENCED_PARAMETER(reg);
     ExInitializeFastMutex(&g_mutex);
-    status = start(Creation, &g_threads[0]);
+    status = start_thread(Creation, &g_threads[0]);
     if (NT_SUCCESS(status))
-        status = start(Move, &g_threads[1]);
+        status = start_thread(Move, &g_threads[1]);
     if (NT_SUCCESS(status))
         driver->DriverUnload = Unload;
     return status;

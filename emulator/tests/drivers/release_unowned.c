@@ -1,6 +1,8 @@
 /* A worker releases a fast mutex it never acquired (at APC_LEVEL, as ExReleaseFastMutex wants),
  * then acquires it. */
 #include <ntddk.h>
+#include "wdk_data.h"
+#include "threads.h"
 
 static FAST_MUTEX g_mutex;
 
@@ -18,13 +20,8 @@ static VOID NTAPI Worker(PVOID context)
 
 NTSTATUS NTAPI DriverEntry(PDRIVER_OBJECT driver, PUNICODE_STRING path)
 {
-    HANDLE thread;
-    NTSTATUS status;
     UNREFERENCED_PARAMETER(driver);
     UNREFERENCED_PARAMETER(path);
     ExInitializeFastMutex(&g_mutex);
-    status = PsCreateSystemThread(&thread, THREAD_ALL_ACCESS, NULL, NULL, NULL, Worker, NULL);
-    if (NT_SUCCESS(status))
-        ZwClose(thread);
-    return status;
+    return start_thread(Worker, NULL);
 }

@@ -2,6 +2,8 @@
  * ("RPNC") and the panic's file name (pointer, length, not NUL-terminated), line and column.
  * -DUSE=1: a location in the image; 2: no location (all zeros); 3: a file name that is not mapped. */
 #include <ntddk.h>
+#include "wdk_data.h"
+#include "threads.h"
 
 #define RUST_PANIC_BUGCHECK 0x52504E43
 
@@ -30,13 +32,7 @@ static VOID NTAPI Worker(PVOID context)
 
 NTSTATUS NTAPI DriverEntry(PDRIVER_OBJECT driver, PUNICODE_STRING path)
 {
-    HANDLE thread;
-    NTSTATUS status;
     UNREFERENCED_PARAMETER(driver);
     UNREFERENCED_PARAMETER(path);
-    status = PsCreateSystemThread(&thread, THREAD_ALL_ACCESS, NULL, NULL, NULL, Worker, NULL);
-    if (!NT_SUCCESS(status))
-        return status;
-    ZwClose(thread);
-    return STATUS_SUCCESS;
+    return start_thread(Worker, NULL);
 }

@@ -1,5 +1,7 @@
 /* A worker acquires a FAST_MUTEX that DriverEntry never initialised (zeroed memory). */
 #include <ntddk.h>
+#include "wdk_data.h"
+#include "threads.h"
 
 static FAST_MUTEX g_mutex;  /* ExInitializeFastMutex is never called */
 
@@ -12,12 +14,7 @@ static VOID NTAPI Worker(PVOID context)
 
 NTSTATUS NTAPI DriverEntry(PDRIVER_OBJECT driver, PUNICODE_STRING path)
 {
-    HANDLE thread;
-    NTSTATUS status;
     UNREFERENCED_PARAMETER(driver);
     UNREFERENCED_PARAMETER(path);
-    status = PsCreateSystemThread(&thread, THREAD_ALL_ACCESS, NULL, NULL, NULL, Worker, NULL);
-    if (NT_SUCCESS(status))
-        ZwClose(thread);
-    return status;
+    return start_thread(Worker, NULL);
 }
