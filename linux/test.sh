@@ -125,8 +125,11 @@ cargo_checks &
 while [[ ! -e $logs/venv.ready && ! -e $logs/venv.failed ]]; do sleep 0.2; done
 if [[ -e $logs/venv.ready ]] && $builds_ok; then
   # pytest-xdist: the test files spread over two workers; each file stays in one
-  # (test_wine.py's session-scoped Wine prefix serves all of its tests).
+  # (test_wine.py's session-scoped Wine prefix serves all of its tests). They go
+  # in collection order, the longest first (emulator/tests/conftest.py), not
+  # xdist's default order by number of tests, which left the long bindings test last.
   suite "PE checks, Wine, dump analysis and emulated kernel (pytest)" "${pytest[@]}" -n 2 --dist loadfile \
+    --no-loadscope-reorder \
     "${no_build_tests[@]/#/--ignore=}" linux/tests wine/tests lldb/tests emulator/tests docs/test || true
 else
   echo "=== not run: PE checks, Wine and emulated kernel (a build or the emulator's venv failed, above)"

@@ -73,3 +73,16 @@ def cdriver(tmp_path_factory):
             cache[key] = C.build(name, str(out / tag), tuple(hal), defines)
         return cache[key]
     return get
+
+
+# The files that take longest (pytest --durations), longest first: linux/test.sh spreads the files
+# over two workers (pytest-xdist, --dist loadfile) in collection order, and a long file started last
+# runs alone at the end. The bindings test is one long test (it compiles and runs bindgen), so it
+# starts first; test_wine.py mostly waits for Wine and shares the two cores well. The hook orders
+# every file collected beside emulator/tests.
+SLOW_FIRST = ("test_wdk_sys_bindings.py", "test_wine.py", "test_explore.py", "test_verdicts.py", "test_fixed.py")
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: i for i, name in enumerate(SLOW_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(SLOW_FIRST)))  # stable: the rest keep their order
