@@ -16,8 +16,6 @@ _MAP_LINE = re.compile(
     r"^\s*([0-9a-fA-F]{4}):([0-9a-fA-F]{8})\s+(\S+)\s+([0-9a-fA-F]{8,16})\s+(?:f\s+)?(?:i\s+)?(\S.*)?$"
 )
 
-_GNU_LINE = re.compile(r"^\s+0x([0-9a-fA-F]{16})\s+([A-Za-z_][\w$.@]*)\s*$")
-
 
 def _demangle_v0(name: str) -> str | None:
     """Rust v0 mangling, the subset for plain paths: _R N<ns> <path> <ident> | C <ident>."""
@@ -125,11 +123,6 @@ class Symbolizer:
                         continue
                     m = _MAP_LINE.match(line)
                     if not m:
-                        g = _GNU_LINE.match(line)  # GNU ld -Map (mingw builds used during development)
-                        if g and pref is not None:
-                            va = int(g.group(1), 16)
-                            if va >= pref:
-                                syms.setdefault(va - pref, demangle(g.group(2)))
                         continue
                     sec = int(m.group(1), 16)
                     name = m.group(3)
@@ -178,6 +171,7 @@ class Symbolizer:
 UWOP_PUSH_NONVOL, UWOP_ALLOC_LARGE, UWOP_ALLOC_SMALL, UWOP_SET_FPREG = 0, 1, 2, 3
 UWOP_SAVE_NONVOL, UWOP_SAVE_NONVOL_FAR, UWOP_SAVE_XMM128, UWOP_SAVE_XMM128_FAR = 4, 5, 8, 9
 UWOP_PUSH_MACHFRAME = 10
+SLOTS = {UWOP_SAVE_NONVOL: 2, UWOP_SAVE_NONVOL_FAR: 3, UWOP_SAVE_XMM128: 2, UWOP_SAVE_XMM128_FAR: 3}  # 16-bit slots
 GPR_NAMES = ["rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15"]
 
 
@@ -221,42 +215,23 @@ class Unwinder:
                 op = codes[2 * i + 1] & 0xF
                 info = codes[2 * i + 1] >> 4
                 executed = off_in_func >= code_off
-                nslots = 1
-                if op == UWOP_PUSH_NONVOL:
-                    if executed:
-                        regs[GPR_NAMES[info]] = read_u64(regs["rsp"])
-                        regs["rsp"] += 8
-                elif op == UWOP_ALLOC_LARGE:
-                    if info == 0:
-                        size = struct.unpack_from("<H", codes, 2 * (i + 1))[0] * 8
-                        nslots = 2
-                    else:
-                        size = struct.unpack_from("<I", codes, 2 * (i + 1))[0]
-                        nslots = 3
-                    if executed:
-                        regs["rsp"] += size
-                elif op == UWOP_ALLOC_SMALL:
-                    if executed:
-                        regs["rsp"] += info * 8 + 8
-                elif op == UWOP_SET_FPREG:
-                    if executed:
-                        regs["rsp"] = regs[GPR_NAMES[frame_reg]] - frame_off
-                elif op == UWOP_SAVE_NONVOL:
-                    if executed:
-                        o = struct.unpack_from("<H", codes, 2 * (i + 1))[0] * 8
-                        regs[GPR_NAMES[info]] = read_u64(regs["rsp"] + o)
-                    nslots = 2
-                elif op == UWOP_SAVE_NONVOL_FAR:
-                    if executed:
-                        o = struct.unpack_from("<I", codes, 2 * (i + 1))[0]
-                        regs[GPR_NAMES[info]] = read_u64(regs["rsp"] + o)
-                    nslots = 3
-                elif op == UWOP_SAVE_XMM128:
-                    nslots = 2
-                elif op == UWOP_SAVE_XMM128_FAR:
-                    nslots = 3
-                elif op == UWOP_PUSH_MACHFRAME:
+                if op == UWOP_PUSH_MACHFRAME:
                     return None
+                nslots = (2 if info == 0 else 3) if op == UWOP_ALLOC_LARGE else SLOTS.get(op, 1)
+                # the operand in the next slot(s): a 16-bit count of 8-byte units, or a 32-bit byte count
+                operand = (0 if nslots == 1 else struct.unpack_from("<H", codes, 2 * i + 2)[0] * 8 if nslots == 2
+                           else struct.unpack_from("<I", codes, 2 * i + 2)[0])
+                if not executed:
+                    pass
+                elif op == UWOP_PUSH_NONVOL:
+                    regs[GPR_NAMES[info]] = read_u64(regs["rsp"])
+                    regs["rsp"] += 8
+                elif op in (UWOP_ALLOC_LARGE, UWOP_ALLOC_SMALL):
+                    regs["rsp"] += operand if op == UWOP_ALLOC_LARGE else info * 8 + 8
+                elif op == UWOP_SET_FPREG:
+                    regs["rsp"] = regs[GPR_NAMES[frame_reg]] - frame_off
+                elif op in (UWOP_SAVE_NONVOL, UWOP_SAVE_NONVOL_FAR):
+                    regs[GPR_NAMES[info]] = read_u64(regs["rsp"] + operand)
                 i += nslots
             if flags & 0x4:  # UNW_FLAG_CHAININFO
                 idx = (count + 1) & ~1
