@@ -16,6 +16,8 @@ import hashlib
 import struct
 from dataclasses import dataclass, field
 
+import pefile
+
 MINIDUMP_SIGNATURE = 0x504D444D  # 'MDMP'
 MINIDUMP_VERSION = 0xA793
 # MINIDUMP_STREAM_TYPE
@@ -186,25 +188,26 @@ def build(d: Dump) -> bytes:
     mod_list = struct.pack("<I", len(entries)) + b"".join(entries)
     streams.append((MODULE_LIST_STREAM, len(mod_list), blob.add(mod_list)))
 
-    # The Memory64List data goes last (its BaseRva is 64-bit; everything else must stay below 4 GiB),
-    # so the threads' stack descriptors are laid out against where that data will be.
+    # The Memory64List data goes last (its BaseRva is 64-bit; everything else must stay below 4 GiB), so
+    # the thread list, whose stack descriptors point into that data, is filled in once it is laid out.
     contexts = [blob.add(context_record(t.registers), 16) for t in d.threads]
     names = [blob.add(_minidump_string(t.name)) for t in d.threads]
     thread_list_size = 4 + THREAD_SIZE * len(d.threads)
-    names_size = 4 + 12 * len(d.threads)
+    thread_list_rva = blob.add(bytes(thread_list_size))
+    streams.append((THREAD_LIST_STREAM, thread_list_size, thread_list_rva))
+    # MINIDUMP_THREAD_NAME_LIST: ThreadId, RvaOfThreadName (64-bit) for each thread
+    name_list = struct.pack("<I", len(d.threads)) + b"".join(
+        struct.pack("<IQ", t.tid, rva_) for t, rva_ in zip(d.threads, names))
+    streams.append((THREAD_NAMES_STREAM, len(name_list), blob.add(name_list)))
     mem_list_size = 16 + 16 * len(ranges)
-    # where the list streams and the data will land, in the order they are added below
-    rva = len(blob.buf)
-    thread_list_rva = rva + (-rva % 4)
-    rva = thread_list_rva + thread_list_size
-    names_rva = rva + (-rva % 4)
-    rva = names_rva + names_size
-    mem_list_rva = rva + (-rva % 8)
-    data_rva = mem_list_rva + mem_list_size
+    mem_list_rva = blob.add(bytes(mem_list_size), 8)
+    blob.buf[mem_list_rva:] = struct.pack("<QQ", len(ranges), mem_list_rva + mem_list_size) + b"".join(
+        struct.pack("<QQ", r.base, len(r.data)) for r in ranges)
+    streams.append((MEMORY64_LIST_STREAM, mem_list_size, mem_list_rva))
     mem_rvas = []
     for r in ranges:
-        mem_rvas.append(data_rva)
-        data_rva += len(r.data)
+        mem_rvas.append(len(blob.buf))
+        blob.buf += r.data
 
     threads = []
     for t, ctx_rva in zip(d.threads, contexts):
@@ -217,23 +220,8 @@ def build(d: Dump) -> bytes:
             stack = struct.pack("<QII", sp, min(avail, t.stack_base - sp), off)
         threads.append(struct.pack("<IIIIQ", t.tid, 0, 0x20, t.priority, t.teb) + stack
                        + struct.pack("<II", CONTEXT_SIZE, ctx_rva))
-    thread_list = struct.pack("<I", len(threads)) + b"".join(threads)
-    assert blob.add(thread_list) == thread_list_rva
-    streams.append((THREAD_LIST_STREAM, len(thread_list), thread_list_rva))
-
-    # MINIDUMP_THREAD_NAME_LIST: ThreadId, RvaOfThreadName (64-bit) for each thread
-    name_list = struct.pack("<I", len(d.threads)) + b"".join(
-        struct.pack("<IQ", t.tid, rva_) for t, rva_ in zip(d.threads, names))
-    assert blob.add(name_list) == names_rva
-    streams.append((THREAD_NAMES_STREAM, len(name_list), names_rva))
-
-    mem_list = struct.pack("<QQ", len(ranges), mem_list_rva + mem_list_size) + b"".join(
-        struct.pack("<QQ", r.base, len(r.data)) for r in ranges)
-    assert blob.add(mem_list, 8) == mem_list_rva
-    streams.append((MEMORY64_LIST_STREAM, len(mem_list), mem_list_rva))
+    blob.buf[thread_list_rva:thread_list_rva + thread_list_size] = struct.pack("<I", len(threads)) + b"".join(threads)
     out = blob.buf
-    for r in ranges:
-        out += r.data
 
     assert len(streams) == n_streams
     flags = MINI_DUMP_WITH_FULL_MEMORY  # no handle data, no ThreadInfoList: the flags claim only what is there
@@ -269,49 +257,17 @@ IMAGE_DEBUG_TYPE_CODEVIEW = 2
 def pe_identity(data: bytes) -> tuple[int, int, int, bytes]:
     """(TimeDateStamp, CheckSum, SizeOfImage, CodeView record) of a PE32+ image file; the record is
     b"" when the image has none."""
-    pe = struct.unpack_from("<I", data, 0x3C)[0]
-    if data[pe:pe + 4] != b"PE\0\0":
-        raise DumpError("not a PE image")
-    nsec, stamp = struct.unpack_from("<HI", data, pe + 6)
-    opt_size = struct.unpack_from("<H", data, pe + 20)[0]
-    opt = pe + 24
-    if struct.unpack_from("<H", data, opt)[0] != 0x20B:
+    try:
+        pe = pefile.PE(data=data, fast_load=True)
+        pe.parse_data_directories(directories=[pefile.DIRECTORY_ENTRY["IMAGE_DIRECTORY_ENTRY_DEBUG"]])
+    except pefile.PEFormatError as e:
+        raise DumpError(f"not a PE image: {e}") from None
+    if pe.OPTIONAL_HEADER.Magic != pefile.OPTIONAL_HEADER_MAGIC_PE_PLUS:
         raise DumpError("not a PE32+ image")
-    size_of_image = struct.unpack_from("<I", data, opt + 56)[0]
-    checksum = struct.unpack_from("<I", data, opt + 64)[0]
-    ndirs = struct.unpack_from("<I", data, opt + 108)[0]
-    if ndirs <= 6:
-        return stamp, checksum, size_of_image, b""
-    dbg_rva, dbg_size = struct.unpack_from("<II", data, opt + 112 + 8 * 6)
-    sections = [struct.unpack_from("<IIII", data, opt + opt_size + 40 * i + 8) for i in range(nsec)]
-
-    def offset(rva: int) -> int | None:
-        for vsize, vaddr, raw_size, raw_ptr in sections:
-            if vaddr <= rva < vaddr + max(vsize, raw_size):
-                return raw_ptr + rva - vaddr
-        return None
-
-    off = offset(dbg_rva) if dbg_rva else None
-    if off is None:
-        return stamp, checksum, size_of_image, b""
-    for i in range(dbg_size // 28):
-        _c, _t, _ma, _mi, kind, size, _rva, ptr = struct.unpack_from("<IIHHIIII", data, off + 28 * i)
-        if kind == IMAGE_DEBUG_TYPE_CODEVIEW and data[ptr:ptr + 4] == b"RSDS":
-            return stamp, checksum, size_of_image, bytes(data[ptr:ptr + size])
-    return stamp, checksum, size_of_image, b""
-
-
-def _pe_checksum(data: bytearray, checksum_offset: int) -> int:
-    """The PE image checksum (as CheckSumMappedFile computes it)."""
-    total = 0
-    padded = bytes(data) + b"\0" * (len(data) % 2)
-    for i in range(0, len(padded), 2):
-        if checksum_offset <= i < checksum_offset + 4:
-            continue
-        total += padded[i] | padded[i + 1] << 8
-        total = (total & 0xFFFF) + (total >> 16)
-    total = (total & 0xFFFF) + (total >> 16)
-    return (total + len(data)) & 0xFFFFFFFF
+    cv = next((data[d.struct.PointerToRawData:d.struct.PointerToRawData + d.struct.SizeOfData]
+               for d in getattr(pe, "DIRECTORY_ENTRY_DEBUG", []) if d.struct.Type == IMAGE_DEBUG_TYPE_CODEVIEW
+               and data[d.struct.PointerToRawData:d.struct.PointerToRawData + 4] == b"RSDS"), b"")
+    return pe.FILE_HEADER.TimeDateStamp, pe.OPTIONAL_HEADER.CheckSum, pe.OPTIONAL_HEADER.SizeOfImage, bytes(cv)
 
 
 @dataclass
@@ -404,6 +360,5 @@ def stub_image(name: str, base: int, code_base: int, code: bytes, routines: list
                      0, 0, 0x40000040)
     img[code_rva:code_rva + len(code)] = code
     img[rdata_rva:rdata_rva + len(rd)] = rd
-    checksum_offset = opt + 64
-    struct.pack_into("<I", img, checksum_offset, _pe_checksum(img, checksum_offset))
+    struct.pack_into("<I", img, opt + 64, pefile.PE(data=bytes(img), fast_load=True).generate_checksum())
     return bytes(img)
