@@ -234,25 +234,20 @@ def _alloc(k, size: int, tag: int, zero: bool):
     return addr
 
 
-@ex.export(max_irql=DISPATCH_LEVEL)
-def ExAllocatePool2(k):
-    flags, size, tag = k.cpu.args(3)
-    return _alloc(k, size, tag, not flags & POOL_FLAG_UNINITIALIZED)
+def _allocate(k, name: str, tag: int | None):
+    """ExAllocatePool2(Flags, ...), ExAllocatePoolWithTag(PoolType, ...): NumberOfBytes, Tag; ExAllocatePool
+    has no tag ('None')."""
+    flags, size, tag_arg = k.cpu.args(3)
+    return _alloc(k, size, tag_arg if tag is None else tag,
+                  name == "ExAllocatePool2" and not flags & POOL_FLAG_UNINITIALIZED)
 
 
-@ex.export(max_irql=DISPATCH_LEVEL)
-def ExAllocatePoolWithTag(k):
-    _ptype, size, tag = k.cpu.args(3)
-    return _alloc(k, size, tag, False)
+ex.export_each(_allocate, {"ExAllocatePool2": (None,), "ExAllocatePoolWithTag": (None,),
+                           "ExAllocatePool": (0x656E6F4E,)}, max_irql=DISPATCH_LEVEL)
 
 
-@ex.export(max_irql=DISPATCH_LEVEL)
-def ExAllocatePool(k):
-    _ptype, size = k.cpu.args(2)
-    return _alloc(k, size, 0x656E6F4E, False)
-
-
-def _free(k, p: int):
+def _free(k, _name: str):
+    p = k.cpu.arg0()
     t = k.sched.current
     site = k.ret_site()
     e = k.ex.pool.pop(p, None)
@@ -271,11 +266,4 @@ def _free(k, p: int):
     return None
 
 
-@ex.export(max_irql=DISPATCH_LEVEL, footprint=everything)
-def ExFreePoolWithTag(k):
-    return _free(k, k.cpu.arg0())
-
-
-@ex.export(max_irql=DISPATCH_LEVEL, footprint=everything)
-def ExFreePool(k):
-    return _free(k, k.cpu.arg0())
+ex.export_each(_free, {"ExFreePoolWithTag": (), "ExFreePool": ()}, max_irql=DISPATCH_LEVEL, footprint=everything)

@@ -291,16 +291,15 @@ def _at_dispatch(k, fn: str) -> None:
                     k.ret_site(), t)
 
 
-@ke.export(max_irql=DISPATCH_LEVEL, footprint=arg0_object)
-def KeAcquireSpinLockAtDpcLevel(k):
-    _at_dispatch(k, "KeAcquireSpinLockAtDpcLevel")
-    return spin_acquire(k, k.cpu.arg0(), "KeAcquireSpinLockAtDpcLevel")
+def _at_dpc_level(k, name: str, op):
+    """Ke(Acquire|Release)SpinLock(AtDpcLevel|FromDpcLevel): the caller is at DISPATCH_LEVEL already."""
+    _at_dispatch(k, name)
+    return op(k, k.cpu.arg0(), name)
 
 
-@ke.export(max_irql=DISPATCH_LEVEL, footprint=arg0_object)
-def KeReleaseSpinLockFromDpcLevel(k):
-    _at_dispatch(k, "KeReleaseSpinLockFromDpcLevel")
-    spin_release(k, k.cpu.arg0(), "KeReleaseSpinLockFromDpcLevel")
+ke.export_each(_at_dpc_level, {"KeAcquireSpinLockAtDpcLevel": (spin_acquire,),
+                               "KeReleaseSpinLockFromDpcLevel": (spin_release,)},
+               max_irql=DISPATCH_LEVEL, footprint=arg0_object)
 
 
 @ke.export(max_irql=DISPATCH_LEVEL, footprint=arg0_object)
