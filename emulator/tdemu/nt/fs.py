@@ -37,16 +37,16 @@ FILE_DIRECTORY_FILE = 0x1
 FILE_NON_DIRECTORY_FILE = 0x40
 
 
+GENERIC_MAPPING = {GENERIC_READ: FILE_GENERIC_READ, GENERIC_WRITE: FILE_GENERIC_WRITE,
+                   GENERIC_EXECUTE: FILE_GENERIC_EXECUTE, GENERIC_ALL: FILE_ALL_ACCESS}
+
+
 def map_generic(access: int) -> int:
-    if access & GENERIC_READ:
-        access |= FILE_GENERIC_READ
-    if access & GENERIC_WRITE:
-        access |= FILE_GENERIC_WRITE
-    if access & GENERIC_EXECUTE:
-        access |= FILE_GENERIC_EXECUTE
-    if access & GENERIC_ALL:
-        access |= FILE_ALL_ACCESS
-    return access & ~(GENERIC_READ | GENERIC_WRITE | GENERIC_EXECUTE | GENERIC_ALL)
+    """The GENERIC_* bits replaced by the file rights they stand for."""
+    for generic, rights in GENERIC_MAPPING.items():
+        if access & generic:
+            access = access & ~generic | rights
+    return access
 
 
 def normalize(nt_path: str) -> str | None:
@@ -211,17 +211,12 @@ class VFS:
         return st.STATUS_SUCCESS
 
     def close(self, of: OpenFile) -> None:
-        try:
+        if of in of.file.opens:
             of.file.opens.remove(of)
-        except ValueError:
-            pass
 
     def snapshot(self) -> dict:
-        out = {}
-        for key, d in sorted(self.dirs.items()):
-            files = self.listdir(d)
-            out[d] = [{"name": f.path.rsplit("\\", 1)[-1], "size": len(f.data)} for f in files]
-        return out
+        return {d: [{"name": f.path.rsplit("\\", 1)[-1], "size": len(f.data)} for f in self.listdir(d)]
+                for _key, d in sorted(self.dirs.items())}
 
 
 def _denied(access: int, share: int) -> bool:

@@ -85,10 +85,7 @@ def setup_object_types(k) -> None:
             k.stub_names.pop(sentinel, None)
             k.stub_dlls.pop(sentinel, None)
             k.sym.labels.pop(sentinel, None)
-    k.ob.thread_type = None
-    for o, n in k.ob.object_types.items():
-        if n == "Thread":
-            k.ob.thread_type = o
+    k.ob.thread_type = next((o for o, n in k.ob.object_types.items() if n == "Thread"), None)
     if k.ob.object_types:
         k.cpu.watch(TYPES_BASE, obj)
 
@@ -212,11 +209,8 @@ def arg0_handle_and_object(k) -> frozenset:
     """The handle, and the thread object behind it (the thread's end signals it)."""
     handle = k.cpu.arg0()
     h = k.ob.handles.get(handle)
-    if handle == NT_CURRENT_THREAD:
-        return frozenset({("handle", handle), ("obj", k.sched.current.ethread)})
-    if h is not None and h.kind == "thread":
-        return frozenset({("handle", handle), ("obj", h.obj.ethread)})
-    return frozenset({("handle", handle)})
+    t = k.sched.current if handle == NT_CURRENT_THREAD else h.obj if h is not None and h.kind == "thread" else None
+    return frozenset({("handle", handle)} | ({("obj", t.ethread)} if t is not None else set()))
 
 
 @ob.export(max_irql=PASSIVE_LEVEL, footprint=arg0_handle_and_object)
