@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pefile
 
@@ -57,7 +57,6 @@ class Thread:
     registers: dict[str, int]
     stack_base: int  # the first address above the stack (its top)
     name: str = ""
-    priority: int = 8
 
 
 @dataclass
@@ -77,23 +76,10 @@ class Range:
 
 
 @dataclass
-class SystemInfo:
-    major: int = 10
-    minor: int = 0
-    build: int = 22621
-    processors: int = 1
-    processor_level: int = 6
-    processor_revision: int = 0
-    product_type: int = VER_NT_WORKSTATION
-    suite_mask: int = 0x110  # VER_SUITE_TERMINAL | VER_SUITE_SINGLEUSERTS, as the seed's dump says
-
-
-@dataclass
 class Dump:
     threads: list[Thread]
     modules: list[Module]
     memory: list[Range]
-    system: SystemInfo = field(default_factory=SystemInfo)
     process_id: int = 4
     comment: str = ""
     timestamp: int = 0
@@ -164,11 +150,11 @@ def build(d: Dump) -> bytes:
     n_streams = 6 + (1 if d.comment else 0)
     blob = _Blob(32 + 12 * n_streams)
 
-    si = d.system
+    # the seed's system: processor level 6, revision 0, one processor, a workstation, Windows 10.0.22621,
+    # suite VER_SUITE_TERMINAL | VER_SUITE_SINGLEUSERTS
     csd = blob.add(_minidump_string(""))
-    sysinfo = struct.pack("<HHHBBIIIIIHH", PROCESSOR_ARCHITECTURE_AMD64, si.processor_level, si.processor_revision,
-                          si.processors, si.product_type, si.major, si.minor, si.build, VER_PLATFORM_WIN32_NT, csd,
-                          si.suite_mask, 0) + b"\0" * 24  # CPU_INFORMATION (OtherCpuInfo: no features claimed)
+    sysinfo = struct.pack("<HHHBBIIIIIHH", PROCESSOR_ARCHITECTURE_AMD64, 6, 0, 1, VER_NT_WORKSTATION, 10, 0, 22621,
+                          VER_PLATFORM_WIN32_NT, csd, 0x110, 0) + b"\0" * 24  # CPU_INFORMATION: no features claimed
     streams.append((SYSTEM_INFO_STREAM, len(sysinfo), blob.add(sysinfo)))
 
     misc = struct.pack("<IIIIII", 24, MINIDUMP_MISC1_PROCESS_ID, d.process_id, 0, 0, 0)
@@ -218,7 +204,8 @@ def build(d: Dump) -> bytes:
         else:
             off, avail = where
             stack = struct.pack("<QII", sp, min(avail, t.stack_base - sp), off)
-        threads.append(struct.pack("<IIIIQ", t.tid, 0, 0x20, t.priority, t.teb) + stack
+        # SuspendCount 0, PriorityClass NORMAL_PRIORITY_CLASS, Priority 8, the TEB
+        threads.append(struct.pack("<IIIIQ", t.tid, 0, 0x20, 8, t.teb) + stack
                        + struct.pack("<II", CONTEXT_SIZE, ctx_rva))
     blob.buf[thread_list_rva:thread_list_rva + thread_list_size] = struct.pack("<I", len(threads)) + b"".join(threads)
     out = blob.buf
