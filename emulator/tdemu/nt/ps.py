@@ -29,10 +29,6 @@ class PsState:
     pending_driver_threads: list[KThread] = field(default_factory=list)
 
 
-def init(_k) -> PsState:
-    return PsState()
-
-
 # ---------------------------------------------------------------- creation (ps/thread.c)
 
 def thread_list(_k) -> frozenset:

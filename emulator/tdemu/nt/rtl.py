@@ -20,10 +20,6 @@ class RtlState:
     dbgprint: list[dict] = field(default_factory=list)
 
 
-def init(_k) -> RtlState:
-    return RtlState()
-
-
 # ---------------------------------------------------------------- counted strings (rtl/unicode.c)
 
 @rtl.export(max_irql=DISPATCH_LEVEL)
