@@ -1,10 +1,7 @@
 """Schedule exploration (emulator/README.md, "Schedule exploration"): every distinct order of the
-threads at the points where it can matter, with at most K preemptions per schedule, as Microsoft
-Research's CHESS bounds it. Each schedule is a fresh run whose choices come from a `Chooser`: a
-*switch* (which ready thread runs when the running one blocks, yields or ends; free) or a *preempt*
-(before a call another ready thread's next call depends on: go on, choice 0, or let that thread run
-first). The search is depth-first over the tree of choices; runs are grouped by outcome, each with
-the first schedule that produced it, as choices `tdemu run --schedule` replays.
+threads at the points where it can matter, with at most K preemptions per schedule, as CHESS bounds
+it. Each schedule is a fresh run whose choices (a *switch* or a *preempt*) come from a `Chooser`; the
+search is depth-first, and runs are grouped by outcome, each with the first schedule that produced it.
 """
 
 from __future__ import annotations

@@ -1,13 +1,8 @@
 """A writer of the Windows minidump format (MINIDUMP_* in Microsoft's minidumpapiset.h documentation),
-x64 only, for a full-memory dump: header, stream directory, SystemInfo, MiscInfo, ThreadList (CONTEXT
-records), ThreadNames, ModuleList (with CodeView records), a comment, and Memory64List holding every
-byte range given. It knows nothing of tdemu's kernel model: `tdemu.dump` hands it what it needs
-through the dataclasses below. Also here: the PE helpers the dump needs (a module's CodeView record,
-and a minimal PE image with exports and unwind data for routines that exist only as addresses).
-
-No maintained Python package writes minidumps (PyPI's `minidump` reads them, and its writer only
-wraps the Win32 API on a live Windows process); the tests read these files back with that reader
-and with lldb.
+x64, full memory: SystemInfo, MiscInfo, ThreadList, ThreadNames, ModuleList, a comment, Memory64List.
+It knows nothing of the kernel model (`tdemu.dump` hands it plain data). Also here: a module's
+identity for its entry, and a minimal PE image for routines that exist only as addresses. No
+maintained Python package writes minidumps (PyPI's `minidump` reads them; the tests use it).
 """
 
 from __future__ import annotations

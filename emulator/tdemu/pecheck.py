@@ -1,7 +1,5 @@
-"""Validation of the input file before anything is emulated or written.
-
-Every check raises BadInput with a one-line message a person can act on.
-"""
+"""Validation of the input file before anything is emulated or written: every check raises BadInput
+with a one-line message a person can act on."""
 
 from __future__ import annotations
 

@@ -1,9 +1,5 @@
-"""Symbolization of driver addresses from the linker's .map file (lld-link /MAP format),
-with a fallback to Module+0xOFFSET as WinDbg prints it without symbols.
-
-x64 stack unwinding uses the driver's own .pdata/.xdata (RUNTIME_FUNCTION + UNWIND_INFO),
-the same data the Windows kernel and WinDbg use.
-"""
+"""Names of driver addresses from the linker's .map (lld-link /MAP), else Module+0xOFFSET as WinDbg
+prints them without symbols; x64 stack unwinding with the driver's own .pdata/.xdata."""
 
 from __future__ import annotations
 

@@ -55,14 +55,9 @@ TYPES_BASE = NTDATA_BASE + 0x100  # the OBJECT_TYPEs, one after the other
 
 
 def setup_object_types(k) -> None:
-    """Data imports (PsThreadType, IoFileObjectType, ...) are pointers to OBJECT_TYPE pointers.
-
-    Each OBJECT_TYPE has Windows's first fields: TypeList (+0x0, empty, so it points at itself, as
-    on a machine without the "maintain a list of objects for each type" global flag), Name (+0x10)
-    and Index (+0x28). The structure is opaque to drivers: any driver read or write of it is a
-    verifier finding (`opaque_object`), since the usual cause is a dereference too many of
-    `*PsThreadType` -- which on Windows reads TypeList.Flink, the type itself while the list is
-    empty, and so passes by accident."""
+    """Each data import (PsThreadType, ...) points at a pointer to an OBJECT_TYPE with Windows's first
+    fields: TypeList (+0x0, empty: pointing at itself), Name (+0x10), Index (+0x28). Drivers may not
+    read it: the CPU watches it for `opaque_access` (emulator/README.md says why)."""
     cell = NTDATA_BASE + 0x800
     obj = TYPES_BASE
     for rva, (_dll, name) in k.image.iat.items():
