@@ -8,6 +8,7 @@ maintained Python package writes minidumps (PyPI's `minidump` reads them; the te
 from __future__ import annotations
 
 import hashlib
+import os
 import struct
 from dataclasses import dataclass
 
@@ -216,8 +217,6 @@ def build(d: Dump) -> bytes:
 
 def write(path: str, d: Dump) -> int:
     """Writes the dump to path (a temporary file renamed into place); returns its size."""
-    import os
-
     data = build(d)
     tmp = f"{path}.tmp{os.getpid()}"
     try:

@@ -127,10 +127,9 @@ class Scheduler:
         try:
             self.cpu.run(pc, remaining)
         except UcError as e:
-            if self.stopped and self.stopped[0] == "fatal":
-                t.state = "Crashed"
-                return self.stopped
             t.state = "Crashed"
+            if self.stopped and self.stopped[0] == "fatal":
+                return self.stopped
             return ("cpu_exception", f"{e}", self.cpu.pc())
         stop = self.stopped
         if stop is None:
