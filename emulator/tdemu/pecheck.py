@@ -111,11 +111,8 @@ def load_driver_image(path: str) -> DriverImage:
 
     sections = [(s.Name.rstrip(b"\0").decode("ascii", "replace"), s.VirtualAddress, s.Misc_VirtualSize,
                  s.Characteristics) for s in pe.sections]
-    rfs = []
-    for rf in getattr(pe, "DIRECTORY_ENTRY_EXCEPTION", []) or []:
-        st = rf.struct
-        rfs.append((st.BeginAddress, st.EndAddress, st.UnwindData if hasattr(st, "UnwindData") else st.UnwindInfoAddress))
-    rfs.sort()
+    rfs = sorted((st.BeginAddress, st.EndAddress, st.UnwindData if hasattr(st, "UnwindData") else st.UnwindInfoAddress)
+                 for st in (rf.struct for rf in getattr(pe, "DIRECTORY_ENTRY_EXCEPTION", []) or []))
 
     return DriverImage(path=os.path.abspath(path), data=data, sha256=hashlib.sha256(data).hexdigest(),
                        image_base=opt.ImageBase, entry_rva=opt.AddressOfEntryPoint, size_of_image=opt.SizeOfImage,

@@ -388,7 +388,8 @@ def render_svg(rep: dict) -> str:
     for o in objs:  # the mutex's owner, else the owner the last thread waiting on the object names
         mx = mutex_by_addr.get(o)
         own = mx["Owner"] if mx and mx["Owner"] != "0x0" else next(
-            (t["owner_ethread"] for t in reversed(drv_threads) if t.get("waiting_on") == o and t.get("owner_ethread")), None)
+            (t["owner_ethread"] for t in reversed(drv_threads) if t.get("waiting_on") == o and t.get("owner_ethread")),
+            None)
         if own and own in pos:
             ox2, oy = pos[o]
             x, y = pos[own]

@@ -95,11 +95,8 @@ def set_irql(k, t: KThread, irql: int) -> None:
 def block(k, t: KThread, kind: str, reason: str, obj: int, function: str, **kw):
     """The calling thread waits: its call site and non-volatile registers are kept for the stack walk."""
     rsp = k.cpu.rsp()
-    regs = k.cpu.nonvolatile()
-    regs["rsp"] = rsp + 8
-    wait = Wait(kind=kind, reason=reason, obj=obj, function=function, ret_addr=k.cpu.u64(rsp), rsp=rsp, regs=regs,
-                **kw)
-    return k.sched.block(t, wait)
+    return k.sched.block(t, Wait(kind=kind, reason=reason, obj=obj, function=function, ret_addr=k.cpu.u64(rsp),
+                                 rsp=rsp, regs={**k.cpu.nonvolatile(), "rsp": rsp + 8}, **kw))
 
 
 def remove_waiter(k, t: KThread) -> None:

@@ -276,8 +276,7 @@ class Kernel(CpuEvents):
 
     def on_sentinel_read(self, address: int, pc: int) -> None:
         """The driver reads an import as data (an exported variable) that no component models."""
-        below = [a for a in self.stub_names if a <= address]
-        a = max(below) if below else None
+        a = max((a for a in self.stub_names if a <= address), default=None)
         what = f"{self.stub_dlls[a]}!{self.stub_names[a]}" if a is not None else f"{address:#x}"
         self.crash("unsupported_api", f"the driver reads {what} as data: an exported variable tdemu does not "
                    "model", pc)
