@@ -164,12 +164,9 @@ class VFS:
         pos = of.position if offset is None else offset
         buf = of.file.data
         end = pos + len(data)
-        if pos == len(buf):
-            buf += data
-        else:
-            if end > len(buf):
-                buf.extend(b"\0" * (end - len(buf)))
-            buf[pos:end] = data
+        if end > len(buf):
+            buf.extend(bytes(end - len(buf)))  # a write past the end: the gap reads as zeros
+        buf[pos:end] = data
         of.position = end
         return st.STATUS_SUCCESS, len(data)
 

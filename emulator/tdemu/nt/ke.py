@@ -70,11 +70,8 @@ def create_thread(k, name: str, start: int, kind: str, ret: int, args: list[int]
     idx = len(k.sched.threads)
     if ethread is None:
         n = sum(1 for t in k.sched.threads if t.kind == "driver")
-        if n < len(ETHREAD_ADDRS):
-            ethread, tid = ETHREAD_ADDRS[n], THREAD_IDS[n]
-        else:
-            ethread = 0xFFFF9709AC600040 + 0x1000 * n
-            tid = 0x1000 + 4 * n
+        ethread, tid = ((ETHREAD_ADDRS[n], THREAD_IDS[n]) if n < len(ETHREAD_ADDRS)
+                        else (0xFFFF9709AC600040 + 0x1000 * n, 0x1000 + 4 * n))
     stack_lo = STACK_REGION + 0x8000 + idx * 0x10000
     k.cpu.map(stack_lo, KERNEL_STACK_SIZE, f"tdemu.stack.{name}")
     k.cpu.map(ethread & ~0xFFF, 0x1000, f"tdemu.ethread.{name}")
