@@ -275,10 +275,7 @@ def _error(message: str, code: int = EXIT_BAD_INPUT) -> int:
 
 def _print(args, doc: dict, text: str) -> None:
     if not args.quiet:
-        if args.json:
-            print(json.dumps(doc, indent=2))
-        else:
-            sys.stdout.write(text)
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n" if args.json else text)
 
 
 def _internal_error(e: Exception) -> int:

@@ -155,14 +155,8 @@ def parse_schedule(text: str) -> list[int]:
 
 def describe(decisions: list[Decision]) -> list[str]:
     """The choices that differ from the default, in words."""
-    out = []
-    for d in decisions:
-        if d.chosen == 0:
-            continue
-        if d.kind == "switch":
-            out.append(f"{d.label}: {d.options[d.chosen]} runs (not {d.options[0]})")
-        else:
-            out.append(f"preempt {d.label} (call {d.call}): {d.options[d.chosen]} runs first")
+    out = [f"{d.label}: {d.options[d.chosen]} runs (not {d.options[0]})" if d.kind == "switch" else
+           f"preempt {d.label} (call {d.call}): {d.options[d.chosen]} runs first" for d in decisions if d.chosen]
     return out or ["the default schedule: at each choice, the running thread goes on, or the first ready one runs"]
 
 

@@ -24,12 +24,10 @@ def _demangle_v0(name: str) -> str | None:
             pos[0] = end + 1
         if s.startswith("u", pos[0]):
             raise ValueError("punycode")
-        j = pos[0]
-        while j < len(s) and s[j].isdigit():
-            j += 1
-        if j == pos[0]:
+        m = re.compile(r"\d+").match(s, pos[0])
+        if not m:
             raise ValueError("no length")
-        n = int(s[pos[0]:j])
+        n, j = int(m.group()), m.end()
         if j < len(s) and s[j] == "_":
             j += 1
         out = s[j:j + n]
@@ -61,18 +59,14 @@ def demangle(name: str) -> str:
     if name.startswith("_R"):
         return _demangle_v0(name) or name
     if name.startswith("_ZN") and name.endswith("E"):
-        s = name[3:-1]
-        parts = []
-        i = 0
-        while i < len(s):
-            j = i
-            while j < len(s) and s[j].isdigit():
-                j += 1
-            if j == i:
+        s, parts = name[3:-1], []
+        while s:  # <length><identifier>...
+            m = re.match(r"\d+", s)
+            if not m:
                 return name
-            n = int(s[i:j])
-            parts.append(s[j : j + n])
-            i = j + n
+            end = m.end() + int(m.group())
+            parts.append(s[m.end():end])
+            s = s[end:]
         if parts and re.fullmatch(r"h[0-9a-f]{16}", parts[-1]):
             parts = parts[:-1]
         out = "::".join(parts)
@@ -117,19 +111,12 @@ class Symbolizer:
                         except ValueError:
                             pass
                         continue
-                    m = _MAP_LINE.match(line)
-                    if not m:
+                    m = _MAP_LINE.match(line)  # section:offset name Rva+Base
+                    if (not m or int(m.group(1), 16) == 0 or pref is None or int(m.group(4), 16) < pref
+                            or m.group(3).startswith(("__imp_", "$", "."))):
                         continue
-                    sec = int(m.group(1), 16)
-                    name = m.group(3)
-                    va = int(m.group(4), 16)
-                    if sec == 0 or pref is None or va < pref:
-                        continue
-                    if name.startswith("__imp_") or name.startswith("$") or name.startswith(".") :
-                        continue
-                    rva = va - pref
-                    # keep the first (publics come before statics; both are fine)
-                    syms.setdefault(rva, demangle(name))
+                    # an address's first name is kept (publics come before statics; both are fine)
+                    syms.setdefault(int(m.group(4), 16) - pref, demangle(m.group(3)))
         except OSError:
             return
         if syms:
