@@ -171,10 +171,14 @@ def KeRaiseIrqlToDpcLevel(k):
 
 # ---------------------------------------------------------------- critical regions (ke/apc.c)
 
-def _leave_region(k, region: str, count: str) -> None:
-    """KeLeave{region}Region: one less in the thread's count (apc_disable or special_apc_disable)."""
+def _region(k, name: str, region: str, count: str) -> None:
+    """KeEnter{region}Region: one more in the thread's count (apc_disable: critical regions,
+    special_apc_disable: guarded ones); KeLeave{region}Region: one less."""
     t = k.sched.current
     n = getattr(t, count)
+    if name.startswith("KeEnter"):
+        setattr(t, count, n + 1)
+        return
     if n <= 0:
         k.violation(f"{region.lower()}_region_underflow", f"KeLeave{region}Region without KeEnter{region}Region",
                     k.ret_site(), t)
@@ -182,24 +186,9 @@ def _leave_region(k, region: str, count: str) -> None:
     setattr(t, count, n - 1)
 
 
-@ke.export(max_irql=APC_LEVEL)
-def KeEnterCriticalRegion(k):
-    k.sched.current.apc_disable += 1
-
-
-@ke.export(max_irql=APC_LEVEL)
-def KeLeaveCriticalRegion(k):
-    _leave_region(k, "Critical", "apc_disable")
-
-
-@ke.export(max_irql=APC_LEVEL)
-def KeEnterGuardedRegion(k):
-    k.sched.current.special_apc_disable += 1
-
-
-@ke.export(max_irql=APC_LEVEL)
-def KeLeaveGuardedRegion(k):
-    _leave_region(k, "Guarded", "special_apc_disable")
+ke.export_each(_region, {f"Ke{op}{region}Region": (region, count) for op in ("Enter", "Leave")
+                         for region, count in (("Critical", "apc_disable"), ("Guarded", "special_apc_disable"))},
+               max_irql=APC_LEVEL)
 
 
 # ---------------------------------------------------------------- spin locks (ke/amd64/spinlock.c)
