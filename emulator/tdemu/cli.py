@@ -26,15 +26,6 @@ class UsageError(Exception):
     pass
 
 
-def _count_and_status(key: str, val: str) -> tuple[int, int | None]:
-    """Parses a fault's `N[:STATUS]`: N >= 1, and the status if one is given."""
-    n, _, status = val.partition(":")
-    count = int(n) if n.isdigit() else 0
-    if count <= 0:
-        raise ValueError(f"{key} needs N >= 1")
-    return count, (st.parse(status) if status else None)
-
-
 def parse_faults(specs: list[str]):
     from .nt.kernel import NTH_CALL_FAULTS, Faults
 
@@ -54,11 +45,13 @@ def parse_faults(specs: list[str]):
                 if not val:
                     raise ValueError("missing-dir needs a path, e.g. missing-dir=C:\\Temp")
                 f.missing_dirs.append(val)
-            elif key in counted:
-                count, status = _count_and_status(key, val)
-                setattr(f, counted[key][0], count)
-                if status is not None:
-                    setattr(f, counted[key][1], status)
+            elif key in counted:  # N[:STATUS], N >= 1
+                n, _, status = val.partition(":")
+                if not n.isdigit() or int(n) <= 0:
+                    raise ValueError(f"{key} needs N >= 1")
+                setattr(f, counted[key][0], int(n))
+                if status:
+                    setattr(f, counted[key][1], st.parse(status))
             elif key == "iocreatedevice":
                 f.iocreatedevice_status = st.parse(val or "insufficient_resources")
             else:
@@ -282,10 +275,7 @@ def _error(message: str, code: int = EXIT_BAD_INPUT) -> int:
 
 def _print(args, doc: dict, text: str) -> None:
     if not args.quiet:
-        if args.json:
-            print(json.dumps(doc, indent=2))
-        else:
-            sys.stdout.write(text)
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n" if args.json else text)
 
 
 def _internal_error(e: Exception) -> int:

@@ -1,11 +1,6 @@
 """`tdemu run ... --dump FILE`: the emulated kernel's state after the run as a full-memory minidump,
-with what a debugger needs beside it (emulator/README.md, "The dump", says what it holds).
-
-This is the only module that reads the kernel model for the dump; it hands `tdemu.minidump` plain data.
-A debugger names and unwinds a frame only with a module it loads from disk, and tdemu's kernel routines
-are addresses on a sentinel page, so `ntoskrnl.exe` is written beside the dump: a minimal PE image whose
-code is the sentinel pages, exporting each routine at its sentinel, with unwind data saying the return
-address is at [rsp]. Copies of the driver and its PDB go beside it too.
+with ntoskrnl.exe (tdemu's kernel stub), the driver and its PDB beside it (emulator/README.md, "The
+dump"). The only module that reads the kernel model for the dump; `tdemu.minidump` writes it.
 """
 
 from __future__ import annotations

@@ -1,10 +1,7 @@
 """Schedule exploration (emulator/README.md, "Schedule exploration"): every distinct order of the
-threads at the points where it can matter, with at most K preemptions per schedule, as Microsoft
-Research's CHESS bounds it. Each schedule is a fresh run whose choices come from a `Chooser`: a
-*switch* (which ready thread runs when the running one blocks, yields or ends; free) or a *preempt*
-(before a call another ready thread's next call depends on: go on, choice 0, or let that thread run
-first). The search is depth-first over the tree of choices; runs are grouped by outcome, each with
-the first schedule that produced it, as choices `tdemu run --schedule` replays.
+threads at the points where it can matter, with at most K preemptions per schedule, as CHESS bounds
+it. Each schedule is a fresh run whose choices (a *switch* or a *preempt*) come from a `Chooser`; the
+search is depth-first, and runs are grouped by outcome, each with the first schedule that produced it.
 """
 
 from __future__ import annotations
@@ -158,14 +155,8 @@ def parse_schedule(text: str) -> list[int]:
 
 def describe(decisions: list[Decision]) -> list[str]:
     """The choices that differ from the default, in words."""
-    out = []
-    for d in decisions:
-        if d.chosen == 0:
-            continue
-        if d.kind == "switch":
-            out.append(f"{d.label}: {d.options[d.chosen]} runs (not {d.options[0]})")
-        else:
-            out.append(f"preempt {d.label} (call {d.call}): {d.options[d.chosen]} runs first")
+    out = [f"{d.label}: {d.options[d.chosen]} runs (not {d.options[0]})" if d.kind == "switch" else
+           f"preempt {d.label} (call {d.call}): {d.options[d.chosen]} runs first" for d in decisions if d.chosen]
     return out or ["the default schedule: at each choice, the running thread goes on, or the first ready one runs"]
 
 

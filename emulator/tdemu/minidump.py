@@ -1,20 +1,18 @@
 """A writer of the Windows minidump format (MINIDUMP_* in Microsoft's minidumpapiset.h documentation),
-x64 only, for a full-memory dump: header, stream directory, SystemInfo, MiscInfo, ThreadList (CONTEXT
-records), ThreadNames, ModuleList (with CodeView records), a comment, and Memory64List holding every
-byte range given. It knows nothing of tdemu's kernel model: `tdemu.dump` hands it what it needs
-through the dataclasses below. Also here: the PE helpers the dump needs (a module's CodeView record,
-and a minimal PE image with exports and unwind data for routines that exist only as addresses).
-
-No maintained Python package writes minidumps (PyPI's `minidump` reads them, and its writer only
-wraps the Win32 API on a live Windows process); the tests read these files back with that reader
-and with lldb.
+x64, full memory: SystemInfo, MiscInfo, ThreadList, ThreadNames, ModuleList, a comment, Memory64List.
+It knows nothing of the kernel model (`tdemu.dump` hands it plain data). Also here: a module's
+identity for its entry, and a minimal PE image for routines that exist only as addresses. No
+maintained Python package writes minidumps (PyPI's `minidump` reads them; the tests use it).
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+
+import pefile
 
 MINIDUMP_SIGNATURE = 0x504D444D  # 'MDMP'
 MINIDUMP_VERSION = 0xA793
@@ -55,7 +53,6 @@ class Thread:
     registers: dict[str, int]
     stack_base: int  # the first address above the stack (its top)
     name: str = ""
-    priority: int = 8
 
 
 @dataclass
@@ -75,23 +72,10 @@ class Range:
 
 
 @dataclass
-class SystemInfo:
-    major: int = 10
-    minor: int = 0
-    build: int = 22621
-    processors: int = 1
-    processor_level: int = 6
-    processor_revision: int = 0
-    product_type: int = VER_NT_WORKSTATION
-    suite_mask: int = 0x110  # VER_SUITE_TERMINAL | VER_SUITE_SINGLEUSERTS, as the seed's dump says
-
-
-@dataclass
 class Dump:
     threads: list[Thread]
     modules: list[Module]
     memory: list[Range]
-    system: SystemInfo = field(default_factory=SystemInfo)
     process_id: int = 4
     comment: str = ""
     timestamp: int = 0
@@ -162,11 +146,11 @@ def build(d: Dump) -> bytes:
     n_streams = 6 + (1 if d.comment else 0)
     blob = _Blob(32 + 12 * n_streams)
 
-    si = d.system
+    # the seed's system: processor level 6, revision 0, one processor, a workstation, Windows 10.0.22621,
+    # suite VER_SUITE_TERMINAL | VER_SUITE_SINGLEUSERTS
     csd = blob.add(_minidump_string(""))
-    sysinfo = struct.pack("<HHHBBIIIIIHH", PROCESSOR_ARCHITECTURE_AMD64, si.processor_level, si.processor_revision,
-                          si.processors, si.product_type, si.major, si.minor, si.build, VER_PLATFORM_WIN32_NT, csd,
-                          si.suite_mask, 0) + b"\0" * 24  # CPU_INFORMATION (OtherCpuInfo: no features claimed)
+    sysinfo = struct.pack("<HHHBBIIIIIHH", PROCESSOR_ARCHITECTURE_AMD64, 6, 0, 1, VER_NT_WORKSTATION, 10, 0, 22621,
+                          VER_PLATFORM_WIN32_NT, csd, 0x110, 0) + b"\0" * 24  # CPU_INFORMATION: no features claimed
     streams.append((SYSTEM_INFO_STREAM, len(sysinfo), blob.add(sysinfo)))
 
     misc = struct.pack("<IIIIII", 24, MINIDUMP_MISC1_PROCESS_ID, d.process_id, 0, 0, 0)
@@ -186,25 +170,26 @@ def build(d: Dump) -> bytes:
     mod_list = struct.pack("<I", len(entries)) + b"".join(entries)
     streams.append((MODULE_LIST_STREAM, len(mod_list), blob.add(mod_list)))
 
-    # The Memory64List data goes last (its BaseRva is 64-bit; everything else must stay below 4 GiB),
-    # so the threads' stack descriptors are laid out against where that data will be.
+    # The Memory64List data goes last (its BaseRva is 64-bit; everything else must stay below 4 GiB), so
+    # the thread list, whose stack descriptors point into that data, is filled in once it is laid out.
     contexts = [blob.add(context_record(t.registers), 16) for t in d.threads]
     names = [blob.add(_minidump_string(t.name)) for t in d.threads]
     thread_list_size = 4 + THREAD_SIZE * len(d.threads)
-    names_size = 4 + 12 * len(d.threads)
+    thread_list_rva = blob.add(bytes(thread_list_size))
+    streams.append((THREAD_LIST_STREAM, thread_list_size, thread_list_rva))
+    # MINIDUMP_THREAD_NAME_LIST: ThreadId, RvaOfThreadName (64-bit) for each thread
+    name_list = struct.pack("<I", len(d.threads)) + b"".join(
+        struct.pack("<IQ", t.tid, rva_) for t, rva_ in zip(d.threads, names))
+    streams.append((THREAD_NAMES_STREAM, len(name_list), blob.add(name_list)))
     mem_list_size = 16 + 16 * len(ranges)
-    # where the list streams and the data will land, in the order they are added below
-    rva = len(blob.buf)
-    thread_list_rva = rva + (-rva % 4)
-    rva = thread_list_rva + thread_list_size
-    names_rva = rva + (-rva % 4)
-    rva = names_rva + names_size
-    mem_list_rva = rva + (-rva % 8)
-    data_rva = mem_list_rva + mem_list_size
+    mem_list_rva = blob.add(bytes(mem_list_size), 8)
+    blob.buf[mem_list_rva:] = struct.pack("<QQ", len(ranges), mem_list_rva + mem_list_size) + b"".join(
+        struct.pack("<QQ", r.base, len(r.data)) for r in ranges)
+    streams.append((MEMORY64_LIST_STREAM, mem_list_size, mem_list_rva))
     mem_rvas = []
     for r in ranges:
-        mem_rvas.append(data_rva)
-        data_rva += len(r.data)
+        mem_rvas.append(len(blob.buf))
+        blob.buf += r.data
 
     threads = []
     for t, ctx_rva in zip(d.threads, contexts):
@@ -215,25 +200,11 @@ def build(d: Dump) -> bytes:
         else:
             off, avail = where
             stack = struct.pack("<QII", sp, min(avail, t.stack_base - sp), off)
-        threads.append(struct.pack("<IIIIQ", t.tid, 0, 0x20, t.priority, t.teb) + stack
+        # SuspendCount 0, PriorityClass NORMAL_PRIORITY_CLASS, Priority 8, the TEB
+        threads.append(struct.pack("<IIIIQ", t.tid, 0, 0x20, 8, t.teb) + stack
                        + struct.pack("<II", CONTEXT_SIZE, ctx_rva))
-    thread_list = struct.pack("<I", len(threads)) + b"".join(threads)
-    assert blob.add(thread_list) == thread_list_rva
-    streams.append((THREAD_LIST_STREAM, len(thread_list), thread_list_rva))
-
-    # MINIDUMP_THREAD_NAME_LIST: ThreadId, RvaOfThreadName (64-bit) for each thread
-    name_list = struct.pack("<I", len(d.threads)) + b"".join(
-        struct.pack("<IQ", t.tid, rva_) for t, rva_ in zip(d.threads, names))
-    assert blob.add(name_list) == names_rva
-    streams.append((THREAD_NAMES_STREAM, len(name_list), names_rva))
-
-    mem_list = struct.pack("<QQ", len(ranges), mem_list_rva + mem_list_size) + b"".join(
-        struct.pack("<QQ", r.base, len(r.data)) for r in ranges)
-    assert blob.add(mem_list, 8) == mem_list_rva
-    streams.append((MEMORY64_LIST_STREAM, len(mem_list), mem_list_rva))
+    blob.buf[thread_list_rva:thread_list_rva + thread_list_size] = struct.pack("<I", len(threads)) + b"".join(threads)
     out = blob.buf
-    for r in ranges:
-        out += r.data
 
     assert len(streams) == n_streams
     flags = MINI_DUMP_WITH_FULL_MEMORY  # no handle data, no ThreadInfoList: the flags claim only what is there
@@ -246,8 +217,6 @@ def build(d: Dump) -> bytes:
 
 def write(path: str, d: Dump) -> int:
     """Writes the dump to path (a temporary file renamed into place); returns its size."""
-    import os
-
     data = build(d)
     tmp = f"{path}.tmp{os.getpid()}"
     try:
@@ -269,49 +238,17 @@ IMAGE_DEBUG_TYPE_CODEVIEW = 2
 def pe_identity(data: bytes) -> tuple[int, int, int, bytes]:
     """(TimeDateStamp, CheckSum, SizeOfImage, CodeView record) of a PE32+ image file; the record is
     b"" when the image has none."""
-    pe = struct.unpack_from("<I", data, 0x3C)[0]
-    if data[pe:pe + 4] != b"PE\0\0":
-        raise DumpError("not a PE image")
-    nsec, stamp = struct.unpack_from("<HI", data, pe + 6)
-    opt_size = struct.unpack_from("<H", data, pe + 20)[0]
-    opt = pe + 24
-    if struct.unpack_from("<H", data, opt)[0] != 0x20B:
+    try:
+        pe = pefile.PE(data=data, fast_load=True)
+        pe.parse_data_directories(directories=[pefile.DIRECTORY_ENTRY["IMAGE_DIRECTORY_ENTRY_DEBUG"]])
+    except pefile.PEFormatError as e:
+        raise DumpError(f"not a PE image: {e}") from None
+    if pe.OPTIONAL_HEADER.Magic != pefile.OPTIONAL_HEADER_MAGIC_PE_PLUS:
         raise DumpError("not a PE32+ image")
-    size_of_image = struct.unpack_from("<I", data, opt + 56)[0]
-    checksum = struct.unpack_from("<I", data, opt + 64)[0]
-    ndirs = struct.unpack_from("<I", data, opt + 108)[0]
-    if ndirs <= 6:
-        return stamp, checksum, size_of_image, b""
-    dbg_rva, dbg_size = struct.unpack_from("<II", data, opt + 112 + 8 * 6)
-    sections = [struct.unpack_from("<IIII", data, opt + opt_size + 40 * i + 8) for i in range(nsec)]
-
-    def offset(rva: int) -> int | None:
-        for vsize, vaddr, raw_size, raw_ptr in sections:
-            if vaddr <= rva < vaddr + max(vsize, raw_size):
-                return raw_ptr + rva - vaddr
-        return None
-
-    off = offset(dbg_rva) if dbg_rva else None
-    if off is None:
-        return stamp, checksum, size_of_image, b""
-    for i in range(dbg_size // 28):
-        _c, _t, _ma, _mi, kind, size, _rva, ptr = struct.unpack_from("<IIHHIIII", data, off + 28 * i)
-        if kind == IMAGE_DEBUG_TYPE_CODEVIEW and data[ptr:ptr + 4] == b"RSDS":
-            return stamp, checksum, size_of_image, bytes(data[ptr:ptr + size])
-    return stamp, checksum, size_of_image, b""
-
-
-def _pe_checksum(data: bytearray, checksum_offset: int) -> int:
-    """The PE image checksum (as CheckSumMappedFile computes it)."""
-    total = 0
-    padded = bytes(data) + b"\0" * (len(data) % 2)
-    for i in range(0, len(padded), 2):
-        if checksum_offset <= i < checksum_offset + 4:
-            continue
-        total += padded[i] | padded[i + 1] << 8
-        total = (total & 0xFFFF) + (total >> 16)
-    total = (total & 0xFFFF) + (total >> 16)
-    return (total + len(data)) & 0xFFFFFFFF
+    cv = next((data[d.struct.PointerToRawData:d.struct.PointerToRawData + d.struct.SizeOfData]
+               for d in getattr(pe, "DIRECTORY_ENTRY_DEBUG", []) if d.struct.Type == IMAGE_DEBUG_TYPE_CODEVIEW
+               and data[d.struct.PointerToRawData:d.struct.PointerToRawData + 4] == b"RSDS"), b"")
+    return pe.FILE_HEADER.TimeDateStamp, pe.OPTIONAL_HEADER.CheckSum, pe.OPTIONAL_HEADER.SizeOfImage, bytes(cv)
 
 
 @dataclass
@@ -404,6 +341,5 @@ def stub_image(name: str, base: int, code_base: int, code: bytes, routines: list
                      0, 0, 0x40000040)
     img[code_rva:code_rva + len(code)] = code
     img[rdata_rva:rdata_rva + len(rd)] = rd
-    checksum_offset = opt + 64
-    struct.pack_into("<I", img, checksum_offset, _pe_checksum(img, checksum_offset))
+    struct.pack_into("<I", img, opt + 64, pefile.PE(data=bytes(img), fast_load=True).generate_checksum())
     return bytes(img)

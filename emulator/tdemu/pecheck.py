@@ -1,7 +1,5 @@
-"""Validation of the input file before anything is emulated or written.
-
-Every check raises BadInput with a one-line message a person can act on.
-"""
+"""Validation of the input file before anything is emulated or written: every check raises BadInput
+with a one-line message a person can act on."""
 
 from __future__ import annotations
 
@@ -113,11 +111,8 @@ def load_driver_image(path: str) -> DriverImage:
 
     sections = [(s.Name.rstrip(b"\0").decode("ascii", "replace"), s.VirtualAddress, s.Misc_VirtualSize,
                  s.Characteristics) for s in pe.sections]
-    rfs = []
-    for rf in getattr(pe, "DIRECTORY_ENTRY_EXCEPTION", []) or []:
-        st = rf.struct
-        rfs.append((st.BeginAddress, st.EndAddress, st.UnwindData if hasattr(st, "UnwindData") else st.UnwindInfoAddress))
-    rfs.sort()
+    rfs = sorted((st.BeginAddress, st.EndAddress, st.UnwindData if hasattr(st, "UnwindData") else st.UnwindInfoAddress)
+                 for st in (rf.struct for rf in getattr(pe, "DIRECTORY_ENTRY_EXCEPTION", []) or []))
 
     return DriverImage(path=os.path.abspath(path), data=data, sha256=hashlib.sha256(data).hexdigest(),
                        image_base=opt.ImageBase, entry_rva=opt.AddressOfEntryPoint, size_of_image=opt.SizeOfImage,

@@ -29,12 +29,7 @@ def format_printf(fmt: str, next_arg, read_cstr, read_wstr, read_ustr, read_astr
             v &= (1 << bits) - 1
             if conv in "di" and v >> (bits - 1):
                 v -= 1 << bits
-            if conv in "diu":
-                s = str(abs(v)) if conv != "u" else str(v)
-            elif conv == "o":
-                s = format(v, "o")
-            else:
-                s = format(v, "x" if conv == "x" else "X")
+            s = str(abs(v)) if conv in "di" else str(v) if conv == "u" else format(v, conv)  # o, x, X
             if p is not None:
                 s = s.rjust(p, "0")
             sign = "-" if conv in "di" and v < 0 else ("+" if "+" in flags and conv in "di" else "")
@@ -56,11 +51,8 @@ def format_printf(fmt: str, next_arg, read_cstr, read_wstr, read_ustr, read_astr
             out.append(chr(v & (0xFFFF if (conv == "C") != wide or length in ("l", "w") else 0xFF)))
         elif conv in "sS":
             a = next_arg()
-            is_wide = (conv == "s") == wide
-            if length in ("l", "w"):
-                is_wide = True
-            elif length == "h":
-                is_wide = False
+            # %s is the format's own width (%S the other), unless l or w (wide) or h (narrow) says
+            is_wide = length in ("l", "w") or (length != "h" and (conv == "s") == wide)
             s = "(null)" if not a else (read_wstr(a) if is_wide else read_cstr(a))
             if p is not None:
                 s = s[:p]

@@ -3,12 +3,14 @@ and an SVG picture of the wait-for graph."""
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
 import os
 import platform
 import struct
 from collections import Counter
+from importlib.metadata import PackageNotFoundError, version
 
 from unicorn import UcError
 
@@ -30,13 +32,9 @@ def bt(v: int) -> str:
 
 def _versions() -> dict:
     out = {"tdemu": __version__, "python": platform.python_version()}
-    try:
-        from importlib.metadata import version
-
-        out["speakeasy-emulator-refined"] = version("speakeasy-emulator-refined")
-        out["unicorn"] = version("unicorn")
-    except Exception:  # noqa: BLE001
-        pass
+    for package in ("speakeasy-emulator-refined", "unicorn"):
+        with contextlib.suppress(PackageNotFoundError):
+            out[package] = version(package)
     return out
 
 
@@ -136,9 +134,7 @@ def build(m, outcome: str, run_info: dict) -> dict:
                                      "referenced_at": r["sites"]} for r in m.ob.refs.values() if r["count"] > 0],
         "pool_leaks": [{"address": hx(a), "size": s, "tag": tg, "allocated_at": site}
                        for a, (s, tg, site) in m.ex.pool.items()],
-        "devices": [{"address": hx(d["address"]), "extension": hx(d["extension"]),
-                     "extension_size": d["extension_size"], "name": d["name"], "created_at": d["created_at"],
-                     "deleted": d["deleted"], "deleted_at": d["deleted_at"]} for d in m.io.devices.values()],
+        "devices": [dict(d, address=hx(d["address"]), extension=hx(d["extension"])) for d in m.io.devices.values()],
         "use_after_free": [dict(u, address=hx(u["address"]), pc=hx(u["pc"])) for u in m.mm.uaf],
         "unload": {"mode": m.opts.unload, "called": m.io.unload_started,
                    "routine": m.sym.fmt(m.io.unload_routine) if m.io.unload_routine else None,
@@ -389,15 +385,11 @@ def render_svg(rep: dict) -> str:
                    f'stroke-width="2" marker-end="url(#arrred)"/>')
         out.append(f'<text x="{x + tw + 8}" y="{y + th // 2 - 14}" fill="#c0392b">waits '
                    f'({html.escape(t["wait_reason"])})</text>')
-    for o in objs:
-        own = None
+    for o in objs:  # the mutex's owner, else the owner the last thread waiting on the object names
         mx = mutex_by_addr.get(o)
-        if mx and mx["Owner"] != "0x0":
-            own = mx["Owner"]
-        else:
-            for t in drv_threads:
-                if t.get("waiting_on") == o and t.get("owner_ethread"):
-                    own = t["owner_ethread"]
+        own = mx["Owner"] if mx and mx["Owner"] != "0x0" else next(
+            (t["owner_ethread"] for t in reversed(drv_threads) if t.get("waiting_on") == o and t.get("owner_ethread")),
+            None)
         if own and own in pos:
             ox2, oy = pos[o]
             x, y = pos[own]

@@ -1,9 +1,5 @@
-"""Symbolization of driver addresses from the linker's .map file (lld-link /MAP format),
-with a fallback to Module+0xOFFSET as WinDbg prints it without symbols.
-
-x64 stack unwinding uses the driver's own .pdata/.xdata (RUNTIME_FUNCTION + UNWIND_INFO),
-the same data the Windows kernel and WinDbg use.
-"""
+"""Names of driver addresses from the linker's .map (lld-link /MAP), else Module+0xOFFSET as WinDbg
+prints them without symbols; x64 stack unwinding with the driver's own .pdata/.xdata."""
 
 from __future__ import annotations
 
@@ -15,8 +11,6 @@ import struct
 _MAP_LINE = re.compile(
     r"^\s*([0-9a-fA-F]{4}):([0-9a-fA-F]{8})\s+(\S+)\s+([0-9a-fA-F]{8,16})\s+(?:f\s+)?(?:i\s+)?(\S.*)?$"
 )
-
-_GNU_LINE = re.compile(r"^\s+0x([0-9a-fA-F]{16})\s+([A-Za-z_][\w$.@]*)\s*$")
 
 
 def _demangle_v0(name: str) -> str | None:
@@ -30,12 +24,10 @@ def _demangle_v0(name: str) -> str | None:
             pos[0] = end + 1
         if s.startswith("u", pos[0]):
             raise ValueError("punycode")
-        j = pos[0]
-        while j < len(s) and s[j].isdigit():
-            j += 1
-        if j == pos[0]:
+        m = re.compile(r"\d+").match(s, pos[0])
+        if not m:
             raise ValueError("no length")
-        n = int(s[pos[0]:j])
+        n, j = int(m.group()), m.end()
         if j < len(s) and s[j] == "_":
             j += 1
         out = s[j:j + n]
@@ -67,18 +59,14 @@ def demangle(name: str) -> str:
     if name.startswith("_R"):
         return _demangle_v0(name) or name
     if name.startswith("_ZN") and name.endswith("E"):
-        s = name[3:-1]
-        parts = []
-        i = 0
-        while i < len(s):
-            j = i
-            while j < len(s) and s[j].isdigit():
-                j += 1
-            if j == i:
+        s, parts = name[3:-1], []
+        while s:  # <length><identifier>...
+            m = re.match(r"\d+", s)
+            if not m:
                 return name
-            n = int(s[i:j])
-            parts.append(s[j : j + n])
-            i = j + n
+            end = m.end() + int(m.group())
+            parts.append(s[m.end():end])
+            s = s[end:]
         if parts and re.fullmatch(r"h[0-9a-f]{16}", parts[-1]):
             parts = parts[:-1]
         out = "::".join(parts)
@@ -123,24 +111,12 @@ class Symbolizer:
                         except ValueError:
                             pass
                         continue
-                    m = _MAP_LINE.match(line)
-                    if not m:
-                        g = _GNU_LINE.match(line)  # GNU ld -Map (mingw builds used during development)
-                        if g and pref is not None:
-                            va = int(g.group(1), 16)
-                            if va >= pref:
-                                syms.setdefault(va - pref, demangle(g.group(2)))
+                    m = _MAP_LINE.match(line)  # section:offset name Rva+Base
+                    if (not m or int(m.group(1), 16) == 0 or pref is None or int(m.group(4), 16) < pref
+                            or m.group(3).startswith(("__imp_", "$", "."))):
                         continue
-                    sec = int(m.group(1), 16)
-                    name = m.group(3)
-                    va = int(m.group(4), 16)
-                    if sec == 0 or pref is None or va < pref:
-                        continue
-                    if name.startswith("__imp_") or name.startswith("$") or name.startswith(".") :
-                        continue
-                    rva = va - pref
-                    # keep the first (publics come before statics; both are fine)
-                    syms.setdefault(rva, demangle(name))
+                    # an address's first name is kept (publics come before statics; both are fine)
+                    syms.setdefault(int(m.group(4), 16) - pref, demangle(m.group(3)))
         except OSError:
             return
         if syms:
@@ -178,6 +154,7 @@ class Symbolizer:
 UWOP_PUSH_NONVOL, UWOP_ALLOC_LARGE, UWOP_ALLOC_SMALL, UWOP_SET_FPREG = 0, 1, 2, 3
 UWOP_SAVE_NONVOL, UWOP_SAVE_NONVOL_FAR, UWOP_SAVE_XMM128, UWOP_SAVE_XMM128_FAR = 4, 5, 8, 9
 UWOP_PUSH_MACHFRAME = 10
+SLOTS = {UWOP_SAVE_NONVOL: 2, UWOP_SAVE_NONVOL_FAR: 3, UWOP_SAVE_XMM128: 2, UWOP_SAVE_XMM128_FAR: 3}  # 16-bit slots
 GPR_NAMES = ["rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15"]
 
 
@@ -221,42 +198,23 @@ class Unwinder:
                 op = codes[2 * i + 1] & 0xF
                 info = codes[2 * i + 1] >> 4
                 executed = off_in_func >= code_off
-                nslots = 1
-                if op == UWOP_PUSH_NONVOL:
-                    if executed:
-                        regs[GPR_NAMES[info]] = read_u64(regs["rsp"])
-                        regs["rsp"] += 8
-                elif op == UWOP_ALLOC_LARGE:
-                    if info == 0:
-                        size = struct.unpack_from("<H", codes, 2 * (i + 1))[0] * 8
-                        nslots = 2
-                    else:
-                        size = struct.unpack_from("<I", codes, 2 * (i + 1))[0]
-                        nslots = 3
-                    if executed:
-                        regs["rsp"] += size
-                elif op == UWOP_ALLOC_SMALL:
-                    if executed:
-                        regs["rsp"] += info * 8 + 8
-                elif op == UWOP_SET_FPREG:
-                    if executed:
-                        regs["rsp"] = regs[GPR_NAMES[frame_reg]] - frame_off
-                elif op == UWOP_SAVE_NONVOL:
-                    if executed:
-                        o = struct.unpack_from("<H", codes, 2 * (i + 1))[0] * 8
-                        regs[GPR_NAMES[info]] = read_u64(regs["rsp"] + o)
-                    nslots = 2
-                elif op == UWOP_SAVE_NONVOL_FAR:
-                    if executed:
-                        o = struct.unpack_from("<I", codes, 2 * (i + 1))[0]
-                        regs[GPR_NAMES[info]] = read_u64(regs["rsp"] + o)
-                    nslots = 3
-                elif op == UWOP_SAVE_XMM128:
-                    nslots = 2
-                elif op == UWOP_SAVE_XMM128_FAR:
-                    nslots = 3
-                elif op == UWOP_PUSH_MACHFRAME:
+                if op == UWOP_PUSH_MACHFRAME:
                     return None
+                nslots = (2 if info == 0 else 3) if op == UWOP_ALLOC_LARGE else SLOTS.get(op, 1)
+                # the operand in the next slot(s): a 16-bit count of 8-byte units, or a 32-bit byte count
+                operand = (0 if nslots == 1 else struct.unpack_from("<H", codes, 2 * i + 2)[0] * 8 if nslots == 2
+                           else struct.unpack_from("<I", codes, 2 * i + 2)[0])
+                if not executed:
+                    pass
+                elif op == UWOP_PUSH_NONVOL:
+                    regs[GPR_NAMES[info]] = read_u64(regs["rsp"])
+                    regs["rsp"] += 8
+                elif op in (UWOP_ALLOC_LARGE, UWOP_ALLOC_SMALL):
+                    regs["rsp"] += operand if op == UWOP_ALLOC_LARGE else info * 8 + 8
+                elif op == UWOP_SET_FPREG:
+                    regs["rsp"] = regs[GPR_NAMES[frame_reg]] - frame_off
+                elif op in (UWOP_SAVE_NONVOL, UWOP_SAVE_NONVOL_FAR):
+                    regs[GPR_NAMES[info]] = read_u64(regs["rsp"] + operand)
                 i += nslots
             if flags & 0x4:  # UNW_FLAG_CHAININFO
                 idx = (count + 1) & ~1

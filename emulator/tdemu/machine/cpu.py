@@ -1,10 +1,7 @@
-"""The CPU and its memory: speakeasy maps the driver image (PE sections, relocations, the import
-address table pointing at its sentinel page) into its unicorn engine, and this module runs code on
-it. Kernel-looking addresses are mapped twice (see `Cpu.map`), every call into the sentinel page is
-handed to `CpuEvents.on_call`, inline `mov reg, cr8` / `mov cr8, reg` are served from
-`CpuEvents.on_cr8_read/on_cr8_write` (unicorn's own CR8 reads 0), and faults (interrupts,
-unmapped or protected memory, `jmp $`) are reported to the kernel model, which decides what they
-mean. The kernel model installs the callbacks; nothing here imports it."""
+"""The CPU and its memory: speakeasy maps the driver image into its unicorn engine (PE sections,
+relocations, the IAT pointing at its sentinel page) and this module runs code on it, reporting calls
+into the sentinel page, inline CR8 accesses and faults to `CpuEvents`, which the kernel model
+implements; nothing here imports it."""
 
 from __future__ import annotations
 

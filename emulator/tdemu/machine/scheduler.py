@@ -1,10 +1,7 @@
-"""Threads on the one CPU: each has its own stack and saved register context; the scheduler switches
-them in and out and runs them until a callback stops the CPU. Which ready thread runs next is the
-scheduler's policy: first-in first-out by default (a thread runs until it blocks, yields or ends),
-or a `Chooser` (schedule exploration) that is asked at every choice point.
-
-The kernel model tells the scheduler when a thread blocks (`block`), is woken (`wake`) or ends
-(`stop(("exit", ...))`); the scheduler knows nothing of what the thread waits for."""
+"""Threads on the one CPU, each with its own stack and saved registers: the scheduler switches them
+in and out and runs each until a callback stops the CPU. The kernel model says when a thread blocks,
+is woken or ends, and which ready thread runs next; the scheduler knows nothing of what a thread
+waits for."""
 
 from __future__ import annotations
 
@@ -130,10 +127,9 @@ class Scheduler:
         try:
             self.cpu.run(pc, remaining)
         except UcError as e:
-            if self.stopped and self.stopped[0] == "fatal":
-                t.state = "Crashed"
-                return self.stopped
             t.state = "Crashed"
+            if self.stopped and self.stopped[0] == "fatal":
+                return self.stopped
             return ("cpu_exception", f"{e}", self.cpu.pc())
         stop = self.stopped
         if stop is None:

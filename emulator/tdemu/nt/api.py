@@ -1,18 +1,9 @@
-"""How a component of the kernel model exports its routines.
-
-Each component module (`ke`, `ex`, `io`, `ob`, `ps`, `rtl`, `hal`) creates one `Component` and
-registers each routine it models as a small named function:
-
-    ke = Component("ke")
-
-    @ke.export(max_irql=DISPATCH_LEVEL, footprint=arg0_object)
-    def KeSetEvent(k): ...
-
-A handler takes the kernel `k`, reads its arguments from the CPU (x64: rcx, rdx, r8, r9, then the
-stack), acts on the model and returns RAX: None for VOID, BLOCK when the calling thread blocked.
-`max_irql` is the documented maximum IRQL (checked before every call); `footprint(k)` names the
-kernel objects the call touches, for schedule exploration (None: the call touches nothing another
-thread can see).
+"""How a component of the kernel model exports its routines: each component module (`ke`, `ex`, ...)
+creates one `Component` and registers each routine it models as a small function named after it
+(`@ke.export(max_irql=DISPATCH_LEVEL, footprint=arg0_object)`). A handler takes the kernel `k`, reads
+its arguments through `k.cpu` and returns RAX: None for VOID, BLOCK when the calling thread blocked.
+`max_irql` is the documented maximum IRQL (checked before every call); `footprint(k)` names what the
+call touches that another thread can see, for schedule exploration (None: nothing).
 """
 
 from __future__ import annotations

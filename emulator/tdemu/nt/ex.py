@@ -135,11 +135,8 @@ def retry(k, t: KThread) -> bool:
 
 
 def release(k, fm: int, unsafe: bool, fn: str):
-    """Windows' release: Count += 1 (InterlockedExchangeAdd of the lock bit, whatever Count was);
-    if there were waiters and none was being woken, one waiter's count becomes the woken bit and
-    the gate is signalled: a waiting thread is woken, or, with none waiting, the gate stays
-    signalled. So a release of a mutex that is not acquired corrupts Count (1 becomes 0: taken,
-    with no owner) and the next acquire waits for ever, as on Windows."""
+    """Windows' release: Count += 1 whatever Count was; if there were waiters and none was being woken,
+    one waiter's count becomes the woken bit and the gate is signalled (emulator/README.md)."""
     t = k.sched.current
     site = k.ret_site()
     check_freed(k, fm, FAST_MUTEX_SIZE, fn)
@@ -203,13 +200,9 @@ def ExTryToAcquireFastMutex(k):
 
 # ---------------------------------------------------------------- pool (mm/ARM3/expool.c)
 
-# Pool Windows does not clear (ExAllocatePoolWithTag, ExAllocatePool, ExAllocatePool2 with
-# POOL_FLAG_UNINITIALIZED; ExAllocatePool2 zeroes otherwise) holds whatever the memory held before. The
-# model fills it with one fixed byte, as Driver Verifier's special pool fills each allocation (ReactOS
-# mm/ARM3/special.c), so runs are reproducible: 0xA5 is neither zero nor all ones, a pointer made of it is
-# non-canonical and faults, a length made of it is huge. The bytes after each block hold it too and are
-# checked when the block is freed, as special pool checks the rest of the page: a write past the end is a
-# finding.
+# Pool Windows does not clear is filled with one byte, as Driver Verifier's special pool does, so runs
+# are reproducible: 0xA5 is neither zero nor all ones, a pointer made of it is non-canonical, a length
+# huge. The bytes after each block hold it too and are checked when it is freed (`pool_overrun`).
 POOL_FILL = 0xA5
 POOL_FLAG_UNINITIALIZED = 0x2
 POOL_GAP = 16  # at least this many pattern bytes after each block
@@ -234,25 +227,20 @@ def _alloc(k, size: int, tag: int, zero: bool):
     return addr
 
 
-@ex.export(max_irql=DISPATCH_LEVEL)
-def ExAllocatePool2(k):
-    flags, size, tag = k.cpu.args(3)
-    return _alloc(k, size, tag, not flags & POOL_FLAG_UNINITIALIZED)
+def _allocate(k, name: str, tag: int | None):
+    """ExAllocatePool2(Flags, ...), ExAllocatePoolWithTag(PoolType, ...): NumberOfBytes, Tag; ExAllocatePool
+    has no tag ('None')."""
+    flags, size, tag_arg = k.cpu.args(3)
+    return _alloc(k, size, tag_arg if tag is None else tag,
+                  name == "ExAllocatePool2" and not flags & POOL_FLAG_UNINITIALIZED)
 
 
-@ex.export(max_irql=DISPATCH_LEVEL)
-def ExAllocatePoolWithTag(k):
-    _ptype, size, tag = k.cpu.args(3)
-    return _alloc(k, size, tag, False)
+ex.export_each(_allocate, {"ExAllocatePool2": (None,), "ExAllocatePoolWithTag": (None,),
+                           "ExAllocatePool": (0x656E6F4E,)}, max_irql=DISPATCH_LEVEL)
 
 
-@ex.export(max_irql=DISPATCH_LEVEL)
-def ExAllocatePool(k):
-    _ptype, size = k.cpu.args(2)
-    return _alloc(k, size, 0x656E6F4E, False)
-
-
-def _free(k, p: int):
+def _free(k, _name: str):
+    p = k.cpu.arg0()
     t = k.sched.current
     site = k.ret_site()
     e = k.ex.pool.pop(p, None)
@@ -271,11 +259,4 @@ def _free(k, p: int):
     return None
 
 
-@ex.export(max_irql=DISPATCH_LEVEL, footprint=everything)
-def ExFreePoolWithTag(k):
-    return _free(k, k.cpu.arg0())
-
-
-@ex.export(max_irql=DISPATCH_LEVEL, footprint=everything)
-def ExFreePool(k):
-    return _free(k, k.cpu.arg0())
+ex.export_each(_free, {"ExFreePoolWithTag": (), "ExFreePool": ()}, max_irql=DISPATCH_LEVEL, footprint=everything)

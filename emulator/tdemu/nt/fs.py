@@ -37,16 +37,16 @@ FILE_DIRECTORY_FILE = 0x1
 FILE_NON_DIRECTORY_FILE = 0x40
 
 
+GENERIC_MAPPING = {GENERIC_READ: FILE_GENERIC_READ, GENERIC_WRITE: FILE_GENERIC_WRITE,
+                   GENERIC_EXECUTE: FILE_GENERIC_EXECUTE, GENERIC_ALL: FILE_ALL_ACCESS}
+
+
 def map_generic(access: int) -> int:
-    if access & GENERIC_READ:
-        access |= FILE_GENERIC_READ
-    if access & GENERIC_WRITE:
-        access |= FILE_GENERIC_WRITE
-    if access & GENERIC_EXECUTE:
-        access |= FILE_GENERIC_EXECUTE
-    if access & GENERIC_ALL:
-        access |= FILE_ALL_ACCESS
-    return access & ~(GENERIC_READ | GENERIC_WRITE | GENERIC_EXECUTE | GENERIC_ALL)
+    """The GENERIC_* bits replaced by the file rights they stand for."""
+    for generic, rights in GENERIC_MAPPING.items():
+        if access & generic:
+            access = access & ~generic | rights
+    return access
 
 
 def normalize(nt_path: str) -> str | None:
@@ -164,12 +164,9 @@ class VFS:
         pos = of.position if offset is None else offset
         buf = of.file.data
         end = pos + len(data)
-        if pos == len(buf):
-            buf += data
-        else:
-            if end > len(buf):
-                buf.extend(b"\0" * (end - len(buf)))
-            buf[pos:end] = data
+        if end > len(buf):
+            buf.extend(bytes(end - len(buf)))  # a write past the end: the gap reads as zeros
+        buf[pos:end] = data
         of.position = end
         return st.STATUS_SUCCESS, len(data)
 
@@ -211,17 +208,12 @@ class VFS:
         return st.STATUS_SUCCESS
 
     def close(self, of: OpenFile) -> None:
-        try:
+        if of in of.file.opens:
             of.file.opens.remove(of)
-        except ValueError:
-            pass
 
     def snapshot(self) -> dict:
-        out = {}
-        for key, d in sorted(self.dirs.items()):
-            files = self.listdir(d)
-            out[d] = [{"name": f.path.rsplit("\\", 1)[-1], "size": len(f.data)} for f in files]
-        return out
+        return {d: [{"name": f.path.rsplit("\\", 1)[-1], "size": len(f.data)} for f in self.listdir(d)]
+                for _key, d in sorted(self.dirs.items())}
 
 
 def _denied(access: int, share: int) -> bool:

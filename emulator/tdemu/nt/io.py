@@ -92,12 +92,10 @@ def start_pending_threads(k) -> None:
 def start_unload(k) -> None:
     """IopUnloadDriver: DriverUnload(DriverObject) on a system worker thread, if the driver set one."""
     k.io.unload_started = True
-    unload = k.cpu.u64(k.driver_object + 0x68)  # DRIVER_OBJECT.DriverUnload
-    if not unload:
+    unload = k.io.unload_routine = k.cpu.u64(k.driver_object + 0x68) or None  # DRIVER_OBJECT.DriverUnload
+    if unload is None:
         k.event("DriverUnload is NULL: driver cannot be unloaded")
-        k.io.unload_routine = None
         return
-    k.io.unload_routine = unload
     t = create_thread(k, "DriverUnload (System worker, IopUnloadDriver)", unload, "unload", UNLOAD_RETURN,
                       [k.driver_object], UNLOAD_ETHREAD, UNLOAD_TID)
     k.event(f"calling DriverUnload {k.sym.fmt(unload)}")
@@ -220,10 +218,6 @@ def _object_name(k, oa: int) -> str:
     return name
 
 
-def _attributes(k, oa: int) -> int:
-    return k.cpu.u32(oa + 0x18) if oa else 0
-
-
 def _create(k, name: str, fh: int, access: int, oa: int, iosb_p: int, share: int, disp: int, opts: int, api: str):
     t = k.sched.current
     site = k.ret_site()
@@ -238,7 +232,7 @@ def _create(k, name: str, fh: int, access: int, oa: int, iosb_p: int, share: int
     status, info, of = k.io.vfs.create(name, access, share, disp, opts)
     _iosb(k, iosb_p, status, info)
     if status == 0:
-        if not _attributes(k, oa) & OBJ_KERNEL_HANDLE:
+        if not (k.cpu.u32(oa + 0x18) if oa else 0) & OBJ_KERNEL_HANDLE:  # OBJECT_ATTRIBUTES.Attributes
             k.violation("handle_not_kernel", f"{api} without OBJ_KERNEL_HANDLE: the handle is usable from the "
                         "current process", site, t)
         h = k.new_handle("file", of, api, site, V.map_generic(access), of.file.path)

@@ -70,11 +70,8 @@ def create_thread(k, name: str, start: int, kind: str, ret: int, args: list[int]
     idx = len(k.sched.threads)
     if ethread is None:
         n = sum(1 for t in k.sched.threads if t.kind == "driver")
-        if n < len(ETHREAD_ADDRS):
-            ethread, tid = ETHREAD_ADDRS[n], THREAD_IDS[n]
-        else:
-            ethread = 0xFFFF9709AC600040 + 0x1000 * n
-            tid = 0x1000 + 4 * n
+        ethread, tid = ((ETHREAD_ADDRS[n], THREAD_IDS[n]) if n < len(ETHREAD_ADDRS)
+                        else (0xFFFF9709AC600040 + 0x1000 * n, 0x1000 + 4 * n))
     stack_lo = STACK_REGION + 0x8000 + idx * 0x10000
     k.cpu.map(stack_lo, KERNEL_STACK_SIZE, f"tdemu.stack.{name}")
     k.cpu.map(ethread & ~0xFFF, 0x1000, f"tdemu.ethread.{name}")
@@ -95,11 +92,8 @@ def set_irql(k, t: KThread, irql: int) -> None:
 def block(k, t: KThread, kind: str, reason: str, obj: int, function: str, **kw):
     """The calling thread waits: its call site and non-volatile registers are kept for the stack walk."""
     rsp = k.cpu.rsp()
-    regs = k.cpu.nonvolatile()
-    regs["rsp"] = rsp + 8
-    wait = Wait(kind=kind, reason=reason, obj=obj, function=function, ret_addr=k.cpu.u64(rsp), rsp=rsp, regs=regs,
-                **kw)
-    return k.sched.block(t, wait)
+    return k.sched.block(t, Wait(kind=kind, reason=reason, obj=obj, function=function, ret_addr=k.cpu.u64(rsp),
+                                 rsp=rsp, regs={**k.cpu.nonvolatile(), "rsp": rsp + 8}, **kw))
 
 
 def remove_waiter(k, t: KThread) -> None:
@@ -177,10 +171,14 @@ def KeRaiseIrqlToDpcLevel(k):
 
 # ---------------------------------------------------------------- critical regions (ke/apc.c)
 
-def _leave_region(k, region: str, count: str) -> None:
-    """KeLeave{region}Region: one less in the thread's count (apc_disable or special_apc_disable)."""
+def _region(k, name: str, region: str, count: str) -> None:
+    """KeEnter{region}Region: one more in the thread's count (apc_disable: critical regions,
+    special_apc_disable: guarded ones); KeLeave{region}Region: one less."""
     t = k.sched.current
     n = getattr(t, count)
+    if name.startswith("KeEnter"):
+        setattr(t, count, n + 1)
+        return
     if n <= 0:
         k.violation(f"{region.lower()}_region_underflow", f"KeLeave{region}Region without KeEnter{region}Region",
                     k.ret_site(), t)
@@ -188,24 +186,9 @@ def _leave_region(k, region: str, count: str) -> None:
     setattr(t, count, n - 1)
 
 
-@ke.export(max_irql=APC_LEVEL)
-def KeEnterCriticalRegion(k):
-    k.sched.current.apc_disable += 1
-
-
-@ke.export(max_irql=APC_LEVEL)
-def KeLeaveCriticalRegion(k):
-    _leave_region(k, "Critical", "apc_disable")
-
-
-@ke.export(max_irql=APC_LEVEL)
-def KeEnterGuardedRegion(k):
-    k.sched.current.special_apc_disable += 1
-
-
-@ke.export(max_irql=APC_LEVEL)
-def KeLeaveGuardedRegion(k):
-    _leave_region(k, "Guarded", "special_apc_disable")
+ke.export_each(_region, {f"Ke{op}{region}Region": (region, count) for op in ("Enter", "Leave")
+                         for region, count in (("Critical", "apc_disable"), ("Guarded", "special_apc_disable"))},
+               max_irql=APC_LEVEL)
 
 
 # ---------------------------------------------------------------- spin locks (ke/amd64/spinlock.c)
@@ -291,16 +274,15 @@ def _at_dispatch(k, fn: str) -> None:
                     k.ret_site(), t)
 
 
-@ke.export(max_irql=DISPATCH_LEVEL, footprint=arg0_object)
-def KeAcquireSpinLockAtDpcLevel(k):
-    _at_dispatch(k, "KeAcquireSpinLockAtDpcLevel")
-    return spin_acquire(k, k.cpu.arg0(), "KeAcquireSpinLockAtDpcLevel")
+def _at_dpc_level(k, name: str, op):
+    """Ke(Acquire|Release)SpinLock(AtDpcLevel|FromDpcLevel): the caller is at DISPATCH_LEVEL already."""
+    _at_dispatch(k, name)
+    return op(k, k.cpu.arg0(), name)
 
 
-@ke.export(max_irql=DISPATCH_LEVEL, footprint=arg0_object)
-def KeReleaseSpinLockFromDpcLevel(k):
-    _at_dispatch(k, "KeReleaseSpinLockFromDpcLevel")
-    spin_release(k, k.cpu.arg0(), "KeReleaseSpinLockFromDpcLevel")
+ke.export_each(_at_dpc_level, {"KeAcquireSpinLockAtDpcLevel": (spin_acquire,),
+                               "KeReleaseSpinLockFromDpcLevel": (spin_release,)},
+               max_irql=DISPATCH_LEVEL, footprint=arg0_object)
 
 
 @ke.export(max_irql=DISPATCH_LEVEL, footprint=arg0_object)

@@ -1,9 +1,7 @@
-"""The kernel: binds each import of the driver to the handler its NT component registered, dispatches
-the driver's calls (each checked against the routine's maximum IRQL) and runs the driver's life
-(DriverEntry, its system threads, DriverUnload) on the machine. The components own their state.
-
-Every driver call into ntoskrnl.exe or hal.dll lands on a sentinel page (the IAT entries speakeasy writes point
-there); the CPU reports it to `Kernel.on_call`, which dispatches it to the handler.
+"""The kernel: binds each import of the driver to the handler its NT component registered (every IAT
+entry points at a sentinel page; the CPU reports a call there to `Kernel.on_call`), dispatches the
+calls, each checked against the routine's maximum IRQL, and runs DriverEntry, the driver's system
+threads and DriverUnload on the machine. The components own their state.
 """
 
 from __future__ import annotations
@@ -145,9 +143,9 @@ class Kernel(CpuEvents):
         self.ke: ke.KeState = ke.init(self)
         self.ex: ex.ExState = ex.init(self)
         self.ob: ob.ObState = ob.init(self)
-        self.ps: ps.PsState = ps.init(self)
+        self.ps = ps.PsState()
         self.io: io.IoState = io.init(self)
-        self.rtl: rtl.RtlState = rtl.init(self)
+        self.rtl = rtl.RtlState()
         self.mm = mm.MmState()
         self.deadlock: dict | None = None
         self.stall_before_unload: dict | None = None
@@ -278,8 +276,7 @@ class Kernel(CpuEvents):
 
     def on_sentinel_read(self, address: int, pc: int) -> None:
         """The driver reads an import as data (an exported variable) that no component models."""
-        below = [a for a in self.stub_names if a <= address]
-        a = max(below) if below else None
+        a = max((a for a in self.stub_names if a <= address), default=None)
         what = f"{self.stub_dlls[a]}!{self.stub_names[a]}" if a is not None else f"{address:#x}"
         self.crash("unsupported_api", f"the driver reads {what} as data: an exported variable tdemu does not "
                    "model", pc)
@@ -397,11 +394,8 @@ class Kernel(CpuEvents):
         stop = self.sched.run_slice(t)
         kind = stop[0]
         if kind == "timeout":
-            if stop[2]:
-                self.crash("timeout", f"thread {t.name} still running after --max-seconds={self.opts.max_seconds}"
-                           " (runaway loop?)", stop[1])
-            else:
-                self.crash("timeout", f"run exceeded --max-seconds={self.opts.max_seconds}", stop[1])
+            self.crash("timeout", f"thread {t.name} still running after --max-seconds={self.opts.max_seconds} "
+                       "(runaway loop?)" if stop[2] else f"run exceeded --max-seconds={self.opts.max_seconds}", stop[1])
         elif kind == "cpu_exception":
             self.crash("cpu_exception", stop[1], stop[2])
         elif kind == "exit":

@@ -55,14 +55,9 @@ TYPES_BASE = NTDATA_BASE + 0x100  # the OBJECT_TYPEs, one after the other
 
 
 def setup_object_types(k) -> None:
-    """Data imports (PsThreadType, IoFileObjectType, ...) are pointers to OBJECT_TYPE pointers.
-
-    Each OBJECT_TYPE has Windows's first fields: TypeList (+0x0, empty, so it points at itself, as
-    on a machine without the "maintain a list of objects for each type" global flag), Name (+0x10)
-    and Index (+0x28). The structure is opaque to drivers: any driver read or write of it is a
-    verifier finding (`opaque_object`), since the usual cause is a dereference too many of
-    `*PsThreadType` -- which on Windows reads TypeList.Flink, the type itself while the list is
-    empty, and so passes by accident."""
+    """Each data import (PsThreadType, ...) points at a pointer to an OBJECT_TYPE with Windows's first
+    fields: TypeList (+0x0, empty: pointing at itself), Name (+0x10), Index (+0x28). Drivers may not
+    read it: the CPU watches it for `opaque_access` (emulator/README.md says why)."""
     cell = NTDATA_BASE + 0x800
     obj = TYPES_BASE
     for rva, (_dll, name) in k.image.iat.items():
@@ -85,10 +80,7 @@ def setup_object_types(k) -> None:
             k.stub_names.pop(sentinel, None)
             k.stub_dlls.pop(sentinel, None)
             k.sym.labels.pop(sentinel, None)
-    k.ob.thread_type = None
-    for o, n in k.ob.object_types.items():
-        if n == "Thread":
-            k.ob.thread_type = o
+    k.ob.thread_type = next((o for o, n in k.ob.object_types.items() if n == "Thread"), None)
     if k.ob.object_types:
         k.cpu.watch(TYPES_BASE, obj)
 
@@ -212,11 +204,8 @@ def arg0_handle_and_object(k) -> frozenset:
     """The handle, and the thread object behind it (the thread's end signals it)."""
     handle = k.cpu.arg0()
     h = k.ob.handles.get(handle)
-    if handle == NT_CURRENT_THREAD:
-        return frozenset({("handle", handle), ("obj", k.sched.current.ethread)})
-    if h is not None and h.kind == "thread":
-        return frozenset({("handle", handle), ("obj", h.obj.ethread)})
-    return frozenset({("handle", handle)})
+    t = k.sched.current if handle == NT_CURRENT_THREAD else h.obj if h is not None and h.kind == "thread" else None
+    return frozenset({("handle", handle)} | ({("obj", t.ethread)} if t is not None else set()))
 
 
 @ob.export(max_irql=PASSIVE_LEVEL, footprint=arg0_handle_and_object)

@@ -29,10 +29,6 @@ class PsState:
     pending_driver_threads: list[KThread] = field(default_factory=list)
 
 
-def init(_k) -> PsState:
-    return PsState()
-
-
 # ---------------------------------------------------------------- creation (ps/thread.c)
 
 def thread_list(_k) -> frozenset:
@@ -106,21 +102,11 @@ def exit_thread(k, t: KThread, status: int, how: str) -> None:
 
 # ---------------------------------------------------------------- queries (ps/thread.c, ps/process.c)
 
-@ps.export()
-def PsGetCurrentThread(k):
-    return k.sched.current.ethread
+def _query(k, _name: str, value) -> int:
+    return value(k)
 
 
-@ps.export()
-def PsGetCurrentThreadId(k):
-    return k.sched.current.tid
-
-
-@ps.export()
-def PsGetCurrentProcess(k):
-    return SYSTEM_PROCESS
-
-
-@ps.export()
-def PsGetCurrentProcessId(k):
-    return 4
+ps.export_each(_query, {"PsGetCurrentThread": (lambda k: k.sched.current.ethread,),
+                        "PsGetCurrentThreadId": (lambda k: k.sched.current.tid,),
+                        "PsGetCurrentProcess": (lambda _k: SYSTEM_PROCESS,),
+                        "PsGetCurrentProcessId": (lambda _k: 4,)})

@@ -20,20 +20,13 @@ class RtlState:
     dbgprint: list[dict] = field(default_factory=list)
 
 
-def init(_k) -> RtlState:
-    return RtlState()
-
-
 # ---------------------------------------------------------------- counted strings (rtl/unicode.c)
 
 @rtl.export(max_irql=DISPATCH_LEVEL)
 def RtlInitUnicodeString(k):
     dst, src = k.cpu.args(2)
-    if src:
-        n = len(k.cpu.cwstr(src)) * 2
-        k.cpu.mem_write(dst, struct.pack("<HHIQ", min(n, 0xFFFC), min(n + 2, 0xFFFE), 0, src))
-    else:
-        k.cpu.mem_write(dst, struct.pack("<HHIQ", 0, 0, 0, 0))
+    n = len(k.cpu.cwstr(src)) * 2 if src else 0
+    k.cpu.mem_write(dst, struct.pack("<HHIQ", min(n, 0xFFFC), min(n + 2, 0xFFFE) if src else 0, 0, src))
 
 
 @rtl.export()
@@ -62,11 +55,6 @@ def _varargs(k, first_index: int):
         yield regs[i] if i < 4 else k.cpu.u64(rsp + 0x28 + 8 * (i - 4))
 
 
-def _valist(k, ptr: int):
-    for i in itertools.count():
-        yield k.cpu.u64(ptr + 8 * i)
-
-
 def _dbgprint(k, fmtp: int, first_arg: int) -> int:
     text = _fmt(k, k.cpu.cstr(fmtp), _varargs(k, first_arg).__next__, False)
     k.rtl.dbgprint.append({"thread": k.sched.current.name, "text": text, "call_site": k.sym.fmt(k.ret_site())})
@@ -88,7 +76,7 @@ def _sprintf(k, _name: str, wide: bool, va_list: bool) -> int:
     its NUL) does not fit, the text truncated to `count` then, without a NUL."""
     buf, count, fmtp, va = k.cpu.args(4)
     fmt = k.cpu.cwstr(fmtp) if wide else k.cpu.cstr(fmtp)
-    s = _fmt(k, fmt, (_valist(k, va) if va_list else _varargs(k, 3)).__next__, wide)
+    s = _fmt(k, fmt, ((k.cpu.u64(va + 8 * i) for i in itertools.count()) if va_list else _varargs(k, 3)).__next__, wide)
     enc, unit = (s.encode("utf-16le"), 2) if wide else (s.encode("latin-1", "replace"), 1)
     n = len(s) if wide else len(enc)
     if n >= count:
