@@ -1,9 +1,7 @@
 //! The fixed driver: the seed's demo without the seed's defects.
 //!
-//! The same routines as `src/seed.rs`, in the same order and under the same
-//! names, so that `diff src/seed.rs src/fixed.rs` lists the fixes, each with a
-//! comment saying what the seed did. Why each fix is made this way:
-//! `docs/fixed-driver.md`.
+//! `src/seed.rs`'s routines in its order, so that `diff src/seed.rs src/fixed.rs`
+//! lists the fixes, each saying what the seed did; `docs/fixed-driver.md` says why.
 
 use core::ptr::null_mut;
 
@@ -98,8 +96,7 @@ pub struct SyncResources {
 
 #[cfg_attr(not(test), link(name = "ntoskrnl"))]
 unsafe extern "C" {
-    /// The kernel's thread object type, declared as a dllimport variable (read
-    /// through `__imp_PsThreadType`), not as wdk-sys's bare import slot.
+    /// The kernel's thread object type, read through `__imp_PsThreadType`.
     static PsThreadType: POBJECT_TYPE;
 }
 
@@ -124,13 +121,12 @@ macro_rules! log_failure {
     };
 }
 
-/// Takes the `FAST_MUTEX` in a critical region, at `PASSIVE_LEVEL` as the Zw
-/// file routines require (the seed's `ExAcquireFastMutex` raises the IRQL).
+/// Takes the `FAST_MUTEX` in a critical region, staying at `PASSIVE_LEVEL` for
+/// the Zw routines (the seed's `ExAcquireFastMutex` raises the IRQL).
 ///
 /// # Safety
 ///
-/// `mutex` is an initialised `FAST_MUTEX` in nonpaged memory that the current
-/// thread does not hold; IRQL `PASSIVE_LEVEL`.
+/// `mutex` is initialised, nonpaged and not held by this thread; `PASSIVE_LEVEL`.
 unsafe fn acquire(mutex: PFAST_MUTEX) {
     // SAFETY: IRQL <= APC_LEVEL (the caller's contract).
     unsafe { KeEnterCriticalRegion() };
@@ -162,15 +158,14 @@ unsafe fn signal_files_created(files_created: *mut KEVENT) {
         unsafe { KeSetEvent(files_created, IO_NO_INCREMENT as KPRIORITY, BOOLEAN::from(false)) };
 }
 
-/// Starts `routine` with the device extension as its context and returns the
-/// thread referenced, for unload to wait on (the seed keeps no reference), or
-/// NULL after waiting for a thread it could not reference; if that wait fails,
-/// the driver stays loaded. The error is `PsCreateSystemThread`'s status.
+/// Starts `routine` on the extension and returns the thread referenced for
+/// unload to wait on, or NULL after waiting for one it could not reference (if
+/// that wait fails, the driver stays loaded).
 ///
 /// # Safety
 ///
-/// `sync_res` is the extension of `driver_object`'s device, its mutex and event
-/// initialised, which outlives the thread; IRQL `PASSIVE_LEVEL`.
+/// `sync_res` is `driver_object`'s initialised extension, outliving the thread;
+/// `PASSIVE_LEVEL`.
 unsafe fn start_thread(
     driver_object: PDRIVER_OBJECT,
     routine: unsafe extern "C" fn(PVOID),
@@ -179,8 +174,7 @@ unsafe fn start_thread(
     let mut thread_handle: HANDLE = null_mut();
     // The thread routines have the KSTART_ROUTINE signature (the C casts
     // routines that return NTSTATUS).
-    // SAFETY: the routine's context, the device extension, is ready and outlives
-    // the thread (the caller's contract); PASSIVE_LEVEL.
+    // SAFETY: the context outlives the thread (the caller's contract); PASSIVE_LEVEL.
     let status = unsafe {
         PsCreateSystemThread(
             &raw mut thread_handle,
@@ -214,8 +208,7 @@ unsafe fn start_thread(
     if !nt_success(status) {
         log_failure!("ObReferenceObjectByHandle failed: %08x", status);
         thread = null_mut();
-        // SAFETY: an open handle; PASSIVE_LEVEL, no timeout; no thread waits for
-        // anything DriverEntry holds or has still to do, so no deadlock.
+        // SAFETY: an open handle, PASSIVE_LEVEL; the thread waits for nothing of ours.
         let status =
             unsafe { ZwWaitForSingleObject(thread_handle, BOOLEAN::from(false), null_mut()) };
         // STATUS_SUCCESS (STATUS_WAIT_0) alone says that the thread has ended.

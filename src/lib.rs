@@ -1,19 +1,7 @@
-//! `TestDriver`: a Rust port of a WDM teaching driver that shows a thread
-//! deadlocking on a `FAST_MUTEX` it already holds.
-//!
-//! `DriverEntry` creates an unnamed device whose extension holds a `FAST_MUTEX`,
-//! then starts two system threads. `FileCreationThread` acquires the mutex
-//! twice: fast mutexes cannot be acquired recursively, so it waits forever for
-//! itself. `FileMoveThread` then waits forever behind it. Nothing is ever
-//! written to `C:\Temp`.
-//!
-//! The crate holds two drivers, and the `fixed` feature chooses which one's
-//! `DriverEntry` the image exports:
-//! - [`seed`], the default: the seed's C, routine by routine;
-//! - [`fixed`]: the same demo without the seed's defects.
-//!
-//! `diff src/seed.rs src/fixed.rs` lists the fixes. The header inlines both
-//! use, and the seed's paths, counts and bytes, are written once in `src/nt.rs`.
+//! `TestDriver`: a Rust port of a WDM teaching driver whose thread deadlocks on
+//! a `FAST_MUTEX` it already holds. The `fixed` feature chooses the driver the
+//! image holds: [`seed`] (the default), the seed's C routine by routine, or
+//! [`fixed`], the demo without its defects. `src/nt.rs` holds what both share.
 
 #![no_std]
 #![allow(
@@ -25,11 +13,8 @@
 extern crate wdk_panic;
 
 #[cfg(not(test))]
-use wdk_alloc::WdkAllocator;
-
-#[cfg(not(test))]
 #[global_allocator]
-static GLOBAL_ALLOCATOR: WdkAllocator = WdkAllocator;
+static GLOBAL_ALLOCATOR: wdk_alloc::WdkAllocator = wdk_alloc::WdkAllocator;
 
 mod nt;
 

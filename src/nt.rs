@@ -1,11 +1,6 @@
-//! What the seed driver and the fixed driver share, written once: the
-//! header inlines of the seed that wdk-sys cannot bind (bindgen sees no symbol
-//! for a `FORCEINLINE` function or a macro) as small Rust functions, the
-//! fixed-size buffers the threads format their paths into, and the seed's
-//! paths, counts and bytes.
-//!
-//! Nothing here allocates or can panic: the threads call these at every
-//! iteration.
+//! What the seed and fixed drivers share: the header inlines and macros
+//! wdk-sys cannot bind, the path buffers, and the seed's paths, counts and
+//! bytes. Nothing here allocates or can panic.
 
 use core::{mem::offset_of, ptr::null_mut};
 
@@ -15,7 +10,6 @@ use wdk_sys::{
     FILE_RENAME_INFORMATION,
     FM_LOCK_BIT,
     HANDLE,
-    LONG,
     NTSTATUS,
     OBJECT_ATTRIBUTES,
     PFAST_MUTEX,
@@ -41,22 +35,17 @@ pub const FILE_COUNT: u32 = 1000;
 pub const WRITES_PER_FILE: u32 = 100;
 /// `char dataToWrite[] = "Hello, World!\r\n";` with its NUL.
 pub const DATA_TO_WRITE: [u8; 16] = *b"Hello, World!\r\n\0";
-/// `sizeof(dataToWrite) - 1`: the 15 bytes of `Hello, World!\r\n` written
-/// each time.
+/// `sizeof(dataToWrite) - 1`: the 15 bytes written each time.
 #[allow(clippy::cast_possible_truncation, reason = "15 bytes")]
 pub const DATA_LENGTH: ULONG = (DATA_TO_WRITE.len() - 1) as ULONG;
 
 /// Capacity, in `WCHARs`, of the seed's path buffers (`WCHAR filePathBuffer[150]`).
 pub const PATH_CCH: usize = 150;
-
 /// A path buffer as the seed declares it on the thread's stack.
 pub type PathBuffer = [WCHAR; PATH_CCH];
 
-/// UTF-16 code units of an ASCII string literal, computed at compile time, so
-/// the seed's `L"..."` literals cost no code at run time.
-///
-/// Fails to compile if `N` is not the literal's length or the literal is not
-/// ASCII.
+/// The seed's `L"..."` literals, computed at compile time; fails to compile
+/// unless the literal is ASCII and `N` long.
 #[must_use]
 pub const fn ascii_utf16<const N: usize>(text: &str) -> [WCHAR; N] {
     let bytes = text.as_bytes();
@@ -71,31 +60,23 @@ pub const fn ascii_utf16<const N: usize>(text: &str) -> [WCHAR; N] {
     out
 }
 
-/// `ExInitializeFastMutex` of wdm.h: `Count = FM_LOCK_BIT`, `Owner = NULL`,
-/// `Contention = 0`, then `KeInitializeEvent(&Event, SynchronizationEvent,
-/// FALSE)`.
+/// `ExInitializeFastMutex` of wdm.h: a free mutex and its unsignalled
+/// synchronization event.
 ///
 /// # Safety
 ///
-/// `fast_mutex` must point to writable memory for a `FAST_MUTEX` that no
-/// thread uses yet, at IRQL <= `DISPATCH_LEVEL`.
+/// `fast_mutex` is writable and unused yet; IRQL <= `DISPATCH_LEVEL`.
 pub unsafe fn ex_initialize_fast_mutex(fast_mutex: PFAST_MUTEX) {
-    // SAFETY: the caller guarantees `fast_mutex` is valid for writes and unused.
+    // SAFETY: writable and unused (the caller's contract).
     let fm = unsafe { &mut *fast_mutex };
-    #[allow(clippy::cast_possible_wrap, reason = "FM_LOCK_BIT is 1")]
-    {
-        fm.Count = FM_LOCK_BIT as LONG;
-    }
+    fm.Count = FM_LOCK_BIT.cast_signed();
     fm.Owner = null_mut();
     fm.Contention = 0;
-    // SAFETY: `fm.Event` is a KEVENT inside the caller's writable FAST_MUTEX;
-    // the caller guarantees IRQL <= DISPATCH_LEVEL.
+    // SAFETY: a KEVENT in the writable FAST_MUTEX; IRQL <= DISPATCH_LEVEL.
     unsafe { KeInitializeEvent(&raw mut fm.Event, SynchronizationEvent, BOOLEAN::from(false)) };
 }
 
-/// `InitializeObjectAttributes` of ntdef.h (a macro in C): the attributes for
-/// `object_name` with `attributes` flags, no root directory unless given, the
-/// default security descriptor, and no security quality of service.
+/// `InitializeObjectAttributes` of ntdef.h (a macro in C).
 #[must_use]
 pub const fn initialize_object_attributes(
     object_name: PUNICODE_STRING,
@@ -115,14 +96,8 @@ pub const fn initialize_object_attributes(
 }
 
 /// `RtlStringCchPrintfW(dest, cch, L"<prefix>%d<suffix>", number)` of
-/// ntstrsafe.h, for the one format the seed uses: writes `prefix`, the decimal
-/// digits of `number` and `suffix` into `dest` and terminates it with a NUL.
-///
-/// Like the C function it always leaves `dest` NUL-terminated when `dest` is
-/// not empty: a result that does not fit is truncated and
-/// `STATUS_BUFFER_OVERFLOW` returned; an empty `dest` gets
-/// `STATUS_INVALID_PARAMETER`. Formatting by hand keeps `core::fmt` (several
-/// KiB) out of the driver.
+/// ntstrsafe.h: truncates with `STATUS_BUFFER_OVERFLOW`, always NUL-terminated;
+/// an empty `dest` is `STATUS_INVALID_PARAMETER`. No `core::fmt`: it is several KiB.
 pub fn rtl_string_cch_printf_w(
     dest: &mut [WCHAR],
     prefix: &[WCHAR],
@@ -163,18 +138,14 @@ pub fn rtl_string_cch_printf_w(
     }
 }
 
-/// Length, in `WCHARs`, of the NUL-terminated string at the start of `buffer`
-/// (`wcslen`), or the whole buffer if it holds no NUL.
+/// `wcslen`, or the whole buffer if it holds no NUL.
 #[must_use]
 pub fn wcslen(buffer: &[WCHAR]) -> usize {
     buffer.iter().position(|&unit| unit == 0).unwrap_or(buffer.len())
 }
 
-/// A `FILE_RENAME_INFORMATION` followed by room for a whole path.
-///
-/// The seed declares a bare `FILE_RENAME_INFORMATION` on the stack and copies
-/// the new name into its one-`WCHAR` `FileName`, writing past the structure;
-/// here the name has room for a full [`PathBuffer`].
+/// A `FILE_RENAME_INFORMATION` with room for a whole [`PathBuffer`] (the
+/// seed's has one `WCHAR` and the name overflows it).
 #[repr(C)]
 pub struct RenameBuffer {
     info: FILE_RENAME_INFORMATION,
@@ -185,19 +156,12 @@ impl RenameBuffer {
     /// A zeroed buffer, as the seed's `RtlZeroMemory(&renameInfo, ...)`.
     #[must_use]
     pub const fn new() -> Self {
-        // SAFETY: FILE_RENAME_INFORMATION and WCHAR arrays are plain C data for
-        // which all-zero bytes are a valid value (NULL handle, FALSE, 0).
+        // SAFETY: plain C data, for which all-zero bytes are valid (NULL, FALSE, 0).
         unsafe { core::mem::zeroed() }
     }
 
-    /// Fills the buffer as the seed does: `ReplaceIfExists = TRUE`,
-    /// `RootDirectory = NULL`, `FileNameLength` = the name's length in bytes,
-    /// the name copied to `FileName` (without its NUL), the rest zeroed.
-    /// `new_name` is cut at its first NUL, like the seed's `wcslen`, and at
-    /// [`PATH_CCH`] `WCHARs`.
-    ///
-    /// Returns the length to pass to `ZwSetInformationFile`, computed as the
-    /// seed does: `sizeof(FILE_RENAME_INFORMATION) + FileNameLength`.
+    /// Fills the buffer as the seed does (`new_name` cut at its NUL and at
+    /// [`PATH_CCH`]); returns `sizeof(FILE_RENAME_INFORMATION) + FileNameLength`.
     pub fn fill(&mut self, new_name: &[WCHAR]) -> ULONG {
         *self = Self::new();
         let name = new_name.get(..wcslen(new_name)).unwrap_or_default();
@@ -215,10 +179,8 @@ impl RenameBuffer {
             .cast::<u8>()
             .wrapping_add(offset_of!(FILE_RENAME_INFORMATION, FileName))
             .cast::<WCHAR>();
-        // SAFETY: `file_name` is derived from a pointer to the whole buffer, is
-        // aligned for WCHAR (FileName's offset), and the buffer has room for
-        // PATH_CCH WCHARs from there (`name_room` follows the structure), while
-        // `name` is at most PATH_CCH WCHARs and does not overlap `self`.
+        // SAFETY: `file_name`, WCHAR-aligned and derived from the whole buffer, has
+        // room for PATH_CCH WCHARs (`name_room`); `name`, at most that, is elsewhere.
         unsafe { core::ptr::copy_nonoverlapping(name.as_ptr(), file_name, name.len()) };
         #[allow(clippy::cast_possible_truncation, reason = "24 bytes")]
         let header = size_of::<FILE_RENAME_INFORMATION>() as ULONG;
@@ -250,12 +212,13 @@ mod tests {
     }
 
     #[test]
-    fn paths_are_formatted_like_the_seed_for_0_9_10_999() {
+    fn paths_are_formatted_like_the_seed_for_0_9_10_999_and_the_largest() {
         for (number, expected) in [
             (0, r"\DosDevices\C:\Temp\file_0.txt"),
             (9, r"\DosDevices\C:\Temp\file_9.txt"),
             (10, r"\DosDevices\C:\Temp\file_10.txt"),
             (999, r"\DosDevices\C:\Temp\file_999.txt"),
+            (u32::MAX, r"\DosDevices\C:\Temp\file_4294967295.txt"),
         ] {
             let (status, buffer) = path(&TEMP_FILE_PREFIX, number);
             assert_eq!(status, STATUS_SUCCESS);
@@ -267,13 +230,6 @@ mod tests {
         let (status, buffer) = path(&MOVED_FILE_PREFIX, 999);
         assert_eq!(status, STATUS_SUCCESS);
         assert_eq!(text(&buffer), r"\DosDevices\C:\Temp2\NewFile_999.txt");
-    }
-
-    #[test]
-    fn the_largest_number_is_formatted() {
-        let (status, buffer) = path(&TEMP_FILE_PREFIX, u32::MAX);
-        assert_eq!(status, STATUS_SUCCESS);
-        assert_eq!(text(&buffer), r"\DosDevices\C:\Temp\file_4294967295.txt");
     }
 
     #[test]
@@ -342,38 +298,23 @@ mod tests {
     #[test]
     fn object_attributes_are_initialized_like_the_macro() {
         let mut name = wdk_sys::UNICODE_STRING::default();
-        let attributes = initialize_object_attributes(
-            &raw mut name,
-            wdk_sys::OBJ_CASE_INSENSITIVE | wdk_sys::OBJ_KERNEL_HANDLE,
-            null_mut(),
-            null_mut(),
-        );
-        assert_eq!(attributes.Length, 48);
-        assert_eq!(attributes.Length as usize, size_of::<OBJECT_ATTRIBUTES>());
-        assert!(attributes.RootDirectory.is_null());
-        assert_eq!(attributes.ObjectName, &raw mut name);
-        assert_eq!(attributes.Attributes, 0x40 | 0x200);
-        assert!(attributes.SecurityDescriptor.is_null());
-        assert!(attributes.SecurityQualityOfService.is_null());
-    }
-
-    #[test]
-    fn object_attributes_keep_root_directory_and_security_descriptor_apart() {
-        let mut name = wdk_sys::UNICODE_STRING::default();
         let root: HANDLE = 0x1111_0000 as HANDLE;
         let descriptor: PVOID = 0x2222_0000 as PVOID;
-        let attributes = initialize_object_attributes(&raw mut name, 0x40, root, descriptor);
+        let flags = wdk_sys::OBJ_CASE_INSENSITIVE | wdk_sys::OBJ_KERNEL_HANDLE;
+        let attributes = initialize_object_attributes(&raw mut name, flags, root, descriptor);
+        assert_eq!(attributes.Length, 48);
+        assert_eq!(attributes.Length as usize, size_of::<OBJECT_ATTRIBUTES>());
         assert_eq!(attributes.RootDirectory, root);
-        assert_eq!(attributes.SecurityDescriptor, descriptor);
         assert_eq!(attributes.ObjectName, &raw mut name);
+        assert_eq!(attributes.Attributes, 0x40 | 0x200);
+        assert_eq!(attributes.SecurityDescriptor, descriptor);
         assert!(attributes.SecurityQualityOfService.is_null());
     }
 
     /// What the host stand-in for `KeInitializeEvent` was called with.
     static EVENT_INIT: std::sync::Mutex<Vec<(usize, i32, u8)>> = std::sync::Mutex::new(Vec::new());
 
-    /// Host stand-in for the kernel's `KeInitializeEvent`, which unit tests
-    /// cannot call: records its arguments.
+    /// Host stand-in for the kernel's `KeInitializeEvent`: records its arguments.
     #[unsafe(no_mangle)]
     extern "C" fn KeInitializeEvent(event: wdk_sys::PRKEVENT, kind: i32, state: u8) {
         EVENT_INIT.lock().unwrap().push((event as usize, kind, state));

@@ -1,37 +1,21 @@
 //! Linux stand-in for Microsoft's `wdk-build` 0.6.0.
 //!
-//! The crates.io `wdk-build` depends on the `windows` crate, which does not
-//! compile on a Linux host, and it looks for an installed WDK. The Linux build
-//! of TestDriver replaces it (through a cargo patch that only the Linux build
-//! applies) with this crate, which offers the part of the API that `wdk`,
-//! `wdk-alloc`, `wdk-panic`, `wdk-sys` and the driver's own `build.rs` call:
-//!
-//! * [`configure_wdk_library_build`]: emits the `driver_model__driver_type`
-//!   cfg (and its `check-cfg`), read from the top-level `Cargo.toml`'s
-//!   `[package.metadata.wdk.driver-model]` table, as the real one does
-//!   (`wdk-panic` 0.5.0's build script calls only this: without the WDM cfg
-//!   it would build as a `std` crate with no panic handler);
-//! * [`configure_wdk_binary_build`]: the same cfg plus the linker arguments the
-//!   real crate emits for a WDM driver (`/DRIVER`, `/SUBSYSTEM:NATIVE`,
-//!   `/ENTRY:DriverEntry`, `/INTEGRITYCHECK`, `/MAP`, ...), after the same
-//!   `crt-static` check;
-//! * [`find_top_level_cargo_manifest`] and [`ConfigError`].
-//!
-//! The base libraries the real crate links (`ntoskrnl`, `hal`, `wmilib`,
-//! `BufferOverflowFastFailK`) come with the WDK. Here only `ntoskrnl` is
-//! linked, from an import library that the stand-in `wdk-sys` generates.
+//! The real crate needs the `windows` crate and an installed WDK; the Linux
+//! build patches it with this one, which has the API that `wdk`, `wdk-alloc`,
+//! `wdk-panic`, `wdk-sys` and the driver's `build.rs` call, and makes the same
+//! checks. Of the WDK's base libraries only `ntoskrnl` is linked, from the
+//! import library the stand-in `wdk-sys` generates.
 
 use std::{
     env, fmt,
     path::{Path, PathBuf},
 };
 
-/// The cfg key `wdk-build` exports for the driver model, and its allowed values.
+/// The driver model's cfg key and values.
 const DRIVER_TYPE_CFG_KEY: &str = "driver_model__driver_type";
 const DRIVER_TYPES: [&str; 3] = ["WDM", "KMDF", "UMDF"];
 
-/// Linker arguments the real `wdk-build` 0.6.0 emits for a WDM driver
-/// (`Config::configure_binary_build`), in the same order.
+/// The real crate's linker arguments for a WDM driver, in its order.
 pub const WDM_LINK_ARGS: [&str; 13] = [
     "/DRIVER",
     "/NODEFAULTLIB",
@@ -51,8 +35,7 @@ pub const WDM_LINK_ARGS: [&str; 13] = [
 /// Errors of the build configuration.
 #[derive(Debug)]
 pub enum ConfigError {
-    /// `OUT_DIR`, `CARGO_CFG_TARGET_FEATURE` or another variable cargo sets
-    /// for build scripts is missing: not called from a build script.
+    /// A variable cargo sets for build scripts is missing.
     NotInBuildScript(&'static str),
     /// No `Cargo.lock` was found in the ancestors of `OUT_DIR`.
     TopLevelManifestNotFound(PathBuf),
@@ -109,14 +92,11 @@ fn build_var(name: &'static str) -> Result<String, ConfigError> {
     env::var(name).map_err(|_| ConfigError::NotInBuildScript(name))
 }
 
-/// Returns the `Cargo.toml` beside the first `Cargo.lock` found in the
-/// ancestors of `OUT_DIR`, as the real `wdk-build` does.
+/// The `Cargo.toml` beside the first `Cargo.lock` above `OUT_DIR`, as the real crate finds it.
 ///
 /// # Errors
 ///
-/// [`ConfigError::NotInBuildScript`] outside a build script,
-/// [`ConfigError::TopLevelManifestNotFound`] when no ancestor holds a
-/// `Cargo.lock`.
+/// Outside a build script, or when no ancestor holds a `Cargo.lock`.
 pub fn find_top_level_cargo_manifest() -> Result<PathBuf, ConfigError> {
     let out_dir = PathBuf::from(build_var("OUT_DIR")?);
     out_dir
@@ -130,24 +110,16 @@ pub fn find_top_level_cargo_manifest() -> Result<PathBuf, ConfigError> {
 ///
 /// # Errors
 ///
-/// I/O and TOML errors, [`ConfigError::NoWdkConfigurationsDetected`] when the
-/// table is missing, [`ConfigError::UnknownDriverType`] for a value other than
-/// WDM, KMDF or UMDF.
+/// I/O and TOML errors, a missing table, a type other than WDM, KMDF or UMDF.
 pub fn driver_type_of(manifest: &Path) -> Result<String, ConfigError> {
     let text = std::fs::read_to_string(manifest)
         .map_err(|error| ConfigError::Io(manifest.to_path_buf(), error))?;
-    driver_type_in(&text).map_err(|error| match error {
-        ConfigError::Toml(_, message) => ConfigError::Toml(manifest.to_path_buf(), message),
-        ConfigError::NoWdkConfigurationsDetected(_) => {
-            ConfigError::NoWdkConfigurationsDetected(manifest.to_path_buf())
-        }
-        other => other,
-    })
+    driver_type_in(&text, manifest)
 }
 
-fn driver_type_in(manifest_text: &str) -> Result<String, ConfigError> {
+fn driver_type_in(manifest_text: &str, manifest: &Path) -> Result<String, ConfigError> {
     let table = toml::de::DeTable::parse(manifest_text)
-        .map_err(|error| ConfigError::Toml(PathBuf::new(), error.to_string()))?;
+        .map_err(|error| ConfigError::Toml(manifest.to_path_buf(), error.to_string()))?;
     let mut value = table.get_ref().get("package").map(toml::Spanned::get_ref);
     for key in ["metadata", "wdk", "driver-model", "driver-type"] {
         value = value.and_then(|v| v.get(key)).map(toml::Spanned::get_ref);
@@ -155,7 +127,7 @@ fn driver_type_in(manifest_text: &str) -> Result<String, ConfigError> {
     let driver_type = value
         .and_then(toml::de::DeValue::as_str)
         .map(str::to_owned)
-        .ok_or_else(|| ConfigError::NoWdkConfigurationsDetected(PathBuf::new()))?;
+        .ok_or_else(|| ConfigError::NoWdkConfigurationsDetected(manifest.to_path_buf()))?;
     if DRIVER_TYPES.contains(&driver_type.as_str()) {
         Ok(driver_type)
     } else {
@@ -179,35 +151,28 @@ fn top_level_driver_type() -> Result<String, ConfigError> {
     driver_type_of(&manifest)
 }
 
-/// Configures the build of a library that depends on the WDK: emits the
-/// driver-model cfg. A build graph without a WDK configuration only gets the
-/// `check-cfg` settings, as with the real crate.
+/// Emits the driver-model cfg for a library that depends on the WDK, or, with
+/// no WDK configuration, only its `check-cfg` (`wdk-panic` needs the cfg to
+/// build as `no_std`).
 ///
 /// # Errors
 ///
 /// Errors other than a missing WDK configuration.
 pub fn configure_wdk_library_build() -> Result<(), ConfigError> {
     match top_level_driver_type() {
-        Ok(driver_type) => {
-            emit_cfg_settings(&driver_type);
-            Ok(())
-        }
-        Err(ConfigError::NoWdkConfigurationsDetected(_)) => {
-            emit_check_cfg_settings();
-            Ok(())
-        }
-        Err(error) => Err(error),
+        Ok(driver_type) => emit_cfg_settings(&driver_type),
+        Err(ConfigError::NoWdkConfigurationsDetected(_)) => emit_check_cfg_settings(),
+        Err(error) => return Err(error),
     }
+    Ok(())
 }
 
-/// Configures the build of a WDM driver binary: checks that the C runtime is
-/// statically linked, emits the linker arguments of a WDM driver and the
-/// driver-model cfg.
+/// Checks that the C runtime is static, then emits a WDM driver's linker
+/// arguments and the driver-model cfg.
 ///
 /// # Errors
 ///
-/// A missing or non-WDM driver configuration, or a dynamically linked C
-/// runtime.
+/// A missing or non-WDM driver configuration, or a dynamic C runtime.
 pub fn configure_wdk_binary_build() -> Result<(), ConfigError> {
     let target_features = build_var("CARGO_CFG_TARGET_FEATURE")?;
     if !target_features.split(',').any(|f| f == "crt-static") {
@@ -228,27 +193,31 @@ pub fn configure_wdk_binary_build() -> Result<(), ConfigError> {
 mod tests {
     use super::*;
 
+    fn parse(manifest_text: &str) -> Result<String, ConfigError> {
+        driver_type_in(manifest_text, Path::new("Cargo.toml"))
+    }
+
     #[test]
     fn reads_the_driver_type_from_package_metadata() {
         let manifest = "[package]\nname = \"x\"\n\n[package.metadata.wdk.driver-model]\ndriver-type = \"WDM\"\n";
-        assert_eq!(driver_type_in(manifest).unwrap(), "WDM");
+        assert_eq!(parse(manifest).unwrap(), "WDM");
     }
 
     #[test]
     fn a_manifest_without_wdk_metadata_is_reported() {
-        let error = driver_type_in("[package]\nname = \"x\"\n").unwrap_err();
+        let error = parse("[package]\nname = \"x\"\n").unwrap_err();
         assert!(matches!(error, ConfigError::NoWdkConfigurationsDetected(_)), "{error}");
     }
 
     #[test]
     fn an_unknown_driver_type_is_rejected() {
         let manifest = "[package.metadata.wdk.driver-model]\ndriver-type = \"VXD\"\n";
-        let error = driver_type_in(manifest).unwrap_err();
+        let error = parse(manifest).unwrap_err();
         assert_eq!(error.to_string(), "driver-type \"VXD\" is not one of WDM, KMDF, UMDF");
     }
 
     #[test]
     fn invalid_toml_is_reported() {
-        assert!(matches!(driver_type_in("[package"), Err(ConfigError::Toml(..))));
+        assert!(matches!(parse("[package"), Err(ConfigError::Toml(..))));
     }
 }
