@@ -114,7 +114,8 @@ def test_the_messages_name_the_suites_of_the_release_it_runs_on(tmp_path):
         p = env_sh(FAKE_APT, os_release(tmp_path, ID="debian", VERSION_CODENAME=codename), CALLS=str(calls))
         assert p.returncode == 1
         assert calls.read_text().splitlines() == [
-            "apt-get update -q", "apt-get install -y -q --no-install-recommends testdriver-probe"]
+            "apt-get update -q",
+            "apt-get install -y -q --no-install-recommends -o Dpkg::Options::=--force-unsafe-io testdriver-probe"]
         assert f"installing Debian {version} packages (probe): testdriver-probe" in p.stderr
         assert (f"These packages come from Debian {version}'s suites {codename}, {codename}-updates and "
                 f"{codename}-security") in p.stderr
