@@ -155,8 +155,7 @@ in_root() {
             printf '   %4ss  %s\n' $((SECONDS - start)) "${line:0:150}" ;;
         esac
         [[ $deadlock != - || $line != *DEADLOCK* ]] || deadlock=$((SECONDS - start))
-      done
-    status=${PIPESTATUS[0]}
+      done || status=${PIPESTATUS[0]}  # (not `set -e`'s: a failing command is recorded, and the next runs)
     exec {log}>&-
     seconds=$((SECONDS - start))
     ((status == 0)) || tail -n 25 "$log_dir/$i.log" | sed 's/^/   | /'
@@ -243,7 +242,7 @@ check_suite() {
   : >"$logs/times.tsv"
   unshare --mount --pid --fork --propagation private \
     bash -c "$(declare -f in_root elapsed); in_root \"\$@\"" in_root \
-    "$root" "$logs" $((timeout_min * 60)) "${#env_vars[@]}" "${env_vars[@]}" "${commands[@]}"
+    "$root" "$logs" $((timeout_min * 60)) "${#env_vars[@]}" "${env_vars[@]}" "${commands[@]}" || true  # (counted below)
 
   findmnt -rn -o TARGET | grep "^$root/" && die "mounts were left under $root"
   cp "$root"/root/phases.*.tsv "$logs/" 2>/dev/null || true
@@ -252,6 +251,8 @@ check_suite() {
   versions=$(chroot "$root" dpkg-query -W -f='${Package} ${Version}\n' \
     python3 nodejs wine64 rustc-web lld-19 clang-19 2>/dev/null | awk 'NF == 2' | paste -sd ',' | sed 's/,/, /g') || true
   failed=$(awk -F '\t' '$2 != 0' "$logs/times.tsv" | wc -l)
+  # a command that never recorded its end (the chroot itself failed) fails too
+  failed=$((failed + ${#commands[@]} - $(wc -l <"$logs/times.tsv")))
   {
     echo "Debian $version ($suite) minbase, suites $suite $suite-updates$( ((with_security)) && echo " $suite-security"), HEAD ${head:0:12}"
     printf '  %-24s %s\n' "debootstrap" "$(elapsed "$debootstrap_s")"
