@@ -92,7 +92,7 @@ if ! $wine; then
   fi
 fi
 echo "Building $driver with linux/build.sh${build_args[*]:+ ${build_args[*]}}" \
-  "(the first build takes about a minute, more if Debian's toolchain is installed first) ..." >&2
+  "(the first build takes one to two minutes on two cores) ..." >&2
 if ! bash linux/build.sh "${build_args[@]}" >"$log" 2>&1; then
   tail -n 40 "$log" >&2
   echo "demo.sh: the build failed (the end of its log is above; all of it:" \
