@@ -354,13 +354,14 @@ export PATH=/usr/bin:$PATH
 export RUSTC=/usr/bin/rustc
 export RUSTDOC=/usr/bin/rustdoc
 export CARGO=/usr/bin/cargo
-# -Zbuild-std and the separate lock file of the Linux build are unstable cargo
-# features of this stable toolchain.
+# -Zbuild-std, the separate lock file of the Linux build and per-package rustc
+# flags are unstable cargo features of this stable toolchain.
 export RUSTC_BOOTSTRAP=1
 
 # Arguments every Linux cargo command takes: the patch that swaps wdk-sys and
-# wdk-build for the stand-ins in linux/, and the lock file linux/Cargo.lock.
-LINUX_CARGO_ARGS=(--config "$REPO_ROOT/linux/cargo/config.toml" -Zlockfile-path)
+# wdk-build for the stand-ins in linux/, the lock file linux/Cargo.lock and the
+# rustc flags that file gives some packages.
+LINUX_CARGO_ARGS=(--config "$REPO_ROOT/linux/cargo/config.toml" -Zlockfile-path -Zprofile-rustflags)
 
 # Arguments of a driver build for Windows.
 DRIVER_CARGO_ARGS=(
