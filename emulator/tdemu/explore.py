@@ -52,46 +52,46 @@ class SchedulePolicy:
     calls, which are the choice points)."""
 
     def __init__(self, k, chooser: Chooser):
-        self.k = k
-        self.chooser = chooser
-        k.sched.on_wake = self.on_wake
-
-    def footprint(self, addr: int, t):
+        # (imported here: the nt package imports this module; choice_point runs at every call)
+        from .nt.api import dependent
         from .nt.kernel import STUB_NAMES
         from .nt.ps import thread_footprint
 
+        self.k = k
+        self.chooser = chooser
+        self._dependent, self._stub_names, self._thread_footprint = dependent, STUB_NAMES, thread_footprint
+        k.sched.on_wake = self.on_wake
+
+    def footprint(self, addr: int, t):
         k = self.k
-        if addr in STUB_NAMES:
-            return thread_footprint(t)  # the thread ends
+        if addr in self._stub_names:
+            return self._thread_footprint(t)  # the thread ends
         name = k.stub_names.get(addr)
         fn = k.footprints.get(name)
         return fn(k) if fn is not None and name in k.handlers else None
 
     def choice_point(self, addr: int, t) -> bool:
         """True if the CPU was stopped before the call at addr ran (it runs when t is resumed)."""
-        from .nt.api import dependent
-        from .nt.kernel import STUB_NAMES
-
         k = self.k
         if t.resume_at_stub:
             t.resume_at_stub = False
             return False
+        ready = k.sched.ready
+        if not ready and not t.positioning:
+            return False  # no other thread to run first, whatever the call
         fp = self.footprint(addr, t)
         if fp is None:
             return False
-        what = STUB_NAMES.get(addr, k.stub_names.get(addr, hex(addr)))
+        what = self._stub_names.get(addr, k.stub_names.get(addr, hex(addr)))
         if t.positioning:
             t.pending = (what, fp)
             t.resume_at_stub = True
             k.sched.stop(("positioned",))
             return True
-        ready = k.sched.ready
-        if not ready:
-            return False
         if any(r.pending is None for r in ready):
             k.sched.stop(("reposition",))  # learn their next calls first, then come back here
             return True
-        deps = [r for r in ready if dependent(fp, r.pending[1])]
+        deps = [r for r in ready if self._dependent(fp, r.pending[1])]
         if not deps:
             return False
         idx = self.chooser.choose("preempt", [t, *deps], f"{t.name} before {what}", k.total_calls)

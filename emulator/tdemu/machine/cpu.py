@@ -98,6 +98,10 @@ class Cpu:
         self._reg = ctypes.c_uint64()
         self._reg_ref = ctypes.byref(self._reg)
         self._small = ctypes.create_string_buffer(64)
+        # The four argument registers, read in one call (uc_reg_read_batch).
+        self._arg_ids = (ctypes.c_int * 4)(UC_X86_REG_RCX, UC_X86_REG_RDX, UC_X86_REG_R8, UC_X86_REG_R9)
+        self._arg_vals = (ctypes.c_uint64 * 4)()
+        self._arg_ptrs = (ctypes.c_void_p * 4)(*(ctypes.addressof(self._arg_vals) + 8 * i for i in range(4)))
         self.base = self.module.base
         self.size = size_of_image
         self.map(STUB_BASE, STUB_SIZE, "tdemu.stubs")
@@ -211,8 +215,10 @@ class Cpu:
     # ------------------------------------------------------------------ registers
     def args(self, n: int) -> list[int]:
         """The first n integer arguments of the call being made (x64: rcx, rdx, r8, r9, then the stack)."""
-        reg = self.reg
-        a = [reg(r) for r in (UC_X86_REG_RCX, UC_X86_REG_RDX, UC_X86_REG_R8, UC_X86_REG_R9)[:n]]
+        status = uclib.uc_reg_read_batch(self._uch, self._arg_ids, self._arg_ptrs, min(n, 4))
+        if status:
+            raise UcError(status)
+        a = self._arg_vals[:min(n, 4)]
         if n > 4:
             a += struct.unpack_from(f"<{n - 4}Q", self._read(self.reg(UC_X86_REG_RSP) + 0x28, 8 * (n - 4)))
         return a
