@@ -363,6 +363,17 @@ export RUSTC_BOOTSTRAP=1
 # rustc flags that file gives some packages.
 LINUX_CARGO_ARGS=(--config "$REPO_ROOT/linux/cargo/config.toml" -Zlockfile-path -Zprofile-rustflags)
 
+# Arguments of the host unit tests (linux/test.sh; emulator/tests/mutants.py): a
+# static C runtime, as the driver's build script requires (the host target is
+# named, so build scripts are not affected), and GNU ld keeping unused sections as
+# MSVC's linker does, so a kernel routine reachable from the tests fails to link;
+# the unit-test profile is linux/cargo/config.toml's.
+HOST_TARGET=x86_64-unknown-linux-gnu
+HOST_TEST_CARGO_ARGS=(
+  --profile unit-test --lib --target "$HOST_TARGET"
+  --config "target.$HOST_TARGET.rustflags=[\"-C\", \"target-feature=+crt-static\", \"-C\", \"link-arg=-Wl,--no-gc-sections\"]"
+)
+
 # Arguments of a driver build for Windows.
 DRIVER_CARGO_ARGS=(
   --target "$TARGET"

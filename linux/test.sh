@@ -69,12 +69,6 @@ summarize() {
 
 ensure_debian_packages build clang python test wine dump
 
-# Host unit tests: a static C runtime, as the driver's build script requires (the
-# host target is named, so build scripts are not affected), and GNU ld keeps unused
-# sections as MSVC's linker does: a kernel routine reachable from the tests fails to link.
-host=x86_64-unknown-linux-gnu
-host_rustflags='["-C", "target-feature=+crt-static", "-C", "link-arg=-Wl,--no-gc-sections"]'
-
 windows_lock_is_current() {
   env -u RUSTC_BOOTSTRAP "$CARGO" metadata --locked --format-version 1 >/dev/null
   echo "Cargo.lock (the Windows build's) matches Cargo.toml"
@@ -88,8 +82,8 @@ cargo_checks() {
       --release $features -- -D warnings || true
   done
   for features in "" "--features=fixed"; do
-    suite "unit tests ${features:-default}" "$CARGO" test "${LINUX_CARGO_ARGS[@]}" --release --lib \
-      --target "$host" --config "target.$host.rustflags=$host_rustflags" $features || true
+    suite "unit tests ${features:-default}" "$CARGO" test "${LINUX_CARGO_ARGS[@]}" "${HOST_TEST_CARGO_ARGS[@]}" \
+      $features || true
   done
   suite "wdk-build stand-in tests" "$CARGO" test --release --locked \
     --manifest-path linux/wdk-build/Cargo.toml --target-dir target/wdk-build || true

@@ -206,10 +206,7 @@ def check(mutations: list[Mutation]) -> list[str]:
 def run_tests(m: Mutation, tree: str, log) -> bool:
     """True if the tests pass with the mutation applied (the mutant survives)."""
     if m.file.endswith(".rs"):
-        host = "x86_64-unknown-linux-gnu"
-        flags = '["-C", "target-feature=+crt-static", "-C", "link-arg=-Wl,--no-gc-sections"]'
-        script = ('source linux/env.sh && "$CARGO" test "${LINUX_CARGO_ARGS[@]}" --release --lib '
-                  f'--target {host} --config \'target.{host}.rustflags={flags}\'')
+        script = 'source linux/env.sh && "$CARGO" test "${LINUX_CARGO_ARGS[@]}" "${HOST_TEST_CARGO_ARGS[@]}"'
         env = dict(os.environ, CARGO_TARGET_DIR=os.path.join(WORK, "cargo"))
         cmd = ["bash", "-c", script]
     else:
