@@ -74,18 +74,22 @@ windows_lock_is_current() {
   echo "Cargo.lock (the Windows build's) matches Cargo.toml"
 }
 
+# The suites off the critical path run at a lower priority: the builds, then the
+# big pytest run (the longest suite), get the CPU first, and these fill its gaps.
+behind=(nice -n 10)
+
 # The cargo checks after the builds, one after another (they share target/).
 cargo_checks() {
   local features
   for features in "" "--features=fixed"; do
-    suite "clippy ${features:-default}" "$CARGO" clippy "${LINUX_CARGO_ARGS[@]}" "${DRIVER_CARGO_ARGS[@]}" \
+    suite "clippy ${features:-default}" "${behind[@]}" "$CARGO" clippy "${LINUX_CARGO_ARGS[@]}" "${DRIVER_CARGO_ARGS[@]}" \
       --release $features -- -D warnings || true
   done
   for features in "" "--features=fixed"; do
-    suite "unit tests ${features:-default}" "$CARGO" test "${LINUX_CARGO_ARGS[@]}" "${HOST_TEST_CARGO_ARGS[@]}" \
+    suite "unit tests ${features:-default}" "${behind[@]}" "$CARGO" test "${LINUX_CARGO_ARGS[@]}" "${HOST_TEST_CARGO_ARGS[@]}" \
       $features || true
   done
-  suite "wdk-build stand-in tests" "$CARGO" test --release --locked \
+  suite "wdk-build stand-in tests" "${behind[@]}" "$CARGO" test --release --locked \
     --manifest-path linux/wdk-build/Cargo.toml --target-dir target/wdk-build || true
   suite "Cargo.lock is up to date" windows_lock_is_current || true
 }
@@ -100,12 +104,12 @@ no_build_tests=(
 python=$REPO_ROOT/.venv/bin/python  # emulator/setup.sh's venv
 pytest=("$python" -m pytest -c emulator/pyproject.toml --rootdir emulator)
 
-suite "GitHub workflows (actionlint, shellcheck, pins, pwsh parse)" bash .github/lint/lint-workflows.sh &
-suite "WinDbg extension and PowerShell syntax" bash windbg/test.sh &
+suite "GitHub workflows (actionlint, shellcheck, pins, pwsh parse)" "${behind[@]}" bash .github/lint/lint-workflows.sh &
+suite "WinDbg extension and PowerShell syntax" "${behind[@]}" bash windbg/test.sh &
 {
   if suite "the emulator's venv (emulator/setup.sh)" bash emulator/setup.sh; then
     : >"$logs/venv.ready"
-    suite "pytest: the files that need no build" "${pytest[@]}" "${no_build_tests[@]}" || true
+    suite "pytest: the files that need no build" "${behind[@]}" "${pytest[@]}" "${no_build_tests[@]}" || true
   else
     : >"$logs/venv.failed"
   fi
