@@ -86,8 +86,8 @@ if ! $wine; then
     python=$(bash emulator/setup.sh) || { echo "demo.sh: emulator/setup.sh failed (above)" >&2; exit 1; }
     check_tdemu_args "$python" "${tdemu_args[@]}" || exit 2
   else
-    # made while the driver builds
-    bash emulator/setup.sh >"$venv_log.python" 2>"$venv_log" &
+    # made while the driver builds, under nice: the build is the longer of the two
+    nice -n 10 bash emulator/setup.sh >"$venv_log.python" 2>"$venv_log" &
     venv_pid=$!
   fi
 fi

@@ -107,7 +107,7 @@ pytest=("$python" -m pytest -c emulator/pyproject.toml --rootdir emulator)
 suite "GitHub workflows (actionlint, shellcheck, pins, pwsh parse)" "${behind[@]}" bash .github/lint/lint-workflows.sh &
 suite "WinDbg extension and PowerShell syntax" "${behind[@]}" bash windbg/test.sh &
 {
-  if suite "the emulator's venv (emulator/setup.sh)" bash emulator/setup.sh; then
+  if suite "the emulator's venv (emulator/setup.sh)" "${behind[@]}" bash emulator/setup.sh; then
     : >"$logs/venv.ready"
     suite "pytest: the files that need no build" "${behind[@]}" "${pytest[@]}" "${no_build_tests[@]}" || true
   else
