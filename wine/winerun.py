@@ -29,6 +29,9 @@ from tdemu.cli import EXIT_COMPLETED, EXIT_INTERNAL, report_dir_problem, seconds
 
 FULLDUMP = REPO / "out" / "fulldump.exe"  # wine/fulldump.c, built by linux/build.sh
 WINE64, WINESERVER = Path("/usr/lib/wine/wine64"), Path("/usr/lib/wine/wineserver")
+# Debian's Wine has no preloader to reserve the address of KUSER_SHARED_DATA (0x7ffe0000), so now and
+# then a new process finds it taken and ends before any of its code ran, printing this.
+NOT_STARTED = "failed to map the shared user data"
 SERVICE = "TestDrv"
 DRIVER_FILE, DRIVER_MODULE, DUMP_NAME = "TestDriver.sys", "testdriver.sys", "TestDriver.dmp"
 FILE_DATA = b"Hello, World!\r\n" * 100  # what FileCreationThread writes to each file
@@ -282,10 +285,14 @@ class Prefix(contextlib.AbstractContextManager):
         return done
 
     def run(self, args: list[str], timeout: float, debug: str = "fixme-all") -> Result:
-        """Runs `wine64 ARGS` in this prefix with a time limit."""
-        t0 = time.monotonic()
-        p = _call([str(WINE64), *args], self.env(debug), timeout, cwd=self.root, capture_output=True)
-        out, err = (b.decode("utf-8", "replace").replace("\r\n", "\n") for b in (p.stdout, p.stderr))
+        """Runs `wine64 ARGS` in this prefix with a time limit; again (twice at most) if Wine could not
+        start the process (NOT_STARTED)."""
+        for _attempt in range(3):
+            t0 = time.monotonic()
+            p = _call([str(WINE64), *args], self.env(debug), timeout, cwd=self.root, capture_output=True)
+            out, err = (b.decode("utf-8", "replace").replace("\r\n", "\n") for b in (p.stdout, p.stderr))
+            if p.returncode == 0 or NOT_STARTED not in err:
+                break
         return Result(args, p.returncode, out, err, time.monotonic() - t0)
 
     def sc(self, *args: str, timeout: float = 30, retry: tuple[int, ...] = ()) -> Result:

@@ -392,6 +392,31 @@ def test_winedbg_failures_are_errors_not_empty_listings(tmp_path, stdout, return
     assert not p.root.exists()
 
 
+@pytest.mark.parametrize("failures, runs, returncode", [(1, 2, 0), (5, 3, 1)], ids=["once", "always"])
+def test_a_process_wine_could_not_start_is_started_again(tmp_path, monkeypatch, failures, runs, returncode):
+    """Wine 8.0's start failure (KUSER_SHARED_DATA's address taken) is retried, twice at most; the
+    command's own failures are not (the fake wine64 counts its runs)."""
+    count = tmp_path / "runs"
+    fake = tmp_path / "wine64"
+    fake.write_text(f"""#!/bin/sh
+echo x >>'{count}'
+if [ "$(wc -l <'{count}')" -le {failures} ]; then
+  echo 'err:virtual:virtual_alloc_first_teb wine: {W.NOT_STARTED}: c0000018' >&2; exit 1
+fi
+echo ran; exit 0
+""")
+    fake.chmod(0o755)
+    monkeypatch.setattr(W, "WINE64", fake)
+    with W.Prefix(str(tmp_path)) as p:
+        r = p.run(["sc", "query"], timeout=10)
+        assert (r.returncode, len(count.read_text().splitlines())) == (returncode, runs)
+        assert (r.stdout == "ran\n") == (returncode == 0) and (W.NOT_STARTED in r.stderr) == (returncode == 1)
+        count.unlink()
+        fake.write_text("#!/bin/sh\necho x >>'" + str(count) + "'\necho 'err:sc:StopService failed 1062' >&2; exit 1\n")
+        assert p.run(["sc", "stop", "TestDrv"], timeout=10).returncode == 1
+        assert len(count.read_text().splitlines()) == 1, "a command that ran and failed was run again"
+
+
 def test_the_host_pid_is_read_from_the_load_line(tmp_path):
     with CannedPrefix(tmp_path, "") as p:
         p.log_path.write_text(
