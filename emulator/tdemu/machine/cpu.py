@@ -215,10 +215,11 @@ class Cpu:
     # ------------------------------------------------------------------ registers
     def args(self, n: int) -> list[int]:
         """The first n integer arguments of the call being made (x64: rcx, rdx, r8, r9, then the stack)."""
-        status = uclib.uc_reg_read_batch(self._uch, self._arg_ids, self._arg_ptrs, min(n, 4))
+        in_regs = min(n, 4)
+        status = uclib.uc_reg_read_batch(self._uch, self._arg_ids, self._arg_ptrs, in_regs)
         if status:
             raise UcError(status)
-        a = self._arg_vals[:min(n, 4)]
+        a = self._arg_vals[:in_regs]
         if n > 4:
             a += struct.unpack_from(f"<{n - 4}Q", self._read(self.reg(UC_X86_REG_RSP) + 0x28, 8 * (n - 4)))
         return a

@@ -204,8 +204,11 @@ def arg0_handle_and_object(k) -> frozenset:
     """The handle, and the thread object behind it (the thread's end signals it)."""
     handle = k.cpu.arg0()
     h = k.ob.handles.get(handle)
-    t = k.sched.current if handle == NT_CURRENT_THREAD else h.obj if h is not None and h.kind == "thread" else None
-    return frozenset({("handle", handle)} | ({("obj", t.ethread)} if t is not None else set()))
+    if handle == NT_CURRENT_THREAD:
+        return frozenset({("handle", handle), ("obj", k.sched.current.ethread)})
+    if h is not None and h.kind == "thread":
+        return frozenset({("handle", handle), ("obj", h.obj.ethread)})
+    return frozenset({("handle", handle)})
 
 
 @ob.export(max_irql=PASSIVE_LEVEL, footprint=arg0_handle_and_object)

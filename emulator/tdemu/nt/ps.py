@@ -102,11 +102,21 @@ def exit_thread(k, t: KThread, status: int, how: str) -> None:
 
 # ---------------------------------------------------------------- queries (ps/thread.c, ps/process.c)
 
-def _query(k, _name: str, value) -> int:
-    return value(k)
+@ps.export()
+def PsGetCurrentThread(k):
+    return k.sched.current.ethread
 
 
-ps.export_each(_query, {"PsGetCurrentThread": (lambda k: k.sched.current.ethread,),
-                        "PsGetCurrentThreadId": (lambda k: k.sched.current.tid,),
-                        "PsGetCurrentProcess": (lambda _k: SYSTEM_PROCESS,),
-                        "PsGetCurrentProcessId": (lambda _k: 4,)})
+@ps.export()
+def PsGetCurrentThreadId(k):
+    return k.sched.current.tid
+
+
+@ps.export()
+def PsGetCurrentProcess(_k):
+    return SYSTEM_PROCESS
+
+
+@ps.export()
+def PsGetCurrentProcessId(_k):
+    return 4
